@@ -1,0 +1,171 @@
+/**
+ * VhostUserBackend: one device served on one unix socket, as a server (the front-end connects:
+ * QEMU's default) or as a client (QEMU `server=on`; we reconnect until it is there). One front-end
+ * at a time: a second connection is refused while the first lasts, as DPDK and QEMU back-ends do.
+ */
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import { native, type NativePoller } from './binding';
+import { VhostUserError } from './errors';
+import { NetDevice, type NetDeviceOptions } from './net/device';
+import { Channel } from './protocol/channel';
+import { parseRequestHeader } from './protocol/codec';
+import { Session, type Logger } from './protocol/session';
+
+export interface BackendOptions {
+  socketPath: string;
+  /** Connect to the front-end's socket instead of listening. */
+  client?: boolean;
+  /** Permissions of the socket we create (server mode). Default 0o600: only our user may connect. */
+  socketMode?: number;
+  /** Client mode: delay between connection attempts. Default 1000 ms. */
+  reconnectDelayMs?: number;
+  device?: NetDeviceOptions;
+  log?: Logger;
+}
+
+const EVENT_POLL_MS = 1000;
+
+export class VhostUserBackend extends EventEmitter {
+  readonly device: NetDevice;
+  readonly socketPath: string;
+  private readonly opts: BackendOptions;
+  private readonly log: Logger;
+  private listenFd = -1;
+  private listenPoller: NativePoller | null = null;
+  private channel: Channel | null = null;
+  private session: Session | null = null;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private eventTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private waitingLogged = false;
+
+  constructor(opts: BackendOptions) {
+    super();
+    this.opts = opts;
+    this.socketPath = opts.socketPath;
+    this.log = opts.log ?? (() => {});
+    this.device = new NetDevice(opts.device);
+  }
+
+  get connected(): boolean {
+    return this.channel !== null;
+  }
+
+  /** Server: listening when this returns. Client: the first attempt was made (it keeps retrying). */
+  start(): void {
+    if (this.opts.client) this.tryConnect();
+    else this.listen();
+    this.eventTimer = setInterval(() => this.drainDeviceEvents(), EVENT_POLL_MS);
+    this.eventTimer.unref();
+  }
+
+  /** Ends the connection, stops listening and removes the socket we created. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.eventTimer) clearInterval(this.eventTimer);
+    this.channel?.close();
+    if (this.listenFd >= 0) {
+      this.listenPoller?.stop();
+      native.close(this.listenFd);
+      this.listenFd = -1;
+      fs.rmSync(this.socketPath, { force: true });
+    }
+    this.drainDeviceEvents();
+  }
+
+  private listen(): void {
+    removeStaleSocket(this.socketPath);
+    this.listenFd = native.listen(this.socketPath, this.opts.socketMode ?? 0o600, 16);
+    this.listenPoller = new native.Poller(this.listenFd, () => this.acceptPending());
+    this.log('info', `listening on ${this.socketPath}`);
+  }
+
+  private acceptPending(): void {
+    for (;;) {
+      const fd = native.accept(this.listenFd);
+      if (fd < 0) return;
+      if (this.channel) {
+        this.log('warn', `refused a second front-end on ${this.socketPath}: one is already connected`);
+        native.close(fd);
+        continue;
+      }
+      this.attach(fd);
+    }
+  }
+
+  private tryConnect(): void {
+    this.reconnectTimer = null;
+    if (this.closed || this.channel) return;
+    try {
+      this.attach(native.connect(this.socketPath));
+      this.waitingLogged = false;
+    } catch (err) {
+      if (!this.waitingLogged) {
+        this.log('info', `waiting for the front-end at ${this.socketPath} (${(err as Error).message})`);
+        this.waitingLogged = true;
+      }
+      this.reconnectTimer = setTimeout(() => this.tryConnect(), this.opts.reconnectDelayMs ?? 1000);
+    }
+  }
+
+  private attach(fd: number): void {
+    const session = new Session(
+      this.device,
+      { send: (bytes, fds) => channel.send(bytes, fds), close: (reason) => channel.close(reason) },
+      this.log,
+    );
+    const channel: Channel = new Channel(fd, parseRequestHeader, {
+      onMessage: (header, payload, fds) => session.handle(header, payload, fds),
+      onClose: (reason) => this.detach(reason),
+    });
+    this.channel = channel;
+    this.session = session;
+    this.log('info', `front-end connected on ${this.socketPath}`);
+    this.emit('connect');
+  }
+
+  private detach(reason?: Error): void {
+    this.session?.reset();
+    this.session = null;
+    this.channel = null;
+    this.drainDeviceEvents();
+    if (reason) this.log('warn', `front-end disconnected: ${reason.message}`);
+    else this.log('info', 'front-end disconnected');
+    this.emit('disconnect', reason);
+    if (this.opts.client && !this.closed) {
+      this.reconnectTimer = setTimeout(() => this.tryConnect(), this.opts.reconnectDelayMs ?? 1000);
+    }
+  }
+
+  private drainDeviceEvents(): void {
+    for (const e of this.device.native.takeEvents()) this.log('warn', `data path: ${e}`);
+  }
+}
+
+/**
+ * A socket file left by a dead process is replaced; one that a live process listens on is not
+ * (two back-ends on one path would steal each other's front-ends).
+ */
+function removeStaleSocket(path: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) {
+    throw new VhostUserError('EEXIST', `${path} exists and is not a socket: choose another --socket path`);
+  }
+  let fd = -1;
+  try {
+    fd = native.connect(path);
+  } catch {
+    fs.rmSync(path, { force: true });
+    return;
+  }
+  native.close(fd);
+  throw new VhostUserError('EADDRINUSE', `another process is serving ${path}: stop it or choose another --socket path`);
+}

@@ -1,0 +1,82 @@
+/**
+ * The native addon, loaded once, behind one typed interface. Nothing else in the package touches
+ * `require('bindings')`, and nothing outside this file sees an untyped value from C++.
+ */
+import { VhostUserError } from './errors';
+
+/** A memory region as handed to the native device (the fd is consumed by the call). */
+export interface NativeRegion {
+  guestPhysAddr: bigint;
+  size: bigint;
+  userAddr: bigint;
+  mmapOffset: bigint;
+  fd: number;
+}
+
+export interface NativePoller {
+  /** Stops watching; the fd itself is not closed. */
+  stop(): void;
+}
+
+export interface NativeMapping {
+  /** The mapped bytes; detached after unmap(). */
+  readonly buffer: ArrayBuffer;
+  unmap(): void;
+}
+
+/** One virtio-net device's native half: guest memory, queues, worker thread, port. */
+export interface NativeNetDevice {
+  /** queueCount * STATS_PER_QUEUE u64 counters written by the worker (see lib/net/stats.ts). */
+  readonly stats: ArrayBuffer;
+  setMemTable(regions: NativeRegion[]): void;
+  addMemReg(region: NativeRegion): void;
+  remMemReg(region: Omit<NativeRegion, 'fd'>): void;
+  setFeatures(features: bigint): void;
+  setVringNum(queue: number, num: number): void;
+  setVringBase(queue: number, base: number): void;
+  setVringAddr(queue: number, desc: bigint, used: bigint, avail: bigint): void;
+  getVringBase(queue: number): number;
+  /** fd -1 means none; a given fd is owned by the device from then on. */
+  setVringKick(queue: number, fd: number): void;
+  setVringCall(queue: number, fd: number): void;
+  setVringErr(queue: number, fd: number): void;
+  setVringEnable(queue: number, on: boolean): void;
+  reset(): void;
+  /** What the worker logged since the last call (queues broken, chains dropped). */
+  takeEvents(): string[];
+}
+
+export interface RecvResult {
+  bytes: Buffer;
+  fds: number[];
+  /** The kernel had to cut the message or its fds: the peer sent more than any message may carry. */
+  truncated: boolean;
+}
+
+export interface Binding {
+  setErrorClass(ctor: typeof VhostUserError): void;
+  listen(path: string, mode: number, backlog: number): number;
+  connect(path: string): number;
+  /** -1 when no connection is pending. */
+  accept(listenFd: number): number;
+  /** null when nothing is there to read; empty bytes at end of stream. */
+  recvmsg(fd: number, maxBytes: number): RecvResult | null;
+  /** Bytes written, or -1 when the socket buffer is full. */
+  sendmsg(fd: number, bytes: Buffer, fds: number[]): number;
+  close(fd: number): void;
+  Poller: new (fd: number, onEvent: (status: number, readable: boolean, disconnected: boolean) => void) => NativePoller;
+  memfdCreate(name: string, size: number): number;
+  eventfd(): number;
+  eventfdRead(fd: number): number;
+  eventfdWrite(fd: number): void;
+  /** Full memory barrier, for driver code sharing rings with the back-end's thread. */
+  memoryFence(): void;
+  Mapping: new (fd: number, size: number) => NativeMapping;
+  NetDevice: new (queuePairs: number, port: string) => NativeNetDevice;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const loaded: Binding = require('bindings')('vhost_user');
+loaded.setErrorClass(VhostUserError);
+
+export const native: Binding = loaded;

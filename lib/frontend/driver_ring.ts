@@ -1,0 +1,158 @@
+/**
+ * The driver's side of a split virtqueue (virtio 1.x 2.6), in guest memory shared with the
+ * back-end: what a guest's virtio driver does, written so that tests and benchmarks can drive a
+ * back-end without a VM. It trusts nothing the device writes either: used ids are checked.
+ */
+import { native } from '../binding';
+import { VhostUserError } from '../errors';
+import type { GuestMemory } from './guest_memory';
+
+export interface BufferSpec {
+  gpa: number;
+  len: number;
+  /** Device-writable (receive buffers). */
+  write: boolean;
+}
+
+export interface UsedElem {
+  /** The head the buffer was added with. */
+  id: number;
+  len: number;
+}
+
+const DESC_F_NEXT = 1;
+const DESC_F_WRITE = 2;
+const DESC_F_INDIRECT = 4;
+const USED_F_NO_NOTIFY = 1;
+const AVAIL_F_NO_INTERRUPT = 1;
+/** Descriptors an indirect table of ours holds. */
+const INDIRECT_MAX = 8;
+
+export class DriverRing {
+  readonly descGpa: number;
+  readonly availGpa: number;
+  readonly usedGpa: number;
+  private readonly desc: Buffer;
+  private readonly avail: Buffer;
+  private readonly used: Buffer;
+  private readonly indirectGpa: number;
+  private readonly free: number[] = [];
+  /** Descriptors of each outstanding chain, by head; undefined when the head is not outstanding. */
+  private readonly chains: (number[] | undefined)[];
+  private availIdx = 0;
+  private kickedAvail = 0;
+  private lastUsed = 0;
+
+  constructor(
+    private readonly mem: GuestMemory,
+    readonly size: number,
+    private readonly eventIdx: boolean,
+  ) {
+    this.descGpa = mem.alloc(16 * size, 16);
+    this.availGpa = mem.alloc(6 + 2 * size, 2);
+    this.usedGpa = mem.alloc(6 + 8 * size, 4);
+    this.indirectGpa = mem.alloc(16 * INDIRECT_MAX * size, 16);
+    this.desc = mem.view(this.descGpa, 16 * size);
+    this.avail = mem.view(this.availGpa, 6 + 2 * size);
+    this.used = mem.view(this.usedGpa, 6 + 8 * size);
+    this.desc.fill(0);
+    this.avail.fill(0);
+    this.used.fill(0);
+    for (let i = size - 1; i >= 0; i--) this.free.push(i);
+    this.chains = new Array(size).fill(undefined);
+  }
+
+  get freeDescriptors(): number {
+    return this.free.length;
+  }
+
+  get outstanding(): number {
+    return (this.availIdx - this.lastUsed) & 0xffff;
+  }
+
+  /**
+   * Makes a buffer chain available (not yet visible: see publish). With `indirect`, the chain goes
+   * into an indirect table and takes one ring descriptor. Returns the head, or null when the ring
+   * has too few free descriptors.
+   */
+  add(bufs: BufferSpec[], indirect = false): number | null {
+    if (bufs.length === 0) throw new VhostUserError('EINVAL', 'a chain needs at least one buffer');
+    if (indirect && bufs.length > INDIRECT_MAX) throw new VhostUserError('EINVAL', `indirect chains hold at most ${INDIRECT_MAX}`);
+    const count = indirect ? 1 : bufs.length;
+    if (this.free.length < count) return null;
+    const ids: number[] = [];
+    for (let i = 0; i < count; i++) ids.push(this.free.pop()!);
+    const head = ids[0];
+    if (indirect) {
+      const tableGpa = this.indirectGpa + 16 * INDIRECT_MAX * head;
+      const table = this.mem.view(tableGpa, 16 * bufs.length);
+      bufs.forEach((b, i) => writeDesc(table, i, b.gpa, b.len, (b.write ? DESC_F_WRITE : 0) | (i + 1 < bufs.length ? DESC_F_NEXT : 0), i + 1));
+      writeDesc(this.desc, head, tableGpa, 16 * bufs.length, DESC_F_INDIRECT, 0);
+    } else {
+      bufs.forEach((b, i) => {
+        const last = i + 1 === bufs.length;
+        writeDesc(this.desc, ids[i], b.gpa, b.len, (b.write ? DESC_F_WRITE : 0) | (last ? 0 : DESC_F_NEXT), last ? 0 : ids[i + 1]);
+      });
+    }
+    this.chains[head] = ids;
+    this.avail.writeUInt16LE(head, 4 + 2 * (this.availIdx % this.size));
+    this.availIdx = (this.availIdx + 1) & 0xffff;
+    return head;
+  }
+
+  /** Makes the chains added so far visible to the device. Returns whether it must be kicked. */
+  publish(): boolean {
+    this.avail.writeUInt16LE(this.availIdx, 2);
+    native.memoryFence(); // the device's event index must be read after our index is visible
+    const old = this.kickedAvail;
+    this.kickedAvail = this.availIdx;
+    if (old === this.availIdx) return false;
+    if (this.eventIdx) {
+      const availEvent = this.used.readUInt16LE(4 + 8 * this.size);
+      return ((this.availIdx - availEvent - 1) & 0xffff) < ((this.availIdx - old) & 0xffff);
+    }
+    return (this.used.readUInt16LE(0) & USED_F_NO_NOTIFY) === 0;
+  }
+
+  /** Used buffers returned by the device since the last call; their descriptors are free again. */
+  takeUsed(): UsedElem[] {
+    const out: UsedElem[] = [];
+    const idx = this.used.readUInt16LE(2);
+    if (((idx - this.lastUsed) & 0xffff) > this.outstanding) {
+      throw new VhostUserError('EPROTO', `device used index ${idx} ran past what was made available`);
+    }
+    while (this.lastUsed !== idx) {
+      const at = 4 + 8 * (this.lastUsed % this.size);
+      const id = this.used.readUInt32LE(at);
+      const len = this.used.readUInt32LE(at + 4);
+      const ids = id < this.size ? this.chains[id] : undefined;
+      if (!ids) throw new VhostUserError('EPROTO', `device returned id ${id}, which is not outstanding`);
+      this.chains[id] = undefined;
+      for (let i = ids.length - 1; i >= 0; i--) this.free.push(ids[i]);
+      out.push({ id, len });
+      this.lastUsed = (this.lastUsed + 1) & 0xffff;
+    }
+    return out;
+  }
+
+  /** Asks for a call on the next used buffer. Returns true if one is already there (the race). */
+  armCall(): boolean {
+    if (this.eventIdx) this.avail.writeUInt16LE(this.lastUsed, 4 + 2 * this.size);
+    else this.avail.writeUInt16LE(0, 0);
+    native.memoryFence();
+    return this.used.readUInt16LE(2) !== this.lastUsed;
+  }
+
+  /** Asks the device not to call (without EVENT_IDX; with it, simply not re-arming does that). */
+  suppressCalls(): void {
+    if (!this.eventIdx) this.avail.writeUInt16LE(AVAIL_F_NO_INTERRUPT, 0);
+  }
+}
+
+function writeDesc(table: Buffer, i: number, gpa: number, len: number, flags: number, next: number): void {
+  const o = 16 * i;
+  table.writeBigUInt64LE(BigInt(gpa), o);
+  table.writeUInt32LE(len, o + 8);
+  table.writeUInt16LE(flags, o + 12);
+  table.writeUInt16LE(next, o + 14);
+}

@@ -1,0 +1,10 @@
+/** vhost-user: vhost-user device back-ends (virtio-net) for Node.js. */
+export { VhostUserBackend, type BackendOptions } from './backend';
+export { VhostUserError } from './errors';
+export { NetDevice, type NetDeviceOptions, type PortKind } from './net/device';
+export { STAT_NAMES, formatStats, type QueueStats } from './net/stats';
+export type { Logger, LogLevel } from './protocol/session';
+export { GuestMemory, type GuestMemoryOptions } from './frontend/guest_memory';
+export { VhostUserFrontend } from './frontend/frontend';
+export { VirtioNetDriver, type NetDriverOptions, type TxLayout } from './frontend/net_driver';
+export * as protocol from './protocol/constants';

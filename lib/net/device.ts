@@ -1,0 +1,91 @@
+/**
+ * A virtio-net device: its configuration, the features it offers (decided here, once, from what its
+ * port and the native data path honour) and the native half that moves the packets.
+ */
+import { native, type NativeNetDevice } from '../binding';
+import { VhostUserError } from '../errors';
+import { ProtocolFeature, VirtioFeature, VirtioNetFeature, bit } from '../protocol/constants';
+import { readAllStats, type QueueStats } from './stats';
+
+export type PortKind = 'loopback';
+export const PORT_KINDS: readonly PortKind[] = ['loopback'];
+
+export interface NetDeviceOptions {
+  /** Queue pairs the device reports (GET_QUEUE_NUM). Default 1. */
+  queuePairs?: number;
+  /** Where frames go. Default 'loopback'. */
+  port?: PortKind;
+  /** If set, the device offers VIRTIO_NET_F_MTU and accepts NET_SET_MTU up to this value. */
+  mtu?: number;
+}
+
+/** Most regions a front-end may add with ADD_MEM_REG (matches GuestMemory::kMaxRegions). */
+export const MAX_MEM_SLOTS = 32;
+export const MAX_QUEUE_PAIRS = 16;
+
+/** The split-ring and virtio-net features the native data path implements for every port. */
+const RING_FEATURES =
+  bit(VirtioFeature.VERSION_1) |
+  bit(VirtioFeature.ANY_LAYOUT) |
+  bit(VirtioFeature.RING_INDIRECT_DESC) |
+  bit(VirtioFeature.RING_EVENT_IDX) |
+  bit(VirtioFeature.PROTOCOL_FEATURES) |
+  bit(VirtioNetFeature.MRG_RXBUF);
+
+/**
+ * Protocol features offered. Nothing is offered that the device does not honour: no LOG_SHMFD until
+ * dirty-page logging exists, no BACKEND_REQ, no CONFIG (QEMU keeps the config space itself).
+ */
+const PROTOCOL_FEATURES =
+  bit(ProtocolFeature.MQ) |
+  bit(ProtocolFeature.REPLY_ACK) |
+  bit(ProtocolFeature.MTU) |
+  bit(ProtocolFeature.CONFIGURE_MEM_SLOTS) |
+  bit(ProtocolFeature.STATUS) |
+  bit(ProtocolFeature.RARP);
+
+export class NetDevice {
+  readonly queuePairs: number;
+  readonly port: PortKind;
+  readonly maxMtu: number | undefined;
+  readonly features: bigint;
+  readonly protocolFeatures: bigint = PROTOCOL_FEATURES;
+  readonly native: NativeNetDevice;
+  /** Set by NET_SET_MTU. */
+  mtu: number | undefined;
+
+  constructor(opts: NetDeviceOptions = {}) {
+    this.queuePairs = opts.queuePairs ?? 1;
+    this.port = opts.port ?? 'loopback';
+    this.maxMtu = opts.mtu;
+    if (!Number.isInteger(this.queuePairs) || this.queuePairs < 1 || this.queuePairs > MAX_QUEUE_PAIRS) {
+      throw new VhostUserError('EINVAL', `queue pairs must be an integer in 1..${MAX_QUEUE_PAIRS}, got ${opts.queuePairs}`);
+    }
+    if (!PORT_KINDS.includes(this.port)) {
+      throw new VhostUserError('EINVAL', `unknown port '${String(this.port)}' (available: ${PORT_KINDS.join(', ')})`);
+    }
+    if (this.maxMtu !== undefined && (!Number.isInteger(this.maxMtu) || this.maxMtu < 68 || this.maxMtu > 65535)) {
+      throw new VhostUserError('EINVAL', `MTU must be an integer in 68..65535, got ${this.maxMtu}`);
+    }
+    let features = RING_FEATURES;
+    if (this.maxMtu !== undefined) features |= bit(VirtioNetFeature.MTU);
+    if (this.queuePairs > 1) features |= bit(VirtioNetFeature.MQ);
+    this.features = features;
+    this.native = new native.NetDevice(this.queuePairs, this.port);
+  }
+
+  get queueCount(): number {
+    return 2 * this.queuePairs;
+  }
+
+  stats(): QueueStats[] {
+    return readAllStats(this.native.stats);
+  }
+}
+
+/** Names of the set bits of a feature mask, for logs. */
+export function featureNames(mask: bigint, table: Record<string, number>): string[] {
+  const names: string[] = [];
+  for (const [name, n] of Object.entries(table)) if ((mask >> BigInt(n)) & 1n) names.push(name);
+  return names;
+}

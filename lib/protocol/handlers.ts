@@ -1,0 +1,220 @@
+/**
+ * The handler table: what this device does with each front-end request. Read it and you know which
+ * part of the protocol the device speaks. Requests absent from the table are refused (see
+ * Session.handle). The codec has already checked sizes and fd counts; handlers check meaning
+ * (ranges, order, negotiated features) and call the native device last, because the native call
+ * takes ownership of the fds (see Session.handOverFds).
+ */
+import { VhostUserError } from '../errors';
+import { MAX_MEM_SLOTS } from '../net/device';
+import type { Message, ReplyBody } from './codec';
+import { ProtocolFeature, Request, VRING_ADDR_F_LOG, VirtioFeature, VirtioNetFeature, hasBit, type RequestCode } from './constants';
+import type { Session } from './session';
+
+/** The message variant(s) whose request union includes C. */
+type VariantFor<M, C> = M extends { request: infer R } ? (C extends R ? M : never) : never;
+type MessageFor<C extends RequestCode> = VariantFor<Message, C>;
+
+interface Handler<C extends RequestCode> {
+  /** Protocol feature the front-end must have negotiated before sending this request. */
+  needs?: number;
+  run(s: Session, msg: MessageFor<C>): ReplyBody | undefined;
+}
+
+type HandlerTable = { [C in RequestCode]?: Handler<C> };
+
+const u64 = (value: bigint | number): ReplyBody => ({ kind: 'u64', value: BigInt(value) });
+
+function unoffered(what: string, mask: bigint, offered: bigint): void {
+  const extra = mask & ~offered;
+  if (extra !== 0n) {
+    throw new VhostUserError('EINVAL', `${what} 0x${mask.toString(16)} has bits the device did not offer: 0x${extra.toString(16)}`);
+  }
+}
+
+export const HANDLERS: HandlerTable = {
+  [Request.GET_FEATURES]: { run: (s) => u64(s.device.features) },
+
+  [Request.SET_FEATURES]: {
+    run(s, m) {
+      unoffered('SET_FEATURES', m.value, s.device.features);
+      s.ackedFeatures = m.value;
+      s.device.native.setFeatures(m.value);
+      s.log('info', `features acked: 0x${m.value.toString(16)}${describeNet(m.value)}`);
+      return undefined;
+    },
+  },
+
+  [Request.SET_OWNER]: {
+    run(s) {
+      s.owner = true;
+      return undefined;
+    },
+  },
+
+  // Deprecated in the spec, still sent by old front-ends on reset: the device forgets everything.
+  [Request.RESET_OWNER]: {
+    run(s) {
+      s.reset();
+      return undefined;
+    },
+  },
+
+  [Request.GET_PROTOCOL_FEATURES]: { run: (s) => u64(s.device.protocolFeatures) },
+
+  [Request.SET_PROTOCOL_FEATURES]: {
+    run(s, m) {
+      unoffered('SET_PROTOCOL_FEATURES', m.value, s.device.protocolFeatures);
+      s.ackedProtocolFeatures = m.value;
+      return undefined;
+    },
+  },
+
+  // Queue pairs, for virtio-net (QEMU compares it with -netdev vhost-user,queues=N).
+  [Request.GET_QUEUE_NUM]: { run: (s) => u64(s.device.queuePairs) },
+
+  [Request.GET_MAX_MEM_SLOTS]: { needs: ProtocolFeature.CONFIGURE_MEM_SLOTS, run: () => u64(MAX_MEM_SLOTS) },
+
+  [Request.SET_MEM_TABLE]: {
+    run(s, m) {
+      s.handOverFds();
+      s.device.native.setMemTable(m.regions);
+      return undefined;
+    },
+  },
+
+  [Request.ADD_MEM_REG]: {
+    needs: ProtocolFeature.CONFIGURE_MEM_SLOTS,
+    run(s, m) {
+      s.handOverFds();
+      s.device.native.addMemReg({ ...m.region, fd: m.fd });
+      return undefined;
+    },
+  },
+
+  // The fd some front-ends send along is not needed: Session closes it.
+  [Request.REM_MEM_REG]: {
+    needs: ProtocolFeature.CONFIGURE_MEM_SLOTS,
+    run(s, m) {
+      s.device.native.remMemReg(m.region);
+      return undefined;
+    },
+  },
+
+  [Request.SET_VRING_NUM]: {
+    run(s, m) {
+      s.device.native.setVringNum(s.queue(m.index, 'SET_VRING_NUM'), m.num);
+      return undefined;
+    },
+  },
+
+  [Request.SET_VRING_BASE]: {
+    run(s, m) {
+      const q = s.queue(m.index, 'SET_VRING_BASE');
+      if (m.num > 0xffff) throw new VhostUserError('EINVAL', `SET_VRING_BASE: base ${m.num} exceeds 16 bits (split ring)`);
+      s.device.native.setVringBase(q, m.num);
+      return undefined;
+    },
+  },
+
+  [Request.SET_VRING_ADDR]: {
+    run(s, m) {
+      const q = s.queue(m.index, 'SET_VRING_ADDR');
+      if (m.flags & VRING_ADDR_F_LOG) {
+        throw new VhostUserError('ENOTSUP', 'SET_VRING_ADDR: dirty logging (VRING_ADDR_F_LOG) is not supported by this back-end');
+      }
+      s.device.native.setVringAddr(q, m.descUserAddr, m.usedUserAddr, m.availUserAddr);
+      return undefined;
+    },
+  },
+
+  [Request.GET_VRING_BASE]: {
+    run(s, m) {
+      const q = s.queue(m.index, 'GET_VRING_BASE');
+      return { kind: 'vringState', index: m.index, num: s.device.native.getVringBase(q) };
+    },
+  },
+
+  [Request.SET_VRING_KICK]: {
+    run(s, m) {
+      const q = s.queue(m.index, 'SET_VRING_KICK');
+      if (m.fd === null) {
+        throw new VhostUserError('ENOTSUP', 'SET_VRING_KICK without an eventfd (polling mode) is not supported');
+      }
+      s.handOverFds();
+      s.device.native.setVringKick(q, m.fd);
+      if (s.ringsStartEnabled) s.device.native.setVringEnable(q, true);
+      return undefined;
+    },
+  },
+
+  // No fd (NOFD): the front-end polls the used ring and wants no calls.
+  [Request.SET_VRING_CALL]: {
+    run(s, m) {
+      const q = s.queue(m.index, 'SET_VRING_CALL');
+      s.handOverFds();
+      s.device.native.setVringCall(q, m.fd ?? -1);
+      return undefined;
+    },
+  },
+
+  [Request.SET_VRING_ERR]: {
+    run(s, m) {
+      const q = s.queue(m.index, 'SET_VRING_ERR');
+      s.handOverFds();
+      s.device.native.setVringErr(q, m.fd ?? -1);
+      return undefined;
+    },
+  },
+
+  [Request.SET_VRING_ENABLE]: {
+    run(s, m) {
+      const q = s.queue(m.index, 'SET_VRING_ENABLE');
+      if (m.num > 1) throw new VhostUserError('EINVAL', `SET_VRING_ENABLE: state ${m.num} is neither 0 nor 1`);
+      s.device.native.setVringEnable(q, m.num === 1);
+      return undefined;
+    },
+  },
+
+  // The guest migrated here: a port on a real network would broadcast a RARP for this MAC.
+  [Request.SEND_RARP]: {
+    needs: ProtocolFeature.RARP,
+    run(s, m) {
+      s.log('info', `guest announced MAC ${[...m.mac].map((b) => b.toString(16).padStart(2, '0')).join(':')}`);
+      return undefined;
+    },
+  },
+
+  [Request.NET_SET_MTU]: {
+    needs: ProtocolFeature.MTU,
+    run(s, m) {
+      const limit = BigInt(s.device.maxMtu ?? 65535);
+      if (m.value < 68n || m.value > limit) {
+        throw new VhostUserError('EINVAL', `NET_SET_MTU: MTU ${m.value} outside 68..${limit} (see --mtu)`);
+      }
+      s.device.mtu = Number(m.value);
+      return undefined;
+    },
+  },
+
+  [Request.SET_STATUS]: {
+    needs: ProtocolFeature.STATUS,
+    run(s, m) {
+      if (m.value > 0xffn) throw new VhostUserError('EINVAL', `SET_STATUS: status 0x${m.value.toString(16)} exceeds 8 bits`);
+      s.status = Number(m.value);
+      return undefined;
+    },
+  },
+
+  [Request.GET_STATUS]: { needs: ProtocolFeature.STATUS, run: (s) => u64(s.status) },
+};
+
+function describeNet(features: bigint): string {
+  const parts: string[] = [];
+  if (hasBit(features, VirtioFeature.VERSION_1)) parts.push('VERSION_1');
+  if (hasBit(features, VirtioNetFeature.MRG_RXBUF)) parts.push('MRG_RXBUF');
+  if (hasBit(features, VirtioFeature.RING_EVENT_IDX)) parts.push('EVENT_IDX');
+  if (hasBit(features, VirtioFeature.RING_INDIRECT_DESC)) parts.push('INDIRECT_DESC');
+  if (hasBit(features, VirtioFeature.PROTOCOL_FEATURES)) parts.push('PROTOCOL_FEATURES');
+  return parts.length ? ` (${parts.join(' ')})` : '';
+}

@@ -1,0 +1,116 @@
+#include "core/guest_memory.h"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace vhost {
+
+namespace {
+
+// True if [start, start+len) fits inside [base, base+size) without wrapping.
+inline bool Contains(uint64_t base, uint64_t size, uint64_t start, uint64_t len) {
+  if (start < base) return false;
+  uint64_t off = start - base;
+  return off <= size && len <= size - off;
+}
+
+inline bool Overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) {
+  return a < b + blen && b < a + alen;
+}
+
+}  // namespace
+
+int GuestMemory::Add(const RegionSpec& s, int fd, std::string* err) {
+  auto fail = [&](int code, const std::string& why) {
+    if (fd >= 0) close(fd);
+    *err = why;
+    return code;
+  };
+  if (count_ >= kMaxRegions)
+    return fail(ENOSPC, "too many memory regions (limit " + std::to_string(kMaxRegions) + ")");
+  if (s.size == 0) return fail(EINVAL, "memory region of size 0");
+  uint64_t end;
+  if (__builtin_add_overflow(s.mmap_offset, s.size, &end) ||
+      __builtin_add_overflow(s.guest_phys_addr, s.size - 1, &end) ||
+      __builtin_add_overflow(s.user_addr, s.size - 1, &end))
+    return fail(EINVAL, "memory region wraps the address space (size + offset overflows)");
+  for (int i = 0; i < count_; i++) {
+    const RegionSpec& o = regions_[i].spec;
+    if (Overlaps(o.guest_phys_addr, o.size, s.guest_phys_addr, s.size))
+      return fail(EINVAL, "memory region overlaps another region's guest physical range");
+    if (Overlaps(o.user_addr, o.size, s.user_addr, s.size))
+      return fail(EINVAL, "memory region overlaps another region's front-end address range");
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) return fail(errno, std::string("fstat of region fd: ") + strerror(errno));
+  uint64_t need = s.mmap_offset + s.size;
+  // mmap past the end of a file succeeds but faults on access: refuse it here.
+  if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) < need)
+    return fail(EINVAL, "memory region ends beyond its fd (mmap_offset + size > file size)");
+  if (need > SIZE_MAX) return fail(EINVAL, "memory region too large");
+  // mmap_offset need not be page aligned: map from 0 and skip it, as QEMU's back-ends do.
+  void* base = mmap(nullptr, static_cast<size_t>(need), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) return fail(errno, std::string("mmap of memory region: ") + strerror(errno));
+  close(fd);
+  MappedRegion& r = regions_[count_++];
+  r.spec = s;
+  r.map_base = base;
+  r.map_len = static_cast<size_t>(need);
+  r.host = static_cast<uint8_t*>(base) + s.mmap_offset;
+  return 0;
+}
+
+bool GuestMemory::Remove(const RegionSpec& s) {
+  for (int i = 0; i < count_; i++) {
+    const RegionSpec& o = regions_[i].spec;
+    if (o.guest_phys_addr == s.guest_phys_addr && o.size == s.size && o.user_addr == s.user_addr) {
+      munmap(regions_[i].map_base, regions_[i].map_len);
+      regions_[i] = regions_[--count_];
+      last_hit_ = 0;
+      return true;
+    }
+  }
+  return false;
+}
+
+void GuestMemory::Clear() {
+  for (int i = 0; i < count_; i++) munmap(regions_[i].map_base, regions_[i].map_len);
+  count_ = 0;
+  last_hit_ = 0;
+}
+
+uint8_t* GuestMemory::GpaToHostPartial(uint64_t gpa, uint64_t len, uint64_t* contiguous) const {
+  int n = count_;
+  for (int k = 0; k < n; k++) {
+    int i = (last_hit_ + k) % n;
+    const MappedRegion& r = regions_[i];
+    if (gpa >= r.spec.guest_phys_addr && gpa - r.spec.guest_phys_addr < r.spec.size) {
+      last_hit_ = i;
+      uint64_t off = gpa - r.spec.guest_phys_addr;
+      uint64_t room = r.spec.size - off;
+      *contiguous = len < room ? len : room;
+      return r.host + off;
+    }
+  }
+  return nullptr;
+}
+
+uint8_t* GuestMemory::GpaToHost(uint64_t gpa, uint64_t len) const {
+  uint64_t got;
+  uint8_t* p = GpaToHostPartial(gpa, len, &got);
+  return p && got == len ? p : nullptr;
+}
+
+uint8_t* GuestMemory::UserToHost(uint64_t uaddr, uint64_t len) const {
+  for (int i = 0; i < count_; i++) {
+    const MappedRegion& r = regions_[i];
+    if (Contains(r.spec.user_addr, r.spec.size, uaddr, len)) return r.host + (uaddr - r.spec.user_addr);
+  }
+  return nullptr;
+}
+
+}  // namespace vhost

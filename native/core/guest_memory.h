@@ -1,0 +1,60 @@
+// Guest memory table: the regions the front-end shared with us, mapped into this process.
+// Two address spaces are translated: guest-physical addresses (descriptor buffers) and the
+// front-end's own virtual addresses (ring addresses in SET_VRING_ADDR). Every translation is
+// bounds-checked against one mapped region; nothing outside the table is ever returned.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace vhost {
+
+struct RegionSpec {
+  uint64_t guest_phys_addr;
+  uint64_t size;
+  uint64_t user_addr;
+  uint64_t mmap_offset;
+};
+
+struct MappedRegion {
+  RegionSpec spec;
+  uint8_t* host;     // host address of guest_phys_addr (map_base + mmap_offset)
+  void* map_base;    // what mmap returned
+  size_t map_len;
+};
+
+class GuestMemory {
+ public:
+  // Enough for QEMU's CONFIGURE_MEM_SLOTS use (DIMM hotplug) and DPDK's segments.
+  static constexpr int kMaxRegions = 32;
+
+  GuestMemory() = default;
+  ~GuestMemory() { Clear(); }
+  GuestMemory(const GuestMemory&) = delete;
+  GuestMemory& operator=(const GuestMemory&) = delete;
+
+  // Maps `fd` for `spec`. The fd is always consumed (closed), mapped or not. On failure returns an
+  // errno-style code and fills *err with what was wrong; the table is unchanged.
+  int Add(const RegionSpec& spec, int fd, std::string* err);
+  // Removes the region that matches gpa/size/user_addr exactly. Returns false if none does.
+  bool Remove(const RegionSpec& spec);
+  void Clear();
+  int count() const { return count_; }
+  const MappedRegion& region(int i) const { return regions_[i]; }
+
+  // Host pointer for [gpa, gpa+len) if it lies inside one region; otherwise nullptr.
+  uint8_t* GpaToHost(uint64_t gpa, uint64_t len) const;
+  // Like GpaToHost, but for a range that may span adjacent regions: returns the host pointer of gpa
+  // and in *contiguous how many bytes from there lie in the same region (<= len).
+  uint8_t* GpaToHostPartial(uint64_t gpa, uint64_t len, uint64_t* contiguous) const;
+  // Host pointer for the front-end virtual range [uaddr, uaddr+len) inside one region, else nullptr.
+  uint8_t* UserToHost(uint64_t uaddr, uint64_t len) const;
+
+ private:
+  MappedRegion regions_[kMaxRegions];
+  int count_ = 0;
+  mutable int last_hit_ = 0;  // region of the previous translation; buffers cluster
+};
+
+}  // namespace vhost

@@ -1,0 +1,209 @@
+#include "core/split_ring.h"
+
+#include <cstring>
+
+namespace vhost {
+
+namespace {
+
+inline uint16_t LoadU16(const uint8_t* p) {
+  return __atomic_load_n(reinterpret_cast<const uint16_t*>(p), __ATOMIC_RELAXED);
+}
+inline void StoreU16(uint8_t* p, uint16_t v) {
+  __atomic_store_n(reinterpret_cast<uint16_t*>(p), v, __ATOMIC_RELAXED);
+}
+inline void StoreU32(uint8_t* p, uint32_t v) {
+  __atomic_store_n(reinterpret_cast<uint32_t*>(p), v, __ATOMIC_RELAXED);
+}
+inline bool Aligned(const void* p, uintptr_t a) { return (reinterpret_cast<uintptr_t>(p) & (a - 1)) == 0; }
+
+}  // namespace
+
+const char* ChainErrorName(ChainError e) {
+  switch (e) {
+    case ChainError::kNone: return "none";
+    case ChainError::kBadHead: return "head index out of range";
+    case ChainError::kBadIndex: return "next index out of range";
+    case ChainError::kTooLong: return "chain longer than its table (loop)";
+    case ChainError::kBadAddress: return "buffer outside guest memory";
+    case ChainError::kBadIndirect: return "invalid indirect table";
+    case ChainError::kWrongDirection: return "buffer of the wrong direction";
+    case ChainError::kTooManySegments: return "too many buffer pieces";
+  }
+  return "unknown";
+}
+
+bool SplitRing::Attach(const GuestMemory& mem, uint32_t num, uint64_t desc_ua, uint64_t avail_ua,
+                       uint64_t used_ua, std::string* err) {
+  if (num == 0 || num > kMaxRingSize || (num & (num - 1)) != 0) {
+    *err = "ring size " + std::to_string(num) + " is not a power of two in 1..32768";
+    return false;
+  }
+  uint8_t* d = mem.UserToHost(desc_ua, 16ull * num);
+  uint8_t* a = mem.UserToHost(avail_ua, 6ull + 2ull * num);
+  uint8_t* u = mem.UserToHost(used_ua, 6ull + 8ull * num);
+  if (!d || !a || !u) {
+    *err = std::string(!d ? "descriptor table" : !a ? "available ring" : "used ring") +
+           " is not inside the memory table (SET_VRING_ADDR before SET_MEM_TABLE, or a bad address)";
+    return false;
+  }
+  if (!Aligned(d, 16) || !Aligned(a, 2) || !Aligned(u, 4)) {
+    *err = "ring address misaligned (descriptor table 16, available 2, used 4 bytes)";
+    return false;
+  }
+  desc_ = d;
+  avail_ = a;
+  used_ = u;
+  num_ = num;
+  mask_ = static_cast<uint16_t>(num - 1);
+  SyncUsedIndex();
+  return true;
+}
+
+void SplitRing::SyncUsedIndex() {
+  used_idx_ = published_used_ = __atomic_load_n(reinterpret_cast<uint16_t*>(used_ + 2), __ATOMIC_ACQUIRE);
+}
+
+uint16_t SplitRing::Available(bool* broken) {
+  uint16_t idx = __atomic_load_n(reinterpret_cast<const uint16_t*>(avail_ + 2), __ATOMIC_ACQUIRE);
+  uint16_t n = static_cast<uint16_t>(idx - last_avail_);
+  if (n > num_) {
+    *broken = true;
+    return 0;
+  }
+  return n;
+}
+
+SplitRing::Desc SplitRing::ReadDesc(const uint8_t* table, uint16_t i) const {
+  uint64_t w[2];
+  memcpy(w, table + 16u * i, 16);
+  // The guest can rewrite the descriptor; the barrier keeps the compiler from re-reading it later.
+  __asm__ __volatile__("" ::: "memory");
+  Desc d;
+  d.addr = w[0];
+  d.len = static_cast<uint32_t>(w[1]);
+  d.flags = static_cast<uint16_t>(w[1] >> 32);
+  d.next = static_cast<uint16_t>(w[1] >> 48);
+  return d;
+}
+
+bool SplitRing::AddBuffer(const GuestMemory& mem, const Desc& d, Segment* segs, int max_segs,
+                          Chain* c, ChainError* err) {
+  if (d.len > UINT32_MAX - c->len) {
+    *err = ChainError::kTooLong;
+    return false;
+  }
+  uint64_t addr = d.addr, left = d.len;
+  while (left > 0) {  // a buffer may span adjacent regions
+    uint64_t got = 0;
+    uint8_t* p = mem.GpaToHostPartial(addr, left, &got);
+    if (!p || got == 0) {
+      *err = ChainError::kBadAddress;
+      return false;
+    }
+    if (c->nseg >= max_segs) {
+      *err = ChainError::kTooManySegments;
+      return false;
+    }
+    segs[c->nseg++] = Segment{p, static_cast<uint32_t>(got)};
+    c->len += static_cast<uint32_t>(got);
+    addr += got;
+    left -= got;
+  }
+  return true;
+}
+
+Chain SplitRing::Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs,
+                     ChainError* err) {
+  Chain c{0, 0, 0};
+  *err = ChainError::kNone;
+  uint16_t head = LoadU16(avail_ + 4 + 2u * (last_avail_ & mask_));
+  last_avail_++;
+  c.head = head;
+  if (head >= num_) {
+    *err = ChainError::kBadHead;
+    return c;
+  }
+  const uint8_t* table = desc_;
+  uint32_t table_size = num_;
+  uint32_t walked = 0;
+  bool in_indirect = false;
+  uint16_t i = head;
+  for (;;) {
+    if (++walked > table_size) {
+      *err = ChainError::kTooLong;
+      return c;
+    }
+    Desc d = ReadDesc(table, i);
+    if (d.flags & kDescFlagIndirect) {
+      if (!indirect_ || in_indirect || (d.flags & kDescFlagNext) || d.len == 0 || d.len % 16 != 0 ||
+          d.len / 16 > kMaxRingSize) {
+        *err = ChainError::kBadIndirect;
+        return c;
+      }
+      const uint8_t* t = mem.GpaToHost(d.addr, d.len);
+      if (!t) {
+        *err = ChainError::kBadAddress;
+        return c;
+      }
+      table = t;
+      table_size = d.len / 16;
+      walked = 0;
+      in_indirect = true;
+      i = 0;
+      continue;
+    }
+    if (((d.flags & kDescFlagWrite) != 0) != device_writes) {
+      *err = ChainError::kWrongDirection;
+      return c;
+    }
+    if (!AddBuffer(mem, d, segs, max_segs, &c, err)) return c;
+    if (!(d.flags & kDescFlagNext)) return c;
+    i = d.next;
+    if (i >= table_size) {
+      *err = ChainError::kBadIndex;
+      return c;
+    }
+  }
+}
+
+void SplitRing::PushUsed(uint16_t head, uint32_t len) {
+  uint8_t* e = used_ + 4 + 8u * (used_idx_ & mask_);
+  StoreU32(e, head);
+  StoreU32(e + 4, len);
+  used_idx_++;
+}
+
+bool SplitRing::PublishUsed() {
+  if (used_idx_ == published_used_) return false;
+  __atomic_store_n(reinterpret_cast<uint16_t*>(used_ + 2), used_idx_, __ATOMIC_RELEASE);
+  // The guest's suppression fields must be read after it can see the new index.
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  uint16_t old_used = published_used_;
+  published_used_ = used_idx_;
+  if (event_idx_) {
+    // Call only if used_event lies in [old, new): the guest asked to be told once the device
+    // passes used_event. Unsigned 16-bit arithmetic makes this hold across wrap-around.
+    uint16_t used_event = LoadU16(avail_ + 4 + 2u * num_);
+    return static_cast<uint16_t>(used_idx_ - used_event - 1) < static_cast<uint16_t>(used_idx_ - old_used);
+  }
+  return (LoadU16(avail_) & kAvailFlagNoInterrupt) == 0;
+}
+
+bool SplitRing::ArmKick() {
+  if (event_idx_) StoreU16(used_ + 4 + 8u * num_, last_avail_);
+  // Without this fence the guest could add a buffer after our last look but before it sees the
+  // event index, and neither side would act.
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  uint16_t idx = __atomic_load_n(reinterpret_cast<const uint16_t*>(avail_ + 2), __ATOMIC_ACQUIRE);
+  return idx != last_avail_;
+}
+
+bool SplitRing::ArmKickBeyondAvail() {
+  uint16_t seen = __atomic_load_n(reinterpret_cast<const uint16_t*>(avail_ + 2), __ATOMIC_ACQUIRE);
+  if (event_idx_) StoreU16(used_ + 4 + 8u * num_, seen);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  return __atomic_load_n(reinterpret_cast<const uint16_t*>(avail_ + 2), __ATOMIC_ACQUIRE) != seen;
+}
+
+}  // namespace vhost

@@ -1,0 +1,111 @@
+// One split virtqueue as the device sees it (virtio 1.x, 2.6 "Split Virtqueues").
+// The ring lives in guest memory, which the guest may rewrite at any moment: every shared field is
+// read exactly once into a local, every index is bounded by the ring size, every buffer address is
+// translated through GuestMemory with bounds checks. Used entries are written into the ring as the
+// burst goes and published by a single store of used->idx (the shadow-used-ring idea), so the guest
+// sees one update per burst.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/guest_memory.h"
+
+namespace vhost {
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio 1.x rings are little-endian");
+
+constexpr uint16_t kDescFlagNext = 1;
+constexpr uint16_t kDescFlagWrite = 2;
+constexpr uint16_t kDescFlagIndirect = 4;
+constexpr uint16_t kAvailFlagNoInterrupt = 1;
+constexpr uint32_t kMaxRingSize = 32768;
+
+// A piece of a buffer in host memory.
+struct Segment {
+  uint8_t* ptr;
+  uint32_t len;
+};
+
+enum class ChainError : uint8_t {
+  kNone = 0,
+  kBadHead,          // head index >= ring size (the entry cannot even be returned)
+  kBadIndex,         // a next index >= table size
+  kTooLong,          // more descriptors than the table holds: a loop
+  kBadAddress,       // buffer not inside guest memory
+  kBadIndirect,      // indirect table: wrong size, nested, with NEXT, or not negotiated
+  kWrongDirection,   // a device-writable buffer where a readable one was due, or the reverse
+  kTooManySegments,  // more pieces than the caller can take
+};
+
+const char* ChainErrorName(ChainError e);
+
+// Result of walking one descriptor chain.
+struct Chain {
+  uint16_t head;
+  uint32_t len;   // total bytes over all segments
+  int nseg;
+};
+
+class SplitRing {
+ public:
+  // Validates and resolves ring addresses (front-end virtual addresses) against `mem`.
+  // Returns false with *err set when a part is outside mapped memory or misaligned.
+  bool Attach(const GuestMemory& mem, uint32_t num, uint64_t desc_ua, uint64_t avail_ua,
+              uint64_t used_ua, std::string* err);
+  void Detach() { desc_ = nullptr; }
+  bool attached() const { return desc_ != nullptr; }
+  void set_event_idx(bool on) { event_idx_ = on; }
+  void set_indirect(bool on) { indirect_ = on; }
+
+  uint16_t last_avail() const { return last_avail_; }
+  void set_last_avail(uint16_t v) { last_avail_ = v; }
+  // Picks up the guest's used index as the starting point (used entries already returned).
+  void SyncUsedIndex();
+
+  // Number of chains the guest has made available and we have not taken. Sets *broken when the guest
+  // claims more than the ring holds.
+  uint16_t Available(bool* broken);
+  // Walks the chain at last_avail and takes it. Segments go to segs[0..max_segs). All descriptors must
+  // be device-writable (device_writes) or all readable. On error the chain is still taken (when
+  // its head is valid the caller returns it with length 0) and *err says why.
+  Chain Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs, ChainError* err);
+  // Gives back the last n chains taken by Pop (nothing of them was published yet).
+  void Unpop(uint16_t n) { last_avail_ -= n; }
+
+  // Writes a used entry; the guest sees it after PublishUsed.
+  void PushUsed(uint16_t head, uint32_t len);
+  // Publishes the used entries written since the last publish. Returns whether the guest wants a call.
+  bool PublishUsed();
+  // Tells the guest to kick us when it adds buffers past what we have taken (EVENT_IDX), then re-checks
+  // whether it already did: returns true if more buffers are available (the race is closed).
+  bool ArmKick();
+  // Like ArmKick, but asks for a kick on any buffer beyond those already available (used while
+  // waiting for more room than the guest has given). Returns true if the index moved meanwhile.
+  bool ArmKickBeyondAvail();
+
+ private:
+  struct Desc {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t flags;
+    uint16_t next;
+  };
+  Desc ReadDesc(const uint8_t* table, uint16_t i) const;
+  // Appends the segments of one descriptor's buffer; returns false on error.
+  bool AddBuffer(const GuestMemory& mem, const Desc& d, Segment* segs, int max_segs, Chain* c,
+                 ChainError* err);
+
+  uint8_t* desc_ = nullptr;
+  uint8_t* avail_ = nullptr;   // flags u16, idx u16, ring[num] u16, used_event u16
+  uint8_t* used_ = nullptr;    // flags u16, idx u16, ring[num] {id u32, len u32}, avail_event u16
+  uint32_t num_ = 0;
+  uint16_t mask_ = 0;
+  uint16_t last_avail_ = 0;
+  uint16_t used_idx_ = 0;       // our next used index (not yet published beyond published_used_)
+  uint16_t published_used_ = 0;
+  bool event_idx_ = false;
+  bool indirect_ = false;
+};
+
+}  // namespace vhost

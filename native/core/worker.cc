@@ -1,0 +1,81 @@
+#include "core/worker.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace vhost {
+
+namespace {
+constexpr uint32_t kWakeTag = UINT32_MAX;
+}
+
+int Worker::Start(const std::vector<Watch>& watches, Handler handler, std::string* err) {
+  Stop();
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  int e = 0;
+  if (epoll_fd_ < 0 || wake_fd_ < 0) e = errno;
+  auto add = [&](int fd, uint32_t tag) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = tag;
+    if (e == 0 && epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) e = errno;
+  };
+  add(wake_fd_, kWakeTag);
+  for (const Watch& w : watches) add(w.fd, w.tag);
+  if (e != 0) {
+    *err = std::string("worker setup (epoll/eventfd): ") + strerror(e);
+    if (epoll_fd_ >= 0) close(epoll_fd_);
+    if (wake_fd_ >= 0) close(wake_fd_);
+    epoll_fd_ = wake_fd_ = -1;
+    return e;
+  }
+  stop_.store(false);
+  thread_ = std::thread(&Worker::Run, this, watches, std::move(handler));
+  return 0;
+}
+
+void Worker::Stop() {
+  if (thread_.joinable()) {
+    stop_.store(true);
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof one);
+    thread_.join();
+  }
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+  if (wake_fd_ >= 0) close(wake_fd_);
+  epoll_fd_ = wake_fd_ = -1;
+}
+
+void Worker::Run(std::vector<Watch> watches, Handler handler) {
+  for (const Watch& w : watches) {
+    if (stop_requested()) return;
+    handler(w.tag, false);
+  }
+  epoll_event events[16];
+  while (!stop_requested()) {
+    int n = epoll_wait(epoll_fd_, events, 16, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    for (int i = 0; i < n && !stop_requested(); i++) {
+      uint32_t tag = events[i].data.u32;
+      if (tag == kWakeTag) continue;
+      for (const Watch& w : watches) {
+        if (w.tag != tag) continue;
+        uint64_t count;
+        // Drain the kick so that the next one wakes us again (level-triggered epoll).
+        (void)!read(w.fd, &count, sizeof count);
+        handler(tag, true);
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace vhost

@@ -1,0 +1,47 @@
+// The thread that serves one device's queues: epoll over the kick eventfds plus a wake eventfd.
+// Its owner stops and joins it before changing anything the thread reads (memory table, rings),
+// then starts a new one with the new set of fds: the quiesce rule in one place.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace vhost {
+
+class Worker {
+ public:
+  struct Watch {
+    int fd;        // an eventfd the worker drains when readable; owned by the caller
+    uint32_t tag;  // passed to the handler (the queue index)
+  };
+  // Called on the worker thread: once per tag right after start (buffers may be waiting already),
+  // then each time that tag's fd was readable (kicked = true).
+  using Handler = std::function<void(uint32_t tag, bool kicked)>;
+
+  Worker() = default;
+  ~Worker() { Stop(); }
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Returns 0 or an errno value with *err set.
+  int Start(const std::vector<Watch>& watches, Handler handler, std::string* err);
+  // Wakes the thread and joins it. Safe to call when not running.
+  void Stop();
+  bool running() const { return thread_.joinable(); }
+  // Long-running handlers check this between bursts so that Stop is prompt.
+  bool stop_requested() const { return stop_.load(std::memory_order_relaxed); }
+
+ private:
+  void Run(std::vector<Watch> watches, Handler handler);
+
+  std::thread thread_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace vhost

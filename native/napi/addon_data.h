@@ -1,0 +1,25 @@
+// Per-environment state of the addon (Node workers each get their own) and the one way native
+// errors reach JS: as the VhostUserError class that lib/errors.ts hands us once.
+#pragma once
+
+#include <napi.h>
+
+#include <string>
+
+namespace vhost {
+
+struct AddonData {
+  Napi::FunctionReference error_class;
+};
+
+// Throws VhostUserError(code, message, {errno, op}) as a C++ exception Node-API turns into a JS one.
+[[noreturn]] void ThrowError(Napi::Env env, const std::string& code, const std::string& message,
+                             int err_no = 0, const char* op = nullptr);
+// Same, for a failed syscall: code is the errno name (EINVAL, ...).
+[[noreturn]] void ThrowErrno(Napi::Env env, int err_no, const char* op, const std::string& what);
+
+void InitSocket(Napi::Env env, Napi::Object exports);
+void InitOs(Napi::Env env, Napi::Object exports);
+void InitDevice(Napi::Env env, Napi::Object exports);
+
+}  // namespace vhost

@@ -1,0 +1,193 @@
+// NetDevice exposed to JS. TypeScript has already validated every message; this layer converts
+// plain values, calls the device, and turns a non-zero result into a VhostUserError. The counters
+// live in a JS-owned ArrayBuffer the worker writes into, so reading stats costs no native call.
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "napi/addon_data.h"
+#include "net/net_device.h"
+#include "net/ports/loopback.h"
+
+namespace vhost {
+
+namespace {
+
+uint64_t ToU64(Napi::Env env, Napi::Value v, const char* what) {
+  bool lossless = false;
+  uint64_t out = v.As<Napi::BigInt>().Uint64Value(&lossless);
+  if (!lossless) ThrowError(env, "EINVAL", std::string(what) + " does not fit in 64 bits");
+  return out;
+}
+
+RegionSpec ToRegion(Napi::Env env, Napi::Object o) {
+  return RegionSpec{ToU64(env, o.Get("guestPhysAddr"), "guestPhysAddr"), ToU64(env, o.Get("size"), "size"),
+                    ToU64(env, o.Get("userAddr"), "userAddr"), ToU64(env, o.Get("mmapOffset"), "mmapOffset")};
+}
+
+class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(
+        env, "NetDevice",
+        {InstanceMethod<&NetDeviceWrap::SetMemTable>("setMemTable"),
+         InstanceMethod<&NetDeviceWrap::AddMemReg>("addMemReg"),
+         InstanceMethod<&NetDeviceWrap::RemMemReg>("remMemReg"),
+         InstanceMethod<&NetDeviceWrap::SetFeatures>("setFeatures"),
+         InstanceMethod<&NetDeviceWrap::SetVringNum>("setVringNum"),
+         InstanceMethod<&NetDeviceWrap::SetVringBase>("setVringBase"),
+         InstanceMethod<&NetDeviceWrap::SetVringAddr>("setVringAddr"),
+         InstanceMethod<&NetDeviceWrap::GetVringBase>("getVringBase"),
+         InstanceMethod<&NetDeviceWrap::SetVringFd<&NetDevice::SetVringKick>>("setVringKick"),
+         InstanceMethod<&NetDeviceWrap::SetVringFd<&NetDevice::SetVringCall>>("setVringCall"),
+         InstanceMethod<&NetDeviceWrap::SetVringFd<&NetDevice::SetVringErr>>("setVringErr"),
+         InstanceMethod<&NetDeviceWrap::SetVringEnable>("setVringEnable"),
+         InstanceMethod<&NetDeviceWrap::Reset>("reset"),
+         InstanceMethod<&NetDeviceWrap::TakeEvents>("takeEvents"),
+         InstanceAccessor<&NetDeviceWrap::Stats>("stats")});
+  }
+
+  // new NetDevice(queuePairs, portName)
+  explicit NetDeviceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetDeviceWrap>(info) {
+    Napi::Env env = info.Env();
+    int pairs = info[0].As<Napi::Number>().Int32Value();
+    std::string port = info[1].As<Napi::String>();
+    if (pairs < 1 || pairs > NetDevice::kMaxQueuePairs)
+      ThrowError(env, "EINVAL", "queue pairs must be 1.." + std::to_string(NetDevice::kMaxQueuePairs));
+    std::unique_ptr<Port> p;
+    if (port == "loopback") p = std::make_unique<LoopbackPort>();
+    else ThrowError(env, "EINVAL", "unknown port '" + port + "' (available: loopback)");
+    Napi::ArrayBuffer stats = Napi::ArrayBuffer::New(env, sizeof(uint64_t) * kStatsPerQueue * 2 * pairs);
+    memset(stats.Data(), 0, stats.ByteLength());
+    stats_ = Napi::Persistent(stats);
+    device_ = std::make_unique<NetDevice>(pairs, std::move(p), static_cast<uint64_t*>(stats.Data()));
+    // Workers must be joined before the environment goes away (Worker.terminate, vitest threads).
+    napi_add_env_cleanup_hook(env, &NetDeviceWrap::OnEnvCleanup, device_.get());
+  }
+
+  ~NetDeviceWrap() override {
+    napi_remove_env_cleanup_hook(Env(), &NetDeviceWrap::OnEnvCleanup, device_.get());
+  }
+
+ private:
+  static void OnEnvCleanup(void* arg) { static_cast<NetDevice*>(arg)->Shutdown(); }
+
+  void Check(int rc, const std::string& err, const char* op) {
+    if (rc != 0) ThrowErrno(Env(), rc, op, std::string(op) + ": " + err);
+  }
+  int Queue(const Napi::CallbackInfo& info) { return info[0].As<Napi::Number>().Int32Value(); }
+
+  Napi::Value SetMemTable(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Array arr = info[0].As<Napi::Array>();
+    std::vector<RegionSpec> regions;
+    std::vector<int> fds;
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Object o = arr.Get(i).As<Napi::Object>();
+      fds.push_back(o.Get("fd").As<Napi::Number>().Int32Value());
+    }
+    try {
+      for (uint32_t i = 0; i < arr.Length(); i++) regions.push_back(ToRegion(env, arr.Get(i).As<Napi::Object>()));
+    } catch (...) {
+      for (int fd : fds) close(fd);  // the fds were handed over: never leak them
+      throw;
+    }
+    std::string err;
+    Check(device_->SetMemTable(regions, fds, &err), err, "SET_MEM_TABLE");
+    return env.Undefined();
+  }
+
+  Napi::Value AddMemReg(const Napi::CallbackInfo& info) {
+    Napi::Object o = info[0].As<Napi::Object>();
+    int fd = o.Get("fd").As<Napi::Number>().Int32Value();
+    RegionSpec r;
+    try {
+      r = ToRegion(info.Env(), o);
+    } catch (...) {
+      close(fd);
+      throw;
+    }
+    std::string err;
+    Check(device_->AddMemRegion(r, fd, &err), err, "ADD_MEM_REG");
+    return info.Env().Undefined();
+  }
+
+  Napi::Value RemMemReg(const Napi::CallbackInfo& info) {
+    std::string err;
+    Check(device_->RemoveMemRegion(ToRegion(info.Env(), info[0].As<Napi::Object>()), &err), err, "REM_MEM_REG");
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetFeatures(const Napi::CallbackInfo& info) {
+    device_->SetFeatures(ToU64(info.Env(), info[0], "features"));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetVringNum(const Napi::CallbackInfo& info) {
+    std::string err;
+    Check(device_->SetVringNum(Queue(info), info[1].As<Napi::Number>().Uint32Value(), &err), err, "SET_VRING_NUM");
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetVringBase(const Napi::CallbackInfo& info) {
+    std::string err;
+    uint32_t base = info[1].As<Napi::Number>().Uint32Value();
+    Check(device_->SetVringBase(Queue(info), static_cast<uint16_t>(base), &err), err, "SET_VRING_BASE");
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetVringAddr(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string err;
+    Check(device_->SetVringAddr(Queue(info), ToU64(env, info[1], "desc"), ToU64(env, info[2], "used"),
+                                ToU64(env, info[3], "avail"), &err),
+          err, "SET_VRING_ADDR");
+    return env.Undefined();
+  }
+
+  Napi::Value GetVringBase(const Napi::CallbackInfo& info) {
+    std::string err;
+    uint16_t base = 0;
+    Check(device_->GetVringBase(Queue(info), &base, &err), err, "GET_VRING_BASE");
+    return Napi::Number::New(info.Env(), base);
+  }
+
+  template <int (NetDevice::*Set)(int, int, std::string*)>
+  Napi::Value SetVringFd(const Napi::CallbackInfo& info) {
+    std::string err;
+    Check((device_.get()->*Set)(Queue(info), info[1].As<Napi::Number>().Int32Value(), &err), err, "SET_VRING_FD");
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetVringEnable(const Napi::CallbackInfo& info) {
+    std::string err;
+    Check(device_->SetVringEnable(Queue(info), info[1].As<Napi::Boolean>().Value(), &err), err, "SET_VRING_ENABLE");
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Reset(const Napi::CallbackInfo& info) {
+    device_->Reset();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value TakeEvents(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<std::string> events = device_->TakeEvents();
+    Napi::Array out = Napi::Array::New(env, events.size());
+    for (size_t i = 0; i < events.size(); i++) out.Set(static_cast<uint32_t>(i), events[i]);
+    return out;
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo&) { return stats_.Value(); }
+
+  Napi::Reference<Napi::ArrayBuffer> stats_;
+  std::unique_ptr<NetDevice> device_;
+};
+
+}  // namespace
+
+void InitDevice(Napi::Env env, Napi::Object exports) { exports.Set("NetDevice", NetDeviceWrap::Define(env)); }
+
+}  // namespace vhost

@@ -1,0 +1,132 @@
+// The few OS calls the TypeScript side needs besides the socket: memfd and eventfd for our own
+// front-end (guest memory and notifications), and Mapping, an mmap exposed as an ArrayBuffer.
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+
+#include "napi/addon_data.h"
+
+namespace vhost {
+
+namespace {
+
+// memfdCreate(name, size) -> fd, sized and sealed against shrinking (a shrunk memfd would fault).
+Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = info[0].As<Napi::String>();
+  int64_t size = info[1].As<Napi::Number>().Int64Value();
+  int fd = memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) ThrowErrno(env, errno, "memfd_create", "creating guest memory");
+  if (ftruncate(fd, size) != 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) != 0) {
+    int e = errno;
+    close(fd);
+    ThrowErrno(env, e, "ftruncate", "sizing guest memory");
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// eventfd() -> fd (non-blocking)
+Napi::Value EventfdCreate(const Napi::CallbackInfo& info) {
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) ThrowErrno(info.Env(), errno, "eventfd", "creating an eventfd");
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// eventfdRead(fd) -> count since the last read (0 if none)
+Napi::Value EventfdRead(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  uint64_t v = 0;
+  if (read(fd, &v, sizeof v) != sizeof v) v = 0;
+  return Napi::Number::New(info.Env(), static_cast<double>(v));
+}
+
+// eventfdWrite(fd): signals once
+Napi::Value EventfdWrite(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  uint64_t one = 1;
+  if (write(fd, &one, sizeof one) != sizeof one && errno != EAGAIN)
+    ThrowErrno(info.Env(), errno, "write", "signalling an eventfd");
+  return info.Env().Undefined();
+}
+
+// memoryFence(): a full barrier. JS has none for memory shared with another process's thread, and
+// a driver must order its index store before its load of the device's event index.
+Napi::Value MemoryFence(const Napi::CallbackInfo& info) {
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  return info.Env().Undefined();
+}
+
+// new Mapping(fd, size): a shared mapping of the fd, as `buffer`; unmap() releases it at once
+// (the buffer is detached first so that JS cannot touch unmapped memory). The garbage collector
+// unmaps it otherwise.
+class Mapping : public Napi::ObjectWrap<Mapping> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Mapping", {InstanceMethod<&Mapping::Unmap>("unmap"),
+                                        InstanceAccessor<&Mapping::Buffer>("buffer")});
+  }
+
+  explicit Mapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mapping>(info) {
+    Napi::Env env = info.Env();
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    int64_t size = info[1].As<Napi::Number>().Int64Value();
+    if (size <= 0) ThrowError(env, "EINVAL", "mapping size must be positive");
+    void* p = mmap(nullptr, static_cast<size_t>(size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap", "mapping guest memory");
+    state_ = std::make_shared<State>(State{p, static_cast<size_t>(size)});
+    auto* hint = new std::shared_ptr<State>(state_);
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
+        env, p, static_cast<size_t>(size),
+        [](Napi::Env, void*, std::shared_ptr<State>* h) {
+          (*h)->Release();
+          delete h;
+        },
+        hint);
+    buffer_ = Napi::Persistent(ab);
+  }
+
+ private:
+  struct State {
+    void* addr;
+    size_t len;
+    void Release() {
+      if (addr) munmap(addr, len);
+      addr = nullptr;
+    }
+  };
+
+  Napi::Value Buffer(const Napi::CallbackInfo& info) {
+    if (buffer_.IsEmpty()) return info.Env().Undefined();
+    return buffer_.Value();
+  }
+
+  Napi::Value Unmap(const Napi::CallbackInfo& info) {
+    if (!buffer_.IsEmpty()) {
+      Napi::ArrayBuffer ab = buffer_.Value();
+      if (!ab.IsDetached()) ab.Detach();
+      buffer_.Reset();
+    }
+    state_->Release();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<State> state_;
+  Napi::Reference<Napi::ArrayBuffer> buffer_;
+};
+
+}  // namespace
+
+void InitOs(Napi::Env env, Napi::Object exports) {
+  exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate));
+  exports.Set("eventfd", Napi::Function::New(env, EventfdCreate));
+  exports.Set("eventfdRead", Napi::Function::New(env, EventfdRead));
+  exports.Set("eventfdWrite", Napi::Function::New(env, EventfdWrite));
+  exports.Set("memoryFence", Napi::Function::New(env, MemoryFence));
+  exports.Set("Mapping", Mapping::Define(env));
+}
+
+}  // namespace vhost

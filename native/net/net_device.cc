@@ -1,0 +1,266 @@
+#include "net/net_device.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace vhost {
+
+namespace {
+constexpr size_t kMaxPendingEvents = 64;
+
+void CloseFd(int* fd) {
+  if (*fd >= 0) close(*fd);
+  *fd = -1;
+}
+}  // namespace
+
+// Stops the worker for the lifetime of the scope and starts it again with the queues then ready.
+class NetDevice::Quiesce {
+ public:
+  explicit Quiesce(NetDevice* d) : d_(d) { d_->worker_.Stop(); }
+  ~Quiesce() { d_->StartWorker(); }
+
+ private:
+  NetDevice* d_;
+};
+
+NetDevice::NetDevice(int queue_pairs, std::unique_ptr<Port> port, uint64_t* stats)
+    : port_(std::move(port)), memory_(std::make_unique<GuestMemory>()), queues_(2 * queue_pairs) {
+  for (size_t i = 0; i < queues_.size(); i++) queues_[i].stats = stats + i * kStatsPerQueue;
+}
+
+NetDevice::~NetDevice() { Reset(); }
+
+bool NetDevice::CheckQueue(int q, std::string* err) const {
+  if (q >= 0 && q < queue_count()) return true;
+  *err = "queue index " + std::to_string(q) + " out of range (device has " + std::to_string(queue_count()) +
+         " queues)";
+  return false;
+}
+
+int NetDevice::AttachQueue(Queue& q, std::string* err) {
+  if (!q.addr_set) return 0;
+  if (q.num == 0) {
+    *err = "SET_VRING_ADDR before SET_VRING_NUM";
+    q.ring.Detach();
+    return EINVAL;
+  }
+  if (!q.ring.Attach(*memory_, q.num, q.desc_ua, q.avail_ua, q.used_ua, err)) {
+    q.ring.Detach();
+    return EINVAL;
+  }
+  q.ring.set_event_idx(settings_.event_idx);
+  q.ring.set_indirect(settings_.indirect);
+  return 0;
+}
+
+void NetDevice::Reattach() {
+  for (size_t i = 0; i < queues_.size(); i++) {
+    std::string err;
+    if (queues_[i].addr_set && AttachQueue(queues_[i], &err) != 0)
+      Report("queue " + std::to_string(i) + " detached after memory change: " + err);
+  }
+}
+
+int NetDevice::SetMemTable(const std::vector<RegionSpec>& regions, const std::vector<int>& fds,
+                           std::string* err) {
+  auto next = std::make_unique<GuestMemory>();
+  int rc = 0;
+  for (size_t i = 0; i < regions.size(); i++) {
+    if (rc == 0) {
+      rc = next->Add(regions[i], fds[i], err);
+      if (rc != 0) *err = "region " + std::to_string(i) + ": " + *err;
+    } else if (fds[i] >= 0) {
+      close(fds[i]);
+    }
+  }
+  if (rc != 0) return rc;  // `next` unmaps what it had mapped
+  Quiesce q(this);
+  memory_ = std::move(next);
+  Reattach();
+  return 0;
+}
+
+int NetDevice::AddMemRegion(const RegionSpec& region, int fd, std::string* err) {
+  Quiesce q(this);
+  int rc = memory_->Add(region, fd, err);
+  if (rc == 0) Reattach();
+  return rc;
+}
+
+int NetDevice::RemoveMemRegion(const RegionSpec& region, std::string* err) {
+  Quiesce q(this);
+  if (!memory_->Remove(region)) {
+    *err = "REM_MEM_REG: no region with that guest address, size and user address";
+    return ENOENT;
+  }
+  Reattach();
+  return 0;
+}
+
+void NetDevice::SetFeatures(uint64_t features) {
+  Quiesce q(this);
+  settings_ = NetSettings::FromFeatures(features);
+  for (Queue& queue : queues_) {
+    queue.ring.set_event_idx(settings_.event_idx);
+    queue.ring.set_indirect(settings_.indirect);
+  }
+}
+
+int NetDevice::SetVringNum(int qi, uint32_t num, std::string* err) {
+  if (!CheckQueue(qi, err)) return EINVAL;
+  if (num == 0 || num > kMaxRingSize || (num & (num - 1)) != 0) {
+    *err = "ring size " + std::to_string(num) + " is not a power of two in 1..32768";
+    return EINVAL;
+  }
+  Quiesce q(this);
+  queues_[qi].num = num;
+  return AttachQueue(queues_[qi], err);
+}
+
+int NetDevice::SetVringBase(int qi, uint16_t base, std::string* err) {
+  if (!CheckQueue(qi, err)) return EINVAL;
+  Quiesce q(this);
+  queues_[qi].ring.set_last_avail(base);
+  return 0;
+}
+
+int NetDevice::SetVringAddr(int qi, uint64_t desc_ua, uint64_t used_ua, uint64_t avail_ua,
+                            std::string* err) {
+  if (!CheckQueue(qi, err)) return EINVAL;
+  Quiesce q(this);
+  Queue& queue = queues_[qi];
+  queue.addr_set = true;
+  queue.desc_ua = desc_ua;
+  queue.used_ua = used_ua;
+  queue.avail_ua = avail_ua;
+  queue.broken = false;
+  int rc = AttachQueue(queue, err);
+  if (rc != 0) queue.addr_set = false;
+  return rc;
+}
+
+int NetDevice::GetVringBase(int qi, uint16_t* base, std::string* err) {
+  if (!CheckQueue(qi, err)) return EINVAL;
+  Quiesce q(this);
+  Queue& queue = queues_[qi];
+  *base = queue.ring.last_avail();
+  // The ring is stopped: it starts again only after a new kick fd (vhost-user "Starting and
+  // stopping rings").
+  queue.enabled = false;
+  CloseFd(&queue.kick_fd);
+  return 0;
+}
+
+int NetDevice::SetVringKick(int qi, int fd, std::string* err) {
+  if (!CheckQueue(qi, err)) {
+    if (fd >= 0) close(fd);
+    return EINVAL;
+  }
+  // Our worker drains kicks with read(); a blocking fd from a hostile front-end must not hang it.
+  if (fd >= 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
+    int e = errno;
+    close(fd);
+    *err = std::string("kick fd: ") + strerror(e);
+    return e;
+  }
+  Quiesce q(this);
+  CloseFd(&queues_[qi].kick_fd);
+  queues_[qi].kick_fd = fd;
+  return 0;
+}
+
+int NetDevice::SetVringCall(int qi, int fd, std::string* err) {
+  if (!CheckQueue(qi, err)) {
+    if (fd >= 0) close(fd);
+    return EINVAL;
+  }
+  Quiesce q(this);
+  CloseFd(&queues_[qi].call_fd);
+  queues_[qi].call_fd = fd;
+  return 0;
+}
+
+int NetDevice::SetVringErr(int qi, int fd, std::string* err) {
+  if (!CheckQueue(qi, err)) {
+    if (fd >= 0) close(fd);
+    return EINVAL;
+  }
+  // Not read by the worker: no quiesce needed.
+  CloseFd(&queues_[qi].err_fd);
+  queues_[qi].err_fd = fd;
+  return 0;
+}
+
+int NetDevice::SetVringEnable(int qi, bool on, std::string* err) {
+  if (!CheckQueue(qi, err)) return EINVAL;
+  Quiesce q(this);
+  queues_[qi].enabled = on;
+  return 0;
+}
+
+void NetDevice::Reset() {
+  worker_.Stop();
+  for (Queue& queue : queues_) {
+    CloseFd(&queue.kick_fd);
+    CloseFd(&queue.call_fd);
+    CloseFd(&queue.err_fd);
+    uint64_t* stats = queue.stats;
+    queue = Queue();
+    queue.stats = stats;
+  }
+  memory_->Clear();
+  settings_ = NetSettings();
+}
+
+void NetDevice::Shutdown() {
+  shut_down_ = true;
+  worker_.Stop();
+}
+
+void NetDevice::StartWorker() {
+  if (shut_down_) return;
+  std::vector<Worker::Watch> watches;
+  for (size_t i = 0; i < queues_.size(); i++)
+    if (queues_[i].Ready()) watches.push_back(Worker::Watch{queues_[i].kick_fd, static_cast<uint32_t>(i)});
+  if (watches.empty()) return;
+  std::string err;
+  if (worker_.Start(watches, [this](uint32_t tag, bool kicked) {
+        if (kicked) queues_[tag].Count(kStatKicks);
+        ServicePair(static_cast<int>(tag / 2));
+      }, &err) != 0)
+    Report(err);
+}
+
+void NetDevice::ServicePair(int pair) {
+  Queue& rx = queues_[2 * pair];
+  Queue& tx = queues_[2 * pair + 1];
+  bool rx_was_broken = rx.broken, tx_was_broken = tx.broken;
+  port_->Service(*memory_, settings_, rx, tx, [this] { return worker_.stop_requested(); },
+                 [this](const std::string& what) { Report(what); });
+  // A broken queue raises its error eventfd (VHOST_USER_SET_VRING_ERR) once.
+  for (Queue* q : {&rx, &tx}) {
+    bool was = q == &rx ? rx_was_broken : tx_was_broken;
+    if (q->broken && !was && q->err_fd >= 0) {
+      uint64_t one = 1;
+      (void)!write(q->err_fd, &one, sizeof one);
+    }
+  }
+}
+
+void NetDevice::Report(const std::string& what) {
+  std::lock_guard<std::mutex> lock(events_mu_);
+  if (events_.size() < kMaxPendingEvents) events_.push_back(what);
+}
+
+std::vector<std::string> NetDevice::TakeEvents() {
+  std::lock_guard<std::mutex> lock(events_mu_);
+  std::vector<std::string> out;
+  out.swap(events_);
+  return out;
+}
+
+}  // namespace vhost

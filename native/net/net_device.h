@@ -1,0 +1,73 @@
+// One virtio-net device served to one front-end connection: its guest memory, its queues, the worker
+// thread that services them and the port its frames go to. All methods except the worker's own
+// run on the JS thread; each one that changes what the worker reads stops the worker first and
+// starts it again afterwards (Quiesce), so the worker never sees a half-changed device.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/guest_memory.h"
+#include "core/worker.h"
+#include "net/port.h"
+#include "net/queue.h"
+#include "net/virtio_net.h"
+
+namespace vhost {
+
+class NetDevice {
+ public:
+  static constexpr int kMaxQueuePairs = 16;
+
+  // `stats` points to queue_count() * kStatsPerQueue counters owned by the caller; it must outlive
+  // the device.
+  NetDevice(int queue_pairs, std::unique_ptr<Port> port, uint64_t* stats);
+  ~NetDevice();
+
+  int queue_count() const { return static_cast<int>(queues_.size()); }
+
+  // Each returns 0 or an errno value with *err set. Fds passed in are always consumed.
+  int SetMemTable(const std::vector<RegionSpec>& regions, const std::vector<int>& fds, std::string* err);
+  int AddMemRegion(const RegionSpec& region, int fd, std::string* err);
+  int RemoveMemRegion(const RegionSpec& region, std::string* err);
+  void SetFeatures(uint64_t features);
+  int SetVringNum(int q, uint32_t num, std::string* err);
+  int SetVringBase(int q, uint16_t base, std::string* err);
+  int SetVringAddr(int q, uint64_t desc_ua, uint64_t used_ua, uint64_t avail_ua, std::string* err);
+  // Stops the queue and returns the index of the next available entry it would have processed.
+  int GetVringBase(int q, uint16_t* base, std::string* err);
+  int SetVringKick(int q, int fd, std::string* err);  // fd -1: none
+  int SetVringCall(int q, int fd, std::string* err);
+  int SetVringErr(int q, int fd, std::string* err);
+  int SetVringEnable(int q, bool on, std::string* err);
+  // Back to the state of a new connection: worker stopped, fds closed, memory unmapped.
+  void Reset();
+  // Stops the worker for good (env teardown); the device only accepts Reset afterwards.
+  void Shutdown();
+  // Reasons logged by the worker since the last call (queue broken, chains dropped).
+  std::vector<std::string> TakeEvents();
+
+ private:
+  class Quiesce;
+  bool CheckQueue(int q, std::string* err) const;
+  int AttachQueue(Queue& q, std::string* err);
+  void Reattach();
+  void StartWorker();
+  void ServicePair(int pair);
+  void Report(const std::string& what);
+
+  std::unique_ptr<Port> port_;
+  std::unique_ptr<GuestMemory> memory_;
+  std::vector<Queue> queues_;
+  NetSettings settings_;
+  Worker worker_;
+  bool shut_down_ = false;
+
+  std::mutex events_mu_;
+  std::vector<std::string> events_;
+};
+
+}  // namespace vhost

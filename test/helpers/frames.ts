@@ -1,0 +1,31 @@
+/** Deterministic test frames and the checks the loopback port must pass. */
+export const MIN_FRAME = 60;
+export const MAX_FRAME = 1514;
+
+/** Frame i: sizes sweep 60..1514; MACs and payload derived from i so any corruption shows. */
+export function makeFrame(i: number): Buffer {
+  const len = MIN_FRAME + ((i * 7919) % (MAX_FRAME - MIN_FRAME + 1));
+  const f = Buffer.alloc(len);
+  f.set([0x52, 0x54, 0x00, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff], 0); // dst
+  f.set([0x02, 0x00, 0x00, 0xaa, 0xbb, i & 0xff], 6); // src
+  f.writeUInt16BE(0x88b5, 12); // local experimental ethertype
+  f.writeUInt32BE(i, 14);
+  for (let k = 18; k < len; k++) f[k] = (i + k * 31) & 0xff;
+  return f;
+}
+
+/** What the loopback port must return for `sent`: the MACs swapped, every other byte identical. */
+export function macSwapped(sent: Buffer): Buffer {
+  const out = Buffer.from(sent);
+  sent.copy(out, 0, 6, 12);
+  sent.copy(out, 6, 0, 6);
+  return out;
+}
+
+export function countFds(): number {
+  return require('node:fs').readdirSync('/proc/self/fd').length;
+}
+
+export function countMaps(): number {
+  return require('node:fs').readFileSync('/proc/self/maps', 'utf8').split('\n').filter(Boolean).length;
+}
