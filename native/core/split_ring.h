@@ -58,6 +58,7 @@ class SplitRing {
   void set_event_idx(bool on) { event_idx_ = on; }
   void set_indirect(bool on) { indirect_ = on; }
 
+  uint32_t size() const { return num_; }
   uint16_t last_avail() const { return last_avail_; }
   void set_last_avail(uint16_t v) { last_avail_ = v; }
   // Picks up the guest's used index as the starting point (used entries already returned).

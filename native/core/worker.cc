@@ -19,9 +19,11 @@ int Worker::Start(const std::vector<Watch>& watches, Handler handler, std::strin
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   int e = 0;
   if (epoll_fd_ < 0 || wake_fd_ < 0) e = errno;
+  // Edge-triggered: an eventfd raises an edge on every write, so kicks need no read() — a read of
+  // an fd the front-end controls could block this thread.
   auto add = [&](int fd, uint32_t tag) {
     epoll_event ev{};
-    ev.events = EPOLLIN;
+    ev.events = EPOLLIN | EPOLLET;
     ev.data.u32 = tag;
     if (e == 0 && epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) e = errno;
   };
@@ -35,7 +37,15 @@ int Worker::Start(const std::vector<Watch>& watches, Handler handler, std::strin
     return e;
   }
   stop_.store(false);
-  thread_ = std::thread(&Worker::Run, this, watches, std::move(handler));
+  try {
+    thread_ = std::thread(&Worker::Run, this, watches, std::move(handler));
+  } catch (const std::exception& ex) {
+    *err = std::string("starting the worker thread: ") + ex.what();
+    close(epoll_fd_);
+    close(wake_fd_);
+    epoll_fd_ = wake_fd_ = -1;
+    return EAGAIN;
+  }
   return 0;
 }
 
@@ -51,7 +61,7 @@ void Worker::Stop() {
   epoll_fd_ = wake_fd_ = -1;
 }
 
-void Worker::Run(std::vector<Watch> watches, Handler handler) {
+void Worker::Run(std::vector<Watch> watches, Handler handler) noexcept {
   for (const Watch& w : watches) {
     if (stop_requested()) return;
     handler(w.tag, false);
@@ -66,14 +76,7 @@ void Worker::Run(std::vector<Watch> watches, Handler handler) {
     for (int i = 0; i < n && !stop_requested(); i++) {
       uint32_t tag = events[i].data.u32;
       if (tag == kWakeTag) continue;
-      for (const Watch& w : watches) {
-        if (w.tag != tag) continue;
-        uint64_t count;
-        // Drain the kick so that the next one wakes us again (level-triggered epoll).
-        (void)!read(w.fd, &count, sizeof count);
-        handler(tag, true);
-        break;
-      }
+      handler(tag, true);
     }
   }
 }

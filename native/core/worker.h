@@ -15,11 +15,11 @@ namespace vhost {
 class Worker {
  public:
   struct Watch {
-    int fd;        // an eventfd the worker drains when readable; owned by the caller
+    int fd;        // an eventfd, watched edge-triggered and never read; owned by the caller
     uint32_t tag;  // passed to the handler (the queue index)
   };
   // Called on the worker thread: once per tag right after start (buffers may be waiting already),
-  // then each time that tag's fd was readable (kicked = true).
+  // then each time that tag's fd was signalled (kicked = true).
   using Handler = std::function<void(uint32_t tag, bool kicked)>;
 
   Worker() = default;
@@ -36,7 +36,7 @@ class Worker {
   bool stop_requested() const { return stop_.load(std::memory_order_relaxed); }
 
  private:
-  void Run(std::vector<Watch> watches, Handler handler);
+  void Run(std::vector<Watch> watches, Handler handler) noexcept;
 
   std::thread thread_;
   int epoll_fd_ = -1;

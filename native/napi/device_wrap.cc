@@ -59,10 +59,13 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
     std::unique_ptr<Port> p;
     if (port == "loopback") p = std::make_unique<LoopbackPort>();
     else ThrowError(env, "EINVAL", "unknown port '" + port + "' (available: loopback)");
-    Napi::ArrayBuffer stats = Napi::ArrayBuffer::New(env, sizeof(uint64_t) * kStatsPerQueue * 2 * pairs);
-    memset(stats.Data(), 0, stats.ByteLength());
-    stats_ = Napi::Persistent(stats);
-    device_ = std::make_unique<NetDevice>(pairs, std::move(p), static_cast<uint64_t*>(stats.Data()));
+    device_ = std::make_unique<NetDevice>(pairs, std::move(p));
+    // The buffer keeps its own reference to the counters: JS may hold (or detach) it longer than
+    // the device lives, and the worker may write while JS reads.
+    auto* hold = new std::shared_ptr<uint64_t[]>(device_->stats());
+    stats_ = Napi::Persistent(Napi::ArrayBuffer::New(
+        env, hold->get(), device_->stats_bytes(),
+        [](Napi::Env, void*, std::shared_ptr<uint64_t[]>* h) { delete h; }, hold));
     // Workers must be joined before the environment goes away (Worker.terminate, vitest threads).
     napi_add_env_cleanup_hook(env, &NetDeviceWrap::OnEnvCleanup, device_.get());
   }
@@ -84,12 +87,12 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
     Napi::Array arr = info[0].As<Napi::Array>();
     std::vector<RegionSpec> regions;
     std::vector<int> fds;
-    for (uint32_t i = 0; i < arr.Length(); i++) {
-      Napi::Object o = arr.Get(i).As<Napi::Object>();
-      fds.push_back(o.Get("fd").As<Napi::Number>().Int32Value());
-    }
     try {
-      for (uint32_t i = 0; i < arr.Length(); i++) regions.push_back(ToRegion(env, arr.Get(i).As<Napi::Object>()));
+      for (uint32_t i = 0; i < arr.Length(); i++) {
+        Napi::Object o = arr.Get(i).As<Napi::Object>();
+        fds.push_back(o.Get("fd").As<Napi::Number>().Int32Value());
+        regions.push_back(ToRegion(env, o));
+      }
     } catch (...) {
       for (int fd : fds) close(fd);  // the fds were handed over: never leak them
       throw;

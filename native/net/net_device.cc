@@ -15,6 +15,28 @@ void CloseFd(int* fd) {
   if (*fd >= 0) close(*fd);
   *fd = -1;
 }
+
+// Accepts a kick/call/err fd only if it is an eventfd, and makes it non-blocking: the worker
+// writes calls from its thread and must never block on an fd the front-end controls. On failure
+// the fd is closed.
+int AdoptEventfd(int fd, const char* what, std::string* err) {
+  if (fd < 0) return 0;
+  char link[64] = {};
+  std::string proc = "/proc/self/fd/" + std::to_string(fd);
+  ssize_t n = readlink(proc.c_str(), link, sizeof link - 1);
+  if (n <= 0 || strcmp(link, "anon_inode:[eventfd]") != 0) {
+    close(fd);
+    *err = std::string(what) + " fd is not an eventfd";
+    return EINVAL;
+  }
+  if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
+    int e = errno;
+    close(fd);
+    *err = std::string(what) + " fd: " + strerror(e);
+    return e;
+  }
+  return 0;
+}
 }  // namespace
 
 // Stops the worker for the lifetime of the scope and starts it again with the queues then ready.
@@ -27,9 +49,12 @@ class NetDevice::Quiesce {
   NetDevice* d_;
 };
 
-NetDevice::NetDevice(int queue_pairs, std::unique_ptr<Port> port, uint64_t* stats)
-    : port_(std::move(port)), memory_(std::make_unique<GuestMemory>()), queues_(2 * queue_pairs) {
-  for (size_t i = 0; i < queues_.size(); i++) queues_[i].stats = stats + i * kStatsPerQueue;
+NetDevice::NetDevice(int queue_pairs, std::unique_ptr<Port> port)
+    : port_(std::move(port)),
+      stats_(new uint64_t[2 * queue_pairs * kStatsPerQueue]()),
+      memory_(std::make_unique<GuestMemory>()),
+      queues_(2 * queue_pairs) {
+  for (size_t i = 0; i < queues_.size(); i++) queues_[i].stats = stats_.get() + i * kStatsPerQueue;
 }
 
 NetDevice::~NetDevice() { Reset(); }
@@ -155,45 +180,22 @@ int NetDevice::GetVringBase(int qi, uint16_t* base, std::string* err) {
   return 0;
 }
 
-int NetDevice::SetVringKick(int qi, int fd, std::string* err) {
+int NetDevice::SetVringFd(int qi, int fd, int Queue::*slot, const char* what, std::string* err) {
   if (!CheckQueue(qi, err)) {
     if (fd >= 0) close(fd);
     return EINVAL;
   }
-  // Our worker drains kicks with read(); a blocking fd from a hostile front-end must not hang it.
-  if (fd >= 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
-    int e = errno;
-    close(fd);
-    *err = std::string("kick fd: ") + strerror(e);
-    return e;
-  }
+  int rc = AdoptEventfd(fd, what, err);
+  if (rc != 0) return rc;
   Quiesce q(this);
-  CloseFd(&queues_[qi].kick_fd);
-  queues_[qi].kick_fd = fd;
+  CloseFd(&(queues_[qi].*slot));
+  queues_[qi].*slot = fd;
   return 0;
 }
 
-int NetDevice::SetVringCall(int qi, int fd, std::string* err) {
-  if (!CheckQueue(qi, err)) {
-    if (fd >= 0) close(fd);
-    return EINVAL;
-  }
-  Quiesce q(this);
-  CloseFd(&queues_[qi].call_fd);
-  queues_[qi].call_fd = fd;
-  return 0;
-}
-
-int NetDevice::SetVringErr(int qi, int fd, std::string* err) {
-  if (!CheckQueue(qi, err)) {
-    if (fd >= 0) close(fd);
-    return EINVAL;
-  }
-  // Not read by the worker: no quiesce needed.
-  CloseFd(&queues_[qi].err_fd);
-  queues_[qi].err_fd = fd;
-  return 0;
-}
+int NetDevice::SetVringKick(int q, int fd, std::string* err) { return SetVringFd(q, fd, &Queue::kick_fd, "kick", err); }
+int NetDevice::SetVringCall(int q, int fd, std::string* err) { return SetVringFd(q, fd, &Queue::call_fd, "call", err); }
+int NetDevice::SetVringErr(int q, int fd, std::string* err) { return SetVringFd(q, fd, &Queue::err_fd, "err", err); }
 
 int NetDevice::SetVringEnable(int qi, bool on, std::string* err) {
   if (!CheckQueue(qi, err)) return EINVAL;

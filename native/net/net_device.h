@@ -22,9 +22,11 @@ class NetDevice {
  public:
   static constexpr int kMaxQueuePairs = 16;
 
-  // `stats` points to queue_count() * kStatsPerQueue counters owned by the caller; it must outlive
-  // the device.
-  NetDevice(int queue_pairs, std::unique_ptr<Port> port, uint64_t* stats);
+  // The counters (queue_count() * kStatsPerQueue) are shared with whoever reads them (the JS
+  // buffer), so that they outlive the device if the reader does.
+  NetDevice(int queue_pairs, std::unique_ptr<Port> port);
+  const std::shared_ptr<uint64_t[]>& stats() const { return stats_; }
+  size_t stats_bytes() const { return queues_.size() * kStatsPerQueue * sizeof(uint64_t); }
   ~NetDevice();
 
   int queue_count() const { return static_cast<int>(queues_.size()); }
@@ -53,6 +55,7 @@ class NetDevice {
  private:
   class Quiesce;
   bool CheckQueue(int q, std::string* err) const;
+  int SetVringFd(int q, int fd, int Queue::*slot, const char* what, std::string* err);
   int AttachQueue(Queue& q, std::string* err);
   void Reattach();
   void StartWorker();
@@ -60,6 +63,7 @@ class NetDevice {
   void Report(const std::string& what);
 
   std::unique_ptr<Port> port_;
+  std::shared_ptr<uint64_t[]> stats_;
   std::unique_ptr<GuestMemory> memory_;
   std::vector<Queue> queues_;
   NetSettings settings_;

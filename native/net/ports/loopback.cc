@@ -20,8 +20,15 @@ void LoopbackPort::ReturnRx(Pass& p, uint32_t len_each) {
 LoopbackPort::Reserve LoopbackPort::ReserveRx(Pass& p, uint32_t need) {
   rx_nbufs_ = rx_nsegs_ = 0;
   uint32_t cap = 0;
-  const int max_bufs = p.settings.mrg_rxbuf ? kMaxRxBufs : 1;
+  // A frame never takes more buffers than the ring holds: waiting for more would wait forever.
+  const uint32_t ring = p.rx.ring.size();
+  const int max_bufs = !p.settings.mrg_rxbuf ? 1 : ring < kMaxRxBufs ? static_cast<int>(ring) : kMaxRxBufs;
+  uint32_t taken = 0;  // chains looked at in this call, malformed ones included: bounds the loop
   while (cap < need) {
+    if (taken++ > ring) {
+      ReturnRx(p, 0);
+      return Reserve::kTooSmall;
+    }
     if (rx_nbufs_ == max_bufs) {
       p.rx.ring.Unpop(static_cast<uint16_t>(rx_nbufs_));
       rx_nbufs_ = rx_nsegs_ = 0;
