@@ -241,7 +241,10 @@ class Poller : public Napi::ObjectWrap<Poller> {
            Napi::Boolean::New(env, (events & UV_DISCONNECT) != 0)},
           *self->context_);
     } catch (const Napi::Error& e) {
-      napi_fatal_exception(env, e.Value());  // surfaces as 'uncaughtException', as for any callback
+      // Surfaces as 'uncaughtException', as for any callback. Empty while the environment is being
+      // torn down (Worker.terminate): then there is no one to tell.
+      Napi::Value v = e.Value();
+      if (!v.IsEmpty()) napi_fatal_exception(env, v);
     }
   }
 

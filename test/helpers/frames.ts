@@ -22,10 +22,28 @@ export function macSwapped(sent: Buffer): Buffer {
   return out;
 }
 
-export function countFds(): number {
-  return require('node:fs').readdirSync('/proc/self/fd').length;
+/**
+ * Mappings of guest memory (our front-end's memfd) in this process: the back-end's own mappings of
+ * it come and go with connections. (The total count of /proc/self/maps is no measure: V8's heap,
+ * malloc arenas and cached thread stacks grow it legitimately.)
+ */
+export function countGuestMappings(): number {
+  return require('node:fs')
+    .readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((l: string) => l.includes('memfd:vhost-user-guest')).length;
 }
 
-export function countMaps(): number {
-  return require('node:fs').readFileSync('/proc/self/maps', 'utf8').split('\n').filter(Boolean).length;
+/** What the process's fds point to, by kind, for a readable diff when a leak check fails. */
+export function fdKinds(): Record<string, number> {
+  const fs = require('node:fs');
+  const out: Record<string, number> = {};
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    let kind = '?';
+    try {
+      kind = fs.readlinkSync(`/proc/self/fd/${fd}`).replace(/\d+/g, 'N');
+    } catch {}
+    out[kind] = (out[kind] ?? 0) + 1;
+  }
+  return out;
 }

@@ -1,0 +1,49 @@
+/**
+ * The addon in a worker thread that is terminated while its device's native worker is busy:
+ * the env cleanup hooks must stop and join native threads and close poll handles, or the whole
+ * process aborts (this is what vitest's `threads` pool and Worker.terminate() do).
+ */
+import { describe, expect, it } from 'vitest';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+import { Worker } from 'node:worker_threads';
+
+const DIST = path.resolve(__dirname, '../dist/index.js');
+
+const SCRIPT = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { VhostUserBackend, GuestMemory, VirtioNetDriver } = require(workerData.dist);
+(async () => {
+  const backend = new VhostUserBackend({ socketPath: workerData.socket });
+  backend.start();
+  const memory = new GuestMemory();
+  const driver = await VirtioNetDriver.start({ socketPath: workerData.socket, memory, onFrames() {} });
+  const frame = Buffer.alloc(600, 7);
+  let told = false;
+  for (;;) {
+    while (driver.txSpace > 0) driver.send(frame);
+    driver.flush();
+    await driver.waitTxSpace();
+    if (!told && backend.device.stats()[1].packets > 10000n) { parentPort.postMessage('busy'); told = true; }
+  }
+})().catch((e) => parentPort.postMessage('error: ' + e.message));
+`;
+
+describe('teardown of a Node worker thread', () => {
+  it('terminates a worker mid-traffic without aborting the process', async () => {
+    expect(fs.existsSync(DIST), 'dist/ is built by `npm test` (tsc) before vitest runs').toBe(true);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-test-'));
+    for (let round = 0; round < 3; round++) {
+      const w = new Worker(SCRIPT, { eval: true, workerData: { dist: DIST, socket: path.join(dir, `w${round}.sock`) } });
+      const msg = await new Promise<string>((resolve, reject) => {
+        w.once('message', resolve);
+        w.once('error', reject);
+      });
+      expect(msg).toBe('busy');
+      const code = await w.terminate();
+      expect(code).toBe(1);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
