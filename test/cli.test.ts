@@ -1,0 +1,81 @@
+/** The command line as a user runs it: flags checked, a device served, statistics on SIGUSR1 and exit. */
+import { describe, expect, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+import { GuestMemory } from '../lib/frontend/guest_memory';
+import { VirtioNetDriver } from '../lib/frontend/net_driver';
+import { makeFrame } from './helpers/frames';
+
+const CLI = path.resolve(__dirname, '../dist/cli.js');
+
+async function until(cond: () => boolean, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  return cond();
+}
+
+describe('vhost-user CLI', () => {
+  it('documents every flag in --help', () => {
+    const r = spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    for (const flag of ['--socket', '--client', '--port', '--queues', '--mtu', '--socket-mode', '--stats-interval', '--quiet', '--help']) {
+      expect(r.stdout).toContain(flag);
+    }
+  });
+
+  it('refuses bad flags with a message that says what to do', () => {
+    const cases: [string[], string][] = [
+      [['net'], '--socket PATH is required'],
+      [['net', '--socket', '/tmp/x.sock', '--queues', '0'], '--queues must be an integer in 1..16'],
+      [['net', '--socket', '/tmp/x.sock', '--port', 'nope'], '--port must be one of loopback'],
+      [['bogus'], "unknown command 'bogus'"],
+    ];
+    for (const [args, message] of cases) {
+      const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(message);
+    }
+  });
+
+  it('serves a device, prints statistics on SIGUSR1 and on exit, removes its socket', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-cli-'));
+    const socketPath = path.join(dir, 'net.sock');
+    const child = spawn(process.execPath, [CLI, 'net', '--socket', socketPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      expect(await until(() => out.includes('serving virtio-net'))).toBe(true);
+      expect(fs.statSync(socketPath).mode & 0o777).toBe(0o600);
+
+      const memory = new GuestMemory();
+      let received = 0;
+      const driver = await VirtioNetDriver.start({ socketPath, memory, onFrames: (f) => (received += f.length) });
+      for (let i = 0; i < 1000; ) {
+        while (i < 1000 && driver.txSpace > 0) driver.send(makeFrame(i++));
+        driver.flush();
+        if (i < 1000) await driver.waitTxSpace();
+      }
+      expect(await until(() => received === 1000)).toBe(true);
+      expect(out).toContain('front-end connected');
+      expect(out).toMatch(/features acked: 0x[0-9a-f]+ \(VERSION_1/);
+
+      child.kill('SIGUSR1');
+      expect(await until(() => out.includes('q1 (tx0): packets=1000'))).toBe(true);
+      driver.close();
+      memory.close();
+      expect(await until(() => out.includes('front-end disconnected'))).toBe(true);
+
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(out).toMatch(/SIGTERM, stopping\n[\s\S]*q0 \(rx0\): packets=1000/);
+      expect(fs.existsSync(socketPath)).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
