@@ -12,7 +12,9 @@
         "native/core/split_ring.cc",
         "native/core/worker.cc",
         "native/net/net_device.cc",
-        "native/net/ports/loopback.cc"
+        "native/net/rx_reservation.cc",
+        "native/net/ports/loopback.cc",
+        "native/net/ports/tap.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],

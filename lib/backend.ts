@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
+import * as nodePath from 'node:path';
 import { native, type NativePoller } from './binding';
 import { VhostUserError } from './errors';
 import { NetDevice, type NetDeviceOptions } from './net/device';
@@ -74,6 +75,7 @@ export class VhostUserBackend extends EventEmitter {
       fs.rmSync(this.socketPath, { force: true });
     }
     this.drainDeviceEvents();
+    this.device.native.close();
   }
 
   private listen(): void {
@@ -147,7 +149,9 @@ export class VhostUserBackend extends EventEmitter {
 
 /**
  * A socket file left by a dead process is replaced; one that a live process listens on is not
- * (two back-ends on one path would steal each other's front-ends).
+ * (two back-ends on one path would steal each other's front-ends). Liveness is read from
+ * /proc/net/unix rather than probed with a connection, which the live back-end would take for a
+ * front-end.
  */
 function removeStaleSocket(path: string): void {
   let st: fs.Stats;
@@ -159,13 +163,21 @@ function removeStaleSocket(path: string): void {
   if (!st.isSocket()) {
     throw new VhostUserError('EEXIST', `${path} exists and is not a socket: choose another --socket path`);
   }
-  let fd = -1;
-  try {
-    fd = native.connect(path);
-  } catch {
-    fs.rmSync(path, { force: true });
-    return;
+  if (isListening(path)) {
+    throw new VhostUserError('EADDRINUSE', `another process is serving ${path}: stop it or choose another --socket path`);
   }
-  native.close(fd);
-  throw new VhostUserError('EADDRINUSE', `another process is serving ${path}: stop it or choose another --socket path`);
+  fs.rmSync(path, { force: true });
+}
+
+/** __SO_ACCEPTCON in /proc/net/unix's Flags column: the socket listens. */
+const SO_ACCEPTCON = 0x10000;
+
+function isListening(path: string): boolean {
+  const lines = fs.readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1);
+  const abs = nodePath.resolve(path);
+  return lines.some((line) => {
+    const cols = line.trim().split(/\s+/);
+    // Num RefCount Protocol Flags Type St Inode Path
+    return cols.length >= 8 && (cols[7] === path || cols[7] === abs) && (parseInt(cols[3], 16) & SO_ACCEPTCON) !== 0;
+  });
 }

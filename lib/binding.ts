@@ -42,6 +42,8 @@ export interface NativeNetDevice {
   setVringErr(queue: number, fd: number): void;
   setVringEnable(queue: number, on: boolean): void;
   reset(): void;
+  /** Stops for good and releases the port (closes a tap). Only reset/close work afterwards. */
+  close(): void;
   /** What the worker logged since the last call (queues broken, chains dropped). */
   takeEvents(): string[];
 }
@@ -72,7 +74,8 @@ export interface Binding {
   /** Full memory barrier, for driver code sharing rings with the back-end's thread. */
   memoryFence(): void;
   Mapping: new (fd: number, size: number) => NativeMapping;
-  NetDevice: new (queuePairs: number, port: string) => NativeNetDevice;
+  /** port 'loopback', or 'tap' with the interface name (opened, or created if absent). */
+  NetDevice: new (queuePairs: number, port: string, tapName?: string) => NativeNetDevice;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires

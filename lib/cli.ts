@@ -22,6 +22,10 @@ Options:
                        instead of listening, and reconnect whenever the connection drops.
   --port KIND          where the device's frames go: ${PORT_KINDS.join(', ')} (default: loopback, which
                        returns every frame the guest sends with its MAC addresses swapped).
+  --tap NAME           connect the device to the Linux tap interface NAME (implies --port tap),
+                       creating it if absent (needs root or CAP_NET_ADMIN). Checksum and TSO offloads
+                       the guest negotiates are passed to the host kernel. Bring the interface up and
+                       address it on the host side as usual (ip link set NAME up). One --socket only.
   --queues N           queue pairs the device reports (1..${MAX_QUEUE_PAIRS}, default 1).
   --mtu N              offer VIRTIO_NET_F_MTU and accept NET_SET_MTU up to N (68..65535).
   --socket-mode MODE   permissions of the socket file, octal (default 0600: only this user).
@@ -62,6 +66,7 @@ function main(argv: string[]): void {
         socket: { type: 'string', multiple: true },
         client: { type: 'boolean' },
         port: { type: 'string' },
+        tap: { type: 'string' },
         queues: { type: 'string' },
         mtu: { type: 'string' },
         'socket-mode': { type: 'string' },
@@ -82,7 +87,9 @@ function main(argv: string[]): void {
   const sockets = values.socket ?? [];
   if (sockets.length === 0) fail('--socket PATH is required');
   if (new Set(sockets).size !== sockets.length) fail('each --socket must be a different path');
-  const port = (values.port ?? 'loopback') as PortKind;
+  const port = (values.port ?? (values.tap !== undefined ? 'tap' : 'loopback')) as PortKind;
+  if (values.tap !== undefined && sockets.length > 1) fail('--tap serves one device: give one --socket');
+  if (port === 'tap' && values.tap === undefined) fail('--port tap needs --tap NAME');
   if (!PORT_KINDS.includes(port)) fail(`--port must be one of ${PORT_KINDS.join(', ')}, got '${values.port}'`);
   const queuePairs = intOption('queues', values.queues, 1, MAX_QUEUE_PAIRS) ?? 1;
   const mtu = intOption('mtu', values.mtu, 68, 65535);
@@ -96,7 +103,7 @@ function main(argv: string[]): void {
       const line = `${new Date().toISOString()} ${level === 'warn' ? 'WARN ' : ''}[${socketPath}] ${message}\n`;
       (level === 'warn' ? process.stderr : process.stdout).write(line);
     };
-    const backend = new VhostUserBackend({ socketPath, client: values.client, socketMode, log, device: { queuePairs, port, mtu } });
+    const backend = new VhostUserBackend({ socketPath, client: values.client, socketMode, log, device: { queuePairs, port, tap: values.tap, mtu } });
     try {
       backend.start();
     } catch (err) {
@@ -106,7 +113,7 @@ function main(argv: string[]): void {
     backends.push(backend);
   }
   process.stdout.write(
-    `vhost-user: serving virtio-net (${port} port, ${queuePairs} queue pair${queuePairs > 1 ? 's' : ''}) on ${sockets.join(', ')}; ` +
+    `vhost-user: serving virtio-net (${port} port${values.tap ? ` ${values.tap}` : ''}, ${queuePairs} queue pair${queuePairs > 1 ? 's' : ''}) on ${sockets.join(', ')}; ` +
       `Ctrl-C to stop, SIGUSR1 for statistics\n`,
   );
 

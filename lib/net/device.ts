@@ -7,14 +7,16 @@ import { VhostUserError } from '../errors';
 import { ProtocolFeature, VirtioFeature, VirtioNetFeature, bit } from '../protocol/constants';
 import { readAllStats, type QueueStats } from './stats';
 
-export type PortKind = 'loopback';
-export const PORT_KINDS: readonly PortKind[] = ['loopback'];
+export type PortKind = 'loopback' | 'tap';
+export const PORT_KINDS: readonly PortKind[] = ['loopback', 'tap'];
 
 export interface NetDeviceOptions {
   /** Queue pairs the device reports (GET_QUEUE_NUM). Default 1. */
   queuePairs?: number;
-  /** Where frames go. Default 'loopback'. */
+  /** Where frames go. Default 'loopback' ('tap' when `tap` is given). */
   port?: PortKind;
+  /** Tap interface for the tap port: attached to, or created if absent (needs CAP_NET_ADMIN). */
+  tap?: string;
   /** If set, the device offers VIRTIO_NET_F_MTU and accepts NET_SET_MTU up to this value. */
   mtu?: number;
 }
@@ -23,14 +25,33 @@ export interface NetDeviceOptions {
 export const MAX_MEM_SLOTS = 32;
 export const MAX_QUEUE_PAIRS = 16;
 
-/** The split-ring and virtio-net features the native data path implements for every port. */
+/**
+ * The split-ring and virtio-net features the native data path implements for every port. IN_ORDER
+ * holds because every port returns buffers in the order the guest made them available.
+ */
 const RING_FEATURES =
   bit(VirtioFeature.VERSION_1) |
   bit(VirtioFeature.ANY_LAYOUT) |
   bit(VirtioFeature.RING_INDIRECT_DESC) |
   bit(VirtioFeature.RING_EVENT_IDX) |
+  bit(VirtioFeature.IN_ORDER) |
   bit(VirtioFeature.PROTOCOL_FEATURES) |
   bit(VirtioNetFeature.MRG_RXBUF);
+
+/**
+ * Offloads the tap port passes through to the host kernel (the virtio-net header goes to the tap
+ * unchanged): checksum and TCP segmentation both ways. The loopback port offers none: it would
+ * hand a guest's partial checksums back to the same guest.
+ */
+const TAP_OFFLOADS =
+  bit(VirtioNetFeature.CSUM) |
+  bit(VirtioNetFeature.GUEST_CSUM) |
+  bit(VirtioNetFeature.HOST_TSO4) |
+  bit(VirtioNetFeature.HOST_TSO6) |
+  bit(VirtioNetFeature.HOST_ECN) |
+  bit(VirtioNetFeature.GUEST_TSO4) |
+  bit(VirtioNetFeature.GUEST_TSO6) |
+  bit(VirtioNetFeature.GUEST_ECN);
 
 /**
  * Protocol features offered. Nothing is offered that the device does not honour: no LOG_SHMFD until
@@ -47,6 +68,7 @@ const PROTOCOL_FEATURES =
 export class NetDevice {
   readonly queuePairs: number;
   readonly port: PortKind;
+  readonly tap: string | undefined;
   readonly maxMtu: number | undefined;
   readonly features: bigint;
   readonly protocolFeatures: bigint = PROTOCOL_FEATURES;
@@ -56,7 +78,8 @@ export class NetDevice {
 
   constructor(opts: NetDeviceOptions = {}) {
     this.queuePairs = opts.queuePairs ?? 1;
-    this.port = opts.port ?? 'loopback';
+    this.port = opts.port ?? (opts.tap !== undefined ? 'tap' : 'loopback');
+    this.tap = opts.tap;
     this.maxMtu = opts.mtu;
     if (!Number.isInteger(this.queuePairs) || this.queuePairs < 1 || this.queuePairs > MAX_QUEUE_PAIRS) {
       throw new VhostUserError('EINVAL', `queue pairs must be an integer in 1..${MAX_QUEUE_PAIRS}, got ${opts.queuePairs}`);
@@ -67,11 +90,20 @@ export class NetDevice {
     if (this.maxMtu !== undefined && (!Number.isInteger(this.maxMtu) || this.maxMtu < 68 || this.maxMtu > 65535)) {
       throw new VhostUserError('EINVAL', `MTU must be an integer in 68..65535, got ${this.maxMtu}`);
     }
+    if (this.port === 'tap') {
+      if (!this.tap || this.tap.length > 15 || !/^[A-Za-z0-9_.-]+$/.test(this.tap)) {
+        throw new VhostUserError('EINVAL', `the tap port needs an interface name of 1..15 characters [A-Za-z0-9_.-] (--tap NAME), got '${this.tap ?? ''}'`);
+      }
+      if (this.queuePairs !== 1) throw new VhostUserError('EINVAL', 'the tap port serves one queue pair for now (--queues 1)');
+    } else if (this.tap !== undefined) {
+      throw new VhostUserError('EINVAL', `--tap needs the tap port, not '${this.port}'`);
+    }
     let features = RING_FEATURES;
+    if (this.port === 'tap') features |= TAP_OFFLOADS;
     if (this.maxMtu !== undefined) features |= bit(VirtioNetFeature.MTU);
     if (this.queuePairs > 1) features |= bit(VirtioNetFeature.MQ);
     this.features = features;
-    this.native = new native.NetDevice(this.queuePairs, this.port);
+    this.native = new native.NetDevice(this.queuePairs, this.port, this.tap);
   }
 
   get queueCount(): number {

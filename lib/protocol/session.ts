@@ -80,10 +80,12 @@ export class Session {
       msg = decodeRequest({ request: header.request, flags: header.flags, payload, fds });
     } catch (err) {
       closeAll(fds);
-      this.fail(header, name, err);
+      this.fail(header, name, err, this.wantsAck(header));
       return;
     }
     this.unowned = messageFds(msg);
+    // Decided before the handler runs: a handler may reset what was negotiated (RESET_OWNER).
+    const ack = this.wantsAck(header);
     try {
       const handler = HANDLERS[msg.request] as
         | { needs?: number; run(s: Session, m: Message): ReplyBody | undefined }
@@ -105,11 +107,11 @@ export class Session {
       closeAll(this.unowned);
       this.unowned = [];
       if (body) this.io.send(encodeReply(header.request, body));
-      else if (this.wantsAck(header)) this.io.send(encodeReply(header.request, { kind: 'u64', value: 0n }));
+      else if (ack) this.io.send(encodeReply(header.request, { kind: 'u64', value: 0n }));
     } catch (err) {
       closeAll(this.unowned);
       this.unowned = [];
-      this.fail(header, name, err);
+      this.fail(header, name, err, ack);
     }
   }
 
@@ -121,9 +123,9 @@ export class Session {
     );
   }
 
-  private fail(header: MessageHeader, name: string, err: unknown): void {
+  private fail(header: MessageHeader, name: string, err: unknown, ack: boolean): void {
     const e = err instanceof Error ? err : new Error(String(err));
-    if (this.wantsAck(header)) {
+    if (ack) {
       this.log('warn', `${name} failed: ${e.message} (nacked)`);
       try {
         this.io.send(encodeReply(header.request, { kind: 'u64', value: 1n }));

@@ -10,6 +10,7 @@
 #include "napi/addon_data.h"
 #include "net/net_device.h"
 #include "net/ports/loopback.h"
+#include "net/ports/tap.h"
 
 namespace vhost {
 
@@ -45,11 +46,12 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
          InstanceMethod<&NetDeviceWrap::SetVringFd<&NetDevice::SetVringErr>>("setVringErr"),
          InstanceMethod<&NetDeviceWrap::SetVringEnable>("setVringEnable"),
          InstanceMethod<&NetDeviceWrap::Reset>("reset"),
+         InstanceMethod<&NetDeviceWrap::Close>("close"),
          InstanceMethod<&NetDeviceWrap::TakeEvents>("takeEvents"),
          InstanceAccessor<&NetDeviceWrap::Stats>("stats")});
   }
 
-  // new NetDevice(queuePairs, portName)
+  // new NetDevice(queuePairs, portName, tapName?)
   explicit NetDeviceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetDeviceWrap>(info) {
     Napi::Env env = info.Env();
     int pairs = info[0].As<Napi::Number>().Int32Value();
@@ -57,8 +59,16 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
     if (pairs < 1 || pairs > NetDevice::kMaxQueuePairs)
       ThrowError(env, "EINVAL", "queue pairs must be 1.." + std::to_string(NetDevice::kMaxQueuePairs));
     std::unique_ptr<Port> p;
-    if (port == "loopback") p = std::make_unique<LoopbackPort>();
-    else ThrowError(env, "EINVAL", "unknown port '" + port + "' (available: loopback)");
+    if (port == "loopback") {
+      p = std::make_unique<LoopbackPort>();
+    } else if (port == "tap") {
+      int e = 0;
+      std::string err;
+      p = TapPort::Open(info[2].As<Napi::String>(), &e, &err);
+      if (!p) ThrowErrno(env, e, "TUNSETIFF", err);
+    } else {
+      ThrowError(env, "EINVAL", "unknown port '" + port + "' (available: loopback, tap)");
+    }
     device_ = std::make_unique<NetDevice>(pairs, std::move(p));
     // The buffer keeps its own reference to the counters: JS may hold (or detach) it longer than
     // the device lives, and the worker may write while JS reads.
@@ -124,7 +134,8 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
   }
 
   Napi::Value SetFeatures(const Napi::CallbackInfo& info) {
-    device_->SetFeatures(ToU64(info.Env(), info[0], "features"));
+    std::string err;
+    Check(device_->SetFeatures(ToU64(info.Env(), info[0], "features"), &err), err, "SET_FEATURES");
     return info.Env().Undefined();
   }
 
@@ -172,6 +183,11 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
 
   Napi::Value Reset(const Napi::CallbackInfo& info) {
     device_->Reset();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    device_->Close();
     return info.Env().Undefined();
   }
 

@@ -10,6 +10,8 @@ namespace vhost {
 
 namespace {
 constexpr size_t kMaxPendingEvents = 64;
+// Worker tags: queue indexes for kicks, kPortTag + pair for a port's own fds.
+constexpr uint32_t kPortTag = 0x10000;
 
 void CloseFd(int* fd) {
   if (*fd >= 0) close(*fd);
@@ -126,13 +128,18 @@ int NetDevice::RemoveMemRegion(const RegionSpec& region, std::string* err) {
   return 0;
 }
 
-void NetDevice::SetFeatures(uint64_t features) {
+int NetDevice::SetFeatures(uint64_t features, std::string* err) {
+  if (!port_) {
+    *err = "the device is closed";
+    return EBADF;
+  }
   Quiesce q(this);
   settings_ = NetSettings::FromFeatures(features);
   for (Queue& queue : queues_) {
     queue.ring.set_event_idx(settings_.event_idx);
     queue.ring.set_indirect(settings_.indirect);
   }
+  return port_->OnFeatures(features, settings_, err);
 }
 
 int NetDevice::SetVringNum(int qi, uint32_t num, std::string* err) {
@@ -216,6 +223,7 @@ void NetDevice::Reset() {
   }
   memory_->Clear();
   settings_ = NetSettings();
+  if (port_) port_->OnReset();
 }
 
 void NetDevice::Shutdown() {
@@ -223,14 +231,23 @@ void NetDevice::Shutdown() {
   worker_.Stop();
 }
 
+void NetDevice::Close() {
+  Shutdown();
+  Reset();
+  port_.reset();
+}
+
 void NetDevice::StartWorker() {
   if (shut_down_) return;
   std::vector<Worker::Watch> watches;
   for (size_t i = 0; i < queues_.size(); i++)
     if (queues_[i].Ready()) watches.push_back(Worker::Watch{queues_[i].kick_fd, static_cast<uint32_t>(i)});
-  if (watches.empty()) return;
+  if (watches.empty() || !port_) return;
+  for (int pair = 0; pair < queue_count() / 2; pair++)
+    for (int fd : port_->WatchFds(pair)) watches.push_back(Worker::Watch{fd, kPortTag + static_cast<uint32_t>(pair)});
   std::string err;
   if (worker_.Start(watches, [this](uint32_t tag, bool kicked) {
+        if (tag >= kPortTag) return ServicePair(static_cast<int>(tag - kPortTag));
         if (kicked) queues_[tag].Count(kStatKicks);
         ServicePair(static_cast<int>(tag / 2));
       }, &err) != 0)

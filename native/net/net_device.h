@@ -35,7 +35,7 @@ class NetDevice {
   int SetMemTable(const std::vector<RegionSpec>& regions, const std::vector<int>& fds, std::string* err);
   int AddMemRegion(const RegionSpec& region, int fd, std::string* err);
   int RemoveMemRegion(const RegionSpec& region, std::string* err);
-  void SetFeatures(uint64_t features);
+  int SetFeatures(uint64_t features, std::string* err);
   int SetVringNum(int q, uint32_t num, std::string* err);
   int SetVringBase(int q, uint16_t base, std::string* err);
   int SetVringAddr(int q, uint64_t desc_ua, uint64_t used_ua, uint64_t avail_ua, std::string* err);
@@ -49,6 +49,8 @@ class NetDevice {
   void Reset();
   // Stops the worker for good (env teardown); the device only accepts Reset afterwards.
   void Shutdown();
+  // Shutdown, Reset, and the port released (a tap interface is closed): the device is done.
+  void Close();
   // Reasons logged by the worker since the last call (queue broken, chains dropped).
   std::vector<std::string> TakeEvents();
 

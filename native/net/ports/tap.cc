@@ -1,0 +1,180 @@
+#include "net/ports/tap.h"
+
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace vhost {
+
+namespace {
+// virtio-net feature bits of what the guest can receive, and the tap offload each allows.
+constexpr struct {
+  int feature;
+  unsigned tun_flag;
+} kGuestOffloads[] = {
+    {1, TUN_F_CSUM},     // GUEST_CSUM
+    {7, TUN_F_TSO4},     // GUEST_TSO4
+    {8, TUN_F_TSO6},     // GUEST_TSO6
+    {9, TUN_F_TSO_ECN},  // GUEST_ECN
+    {10, TUN_F_UFO},     // GUEST_UFO
+};
+}  // namespace
+
+std::unique_ptr<TapPort> TapPort::Open(const std::string& ifname, int* err_no, std::string* err) {
+  if (ifname.empty() || ifname.size() >= IFNAMSIZ) {
+    *err_no = EINVAL;
+    *err = "tap name must be 1.." + std::to_string(IFNAMSIZ - 1) + " characters";
+    return nullptr;
+  }
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    *err_no = errno;
+    *err = std::string("opening /dev/net/tun: ") + strerror(errno) + " (is the tun module loaded?)";
+    return nullptr;
+  }
+  ifreq ifr{};
+  memcpy(ifr.ifr_name, ifname.data(), ifname.size());
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  int hdr = static_cast<int>(kNetHdrMrg);
+  unsigned offload = 0;
+  const char* step = "TUNSETIFF";
+  int rc = ioctl(fd, TUNSETIFF, &ifr);
+  if (rc == 0) step = "TUNSETVNETHDRSZ", rc = ioctl(fd, TUNSETVNETHDRSZ, &hdr);
+  if (rc == 0) step = "TUNSETOFFLOAD", rc = ioctl(fd, TUNSETOFFLOAD, offload);
+  if (rc != 0) {
+    *err_no = errno;
+    *err = "tap " + ifname + ": " + step + ": " + strerror(errno);
+    if (errno == EPERM)
+      *err += " (run as root, or create it first with `ip tuntap add " + ifname + " mode tap vnet_hdr user $USER`)";
+    if (errno == EBUSY) *err += " (another process holds the tap; stop it or choose another --tap name)";
+    close(fd);
+    return nullptr;
+  }
+  return std::unique_ptr<TapPort>(new TapPort(fd, ifname));
+}
+
+TapPort::~TapPort() {
+  if (fd_ >= 0) close(fd_);
+}
+
+int TapPort::OnFeatures(uint64_t features, const NetSettings& settings, std::string* err) {
+  int hdr = static_cast<int>(settings.hdr_len);
+  unsigned offload = 0;
+  for (const auto& o : kGuestOffloads)
+    if ((features >> o.feature) & 1) offload |= o.tun_flag;
+  // The kernel only segments or leaves checksums partial for a guest that takes partial checksums.
+  if (!(offload & TUN_F_CSUM)) offload = 0;
+  if (ioctl(fd_, TUNSETVNETHDRSZ, &hdr) != 0 || ioctl(fd_, TUNSETOFFLOAD, offload) != 0) {
+    int e = errno;
+    *err = "tap " + ifname_ + ": setting header size/offloads: " + strerror(e);
+    return e;
+  }
+  return 0;
+}
+
+int TapPort::GuestTx(const GuestMemory& mem, const NetSettings& settings, Queue& tx, const Reporter& report) {
+  int moved = 0;
+  iovec iov[kMaxSegs];
+  while (moved < kBurst) {
+    bool broken = false;
+    if (tx.ring.Available(&broken) == 0) {
+      if (broken) BreakQueue(tx, "TX", "available index ran more than the ring size ahead", report);
+      break;
+    }
+    ChainError err;
+    Chain c = tx.ring.Pop(mem, false, tx_segs_, kMaxSegs, &err);
+    moved++;
+    if (err == ChainError::kNone && c.len < settings.hdr_len) err = ChainError::kTooLong;
+    if (err != ChainError::kNone) {
+      tx.Count(kStatErrors);
+      if (err != ChainError::kBadHead) tx.ring.PushUsed(c.head, 0);
+      continue;
+    }
+    for (int i = 0; i < c.nseg; i++) iov[i] = iovec{tx_segs_[i].ptr, tx_segs_[i].len};
+    // The header goes through as the guest wrote it: the kernel does the offloads it asks for.
+    ssize_t n = writev(fd_, iov, c.nseg);
+    if (n < 0) {
+      tx.Count(kStatDrops);
+      if (!tx_error_reported_) {
+        report("tap " + ifname_ + ": write: " + strerror(errno) +
+               (errno == EIO ? " (the interface is down: `ip link set " + ifname_ + " up`)" : ""));
+        tx_error_reported_ = true;
+      }
+    } else {
+      tx_error_reported_ = false;
+      tx.Count(kStatPackets);
+      tx.Count(kStatBytes, c.len - settings.hdr_len);
+    }
+    tx.ring.PushUsed(c.head, 0);
+  }
+  return moved;
+}
+
+int TapPort::GuestRx(const GuestMemory& mem, const NetSettings& settings, Queue& rx, const Reporter& report,
+                     bool* rx_short, bool* tap_empty) {
+  const uint32_t hdr_len = settings.hdr_len;
+  int moved = 0;
+  while (moved < kBurst) {
+    if (pending_len_ == 0) {
+      ssize_t n = read(fd_, bounce_.data(), bounce_.size());
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) *tap_empty = true;
+        else report("tap " + ifname_ + ": read: " + strerror(errno));
+        break;
+      }
+      if (static_cast<uint32_t>(n) < hdr_len) {
+        rx.Count(kStatErrors);
+        continue;
+      }
+      pending_len_ = static_cast<uint32_t>(n);
+    }
+    RxReservation::Result r = rx_.Reserve(mem, settings, rx, pending_len_, report);
+    if (r == RxReservation::Result::kShort) {
+      *rx_short = true;  // keep the frame until the guest posts buffers
+      break;
+    }
+    if (r == RxReservation::Result::kBroken) break;
+    moved++;
+    if (r == RxReservation::Result::kTooSmall) {
+      rx.Count(kStatDrops);
+      pending_len_ = 0;
+      continue;
+    }
+    SegmentCursor dst = rx_.Cursor();
+    WriteNetHeader(dst, hdr_len, rx_.buffers(), bounce_.data());
+    dst.Write(bounce_.data() + hdr_len, pending_len_ - hdr_len);
+    rx_.Commit(rx, pending_len_);
+    rx.Count(kStatPackets);
+    rx.Count(kStatBytes, pending_len_ - hdr_len);
+    pending_len_ = 0;
+  }
+  return moved;
+}
+
+void TapPort::Service(const GuestMemory& mem, const NetSettings& settings, Queue& rx, Queue& tx,
+                      const std::function<bool()>& should_stop, const Reporter& report) {
+  if (!rx.Ready() || !tx.Ready()) return;
+  while (!should_stop()) {
+    bool rx_short = false, tap_empty = false;
+    int sent = GuestTx(mem, settings, tx, report);
+    int received = GuestRx(mem, settings, rx, report, &rx_short, &tap_empty);
+    if (tx.ring.PublishUsed()) tx.Call();
+    if (rx.ring.PublishUsed()) rx.Call();
+    if (rx.broken || tx.broken) return;
+    if (sent > 0 || received > 0) continue;
+    // Idle. The tap fd is edge-triggered: we stop reading it only when it is empty (a new frame
+    // wakes us) or when the guest has no buffers (its RX kick wakes us). Re-check both rings after
+    // asking for kicks, or a buffer posted meanwhile would go unnoticed.
+    bool more = tx.ring.ArmKick();
+    if (rx_short) more = rx.ring.ArmKickBeyondAvail() || more;
+    if (!more) return;
+  }
+}
+
+}  // namespace vhost

@@ -1,0 +1,96 @@
+#include "net/rx_reservation.h"
+
+#include <cstring>
+
+namespace vhost {
+
+void BreakQueue(Queue& q, const char* which, const std::string& why, const Reporter& report) {
+  if (!q.broken) report(std::string(which) + " queue broken: " + why);
+  q.broken = true;
+  q.Count(kStatErrors);
+}
+
+void RxReservation::GiveBack(Queue& rx) {
+  rx.ring.Unpop(static_cast<uint16_t>(nbufs_));
+  nbufs_ = nsegs_ = 0;
+}
+
+void RxReservation::ReturnEmpty(Queue& rx) {
+  for (int i = 0; i < nbufs_; i++) rx.ring.PushUsed(bufs_[i].head, 0);
+  nbufs_ = nsegs_ = 0;
+}
+
+RxReservation::Result RxReservation::Reserve(const GuestMemory& mem, const NetSettings& settings, Queue& rx,
+                                             uint32_t need, const Reporter& report) {
+  nbufs_ = nsegs_ = 0;
+  uint32_t cap = 0;
+  // A frame never takes more buffers than the ring holds: waiting for more would wait forever.
+  const uint32_t ring = rx.ring.size();
+  const int max_bufs = !settings.mrg_rxbuf ? 1 : ring < kMaxBufs ? static_cast<int>(ring) : kMaxBufs;
+  uint32_t taken = 0;  // chains looked at in this call, malformed ones included: bounds the loop
+  while (cap < need) {
+    if (taken++ > ring) {
+      ReturnEmpty(rx);
+      return Result::kTooSmall;
+    }
+    if (nbufs_ == max_bufs) {
+      GiveBack(rx);
+      return Result::kTooSmall;
+    }
+    bool broken = false;
+    uint16_t avail = rx.ring.Available(&broken);
+    if (broken) {
+      ReturnEmpty(rx);
+      BreakQueue(rx, "RX", "available index ran more than the ring size ahead", report);
+      return Result::kBroken;
+    }
+    if (avail == 0) {
+      GiveBack(rx);
+      return Result::kShort;
+    }
+    ChainError err;
+    Chain c = rx.ring.Pop(mem, true, segs_ + nsegs_, kMaxSegs - nsegs_, &err);
+    if (err == ChainError::kTooManySegments && nbufs_ > 0) {
+      // Out of room in our segment table, not the guest's fault: leave its buffers, drop the frame.
+      rx.ring.Unpop(1);
+      GiveBack(rx);
+      return Result::kTooSmall;
+    }
+    // The first buffer must hold the whole header (virtio 1.x, 5.1.6.3.1).
+    bool header_fits = nbufs_ > 0 || c.len >= settings.hdr_len;
+    if (err != ChainError::kNone || !header_fits) {
+      // A malformed receive buffer: hand back everything taken for this frame, empty, and go on.
+      rx.Count(kStatErrors);
+      if (err != ChainError::kBadHead) bufs_[nbufs_++] = Buf{c.head, 0};
+      ReturnEmpty(rx);
+      cap = 0;
+      continue;
+    }
+    bufs_[nbufs_++] = Buf{c.head, c.len};
+    nsegs_ += c.nseg;
+    cap += c.len;
+    if (!settings.mrg_rxbuf && cap < need) {
+      GiveBack(rx);
+      return Result::kTooSmall;
+    }
+  }
+  return Result::kOk;
+}
+
+void RxReservation::Commit(Queue& rx, uint32_t total) {
+  for (int i = 0; i < nbufs_; i++) {
+    uint32_t len = total < bufs_[i].cap ? total : bufs_[i].cap;
+    rx.ring.PushUsed(bufs_[i].head, len);
+    total -= len;
+  }
+  nbufs_ = nsegs_ = 0;
+}
+
+void WriteNetHeader(SegmentCursor& dst, uint32_t hdr_len, uint16_t num_buffers, const uint8_t* from) {
+  uint8_t hdr[kNetHdrMrg] = {};
+  if (from) memcpy(hdr, from, hdr_len);
+  if (hdr_len == kNetHdrMrg) memcpy(hdr + kNetHdrNumBuffersOffset, &num_buffers, 2);
+  dst.Write(hdr, hdr_len);
+}
+
+}  // namespace vhost

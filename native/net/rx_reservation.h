@@ -1,0 +1,61 @@
+// Receive buffers taken from the guest's RX ring for one frame: enough of them for the frame
+// (several with MRG_RXBUF, one without), filled through a cursor, then returned to the guest as
+// used entries in one go — or given back untouched when the frame cannot be placed now.
+// Every port that delivers frames to the guest uses this; it is where RX-ring hostility is handled.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "core/guest_memory.h"
+#include "net/queue.h"
+#include "net/segment_cursor.h"
+#include "net/virtio_net.h"
+
+namespace vhost {
+
+using Reporter = std::function<void(const std::string&)>;
+
+// Marks a queue broken (it is served no more until reconfigured) and logs why, once.
+void BreakQueue(Queue& q, const char* which, const std::string& why, const Reporter& report);
+
+class RxReservation {
+ public:
+  enum class Result {
+    kOk,        // buffers for `need` bytes are held
+    kShort,     // the guest has not posted enough yet: nothing held, try again after its kick
+    kTooSmall,  // the guest's buffers can never hold this frame: nothing held, drop it
+    kBroken,    // the RX ring is broken
+  };
+
+  Result Reserve(const GuestMemory& mem, const NetSettings& settings, Queue& rx, uint32_t need,
+                 const Reporter& report);
+  // The held buffers as one sequence of bytes.
+  SegmentCursor Cursor() const { return SegmentCursor(segs_, nsegs_); }
+  uint16_t buffers() const { return static_cast<uint16_t>(nbufs_); }
+  // Returns the held buffers as used, holding `total` bytes in order.
+  void Commit(Queue& rx, uint32_t total);
+
+ private:
+  static constexpr int kMaxSegs = 256;
+  static constexpr int kMaxBufs = 64;  // mergeable buffers for one frame
+
+  struct Buf {
+    uint16_t head;
+    uint32_t cap;
+  };
+  void GiveBack(Queue& rx);               // un-take the held buffers (nothing published)
+  void ReturnEmpty(Queue& rx);            // return the held buffers used with length 0
+
+  Segment segs_[kMaxSegs];
+  Buf bufs_[kMaxBufs];
+  int nbufs_ = 0;
+  int nsegs_ = 0;
+};
+
+// Writes a virtio-net header: `from` (hdr_len bytes, may be null for all-zero) with num_buffers
+// set when the header has that field.
+void WriteNetHeader(SegmentCursor& dst, uint32_t hdr_len, uint16_t num_buffers, const uint8_t* from);
+
+}  // namespace vhost

@@ -1,0 +1,145 @@
+#!/bin/sh
+# /init of the end-to-end test guest: busybox ash as PID 1 in an initramfs built by test/e2e/qemu.ts.
+#
+# Parameters come from /proc/cmdline (the kernel keeps dotted words there and does not hand them to us):
+#   vhu.run=link,probe,ping,tcp-tx,tcp-rx,ping-loop   scenarios, run in order (default: link)
+#   vhu.ip=10.0.2.15/24  vhu.host=10.0.2.1  vhu.iface=eth0
+#   vhu.mb=50            tcp-tx: MiB sent (random data made in /tmp, a tmpfs)
+#   vhu.port=5001        tcp-tx connects to host:port, tcp-rx to host:port+1
+#   vhu.count=20  vhu.interval=1                      ping
+#   vhu.timeout=120      the guest powers itself off after this many seconds, whatever it is doing
+#
+# Output, one line each (the host parses them; keep them single-line, key=value, no spaces in values):
+#   VHU-UP uptime=<s>                         eth0 configured and up
+#   VHU-INFO <scenario> key=value...          something the host may need before the result
+#   VHU-RESULT <scenario> key=value...        the outcome of one scenario
+#   VHU-ERROR <text>                          setup failed; the guest powers off
+#   VHU-DONE uptime=<s>                       all scenarios ran; poweroff follows
+# ping-loop prints busybox ping's own reply lines ("64 bytes from H: seq=N ttl=64 time=T ms") forever.
+
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev || /bin/busybox mount -t tmpfs tmpfs /dev
+# The initramfs has no /dev/console node, so the kernel started us without stdio: take the console now.
+exec </dev/console >/dev/console 2>&1
+[ -x /bin/ip ] || /bin/busybox --install -s
+mount -t tmpfs -o size=160m tmpfs /tmp
+
+uptime_s() { read -r u _ </proc/uptime; echo "$u"; }
+stop() {
+	echo "VHU-DONE uptime=$(uptime_s)"
+	sync
+	poweroff -f
+	sleep 10
+}
+die() {
+	echo "VHU-ERROR $*"
+	stop
+}
+
+# Parameters: vhu.KEY=VALUE -> P_KEY (KEY restricted to [a-z0-9_] before it reaches eval).
+P_run=link P_ip=10.0.2.15/24 P_host=10.0.2.1 P_iface=eth0 P_mb=50 P_port=5001 P_count=20 P_interval=1 P_timeout=120
+for w in $(cat /proc/cmdline); do
+	case "$w" in
+	vhu.*=*)
+		k=${w%%=*}
+		k=${k#vhu.}
+		case "$k" in '' | *[!a-z0-9_]*) continue ;; esac
+		eval "P_$k=\${w#*=}"
+		;;
+	esac
+done
+
+# Watchdog: a guest whose host went away must not run forever.
+(
+	sleep "$P_timeout"
+	echo "VHU-ERROR timeout: still running after ${P_timeout}s"
+	poweroff -f
+) &
+
+while read -r m; do
+	[ -n "$m" ] || continue
+	insmod "/lib/modules/$m.ko" || die "insmod $m failed"
+done </lib/modules/order
+
+i=0
+while [ ! -e "/sys/class/net/$P_iface" ]; do
+	i=$((i + 1))
+	[ $i -le 100 ] || die "no $P_iface after 10 s: $(ls /sys/class/net | tr '\n' ' ')"
+	sleep 0.1
+done
+ip link set lo up
+ip addr add "$P_ip" dev "$P_iface" || die "ip addr add $P_ip dev $P_iface failed"
+ip link set "$P_iface" up || die "ip link set $P_iface up failed"
+echo "VHU-UP uptime=$(uptime_s)"
+
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+sc_link() {
+	d=/sys/class/net/$P_iface
+	state=$(ip -o link show "$P_iface" | sed -n 's/.* state \([A-Z]*\).*/\1/p')
+	# The guest-side view of the negotiated virtio features: one character per bit, bit 0 first.
+	feat=$(cat "$d/device/features" 2>/dev/null)
+	echo "VHU-RESULT link iface=$P_iface mac=$(cat $d/address) state=$state operstate=$(cat $d/operstate)" \
+		"carrier=$(cat $d/carrier 2>/dev/null || echo none) mtu=$(cat $d/mtu) features=${feat:-none}"
+}
+
+sc_probe() {
+	ping -c 1 -W 1 "$P_host" >/dev/null 2>&1
+	echo "VHU-RESULT probe rc=$?"
+}
+
+sc_ping() {
+	out=$(ping -c "$P_count" -i "$P_interval" -W 2 "$P_host" 2>&1)
+	rc=$?
+	echo "$out" | sed 's/^/  /'
+	tx=$(echo "$out" | sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p')
+	rx=$(echo "$out" | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')
+	rtt=$(echo "$out" | sed -n 's#^round-trip min/avg/max = \([0-9./]*\) ms.*#\1#p')
+	echo "VHU-RESULT ping transmitted=${tx:-0} received=${rx:-0} rtt=${rtt:-none} rc=$rc"
+}
+
+sc_ping_loop() {
+	ping -i 1 "$P_host" # not exec: PID 1 must stay the shell (its exit panics the kernel)
+}
+
+md5_of() { md5sum "$1" | cut -d' ' -f1; }
+
+sc_tcp_tx() {
+	dd if=/dev/urandom of=/tmp/tx.bin bs=1048576 count="$P_mb" 2>/dev/null || {
+		echo "VHU-RESULT tcp-tx error=dd-failed"
+		return
+	}
+	md5=$(md5_of /tmp/tx.bin)
+	bytes=$(wc -c </tmp/tx.bin)
+	echo "VHU-INFO tcp-tx md5=$md5 bytes=$bytes"
+	t0=$(uptime_s)
+	nc -w 5 "$P_host" "$P_port" </tmp/tx.bin
+	rc=$?
+	t1=$(uptime_s)
+	rm -f /tmp/tx.bin
+	echo "VHU-RESULT tcp-tx md5=$md5 bytes=$bytes rc=$rc secs=$(elapsed "$t0" "$t1")"
+}
+
+sc_tcp_rx() {
+	t0=$(uptime_s)
+	nc -w 5 "$P_host" $((P_port + 1)) </dev/null >/tmp/rx.bin
+	rc=$?
+	t1=$(uptime_s)
+	echo "VHU-RESULT tcp-rx md5=$(md5_of /tmp/rx.bin) bytes=$(wc -c </tmp/rx.bin) rc=$rc secs=$(elapsed "$t0" "$t1")"
+	rm -f /tmp/rx.bin
+}
+
+for s in $(echo "$P_run" | tr ',' ' '); do
+	case "$s" in
+	link) sc_link ;;
+	probe) sc_probe ;;
+	ping) sc_ping ;;
+	ping-loop) sc_ping_loop ;;
+	tcp-tx) sc_tcp_tx ;;
+	tcp-rx) sc_tcp_rx ;;
+	*) echo "VHU-RESULT $s error=unknown-scenario" ;;
+	esac
+done
+stop

@@ -1,0 +1,152 @@
+/**
+ * The tap port with our own front-end as the guest: the host side is a network namespace holding
+ * the tap, whose kernel answers ARP and ping. Needs root and /dev/net/tun (CI has both).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+import { VhostUserBackend } from '../lib/backend';
+import { GuestMemory } from '../lib/frontend/guest_memory';
+import { VirtioNetDriver } from '../lib/frontend/net_driver';
+import { hasProgram, hasTun, isRoot, missing, run, skipUnless } from './helpers/peers';
+
+const NS = `vhu-tap-${process.pid}`;
+const TAP = `vhut${process.pid % 100000}`;
+const HOST_IP = [10, 99, 0, 1];
+const GUEST_IP = [10, 99, 0, 2];
+const GUEST_MAC = Buffer.from([0x52, 0x54, 0x00, 0xaa, 0xbb, 0x01]);
+
+const skip = skipUnless(
+  missing([
+    [isRoot(), 'root (for the tap and the network namespace)'],
+    [hasTun(), '/dev/net/tun'],
+    [hasProgram('ip'), "the 'ip' command (Debian package iproute2)"],
+  ]),
+  'tap port tests',
+);
+
+function checksum(b: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i + 1 < b.length; i += 2) sum += b.readUInt16BE(i);
+  if (b.length % 2) sum += b[b.length - 1] << 8;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return ~sum & 0xffff;
+}
+
+function arpRequest(): Buffer {
+  const f = Buffer.alloc(60);
+  f.fill(0xff, 0, 6);
+  GUEST_MAC.copy(f, 6);
+  f.writeUInt16BE(0x0806, 12);
+  f.writeUInt16BE(1, 14); // ethernet
+  f.writeUInt16BE(0x0800, 16);
+  f[18] = 6;
+  f[19] = 4;
+  f.writeUInt16BE(1, 20); // request
+  GUEST_MAC.copy(f, 22);
+  f.set(GUEST_IP, 28);
+  f.set(HOST_IP, 38);
+  return f;
+}
+
+function echoRequest(dstMac: Buffer, seq: number, payloadLen: number): Buffer {
+  const ip = Buffer.alloc(20);
+  ip[0] = 0x45;
+  ip.writeUInt16BE(20 + 8 + payloadLen, 2);
+  ip.writeUInt16BE(seq, 4);
+  ip[8] = 64;
+  ip[9] = 1; // ICMP
+  ip.set(GUEST_IP, 12);
+  ip.set(HOST_IP, 16);
+  ip.writeUInt16BE(checksum(ip), 10);
+  const icmp = Buffer.alloc(8 + payloadLen);
+  icmp[0] = 8;
+  icmp.writeUInt16BE(0x1234, 4);
+  icmp.writeUInt16BE(seq, 6);
+  for (let i = 0; i < payloadLen; i++) icmp[8 + i] = (seq + i) & 0xff;
+  icmp.writeUInt16BE(checksum(icmp), 2);
+  const eth = Buffer.alloc(14);
+  dstMac.copy(eth, 0);
+  GUEST_MAC.copy(eth, 6);
+  eth.writeUInt16BE(0x0800, 12);
+  return Buffer.concat([eth, ip, icmp]);
+}
+
+describe.skipIf(skip)('tap port', () => {
+  let dir: string;
+  let backend: VhostUserBackend;
+  let memory: GuestMemory;
+  const warnings: string[] = [];
+
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-tap-'));
+    backend = new VhostUserBackend({
+      socketPath: path.join(dir, 'net.sock'),
+      device: { tap: TAP },
+      log: (level, m) => level === 'warn' && warnings.push(m),
+    });
+    backend.start();
+    // The host side lives in its own namespace: nothing of this test touches the machine's network.
+    run('ip', ['netns', 'add', NS]);
+    run('ip', ['link', 'set', TAP, 'netns', NS]);
+    run('ip', ['-n', NS, 'link', 'set', TAP, 'up']);
+    run('ip', ['-n', NS, 'addr', 'add', `${HOST_IP.join('.')}/24`, 'dev', TAP]);
+    memory = new GuestMemory();
+  });
+
+  afterAll(() => {
+    backend?.close();
+    memory?.close();
+    if (!skip) spawnQuiet('ip', ['netns', 'del', NS]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('carries ARP and ping both ways between the guest and the host kernel', async () => {
+    const frames: Buffer[] = [];
+    const driver = await VirtioNetDriver.start({ socketPath: backend.socketPath, memory, onFrames: (f) => frames.push(...f) });
+    const waitFor = async (pred: (f: Buffer) => boolean) => {
+      for (let t = 0; t < 500; t++) {
+        const hit = frames.find(pred);
+        if (hit) return hit;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return undefined;
+    };
+
+    driver.send(arpRequest());
+    driver.flush();
+    const reply = await waitFor((f) => f.readUInt16BE(12) === 0x0806 && f.readUInt16BE(20) === 2);
+    expect(reply, 'ARP reply from the host').toBeDefined();
+    const hostMac = reply!.subarray(22, 28);
+    expect(Buffer.from(reply!.subarray(28, 32))).toEqual(Buffer.from(HOST_IP));
+
+    const sizes = [0, 56, 1000, 1472];
+    for (const [seq, size] of sizes.entries()) {
+      driver.send(echoRequest(hostMac, seq + 1, size));
+      driver.flush();
+    }
+    for (const [seq, size] of sizes.entries()) {
+      const echo = await waitFor(
+        (f) => f.readUInt16BE(12) === 0x0800 && f[23] === 1 && f[34] === 0 && f.readUInt16BE(40) === seq + 1,
+      );
+      expect(echo, `echo reply ${seq + 1}`).toBeDefined();
+      expect(echo!.length).toBe(14 + 20 + 8 + size);
+      expect(checksum(echo!.subarray(34))).toBe(0); // the host computed it: no offload was negotiated
+    }
+    driver.close();
+    const [rx, tx] = backend.device.stats();
+    expect(tx.packets).toBeGreaterThanOrEqual(5n);
+    expect(rx.packets).toBeGreaterThanOrEqual(5n);
+    expect(tx.errors + rx.errors).toBe(0n);
+    expect(warnings).toEqual([]);
+  });
+});
+
+function spawnQuiet(cmd: string, args: string[]) {
+  try {
+    run(cmd, args);
+  } catch {
+    // best effort in teardown
+  }
+}
