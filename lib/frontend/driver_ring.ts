@@ -100,6 +100,40 @@ export class DriverRing {
     return head;
   }
 
+  // --- Hostile-guest hooks: tests write what no correct driver would (test/hostile/). ---
+
+  /** Takes n descriptors out of the free list for raw writes; they are never reused. */
+  reserveDescriptors(n: number): number[] {
+    if (this.free.length < n) throw new VhostUserError('ENOSPC', `only ${this.free.length} free descriptors`);
+    return this.free.splice(this.free.length - n, n);
+  }
+
+  /** Writes descriptor i (of this ring's table, or of a table at `tableGpa`) exactly as given. */
+  writeRawDescriptor(i: number, addr: bigint | number, len: number, flags: number, next: number, tableGpa?: number): void {
+    const table = tableGpa === undefined ? this.desc : this.mem.view(tableGpa, 16 * (i + 1));
+    const o = 16 * i;
+    table.writeBigUInt64LE(BigInt(addr), o);
+    table.writeUInt32LE(len >>> 0, o + 8);
+    table.writeUInt16LE(flags, o + 12);
+    table.writeUInt16LE(next, o + 14);
+  }
+
+  /** Puts `head` in the available ring, valid or not; a valid head may come back as used. */
+  pushRawHead(head: number): void {
+    if (head < this.size) this.chains[head] = [];
+    this.avail.writeUInt16LE(head & 0xffff, 4 + 2 * (this.availIdx % this.size));
+    this.availIdx = (this.availIdx + 1) & 0xffff;
+  }
+
+  /** Writes the available index directly (e.g. far beyond what the ring holds). */
+  writeRawAvailIdx(idx: number): void {
+    this.avail.writeUInt16LE(idx & 0xffff, 2);
+  }
+
+  get availIndex(): number {
+    return this.availIdx;
+  }
+
   /** Makes the chains added so far visible to the device. Returns whether it must be kicked. */
   publish(): boolean {
     this.avail.writeUInt16LE(this.availIdx, 2);
