@@ -27,7 +27,7 @@ class SegmentCursor {
       uint32_t n = len - done;
       n = n < src.Room() ? n : src.Room();
       n = n < dst.Room() ? n : dst.Room();
-      memcpy(dst.Here(), src.Here(), n);
+      memmove(dst.Here(), src.Here(), n);  // a hostile guest may make them overlap
       src.Advance(n);
       dst.Advance(n);
       done += n;

@@ -23,6 +23,7 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 /bin/busybox mount -t devtmpfs devtmpfs /dev || /bin/busybox mount -t tmpfs tmpfs /dev
 # The initramfs has no /dev/console node, so the kernel started us without stdio: take the console now.
 exec </dev/console >/dev/console 2>&1
+echo # the firmware's "Booting from ROM.." has no newline: start our lines on a fresh one
 [ -x /bin/ip ] || /bin/busybox --install -s
 mount -t tmpfs -o size=160m tmpfs /tmp
 
@@ -72,16 +73,30 @@ done
 ip link set lo up
 ip addr add "$P_ip" dev "$P_iface" || die "ip addr add $P_ip dev $P_iface failed"
 ip link set "$P_iface" up || die "ip link set $P_iface up failed"
+# Carrier comes with the device's link status (VIRTIO_NET_F_STATUS, read by a work item after probe).
+# operstate only turns "up" up to 1 s later (linkwatch's rate limit); IPv4 traffic does not wait for it.
+i=0
+while [ "$(cat /sys/class/net/$P_iface/carrier 2>/dev/null)" != 1 ]; do
+	i=$((i + 1))
+	[ $i -le 100 ] || die "no carrier on $P_iface after 10 s"
+	sleep 0.1
+done
 echo "VHU-UP uptime=$(uptime_s)"
 
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
 sc_link() {
 	d=/sys/class/net/$P_iface
-	state=$(ip -o link show "$P_iface" | sed -n 's/.* state \([A-Z]*\).*/\1/p')
+	# operstate follows "ip link set up" asynchronously (linkwatch): give it up to 5 s.
+	i=0
+	while [ "$(cat $d/operstate)" != up ] && [ $i -lt 50 ]; do
+		i=$((i + 1))
+		sleep 0.1
+	done
+	flags=$(ip -o link show "$P_iface" | sed -n 's/^[0-9]*: [^:]*: <\([^>]*\)>.*/\1/p')
 	# The guest-side view of the negotiated virtio features: one character per bit, bit 0 first.
 	feat=$(cat "$d/device/features" 2>/dev/null)
-	echo "VHU-RESULT link iface=$P_iface mac=$(cat $d/address) state=$state operstate=$(cat $d/operstate)" \
+	echo "VHU-RESULT link iface=$P_iface mac=$(cat $d/address) flags=$flags operstate=$(cat $d/operstate)" \
 		"carrier=$(cat $d/carrier 2>/dev/null || echo none) mtu=$(cat $d/mtu) features=${feat:-none}"
 }
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""Writes seed inputs for ring_fuzzer: well-formed rings (layout of ring_fuzzer.cc) that the fuzzer mutates."""
+import struct, sys, os
+
+def seed(features, tx_frames, rx_bufs, rx_len, indirect=False):
+    mem = bytearray(0x2000)
+    def desc(table, i, addr, length, flags, nxt):
+        struct.pack_into('<QIHH', mem, table + 16 * i, addr, length, flags, nxt)
+    # tx avail at 0x000, rx avail at 0x040, tx desc 0x080, rx desc 0x180
+    buf = 0x400
+    for i in range(tx_frames):
+        if indirect and i == 0:
+            table = 0x1800
+            desc(table, 0, buf, 12, 1, 1)
+            desc(table, 1, buf + 12, 60, 0, 0)
+            desc(0x080, i, table, 32, 4, 0)
+        else:
+            desc(0x080, i, buf, 12 + 60, 0, 0)
+        mem[buf + 12:buf + 24] = bytes(range(1, 13))
+        struct.pack_into('<H', mem, 0x000 + 4 + 2 * i, i)
+        buf += 128
+    struct.pack_into('<H', mem, 0x002, tx_frames)
+    for i in range(rx_bufs):
+        desc(0x180, i, buf, rx_len, 2, 0)
+        struct.pack_into('<H', mem, 0x040 + 4 + 2 * i, i)
+        buf += 256
+    struct.pack_into('<H', mem, 0x042, rx_bufs)
+    return bytes([3, 3, features, 0]) + bytes(mem)
+
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+for name, data in {
+    'plain': seed(8, 4, 4, 200),
+    'mrg-small': seed(8 | 1, 4, 8, 40),
+    'indirect': seed(8 | 2, 2, 4, 200, indirect=True),
+    'event-idx-legacy': seed(4, 3, 3, 100),
+}.items():
+    with open(os.path.join(out, 'seed-' + name), 'wb') as f:
+        f.write(data)

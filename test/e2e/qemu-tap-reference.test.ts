@@ -1,0 +1,82 @@
+/**
+ * The harness checked against a known-good back-end: QEMU's own tap netdev in a network namespace
+ * instead of our vhost-user back-end. The guest's ping, tcp-tx and tcp-rx scenarios and the host-side
+ * helpers (netns, TCP sink and source, md5) must work here; when a test of our tap port fails, this one
+ * tells whether the harness or the back-end is at fault.
+ *
+ * Needs root (ip netns, a tap device). Skipped without QEMU or root, except in CI (CI=true).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  addTap,
+  buildInitramfs,
+  createNetns,
+  deleteNetns,
+  killAll,
+  netnsMissing,
+  qemuAvailable,
+  startGuest,
+  startTcpSink,
+  startTcpSource,
+  writeRandomFile,
+} from './qemu';
+
+const available = qemuAvailable() && netnsMissing() === null;
+const NS = `vhu-e2e-ref-${process.pid}`;
+const MIB = 8;
+const PORT = 5001; // tcp-tx goes to PORT, tcp-rx comes from PORT + 1
+
+describe.skipIf(!available)("the guest scenarios over QEMU's own tap back-end", () => {
+  let dir = '';
+
+  beforeAll(async () => {
+    await buildInitramfs();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-e2e-'));
+    await createNetns(NS);
+    await addTap(NS, 'vhut0'); // 10.0.2.1/24, the guest's vhu.host
+  }, 120_000);
+
+  afterAll(async () => {
+    await killAll();
+    await deleteNetns(NS);
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('ping, TCP from the guest and TCP to the guest arrive intact', async () => {
+    const file = path.join(dir, 'to-guest.bin');
+    const sentMd5 = await writeRandomFile(file, MIB << 20);
+    const sink = startTcpSink({ netns: NS, port: PORT, bytes: MIB << 20 });
+    const source = startTcpSource({ netns: NS, port: PORT + 1, file });
+    await Promise.all([sink.ready, source.ready]);
+
+    const guest = await startGuest({
+      netns: NS,
+      netdev: 'tap,id=n0,ifname=vhut0,script=no,downscript=no',
+      scenarios: ['ping', 'tcp-tx', 'tcp-rx'],
+      params: { count: 5, interval: 0.2, mb: MIB, port: PORT },
+      guestTimeoutSec: 60,
+    });
+    try {
+      const ping = await guest.result('ping', 30_000);
+      expect(ping).toMatchObject({ transmitted: '5', received: '5', rc: '0' });
+
+      const tx = await guest.result('tcp-tx', 30_000);
+      const got = await sink.done;
+      expect(tx.rc).toBe('0');
+      expect(got).toMatchObject({ bytes: MIB << 20, md5: tx.md5 });
+
+      const rx = await guest.result('tcp-rx', 30_000);
+      expect((await source.done).md5).toBe(sentMd5);
+      expect(rx).toMatchObject({ rc: '0', bytes: String(MIB << 20), md5: sentMd5 });
+
+      await guest.waitFor(/^VHU-DONE /m, 10_000);
+    } finally {
+      await guest.kill();
+      sink.kill();
+      source.kill();
+    }
+  }, 90_000);
+});
