@@ -6,9 +6,9 @@
  * takes ownership of the fds (see Session.handOverFds).
  */
 import { VhostUserError } from '../errors';
-import { MAX_MEM_SLOTS } from '../net/device';
+import { MAX_MEM_SLOTS, featureNames } from '../net/device';
 import type { Message, ReplyBody } from './codec';
-import { ProtocolFeature, Request, VRING_ADDR_F_LOG, VirtioFeature, VirtioNetFeature, hasBit, type RequestCode } from './constants';
+import { ProtocolFeature, Request, VRING_ADDR_F_LOG, VirtioFeature, VirtioNetFeature, type RequestCode } from './constants';
 import type { Session } from './session';
 
 /** The message variant(s) whose request union includes C. */
@@ -210,11 +210,6 @@ export const HANDLERS: HandlerTable = {
 };
 
 function describeNet(features: bigint): string {
-  const parts: string[] = [];
-  if (hasBit(features, VirtioFeature.VERSION_1)) parts.push('VERSION_1');
-  if (hasBit(features, VirtioNetFeature.MRG_RXBUF)) parts.push('MRG_RXBUF');
-  if (hasBit(features, VirtioFeature.RING_EVENT_IDX)) parts.push('EVENT_IDX');
-  if (hasBit(features, VirtioFeature.RING_INDIRECT_DESC)) parts.push('INDIRECT_DESC');
-  if (hasBit(features, VirtioFeature.PROTOCOL_FEATURES)) parts.push('PROTOCOL_FEATURES');
-  return parts.length ? ` (${parts.join(' ')})` : '';
+  const names = [...featureNames(features, VirtioFeature), ...featureNames(features, VirtioNetFeature)];
+  return names.length ? ` (${names.join(' ')})` : '';
 }

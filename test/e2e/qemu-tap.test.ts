@@ -1,0 +1,138 @@
+/**
+ * A Linux VM whose only NIC is served by our back-end on a tap port, talking to the host: the
+ * host side is a network namespace holding the tap (nothing touches the machine's own network).
+ * Ping and 50 MiB TCP transfers each way, with the guest's offloads negotiated and with them off;
+ * then the back-end as the client of a QEMU server socket, restarted while the guest pings.
+ * Needs QEMU, a Debian kernel, busybox and root: skipped without them, except in CI (CI=true).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { VhostUserBackend } from '../../lib/backend';
+import {
+  buildInitramfs,
+  createNetns,
+  deleteNetns,
+  killAll,
+  moveLinkToNetns,
+  netnsMissing,
+  qemuAvailable,
+  startGuest,
+  startTcpSink,
+  startTcpSource,
+  writeRandomFile,
+} from './qemu';
+
+const available = qemuAvailable() && netnsMissing() === null;
+const NS = `vhu-e2e-tap-${process.pid}`;
+const TAP = `vhue${process.pid % 100000}`;
+const MIB = 50;
+const PORT = 5001;
+const NO_OFFLOADS = 'csum=off,guest_csum=off,host_tso4=off,host_tso6=off,guest_tso4=off,guest_tso6=off,host_ecn=off,guest_ecn=off,host_ufo=off,guest_ufo=off';
+const OFFLOAD_NAMES = ['CSUM', 'GUEST_CSUM', 'HOST_TSO4', 'GUEST_TSO4'];
+
+describe.skipIf(!available)('a QEMU guest on the tap port', () => {
+  let dir = '';
+  let file = '';
+  let sentMd5 = '';
+
+  beforeAll(async () => {
+    await buildInitramfs();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-e2e-'));
+    file = path.join(dir, 'to-guest.bin');
+    sentMd5 = await writeRandomFile(file, MIB << 20);
+    await createNetns(NS);
+  }, 120_000);
+
+  afterAll(async () => {
+    await killAll();
+    await deleteNetns(NS);
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A back-end on a fresh tap, moved into the namespace as 10.0.2.1/24. */
+  async function tapBackend(socketPath: string, logs: string[], client = false) {
+    const backend = new VhostUserBackend({
+      socketPath,
+      client,
+      reconnectDelayMs: 100,
+      device: { tap: TAP },
+      log: (level, m) => logs.push(`${level} ${m}`),
+    });
+    backend.start();
+    await moveLinkToNetns(TAP, NS);
+    return backend;
+  }
+
+  for (const offloads of [true, false]) {
+    it(`pings and moves ${MIB} MiB each way with offloads ${offloads ? 'negotiated' : 'off'}`, async () => {
+      const logs: string[] = [];
+      const backend = await tapBackend(path.join(dir, `tap-${offloads}.sock`), logs);
+      const sink = startTcpSink({ netns: NS, port: PORT, bytes: MIB << 20 });
+      const source = startTcpSource({ netns: NS, port: PORT + 1, file });
+      await Promise.all([sink.ready, source.ready]);
+      const guest = await startGuest({
+        socketPath: backend.socketPath,
+        deviceOptions: offloads ? [] : NO_OFFLOADS,
+        scenarios: ['ping', 'tcp-tx', 'tcp-rx'],
+        params: { count: 20, interval: 0.2, mb: MIB, port: PORT },
+        memoryMiB: 384,
+        guestTimeoutSec: 150,
+      });
+      try {
+        const ping = await guest.result('ping', 60_000);
+        expect(ping).toMatchObject({ transmitted: '20', received: '20', rc: '0' });
+
+        const tx = await guest.result('tcp-tx', 90_000);
+        expect(tx.rc).toBe('0');
+        expect(await sink.done).toMatchObject({ bytes: MIB << 20, md5: tx.md5 });
+
+        const rx = await guest.result('tcp-rx', 90_000);
+        expect((await source.done).md5).toBe(sentMd5);
+        expect(rx).toMatchObject({ rc: '0', bytes: String(MIB << 20), md5: sentMd5 });
+
+        const acked = logs.find((l) => l.includes('features acked:')) ?? '';
+        for (const name of OFFLOAD_NAMES) expect(acked.includes(` ${name}`), `${name} in: ${acked}`).toBe(offloads);
+        const [rxq, txq] = backend.device.stats();
+        expect(txq.errors + rxq.errors + rxq.drops).toBe(0n);
+        expect(logs.filter((l) => l.startsWith('warn') && !l.includes('front-end disconnected'))).toEqual([]);
+      } finally {
+        await guest.kill();
+        sink.kill();
+        source.kill();
+        backend.close();
+      }
+    }, 240_000);
+  }
+
+  it('as the client of a QEMU server socket, survives a back-end restart: the guest ping resumes', async () => {
+    const socketPath = path.join(dir, 'server.sock');
+    const logs: string[] = [];
+    const guest = await startGuest({
+      socketPath,
+      server: true,
+      scenarios: ['ping-loop'],
+      params: { interval: 0.2 },
+      guestTimeoutSec: 120,
+    });
+    let backend: VhostUserBackend | null = null;
+    try {
+      // QEMU waits for a back-end before it runs the guest; ours retries until QEMU's socket exists.
+      backend = await tapBackend(socketPath, logs, true);
+      const first = await guest.waitFor(/seq=(\d+) /, 60_000);
+      const before = await guest.waitFor(/seq=(\d+) /, 10_000, (first.index ?? 0) + 1);
+
+      backend.close(); // the tap goes with it; QEMU sees the socket close
+      await new Promise((r) => setTimeout(r, 1000));
+      const after = guest.output().length;
+      backend = await tapBackend(socketPath, logs, true);
+      const resumed = await guest.waitFor(/seq=(\d+) /, 60_000, after);
+      expect(Number(resumed[1])).toBeGreaterThan(Number(before[1]));
+      expect(logs.filter((l) => l.includes('front-end connected')).length).toBe(2);
+    } finally {
+      await guest.kill();
+      backend?.close();
+    }
+  }, 180_000);
+});
