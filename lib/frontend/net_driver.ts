@@ -96,6 +96,11 @@ export class VirtioNetDriver {
     return { rx: this.rx, tx: this.tx };
   }
 
+  /** Sends the memory table again, as QEMU does when guest memory changes (the device must quiesce). */
+  async resendMemTable(): Promise<void> {
+    await this.fe.request({ request: Request.SET_MEM_TABLE, regions: this.opts.memory.table() }, { needReply: true });
+  }
+
   /** Kicks the device's TX queue (after raw writes to the ring). */
   kickTx(): void {
     native.eventfdWrite(this.fds[2]);
@@ -139,9 +144,9 @@ export class VirtioNetDriver {
     if (this.tx.publish()) native.eventfdWrite(this.fds[2]);
   }
 
-  /** Resolves when transmitted buffers came back (or the connection closed). */
+  /** Resolves when transmitted buffers came back (at once if none is out, or the connection closed). */
   waitTxSpace(): Promise<void> {
-    if (!this.isOpen) return Promise.resolve();
+    if (!this.isOpen || this.tx.outstanding === 0) return Promise.resolve();
     return new Promise((resolve) => this.txWaiters.push(resolve));
   }
 
