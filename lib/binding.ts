@@ -78,8 +78,10 @@ export interface Binding {
   NetDevice: new (queuePairs: number, port: string, tapName?: string) => NativeNetDevice;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const loaded: Binding = require('bindings')('vhost_user');
+// VHOST_USER_ADDON points at another build of the addon (the ASan build of `npm run test:asan`).
+const loaded: Binding = process.env.VHOST_USER_ADDON
+  ? require(process.env.VHOST_USER_ADDON)
+  : require('bindings')('vhost_user');
 loaded.setErrorClass(VhostUserError);
 
 export const native: Binding = loaded;

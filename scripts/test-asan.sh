@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the test suite against an AddressSanitizer + UBSan build of the addon (build-asan/), loaded
+# through VHOST_USER_ADDON with GCC's libasan preloaded into node (V8 itself is not instrumented,
+# so leak detection stays off: V8's own allocations would flood it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp -r binding.gyp native "$work/"
+ln -s "$root/node_modules" "$work/node_modules"
+# npm passes its nodedir (Node's headers, offline) to install scripts; a direct node-gyp call must too.
+nodedir=$(npm config get nodedir)
+[ "$nodedir" = "undefined" ] || [ -z "$nodedir" ] && nodedir_arg=() || nodedir_arg=(--nodedir="$nodedir")
+(cd "$work" && "$root/node_modules/.bin/node-gyp" rebuild --asan=1 -j 2 "${nodedir_arg[@]}" > build.log 2>&1) || { cat "$work/build.log"; exit 1; }
+mkdir -p build-asan
+cp "$work/build/Release/vhost_user.node" build-asan/
+export VHOST_USER_ADDON="$root/build-asan/vhost_user.node"
+export LD_PRELOAD="$(gcc -print-file-name=libasan.so)"
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+# The fuzzer smoke run builds its own sanitized binary; everything else runs sanitized here.
+exec npx vitest run --pool=forks --exclude 'test/fuzz/ring-fuzzer.test.ts' "$@"
