@@ -32,6 +32,8 @@ export interface NativeNetDevice {
   addMemReg(region: NativeRegion): void;
   remMemReg(region: Omit<NativeRegion, 'fd'>): void;
   setFeatures(features: bigint): void;
+  /** Busy-poll budget of the worker, microseconds; 0 = event-driven only. */
+  setPollMicros(us: number): void;
   setVringNum(queue: number, num: number): void;
   setVringBase(queue: number, base: number): void;
   setVringAddr(queue: number, desc: bigint, used: bigint, avail: bigint): void;

@@ -20,7 +20,7 @@ describe('vhost-user CLI', () => {
   it('documents every flag in --help', () => {
     const r = spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' });
     expect(r.status).toBe(0);
-    for (const flag of ['--socket', '--client', '--port', '--tap', '--queues', '--mtu', '--socket-mode', '--stats-interval', '--quiet', '--help']) {
+    for (const flag of ['--socket', '--client', '--port', '--tap', '--poll-us', '--queues', '--mtu', '--socket-mode', '--stats-interval', '--quiet', '--help']) {
       expect(r.stdout).toContain(flag);
     }
   });

@@ -21,15 +21,19 @@ let warnings: string[];
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-test-'));
   warnings = [];
+  memory = new GuestMemory();
+});
+
+function startBackend(pollUs?: number): void {
   backend = new VhostUserBackend({
     socketPath: path.join(dir, 'net.sock'),
+    device: { pollUs },
     log: (level, msg) => {
       if (level === 'warn') warnings.push(msg);
     },
   });
   backend.start();
-  memory = new GuestMemory();
-});
+}
 
 afterEach(() => {
   backend.close();
@@ -69,16 +73,20 @@ function checker(first: number) {
   return { state, onFrames };
 }
 
-const MODES: { name: string; opts: Partial<NetDriverOptions> }[] = [
+const MODES: { name: string; opts: Partial<NetDriverOptions>; pollUs?: number }[] = [
   { name: 'EVENT_IDX + MRG_RXBUF', opts: { eventIdx: true, mrgRxbuf: true } },
   { name: 'no EVENT_IDX, no MRG_RXBUF', opts: { eventIdx: false, mrgRxbuf: false, indirect: false } },
   { name: 'EVENT_IDX, no MRG_RXBUF', opts: { eventIdx: true, mrgRxbuf: false } },
   { name: 'MRG_RXBUF with 256-byte buffers', opts: { eventIdx: false, mrgRxbuf: true, rxBufferSize: 256 } },
+  // The worker purely event-driven (no busy polling): every burst waits for a kick.
+  { name: 'EVENT_IDX + MRG_RXBUF, event-driven worker', opts: { eventIdx: true, mrgRxbuf: true }, pollUs: 0 },
+  { name: 'no EVENT_IDX, no MRG_RXBUF, event-driven worker', opts: { eventIdx: false, mrgRxbuf: false }, pollUs: 0 },
 ];
 
 describe('loopback port over a real socket', () => {
   for (const mode of MODES) {
     it(`returns 100,000 frames of 60..1514 bytes MAC-swapped (${mode.name})`, async () => {
+      startBackend(mode.pollUs);
       const { state, onFrames } = checker(0);
       const driver = await VirtioNetDriver.start({ socketPath: backend.socketPath, memory, onFrames, ...mode.opts });
       await pump(driver, 0, 100_000, state);

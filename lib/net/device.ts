@@ -19,7 +19,16 @@ export interface NetDeviceOptions {
   tap?: string;
   /** If set, the device offers VIRTIO_NET_F_MTU and accepts NET_SET_MTU up to this value. */
   mtu?: number;
+  /**
+   * Busy-poll budget of the device's worker thread, in microseconds: while traffic flows it polls
+   * the rings (guest kicks suppressed) and sleeps once this long passed without work. 0: purely
+   * event-driven (a kick wakes it for every burst). Default DEFAULT_POLL_US.
+   */
+  pollUs?: number;
 }
+
+export const DEFAULT_POLL_US = 50;
+export const MAX_POLL_US = 1_000_000;
 
 /** Most regions a front-end may add with ADD_MEM_REG (matches GuestMemory::kMaxRegions). */
 export const MAX_MEM_SLOTS = 32;
@@ -103,7 +112,12 @@ export class NetDevice {
     if (this.maxMtu !== undefined) features |= bit(VirtioNetFeature.MTU);
     if (this.queuePairs > 1) features |= bit(VirtioNetFeature.MQ);
     this.features = features;
+    const pollUs = opts.pollUs ?? DEFAULT_POLL_US;
+    if (!Number.isInteger(pollUs) || pollUs < 0 || pollUs > MAX_POLL_US) {
+      throw new VhostUserError('EINVAL', `poll budget must be an integer in 0..${MAX_POLL_US} µs, got ${opts.pollUs}`);
+    }
     this.native = new native.NetDevice(this.queuePairs, this.port, this.tap);
+    this.native.setPollMicros(pollUs);
   }
 
   get queueCount(): number {

@@ -190,8 +190,13 @@ bool SplitRing::PublishUsed() {
   return (LoadU16(avail_) & kAvailFlagNoInterrupt) == 0;
 }
 
+void SplitRing::SuppressKicks() {
+  if (!event_idx_) StoreU16(used_, kUsedFlagNoNotify);
+}
+
 bool SplitRing::ArmKick() {
   if (event_idx_) StoreU16(used_ + 4 + 8u * num_, last_avail_);
+  else StoreU16(used_, 0);
   // Without this fence the guest could add a buffer after our last look but before it sees the
   // event index, and neither side would act.
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -202,6 +207,7 @@ bool SplitRing::ArmKick() {
 bool SplitRing::ArmKickBeyondAvail() {
   uint16_t seen = __atomic_load_n(reinterpret_cast<const uint16_t*>(avail_ + 2), __ATOMIC_ACQUIRE);
   if (event_idx_) StoreU16(used_ + 4 + 8u * num_, seen);
+  else StoreU16(used_, 0);
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   return __atomic_load_n(reinterpret_cast<const uint16_t*>(avail_ + 2), __ATOMIC_ACQUIRE) != seen;
 }

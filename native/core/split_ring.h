@@ -19,6 +19,7 @@ constexpr uint16_t kDescFlagNext = 1;
 constexpr uint16_t kDescFlagWrite = 2;
 constexpr uint16_t kDescFlagIndirect = 4;
 constexpr uint16_t kAvailFlagNoInterrupt = 1;
+constexpr uint16_t kUsedFlagNoNotify = 1;
 constexpr uint32_t kMaxRingSize = 32768;
 
 // A piece of a buffer in host memory.
@@ -81,6 +82,9 @@ class SplitRing {
   // Tells the guest to kick us when it adds buffers past what we have taken (EVENT_IDX), then re-checks
   // whether it already did: returns true if more buffers are available (the race is closed).
   bool ArmKick();
+  // While the worker busy-polls: tells the guest not to kick (VRING_USED_F_NO_NOTIFY). With
+  // EVENT_IDX nothing needs writing: an avail_event left behind already stops its kicks.
+  void SuppressKicks();
   // Like ArmKick, but asks for a kick on any buffer beyond those already available (used while
   // waiting for more room than the guest has given). Returns true if the index moved meanwhile.
   bool ArmKickBeyondAvail();

@@ -2,6 +2,7 @@
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,7 +14,8 @@ namespace {
 constexpr uint32_t kWakeTag = UINT32_MAX;
 }
 
-int Worker::Start(const std::vector<Watch>& watches, Handler handler, std::string* err) {
+int Worker::Start(const std::vector<Watch>& watches, Handler handler, Poll poll, uint32_t poll_us,
+                  std::string* err) {
   Stop();
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -38,7 +40,7 @@ int Worker::Start(const std::vector<Watch>& watches, Handler handler, std::strin
   }
   stop_.store(false);
   try {
-    thread_ = std::thread(&Worker::Run, this, watches, std::move(handler));
+    thread_ = std::thread(&Worker::Run, this, watches, std::move(handler), std::move(poll), poll_us);
   } catch (const std::exception& ex) {
     *err = std::string("starting the worker thread: ") + ex.what();
     close(epoll_fd_);
@@ -61,22 +63,51 @@ void Worker::Stop() {
   epoll_fd_ = wake_fd_ = -1;
 }
 
-void Worker::Run(std::vector<Watch> watches, Handler handler) noexcept {
+namespace {
+uint64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+}  // namespace
+
+void Worker::Run(std::vector<Watch> watches, Handler handler, Poll poll, uint32_t poll_us) noexcept {
   for (const Watch& w : watches) {
     if (stop_requested()) return;
     handler(w.tag, false);
   }
+  const uint64_t budget = static_cast<uint64_t>(poll_us) * 1000;
+  // Adaptive: poll while work keeps coming, sleep in epoll once `budget` passed without any.
+  bool polling = budget > 0;
+  uint64_t deadline = NowNs() + budget;
   epoll_event events[16];
   while (!stop_requested()) {
-    int n = epoll_wait(epoll_fd_, events, 16, -1);
+    int n = epoll_wait(epoll_fd_, events, 16, polling ? 0 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       return;
     }
+    bool signalled = false;
     for (int i = 0; i < n && !stop_requested(); i++) {
-      uint32_t tag = events[i].data.u32;
-      if (tag == kWakeTag) continue;
-      handler(tag, true);
+      if (events[i].data.u32 == kWakeTag) continue;
+      handler(events[i].data.u32, true);
+      signalled = true;
+    }
+    if (budget == 0 || stop_requested()) continue;
+    uint64_t now = NowNs();
+    if (signalled && !polling) {
+      polling = true;
+      deadline = now + budget;
+    }
+    if (!polling) continue;
+    if (poll(false)) {
+      deadline = now + budget;
+    } else if (now >= deadline) {
+      polling = false;
+      if (poll(true)) {  // work arrived while arming: keep polling
+        polling = true;
+        deadline = now + budget;
+      }
     }
   }
 }

@@ -21,6 +21,9 @@ class Worker {
   // Called on the worker thread: once per tag right after start (buffers may be waiting already),
   // then each time that tag's fd was signalled (kicked = true).
   using Handler = std::function<void(uint32_t tag, bool kicked)>;
+  // Busy polling: called over and over while traffic flows (arm = false; returns whether anything
+  // moved), then once with arm = true when `poll_us` passed without work, before the thread sleeps.
+  using Poll = std::function<bool(bool arm)>;
 
   Worker() = default;
   ~Worker() { Stop(); }
@@ -28,7 +31,8 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   // Returns 0 or an errno value with *err set.
-  int Start(const std::vector<Watch>& watches, Handler handler, std::string* err);
+  // poll_us = 0: event-driven only (the handler arms kicks itself before the thread sleeps).
+  int Start(const std::vector<Watch>& watches, Handler handler, Poll poll, uint32_t poll_us, std::string* err);
   // Wakes the thread and joins it. Safe to call when not running.
   void Stop();
   bool running() const { return thread_.joinable(); }
@@ -36,7 +40,7 @@ class Worker {
   bool stop_requested() const { return stop_.load(std::memory_order_relaxed); }
 
  private:
-  void Run(std::vector<Watch> watches, Handler handler) noexcept;
+  void Run(std::vector<Watch> watches, Handler handler, Poll poll, uint32_t poll_us) noexcept;
 
   std::thread thread_;
   int epoll_fd_ = -1;

@@ -80,7 +80,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   LoopbackPort port;
   int rounds = 0;
-  port.Service(w->mem, settings, rx, tx, [&] { return ++rounds > 64; }, [](const std::string&) {});
+  std::function<bool()> stop = [&] { return ++rounds > 64; };
+  Reporter report = [](const std::string&) {};
+  // Both idle behaviours: arming kicks (event-driven) and suppressing them (busy-polling).
+  PairContext c{w->mem, settings, rx, tx, (features & 1) == 0, stop, report};
+  port.Service(c);
   rx.kick_fd = tx.kick_fd = -1;
   return 0;
 }

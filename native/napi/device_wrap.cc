@@ -37,6 +37,7 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
          InstanceMethod<&NetDeviceWrap::AddMemReg>("addMemReg"),
          InstanceMethod<&NetDeviceWrap::RemMemReg>("remMemReg"),
          InstanceMethod<&NetDeviceWrap::SetFeatures>("setFeatures"),
+         InstanceMethod<&NetDeviceWrap::SetPollMicros>("setPollMicros"),
          InstanceMethod<&NetDeviceWrap::SetVringNum>("setVringNum"),
          InstanceMethod<&NetDeviceWrap::SetVringBase>("setVringBase"),
          InstanceMethod<&NetDeviceWrap::SetVringAddr>("setVringAddr"),
@@ -136,6 +137,11 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
   Napi::Value SetFeatures(const Napi::CallbackInfo& info) {
     std::string err;
     Check(device_->SetFeatures(ToU64(info.Env(), info[0], "features"), &err), err, "SET_FEATURES");
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetPollMicros(const Napi::CallbackInfo& info) {
+    device_->SetPollMicros(info[0].As<Napi::Number>().Uint32Value());
     return info.Env().Undefined();
   }
 

@@ -55,11 +55,18 @@ NetDevice::NetDevice(int queue_pairs, std::unique_ptr<Port> port)
     : port_(std::move(port)),
       stats_(new uint64_t[2 * queue_pairs * kStatsPerQueue]()),
       memory_(std::make_unique<GuestMemory>()),
-      queues_(2 * queue_pairs) {
+      queues_(2 * queue_pairs),
+      should_stop_([this] { return worker_.stop_requested(); }),
+      report_([this](const std::string& what) { Report(what); }) {
   for (size_t i = 0; i < queues_.size(); i++) queues_[i].stats = stats_.get() + i * kStatsPerQueue;
 }
 
 NetDevice::~NetDevice() { Reset(); }
+
+void NetDevice::SetPollMicros(uint32_t us) {
+  Quiesce q(this);
+  poll_us_ = us;
+}
 
 bool NetDevice::CheckQueue(int q, std::string* err) const {
   if (q >= 0 && q < queue_count()) return true;
@@ -246,20 +253,30 @@ void NetDevice::StartWorker() {
   for (int pair = 0; pair < queue_count() / 2; pair++)
     for (int fd : port_->WatchFds(pair)) watches.push_back(Worker::Watch{fd, kPortTag + static_cast<uint32_t>(pair)});
   std::string err;
-  if (worker_.Start(watches, [this](uint32_t tag, bool kicked) {
-        if (tag >= kPortTag) return ServicePair(static_cast<int>(tag - kPortTag));
-        if (kicked) queues_[tag].Count(kStatKicks);
-        ServicePair(static_cast<int>(tag / 2));
-      }, &err) != 0)
-    Report(err);
+  // With a poll budget the worker arms kicks only when it stops polling (Poll(true)).
+  const bool arm = poll_us_ == 0;
+  auto handler = [this, arm](uint32_t tag, bool kicked) {
+    if (tag >= kPortTag) {
+      ServicePair(static_cast<int>(tag - kPortTag), arm);
+      return;
+    }
+    if (kicked) queues_[tag].Count(kStatKicks);
+    ServicePair(static_cast<int>(tag / 2), arm);
+  };
+  auto poll = [this](bool arm_now) {
+    bool moved = false;
+    for (int pair = 0; pair < queue_count() / 2; pair++) moved = ServicePair(pair, arm_now) || moved;
+    return moved;
+  };
+  if (worker_.Start(watches, handler, poll, poll_us_, &err) != 0) Report(err);
 }
 
-void NetDevice::ServicePair(int pair) {
+bool NetDevice::ServicePair(int pair, bool arm_when_idle) {
   Queue& rx = queues_[2 * pair];
   Queue& tx = queues_[2 * pair + 1];
   bool rx_was_broken = rx.broken, tx_was_broken = tx.broken;
-  port_->Service(*memory_, settings_, rx, tx, [this] { return worker_.stop_requested(); },
-                 [this](const std::string& what) { Report(what); });
+  PairContext c{*memory_, settings_, rx, tx, arm_when_idle, should_stop_, report_};
+  bool moved = port_->Service(c);
   // A broken queue raises its error eventfd (VHOST_USER_SET_VRING_ERR) once.
   for (Queue* q : {&rx, &tx}) {
     bool was = q == &rx ? rx_was_broken : tx_was_broken;
@@ -268,6 +285,7 @@ void NetDevice::ServicePair(int pair) {
       (void)!write(q->err_fd, &one, sizeof one);
     }
   }
+  return moved;
 }
 
 void NetDevice::Report(const std::string& what) {

@@ -36,6 +36,8 @@ class NetDevice {
   int AddMemRegion(const RegionSpec& region, int fd, std::string* err);
   int RemoveMemRegion(const RegionSpec& region, std::string* err);
   int SetFeatures(uint64_t features, std::string* err);
+  // Busy-poll budget of the worker in microseconds; 0: event-driven only (idle CPU ~0).
+  void SetPollMicros(uint32_t us);
   int SetVringNum(int q, uint32_t num, std::string* err);
   int SetVringBase(int q, uint16_t base, std::string* err);
   int SetVringAddr(int q, uint64_t desc_ua, uint64_t used_ua, uint64_t avail_ua, std::string* err);
@@ -61,7 +63,7 @@ class NetDevice {
   int AttachQueue(Queue& q, std::string* err);
   void Reattach();
   void StartWorker();
-  void ServicePair(int pair);
+  bool ServicePair(int pair, bool arm_when_idle);
   void Report(const std::string& what);
 
   std::unique_ptr<Port> port_;
@@ -71,6 +73,9 @@ class NetDevice {
   NetSettings settings_;
   Worker worker_;
   bool shut_down_ = false;
+  uint32_t poll_us_ = 0;
+  const std::function<bool()> should_stop_;
+  const Reporter report_;
 
   std::mutex events_mu_;
   std::vector<std::string> events_;

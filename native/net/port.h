@@ -15,14 +15,25 @@
 
 namespace vhost {
 
+// What Service works on: one queue pair of a device, and how to behave when idle.
+struct PairContext {
+  const GuestMemory& mem;
+  const NetSettings& settings;
+  Queue& rx;  // guest receives (device writes)
+  Queue& tx;  // guest transmits (device reads)
+  // true: when there is nothing left to do, ask the guest for kicks (and re-check) before returning.
+  // false while the worker busy-polls: leave the guest's kicks suppressed, it will look again soon.
+  bool arm_when_idle;
+  const std::function<bool()>& should_stop;  // polled between bursts
+  const Reporter& report;                    // reasons for the log (queue broken, frames dropped)
+};
+
 class Port {
  public:
   virtual ~Port() = default;
   virtual const char* name() const = 0;
-  // Moves what can be moved for one queue pair. `should_stop` is polled between bursts; `report`
-  // records a reason for the log (queue broken, frames dropped).
-  virtual void Service(const GuestMemory& mem, const NetSettings& settings, Queue& rx, Queue& tx,
-                       const std::function<bool()>& should_stop, const Reporter& report) = 0;
+  // Moves what can be moved for one queue pair; returns whether anything moved.
+  virtual bool Service(PairContext& c) = 0;
   // The driver's features changed (SET_FEATURES). Returns 0 or an errno with *err set.
   virtual int OnFeatures(uint64_t features, const NetSettings& settings, std::string* err) { return 0; }
   // Fds of queue pair `pair` the worker must watch besides the kicks (edge-triggered).
@@ -30,5 +41,18 @@ class Port {
   // The front-end went away: drop per-connection state (frames held for the guest).
   virtual void OnReset() {}
 };
+
+// The end of a Service pass that found nothing to do: ask for the kicks it waits on and look once
+// more (returns true if work arrived meanwhile), or, while busy-polling, keep kicks suppressed.
+inline bool IdleCheck(PairContext& c, bool waiting_for_rx) {
+  if (!c.arm_when_idle) {
+    c.tx.ring.SuppressKicks();
+    c.rx.ring.SuppressKicks();
+    return false;
+  }
+  bool more = c.tx.ring.ArmKick();
+  if (waiting_for_rx) more = c.rx.ring.ArmKickBeyondAvail() || more;
+  return more;
+}
 
 }  // namespace vhost

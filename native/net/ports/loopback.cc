@@ -65,21 +65,24 @@ int LoopbackPort::Burst(const GuestMemory& mem, const NetSettings& settings, Que
   return moved;
 }
 
-void LoopbackPort::Service(const GuestMemory& mem, const NetSettings& settings, Queue& rx, Queue& tx,
-                           const std::function<bool()>& should_stop, const Reporter& report) {
-  if (!rx.Ready() || !tx.Ready()) return;
-  while (!should_stop()) {
+bool LoopbackPort::Service(PairContext& c) {
+  if (!c.rx.Ready() || !c.tx.Ready()) return false;
+  bool any = false;
+  while (!c.should_stop()) {
     bool rx_short = false;
-    int moved = Burst(mem, settings, rx, tx, report, &rx_short);
+    int moved = Burst(c.mem, c.settings, c.rx, c.tx, c.report, &rx_short);
     // One publish and at most one call per queue per burst.
-    if (rx.ring.PublishUsed()) rx.Call();
-    if (tx.ring.PublishUsed()) tx.Call();
-    if (rx.broken || tx.broken) return;
-    if (moved > 0) continue;
-    // Idle: ask the guest to kick us for what we wait on, then look once more (closes the race).
-    if (rx_short ? rx.ring.ArmKickBeyondAvail() : tx.ring.ArmKick()) continue;
-    return;
+    if (c.rx.ring.PublishUsed()) c.rx.Call();
+    if (c.tx.ring.PublishUsed()) c.tx.Call();
+    if (c.rx.broken || c.tx.broken) break;
+    if (moved > 0) {
+      any = true;
+      continue;
+    }
+    // TX waits on the guest's RX buffers when rx_short, on its TX frames otherwise.
+    if (!IdleCheck(c, rx_short)) break;
   }
+  return any;
 }
 
 }  // namespace vhost

@@ -14,8 +14,7 @@ namespace vhost {
 class LoopbackPort : public Port {
  public:
   const char* name() const override { return "loopback"; }
-  void Service(const GuestMemory& mem, const NetSettings& settings, Queue& rx, Queue& tx,
-               const std::function<bool()>& should_stop, const Reporter& report) override;
+  bool Service(PairContext& c) override;
 
  private:
   static constexpr int kBurst = 32;

@@ -157,24 +157,25 @@ int TapPort::GuestRx(const GuestMemory& mem, const NetSettings& settings, Queue&
   return moved;
 }
 
-void TapPort::Service(const GuestMemory& mem, const NetSettings& settings, Queue& rx, Queue& tx,
-                      const std::function<bool()>& should_stop, const Reporter& report) {
-  if (!rx.Ready() || !tx.Ready()) return;
-  while (!should_stop()) {
+bool TapPort::Service(PairContext& c) {
+  if (!c.rx.Ready() || !c.tx.Ready()) return false;
+  bool any = false;
+  while (!c.should_stop()) {
     bool rx_short = false, tap_empty = false;
-    int sent = GuestTx(mem, settings, tx, report);
-    int received = GuestRx(mem, settings, rx, report, &rx_short, &tap_empty);
-    if (tx.ring.PublishUsed()) tx.Call();
-    if (rx.ring.PublishUsed()) rx.Call();
-    if (rx.broken || tx.broken) return;
-    if (sent > 0 || received > 0) continue;
+    int sent = GuestTx(c.mem, c.settings, c.tx, c.report);
+    int received = GuestRx(c.mem, c.settings, c.rx, c.report, &rx_short, &tap_empty);
+    if (c.tx.ring.PublishUsed()) c.tx.Call();
+    if (c.rx.ring.PublishUsed()) c.rx.Call();
+    if (c.rx.broken || c.tx.broken) break;
+    if (sent > 0 || received > 0) {
+      any = true;
+      continue;
+    }
     // Idle. The tap fd is edge-triggered: we stop reading it only when it is empty (a new frame
-    // wakes us) or when the guest has no buffers (its RX kick wakes us). Re-check both rings after
-    // asking for kicks, or a buffer posted meanwhile would go unnoticed.
-    bool more = tx.ring.ArmKick();
-    if (rx_short) more = rx.ring.ArmKickBeyondAvail() || more;
-    if (!more) return;
+    // wakes us) or when the guest has no buffers (its RX kick wakes us).
+    if (!IdleCheck(c, rx_short)) break;
   }
+  return any;
 }
 
 }  // namespace vhost

@@ -24,8 +24,7 @@ class TapPort : public Port {
   ~TapPort() override;
 
   const char* name() const override { return "tap"; }
-  void Service(const GuestMemory& mem, const NetSettings& settings, Queue& rx, Queue& tx,
-               const std::function<bool()>& should_stop, const Reporter& report) override;
+  bool Service(PairContext& c) override;
   int OnFeatures(uint64_t features, const NetSettings& settings, std::string* err) override;
   std::vector<int> WatchFds(int pair) const override { return {fd_}; }
   void OnReset() override { pending_len_ = 0; }
