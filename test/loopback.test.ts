@@ -45,6 +45,7 @@ afterEach(() => {
 async function pump(driver: VirtioNetDriver, first: number, count: number, check: { next: number; bad: number }) {
   let sent = 0;
   const target = check.next + count;
+  const stuck = () => new Promise((r) => setTimeout(r, 10_000));
   while (sent < count && driver.isOpen) {
     while (sent < count && driver.txSpace > 0) {
       const i = first + sent;
@@ -52,10 +53,20 @@ async function pump(driver: VirtioNetDriver, first: number, count: number, check
       sent++;
     }
     driver.flush();
-    if (sent < count) await driver.waitTxSpace();
+    if (sent < count && (await Promise.race([driver.waitTxSpace().then(() => false), stuck().then(() => true)]))) break;
   }
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 10_000;
   while (check.next < target && Date.now() < deadline && driver.isOpen) await new Promise((r) => setTimeout(r, 2));
+  if (check.next < target) {
+    // A stall: say where each ring stands, so that the failure explains itself.
+    const view = (r: { availGpa: number; usedGpa: number; outstanding: number }) => {
+      const a = memory.view(r.availGpa, 4);
+      const u = memory.view(r.usedGpa, 4);
+      return `avail flags=${a.readUInt16LE(0)} idx=${a.readUInt16LE(2)} used flags=${u.readUInt16LE(0)} idx=${u.readUInt16LE(2)} outstanding=${r.outstanding}`;
+    };
+    const stats = backend.device.stats().map((s) => JSON.stringify(s, (_, v) => (typeof v === 'bigint' ? Number(v) : v)));
+    throw new Error(`stalled at ${check.next}/${target} (sent ${sent}): rx ${view(driver.rings.rx)}; tx ${view(driver.rings.tx)}; stats ${stats.join(' ')}`);
+  }
 }
 
 function checker(first: number) {

@@ -33,8 +33,15 @@ export class DriverRing {
   readonly availGpa: number;
   readonly usedGpa: number;
   private readonly desc: Buffer;
-  private readonly avail: Buffer;
-  private readonly used: Buffer;
+  /**
+   * The shared indexes and flags are read and written through 16/32-bit typed arrays: one load or
+   * store each, as a real driver does. Buffer's readUInt16LE/writeUInt16LE go byte by byte, and the
+   * device could see half an index (0x69ff -> 0x6900 -> 0x6a00) and rightly call the ring broken.
+   */
+  private readonly avail: Uint16Array; // flags, idx, ring[size], used_event
+  private readonly usedFlagsIdx: Uint16Array; // flags, idx
+  private readonly usedElems: Uint32Array; // {id, len}[size]
+  private readonly availEvent: Uint16Array;
   private readonly indirectGpa: number;
   private readonly free: number[] = [];
   /** Descriptors of each outstanding chain, by head; undefined when the head is not outstanding. */
@@ -53,11 +60,15 @@ export class DriverRing {
     this.usedGpa = mem.alloc(6 + 8 * size, 4);
     this.indirectGpa = mem.alloc(16 * INDIRECT_MAX * size, 16);
     this.desc = mem.view(this.descGpa, 16 * size);
-    this.avail = mem.view(this.availGpa, 6 + 2 * size);
-    this.used = mem.view(this.usedGpa, 6 + 8 * size);
+    const avail = mem.view(this.availGpa, 6 + 2 * size);
+    const used = mem.view(this.usedGpa, 6 + 8 * size);
     this.desc.fill(0);
-    this.avail.fill(0);
-    this.used.fill(0);
+    avail.fill(0);
+    used.fill(0);
+    this.avail = new Uint16Array(avail.buffer, avail.byteOffset, 3 + size);
+    this.usedFlagsIdx = new Uint16Array(used.buffer, used.byteOffset, 2);
+    this.usedElems = new Uint32Array(used.buffer, used.byteOffset + 4, 2 * size);
+    this.availEvent = new Uint16Array(used.buffer, used.byteOffset + 4 + 8 * size, 1);
     for (let i = size - 1; i >= 0; i--) this.free.push(i);
     this.chains = new Array(size).fill(undefined);
   }
@@ -95,7 +106,7 @@ export class DriverRing {
       });
     }
     this.chains[head] = ids;
-    this.avail.writeUInt16LE(head, 4 + 2 * (this.availIdx % this.size));
+    this.avail[2 + (this.availIdx % this.size)] = head;
     this.availIdx = (this.availIdx + 1) & 0xffff;
     return head;
   }
@@ -121,13 +132,13 @@ export class DriverRing {
   /** Puts `head` in the available ring, valid or not; a valid head may come back as used. */
   pushRawHead(head: number): void {
     if (head < this.size) this.chains[head] = [];
-    this.avail.writeUInt16LE(head & 0xffff, 4 + 2 * (this.availIdx % this.size));
+    this.avail[2 + (this.availIdx % this.size)] = head & 0xffff;
     this.availIdx = (this.availIdx + 1) & 0xffff;
   }
 
   /** Writes the available index directly (e.g. far beyond what the ring holds). */
   writeRawAvailIdx(idx: number): void {
-    this.avail.writeUInt16LE(idx & 0xffff, 2);
+    this.avail[1] = idx & 0xffff;
   }
 
   get availIndex(): number {
@@ -136,29 +147,29 @@ export class DriverRing {
 
   /** Makes the chains added so far visible to the device. Returns whether it must be kicked. */
   publish(): boolean {
-    this.avail.writeUInt16LE(this.availIdx, 2);
+    this.avail[1] = this.availIdx;
     native.memoryFence(); // the device's event index must be read after our index is visible
     const old = this.kickedAvail;
     this.kickedAvail = this.availIdx;
     if (old === this.availIdx) return false;
     if (this.eventIdx) {
-      const availEvent = this.used.readUInt16LE(4 + 8 * this.size);
+      const availEvent = this.availEvent[0];
       return ((this.availIdx - availEvent - 1) & 0xffff) < ((this.availIdx - old) & 0xffff);
     }
-    return (this.used.readUInt16LE(0) & USED_F_NO_NOTIFY) === 0;
+    return (this.usedFlagsIdx[0] & USED_F_NO_NOTIFY) === 0;
   }
 
   /** Used buffers returned by the device since the last call; their descriptors are free again. */
   takeUsed(): UsedElem[] {
     const out: UsedElem[] = [];
-    const idx = this.used.readUInt16LE(2);
+    const idx = this.usedFlagsIdx[1];
     if (((idx - this.lastUsed) & 0xffff) > this.outstanding) {
       throw new VhostUserError('EPROTO', `device used index ${idx} ran past what was made available`);
     }
     while (this.lastUsed !== idx) {
-      const at = 4 + 8 * (this.lastUsed % this.size);
-      const id = this.used.readUInt32LE(at);
-      const len = this.used.readUInt32LE(at + 4);
+      const at = 2 * (this.lastUsed % this.size);
+      const id = this.usedElems[at];
+      const len = this.usedElems[at + 1];
       const ids = id < this.size ? this.chains[id] : undefined;
       if (!ids) throw new VhostUserError('EPROTO', `device returned id ${id}, which is not outstanding`);
       this.chains[id] = undefined;
@@ -171,15 +182,15 @@ export class DriverRing {
 
   /** Asks for a call on the next used buffer. Returns true if one is already there (the race). */
   armCall(): boolean {
-    if (this.eventIdx) this.avail.writeUInt16LE(this.lastUsed, 4 + 2 * this.size);
-    else this.avail.writeUInt16LE(0, 0);
+    if (this.eventIdx) this.avail[2 + this.size] = this.lastUsed;
+    else this.avail[0] = 0;
     native.memoryFence();
-    return this.used.readUInt16LE(2) !== this.lastUsed;
+    return this.usedFlagsIdx[1] !== this.lastUsed;
   }
 
   /** Asks the device not to call (without EVENT_IDX; with it, simply not re-arming does that). */
   suppressCalls(): void {
-    if (!this.eventIdx) this.avail.writeUInt16LE(AVAIL_F_NO_INTERRUPT, 0);
+    if (!this.eventIdx) this.avail[0] = AVAIL_F_NO_INTERRUPT;
   }
 }
 

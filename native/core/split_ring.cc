@@ -56,6 +56,7 @@ bool SplitRing::Attach(const GuestMemory& mem, uint32_t num, uint64_t desc_ua, u
   used_ = u;
   num_ = num;
   mask_ = static_cast<uint16_t>(num - 1);
+  avail_seen_ = last_avail_;
   SyncUsedIndex();
   return true;
 }
@@ -64,13 +65,14 @@ void SplitRing::SyncUsedIndex() {
   used_idx_ = published_used_ = __atomic_load_n(reinterpret_cast<uint16_t*>(used_ + 2), __ATOMIC_ACQUIRE);
 }
 
-uint16_t SplitRing::Available(bool* broken) {
+uint16_t SplitRing::ReloadAvailable(bool* broken) {
   uint16_t idx = __atomic_load_n(reinterpret_cast<const uint16_t*>(avail_ + 2), __ATOMIC_ACQUIRE);
   uint16_t n = static_cast<uint16_t>(idx - last_avail_);
   if (n > num_) {
     *broken = true;
     return 0;
   }
+  avail_seen_ = idx;
   return n;
 }
 

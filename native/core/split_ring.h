@@ -61,13 +61,18 @@ class SplitRing {
 
   uint32_t size() const { return num_; }
   uint16_t last_avail() const { return last_avail_; }
-  void set_last_avail(uint16_t v) { last_avail_ = v; }
+  void set_last_avail(uint16_t v) { last_avail_ = avail_seen_ = v; }
   // Picks up the guest's used index as the starting point (used entries already returned).
   void SyncUsedIndex();
 
   // Number of chains the guest has made available and we have not taken. Sets *broken when the guest
-  // claims more than the ring holds.
-  uint16_t Available(bool* broken);
+  // claims more than the ring holds. The guest's index lives on a cache line its CPU keeps writing:
+  // it is re-read only when what it said last time is used up (once per burst, not per frame).
+  uint16_t Available(bool* broken) {
+    uint16_t n = static_cast<uint16_t>(avail_seen_ - last_avail_);
+    if (n != 0 && n <= num_) return n;
+    return ReloadAvailable(broken);
+  }
   // Walks the chain at last_avail and takes it. Segments go to segs[0..max_segs). All descriptors must
   // be device-writable (device_writes) or all readable. On error the chain is still taken (when
   // its head is valid the caller returns it with length 0) and *err says why.
@@ -96,6 +101,7 @@ class SplitRing {
     uint16_t flags;
     uint16_t next;
   };
+  uint16_t ReloadAvailable(bool* broken);
   Desc ReadDesc(const uint8_t* table, uint16_t i) const;
   // Appends the segments of one descriptor's buffer; returns false on error.
   bool AddBuffer(const GuestMemory& mem, const Desc& d, Segment* segs, int max_segs, Chain* c,
@@ -107,6 +113,7 @@ class SplitRing {
   uint32_t num_ = 0;
   uint16_t mask_ = 0;
   uint16_t last_avail_ = 0;
+  uint16_t avail_seen_ = 0;     // the guest's avail->idx as last read
   uint16_t used_idx_ = 0;       // our next used index (not yet published beyond published_used_)
   uint16_t published_used_ = 0;
   bool event_idx_ = false;
