@@ -13,6 +13,7 @@
         "native/core/worker.cc",
         "native/net/net_device.cc",
         "native/net/rx_reservation.cc",
+        "native/net/tx_frame.cc",
         "native/net/ports/loopback.cc",
         "native/net/ports/tap.cc"
       ],

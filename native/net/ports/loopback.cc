@@ -12,20 +12,13 @@ int LoopbackPort::Burst(const GuestMemory& mem, const NetSettings& settings, Que
   int moved = 0;
   *rx_short = false;
   while (moved < kBurst) {
-    bool broken = false;
-    if (tx.ring.Available(&broken) == 0) {
-      if (broken) BreakQueue(tx, "TX", "available index ran more than the ring size ahead", report);
-      break;
-    }
-    ChainError err;
-    Chain tc = tx.ring.Pop(mem, false, tx_segs_, kMaxSegs, &err);
-    if (err == ChainError::kNone && tc.len < hdr_len) err = ChainError::kTooLong;
-    if (err != ChainError::kNone) {
-      tx.Count(kStatErrors);
-      if (err != ChainError::kBadHead) tx.ring.PushUsed(tc.head, 0);
+    TxFrame::Result t = tx_.Next(mem, settings, tx, report);
+    if (t == TxFrame::Result::kNone) break;
+    if (t == TxFrame::Result::kDropped) {
       moved++;
       continue;
     }
+    const Chain& tc = tx_.chain();
     uint32_t frame_len = tc.len - hdr_len;
     RxReservation::Result r = rx_.Reserve(mem, settings, rx, hdr_len + frame_len, report);
     if (r == RxReservation::Result::kShort || r == RxReservation::Result::kBroken) {
@@ -40,7 +33,7 @@ int LoopbackPort::Burst(const GuestMemory& mem, const NetSettings& settings, Que
       continue;
     }
 
-    SegmentCursor src(tx_segs_, tc.nseg);
+    SegmentCursor src(tx_.segments(), tc.nseg);
     SegmentCursor dst = rx_.Cursor();
     src.Skip(hdr_len);
     WriteNetHeader(dst, hdr_len, rx_.buffers(), nullptr);

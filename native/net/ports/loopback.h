@@ -8,6 +8,7 @@
 
 #include "net/port.h"
 #include "net/rx_reservation.h"
+#include "net/tx_frame.h"
 
 namespace vhost {
 
@@ -18,14 +19,13 @@ class LoopbackPort : public Port {
 
  private:
   static constexpr int kBurst = 32;
-  static constexpr int kMaxSegs = 256;
 
   // Moves up to kBurst frames. Returns how many TX chains were consumed; *rx_short tells that it
   // stopped because the guest had too few receive buffers.
   int Burst(const GuestMemory& mem, const NetSettings& settings, Queue& rx, Queue& tx, const Reporter& report,
             bool* rx_short);
 
-  Segment tx_segs_[kMaxSegs];
+  TxFrame tx_;
   RxReservation rx_;
 };
 

@@ -80,23 +80,14 @@ int TapPort::OnFeatures(uint64_t features, const NetSettings& settings, std::str
 
 int TapPort::GuestTx(const GuestMemory& mem, const NetSettings& settings, Queue& tx, const Reporter& report) {
   int moved = 0;
-  iovec iov[kMaxSegs];
+  iovec iov[256];  // TxFrame's segment limit
   while (moved < kBurst) {
-    bool broken = false;
-    if (tx.ring.Available(&broken) == 0) {
-      if (broken) BreakQueue(tx, "TX", "available index ran more than the ring size ahead", report);
-      break;
-    }
-    ChainError err;
-    Chain c = tx.ring.Pop(mem, false, tx_segs_, kMaxSegs, &err);
+    TxFrame::Result r = tx_.Next(mem, settings, tx, report);
+    if (r == TxFrame::Result::kNone) break;
     moved++;
-    if (err == ChainError::kNone && c.len < settings.hdr_len) err = ChainError::kTooLong;
-    if (err != ChainError::kNone) {
-      tx.Count(kStatErrors);
-      if (err != ChainError::kBadHead) tx.ring.PushUsed(c.head, 0);
-      continue;
-    }
-    for (int i = 0; i < c.nseg; i++) iov[i] = iovec{tx_segs_[i].ptr, tx_segs_[i].len};
+    if (r == TxFrame::Result::kDropped) continue;
+    const Chain& c = tx_.chain();
+    for (int i = 0; i < c.nseg; i++) iov[i] = iovec{tx_.segments()[i].ptr, tx_.segments()[i].len};
     // The header goes through as the guest wrote it: the kernel does the offloads it asks for.
     ssize_t n = writev(fd_, iov, c.nseg);
     if (n < 0) {

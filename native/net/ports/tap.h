@@ -14,6 +14,7 @@
 
 #include "net/port.h"
 #include "net/rx_reservation.h"
+#include "net/tx_frame.h"
 
 namespace vhost {
 
@@ -31,7 +32,6 @@ class TapPort : public Port {
 
  private:
   static constexpr int kBurst = 32;
-  static constexpr int kMaxSegs = 256;
   // The largest frame a tap hands out (64 KiB GSO) plus the header.
   static constexpr uint32_t kBounceSize = 65536 + kNetHdrMrg;
 
@@ -42,7 +42,7 @@ class TapPort : public Port {
 
   int fd_;
   std::string ifname_;
-  Segment tx_segs_[kMaxSegs];
+  TxFrame tx_;
   RxReservation rx_;
   std::vector<uint8_t> bounce_;
   uint32_t pending_len_ = 0;  // a frame read from the tap that waits for guest buffers
