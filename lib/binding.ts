@@ -69,7 +69,9 @@ export interface Binding {
   sendmsg(fd: number, bytes: Buffer, fds: number[]): number;
   close(fd: number): void;
   Poller: new (fd: number, onEvent: (status: number, readable: boolean, disconnected: boolean) => void) => NativePoller;
-  memfdCreate(name: string, size: number): number;
+  /** A memfd of `size` bytes, sealed against shrinking unless `seal` is false. */
+  memfdCreate(name: string, size: number, seal?: boolean): number;
+  ftruncate(fd: number, size: number): void;
   eventfd(): number;
   eventfdRead(fd: number): number;
   eventfdWrite(fd: number): void;

@@ -20,6 +20,8 @@ interface Region {
 export interface GuestMemoryOptions {
   /** Sizes of the regions, in bytes (multiples of 4096). Default: two regions of 16 MiB. */
   regionSizes?: number[];
+  /** Seal the memfd against shrinking, as QEMU does (default true; false for hostile tests). */
+  sealed?: boolean;
 }
 
 /** Guest-physical base of region i: 0, then 4 GiB and up, like RAM around a PCI hole. */
@@ -38,7 +40,7 @@ export class GuestMemory {
   constructor(opts: GuestMemoryOptions = {}) {
     const sizes = opts.regionSizes ?? [16 << 20, 16 << 20];
     this.size = sizes.reduce((a, b) => a + b, 0);
-    this.fd = native.memfdCreate('vhost-user-guest', this.size);
+    this.fd = native.memfdCreate('vhost-user-guest', this.size, opts.sealed ?? true);
     try {
       this.mapping = new native.Mapping(this.fd, this.size);
     } catch (err) {

@@ -1,5 +1,7 @@
 #include "core/worker.h"
 
+#include <setjmp.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -7,15 +9,50 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 
 namespace vhost {
 
 namespace {
 constexpr uint32_t kWakeTag = UINT32_MAX;
+
+// Guest memory is a file the front-end owns: if it shrinks the file after we mapped it, touching
+// the lost pages raises SIGBUS. A worker survives that: while it serves, its thread has a recovery
+// point, and the handler jumps back to it. Any other SIGBUS goes to whoever handled it before.
+thread_local jmp_buf* t_recovery = nullptr;
+struct sigaction g_previous_sigbus;
+
+void OnSigbus(int sig, siginfo_t* info, void* context) {
+  if (jmp_buf* j = t_recovery) {
+    t_recovery = nullptr;
+    longjmp(*j, 1);
+  }
+  if (g_previous_sigbus.sa_flags & SA_SIGINFO) {
+    g_previous_sigbus.sa_sigaction(sig, info, context);
+  } else if (g_previous_sigbus.sa_handler != SIG_DFL && g_previous_sigbus.sa_handler != SIG_IGN) {
+    g_previous_sigbus.sa_handler(sig);
+  } else {
+    signal(SIGBUS, SIG_DFL);
+    raise(SIGBUS);
+  }
+}
+}  // namespace
+
+void Worker::InstallFaultHandler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa {};
+    sa.sa_sigaction = OnSigbus;
+    // NODEFER: we leave the handler by longjmp, so SIGBUS must not stay blocked afterwards.
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, &g_previous_sigbus);
+  });
 }
 
 int Worker::Start(const std::vector<Watch>& watches, Handler handler, Poll poll, uint32_t poll_us,
-                  std::string* err) {
+                  OnFault on_fault, std::string* err) {
+  InstallFaultHandler();
   Stop();
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -40,7 +77,8 @@ int Worker::Start(const std::vector<Watch>& watches, Handler handler, Poll poll,
   }
   stop_.store(false);
   try {
-    thread_ = std::thread(&Worker::Run, this, watches, std::move(handler), std::move(poll), poll_us);
+    thread_ = std::thread(&Worker::Run, this, watches, std::move(handler), std::move(poll), poll_us,
+                          std::move(on_fault));
   } catch (const std::exception& ex) {
     *err = std::string("starting the worker thread: ") + ex.what();
     close(epoll_fd_);
@@ -71,7 +109,23 @@ uint64_t NowNs() {
 }
 }  // namespace
 
-void Worker::Run(std::vector<Watch> watches, Handler handler, Poll poll, uint32_t poll_us) noexcept {
+void Worker::Run(std::vector<Watch> watches, Handler handler, Poll poll, uint32_t poll_us,
+                 OnFault on_fault) noexcept {
+  jmp_buf recovery;
+  while (!stop_requested()) {
+    if (setjmp(recovery) == 0) {
+      t_recovery = &recovery;
+      Serve(watches, handler, poll, poll_us);
+      t_recovery = nullptr;
+      return;
+    }
+    // Back from a SIGBUS inside Serve: nothing it held needs releasing (no locks, no allocations
+    // are made while guest memory is touched). The owner stops using guest memory; serve on.
+    on_fault();
+  }
+}
+
+void Worker::Serve(const std::vector<Watch>& watches, const Handler& handler, const Poll& poll, uint32_t poll_us) {
   for (const Watch& w : watches) {
     if (stop_requested()) return;
     handler(w.tag, false);

@@ -31,8 +31,13 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   // Returns 0 or an errno value with *err set.
+  // Called on the worker thread after it survived a SIGBUS while serving (guest memory the front-end
+  // shrank under us). The owner must stop touching guest memory until it is replaced.
+  using OnFault = std::function<void()>;
+
   // poll_us = 0: event-driven only (the handler arms kicks itself before the thread sleeps).
-  int Start(const std::vector<Watch>& watches, Handler handler, Poll poll, uint32_t poll_us, std::string* err);
+  int Start(const std::vector<Watch>& watches, Handler handler, Poll poll, uint32_t poll_us, OnFault on_fault,
+            std::string* err);
   // Wakes the thread and joins it. Safe to call when not running.
   void Stop();
   bool running() const { return thread_.joinable(); }
@@ -40,7 +45,10 @@ class Worker {
   bool stop_requested() const { return stop_.load(std::memory_order_relaxed); }
 
  private:
-  void Run(std::vector<Watch> watches, Handler handler, Poll poll, uint32_t poll_us) noexcept;
+  void Run(std::vector<Watch> watches, Handler handler, Poll poll, uint32_t poll_us, OnFault on_fault) noexcept;
+  void Serve(const std::vector<Watch>& watches, const Handler& handler, const Poll& poll, uint32_t poll_us);
+
+  static void InstallFaultHandler();
 
   std::thread thread_;
   int epoll_fd_ = -1;

@@ -14,19 +14,29 @@ namespace vhost {
 
 namespace {
 
-// memfdCreate(name, size) -> fd, sized and sealed against shrinking (a shrunk memfd would fault).
+// memfdCreate(name, size, seal = true) -> fd, sized, and sealed against shrinking unless told not
+// to (tests of a front-end that shrinks its memory under the back-end).
 Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name = info[0].As<Napi::String>();
   int64_t size = info[1].As<Napi::Number>().Int64Value();
+  bool seal = info.Length() < 3 || info[2].ToBoolean().Value();
   int fd = memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) ThrowErrno(env, errno, "memfd_create", "creating guest memory");
-  if (ftruncate(fd, size) != 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) != 0) {
+  if (ftruncate(fd, size) != 0 || (seal && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) != 0)) {
     int e = errno;
     close(fd);
     ThrowErrno(env, e, "ftruncate", "sizing guest memory");
   }
   return Napi::Number::New(env, fd);
+}
+
+// ftruncate(fd, size): resizes a file (a hostile front-end shrinking guest memory, in tests)
+Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int64_t size = info[1].As<Napi::Number>().Int64Value();
+  if (ftruncate(fd, size) != 0) ThrowErrno(info.Env(), errno, "ftruncate", "resizing a file");
+  return info.Env().Undefined();
 }
 
 // eventfd() -> fd (non-blocking)
@@ -122,6 +132,7 @@ class Mapping : public Napi::ObjectWrap<Mapping> {
 
 void InitOs(Napi::Env env, Napi::Object exports) {
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate));
+  exports.Set("ftruncate", Napi::Function::New(env, Ftruncate));
   exports.Set("eventfd", Napi::Function::New(env, EventfdCreate));
   exports.Set("eventfdRead", Napi::Function::New(env, EventfdRead));
   exports.Set("eventfdWrite", Napi::Function::New(env, EventfdWrite));

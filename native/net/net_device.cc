@@ -114,6 +114,7 @@ int NetDevice::SetMemTable(const std::vector<RegionSpec>& regions, const std::ve
   if (rc != 0) return rc;  // `next` unmaps what it had mapped
   Quiesce q(this);
   memory_ = std::move(next);
+  memory_faulted_ = false;
   Reattach();
   return 0;
 }
@@ -229,6 +230,7 @@ void NetDevice::Reset() {
     queue.stats = stats;
   }
   memory_->Clear();
+  memory_faulted_ = false;
   settings_ = NetSettings();
   if (port_) port_->OnReset();
 }
@@ -268,10 +270,16 @@ void NetDevice::StartWorker() {
     for (int pair = 0; pair < queue_count() / 2; pair++) moved = ServicePair(pair, arm_now) || moved;
     return moved;
   };
-  if (worker_.Start(watches, handler, poll, poll_us_, &err) != 0) Report(err);
+  auto on_fault = [this] {
+    memory_faulted_ = true;
+    Report("guest memory faulted (SIGBUS): the front-end shrank a memory region's file under us; the data path is "
+           "stopped until it sends a new memory table");
+  };
+  if (worker_.Start(watches, handler, poll, poll_us_, on_fault, &err) != 0) Report(err);
 }
 
 bool NetDevice::ServicePair(int pair, bool arm_when_idle) {
+  if (memory_faulted_.load(std::memory_order_relaxed)) return false;
   Queue& rx = queues_[2 * pair];
   Queue& tx = queues_[2 * pair + 1];
   bool rx_was_broken = rx.broken, tx_was_broken = tx.broken;

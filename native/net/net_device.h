@@ -4,6 +4,7 @@
 // starts it again afterwards (Quiesce), so the worker never sees a half-changed device.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -74,6 +75,9 @@ class NetDevice {
   Worker worker_;
   bool shut_down_ = false;
   uint32_t poll_us_ = 0;
+  // Set by the worker when guest memory faulted (SIGBUS: the front-end shrank its file); the data
+  // path stays off until the front-end sends a new memory table.
+  std::atomic<bool> memory_faulted_{false};
   const std::function<bool()> should_stop_;
   const Reporter report_;
 
