@@ -74,7 +74,10 @@ export interface Binding {
   ftruncate(fd: number, size: number): void;
   eventfd(): number;
   eventfdRead(fd: number): number;
-  eventfdWrite(fd: number): void;
+  /** Adds `value` (default 1n) to the counter. */
+  eventfdWrite(fd: number, value?: bigint): void;
+  /** Sets or clears O_NONBLOCK on the fd's file description (shared with every holder). */
+  setBlocking(fd: number, blocking: boolean): void;
   /** Full memory barrier, for driver code sharing rings with the back-end's thread. */
   memoryFence(): void;
   Mapping: new (fd: number, size: number) => NativeMapping;

@@ -96,6 +96,11 @@ export class VirtioNetDriver {
     return { rx: this.rx, tx: this.tx };
   }
 
+  /** The control channel, for tests that send requests of their own in the middle of traffic. */
+  get control(): VhostUserFrontend {
+    return this.fe;
+  }
+
   /** Sends the memory table again, as QEMU does when guest memory changes (the device must quiesce). */
   async resendMemTable(): Promise<void> {
     await this.fe.request({ request: Request.SET_MEM_TABLE, regions: this.opts.memory.table() }, { needReply: true });

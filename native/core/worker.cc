@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,6 +16,14 @@ namespace vhost {
 
 namespace {
 constexpr uint32_t kWakeTag = UINT32_MAX;
+// Interrupts a worker stuck in a syscall (see Stop). Nothing else in Node or libuv uses SIGURG.
+constexpr int kInterruptSignal = SIGURG;
+
+uint64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 // Guest memory is a file the front-end owns: if it shrinks the file after we mapped it, touching
 // the lost pages raises SIGBUS. A worker survives that: while it serves, its thread has a recovery
@@ -41,6 +50,10 @@ void OnSigbus(int sig, siginfo_t* info, void* context) {
 void Worker::InstallFaultHandler() {
   static std::once_flag once;
   std::call_once(once, [] {
+    struct sigaction interrupt {};
+    interrupt.sa_handler = [](int) {};  // no SA_RESTART: the interrupted syscall fails with EINTR
+    sigemptyset(&interrupt.sa_mask);
+    sigaction(kInterruptSignal, &interrupt, nullptr);
     struct sigaction sa {};
     sa.sa_sigaction = OnSigbus;
     // NODEFER: we leave the handler by longjmp, so SIGBUS must not stay blocked afterwards.
@@ -76,6 +89,7 @@ int Worker::Start(const std::vector<Watch>& watches, Handler handler, Poll poll,
     return e;
   }
   stop_.store(false);
+  exited_.store(false);
   try {
     thread_ = std::thread(&Worker::Run, this, watches, std::move(handler), std::move(poll), poll_us,
                           std::move(on_fault));
@@ -94,20 +108,28 @@ void Worker::Stop() {
     stop_.store(true);
     uint64_t one = 1;
     (void)!write(wake_fd_, &one, sizeof one);
+    // A worker blocked in a syscall on an fd the front-end controls (a call eventfd it filled and
+    // made blocking) is interrupted: the signal's handler does nothing, but the syscall returns EINTR.
+    const uint64_t start = NowNs();
+    uint64_t next_signal = start + 20'000'000;
+    for (int spins = 0; !exited_.load(); spins++) {
+      if (spins < 200) {
+        sched_yield();  // the usual case: the worker leaves epoll within microseconds
+        continue;
+      }
+      uint64_t now = NowNs();
+      if (now >= next_signal) {
+        pthread_kill(thread_.native_handle(), kInterruptSignal);
+        next_signal = now + 20'000'000;
+      }
+      usleep(100);
+    }
     thread_.join();
   }
   if (epoll_fd_ >= 0) close(epoll_fd_);
   if (wake_fd_ >= 0) close(wake_fd_);
   epoll_fd_ = wake_fd_ = -1;
 }
-
-namespace {
-uint64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-}  // namespace
 
 void Worker::Run(std::vector<Watch> watches, Handler handler, Poll poll, uint32_t poll_us,
                  OnFault on_fault) noexcept {
@@ -117,12 +139,13 @@ void Worker::Run(std::vector<Watch> watches, Handler handler, Poll poll, uint32_
       t_recovery = &recovery;
       Serve(watches, handler, poll, poll_us);
       t_recovery = nullptr;
-      return;
+      break;
     }
     // Back from a SIGBUS inside Serve: nothing it held needs releasing (no locks, no allocations
     // are made while guest memory is touched). The owner stops using guest memory; serve on.
     on_fault();
   }
+  exited_.store(true);
 }
 
 void Worker::Serve(const std::vector<Watch>& watches, const Handler& handler, const Poll& poll, uint32_t poll_us) {

@@ -54,6 +54,7 @@ class Worker {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> exited_{false};
 };
 
 }  // namespace vhost

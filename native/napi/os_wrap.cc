@@ -39,6 +39,16 @@ Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setBlocking(fd, blocking): sets or clears O_NONBLOCK (on the file description: every process
+// holding it sees the change; tests use it to play a hostile front-end)
+Napi::Value SetBlocking(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int flags = fcntl(fd, F_GETFL);
+  flags = info[1].ToBoolean().Value() ? (flags & ~O_NONBLOCK) : (flags | O_NONBLOCK);
+  if (fcntl(fd, F_SETFL, flags) != 0) ThrowErrno(info.Env(), errno, "fcntl", "setting O_NONBLOCK");
+  return info.Env().Undefined();
+}
+
 // eventfd() -> fd (non-blocking)
 Napi::Value EventfdCreate(const Napi::CallbackInfo& info) {
   int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -54,10 +64,11 @@ Napi::Value EventfdRead(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(v));
 }
 
-// eventfdWrite(fd): signals once
+// eventfdWrite(fd, value = 1n): adds value to the counter (a signal, or a hostile test's overflow)
 Napi::Value EventfdWrite(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
-  uint64_t one = 1;
+  bool lossless = true;
+  uint64_t one = info.Length() > 1 ? info[1].As<Napi::BigInt>().Uint64Value(&lossless) : 1;
   if (write(fd, &one, sizeof one) != sizeof one && errno != EAGAIN)
     ThrowErrno(info.Env(), errno, "write", "signalling an eventfd");
   return info.Env().Undefined();
@@ -133,6 +144,7 @@ class Mapping : public Napi::ObjectWrap<Mapping> {
 void InitOs(Napi::Env env, Napi::Object exports) {
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate));
   exports.Set("ftruncate", Napi::Function::New(env, Ftruncate));
+  exports.Set("setBlocking", Napi::Function::New(env, SetBlocking));
   exports.Set("eventfd", Napi::Function::New(env, EventfdCreate));
   exports.Set("eventfdRead", Napi::Function::New(env, EventfdRead));
   exports.Set("eventfdWrite", Napi::Function::New(env, EventfdWrite));

@@ -159,6 +159,28 @@ describe('a peer that misbehaves on the socket', () => {
   });
 });
 
+describe('an fd the front-end turns against the worker', () => {
+  it('a call eventfd it filled to the brim and made blocking cannot hang the back-end', async () => {
+    let got = 0;
+    const driver = await VirtioNetDriver.start({ socketPath: backend.socketPath, memory, onFrames: (f) => (got += f.length) });
+    const hostile = native.eventfd();
+    await driver.control.request({ request: Request.SET_VRING_CALL, index: 0, fd: hostile }, { needReply: true });
+    native.eventfdWrite(hostile, 0xffff_ffff_ffff_fffen); // the counter's maximum: the next write blocks
+    native.setBlocking(hostile, true); // and our copy shares the file description: it blocks too
+    for (let i = 0; i < 8; i++) driver.send(makeFrame(i));
+    driver.flush();
+    await new Promise((r) => setTimeout(r, 200)); // the worker is now stuck calling the guest
+    const t0 = Date.now();
+    await driver.resendMemTable(); // needs the worker stopped: it must be interrupted
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(await driver.control.requestU64({ request: Request.GET_FEATURES })).toBeGreaterThan(0n);
+    const gone = once(backend, 'disconnect');
+    driver.close();
+    await gone;
+    native.close(hostile);
+  });
+});
+
 describe('the memory table replaced while traffic flows', () => {
   it('quiesces and resumes the worker each time; every frame comes back intact', async () => {
     let next = 0;
