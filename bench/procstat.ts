@@ -28,11 +28,11 @@ function statFields(text: string): { comm: string; rest: string[] } {
   return { comm: text.slice(open + 1, close), rest: text.slice(close + 2).trim().split(/\s+/) };
 }
 
-function readStat(path: string): { comm: string; ticks: number } | null {
+function readStat(path: string): { comm: string; ticks: number; systemTicks: number } | null {
   try {
     const { comm, rest } = statFields(fs.readFileSync(path, 'utf8'));
     // utime is field 14, stime field 15: rest[] starts at field 3.
-    return { comm, ticks: Number(rest[11]) + Number(rest[12]) };
+    return { comm, ticks: Number(rest[11]) + Number(rest[12]), systemTicks: Number(rest[12]) };
   } catch {
     return null;
   }
@@ -42,6 +42,12 @@ function readStat(path: string): { comm: string; ticks: number } | null {
 export function processCpuSeconds(pid: number): number | null {
   const s = readStat(`/proc/${pid}/stat`);
   return s ? s.ticks / clockTicks() : null;
+}
+
+/** The kernel's share of that (stime): system calls, page faults, interrupts taken in the process. */
+export function processSystemSeconds(pid: number): number | null {
+  const s = readStat(`/proc/${pid}/stat`);
+  return s ? s.systemTicks / clockTicks() : null;
 }
 
 export interface ThreadCpu {
@@ -116,14 +122,18 @@ export function contextSwitches(pid: number): { voluntary: number; involuntary: 
   return { voluntary, involuntary };
 }
 
-/** Busy and total time of every CPU together since boot, in seconds (from the first line of /proc/stat). */
-export function systemCpu(): { busy: number; total: number } {
+/**
+ * Busy and total time of every CPU together since boot, in seconds (from the first line of
+ * /proc/stat), and steal: time the hypervisor ran something else while this VM's vCPUs wanted to run.
+ */
+export function systemCpu(): { busy: number; total: number; steal: number } {
   const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0];
   const v = line.trim().split(/\s+/).slice(1).map(Number);
   // user nice system idle iowait irq softirq steal guest guest_nice (guest time is inside user/nice)
   const idle = (v[3] ?? 0) + (v[4] ?? 0);
   const total = v.slice(0, 8).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
-  return { busy: (total - idle) / clockTicks(), total: total / clockTicks() };
+  const steal = Number.isFinite(v[7]) ? v[7] : 0;
+  return { busy: (total - idle - steal) / clockTicks(), total: total / clockTicks(), steal: steal / clockTicks() };
 }
 
 /** Pids of processes whose command line contains `needle` (e.g. a socket path only one process uses). */
@@ -141,7 +151,7 @@ export function pidsWithArg(needle: string): number[] {
   return out;
 }
 
-/** CPU seconds of all the given processes and their descendants are not tracked: only these pids. */
+/** CPU seconds used so far by the given processes together (threads included, children not). */
 export function cpuOf(pids: number[]): number {
   let s = 0;
   for (const pid of pids) s += processCpuSeconds(pid) ?? 0;

@@ -19,5 +19,6 @@ export VHOST_USER_ADDON="$root/build-asan/vhost_user.node"
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so)"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
-# The fuzzer smoke run builds its own sanitized binary; everything else runs sanitized here.
-exec npx vitest run --pool=forks --exclude 'test/fuzz/ring-fuzzer.test.ts' "$@"
+# The fuzzer smoke run builds its own sanitized binary, and the benchmark smoke run measures (it
+# would measure the sanitizer); everything else runs sanitized here.
+exec npx vitest run --pool=forks --exclude 'test/fuzz/ring-fuzzer.test.ts' --exclude 'test/bench-smoke.test.ts' "$@"

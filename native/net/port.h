@@ -44,14 +44,17 @@ class Port {
 
 // The end of a Service pass that found nothing to do: ask for the kicks it waits on and look once
 // more (returns true if work arrived meanwhile), or, while busy-polling, keep kicks suppressed.
-inline bool IdleCheck(PairContext& c, bool waiting_for_rx) {
+// Only the rings the port waits on are armed: TX frames held back for lack of RX buffers are no
+// reason to look again (that would spin), more RX buffers are.
+inline bool IdleCheck(PairContext& c, bool wait_rx, bool wait_tx) {
   if (!c.arm_when_idle) {
     c.tx.ring.SuppressKicks();
     c.rx.ring.SuppressKicks();
     return false;
   }
-  bool more = c.tx.ring.ArmKick();
-  if (waiting_for_rx) more = c.rx.ring.ArmKickBeyondAvail() || more;
+  bool more = false;
+  if (wait_tx) more = c.tx.ring.ArmKick();
+  if (wait_rx) more = c.rx.ring.ArmKickBeyondAvail() || more;
   return more;
 }
 

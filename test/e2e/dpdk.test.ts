@@ -182,6 +182,7 @@ describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user, split ring) through the 
     // then releases the back-pressure: every held frame arrives, none lost.
     let afterTxonly: QueueStats[] = [];
     let afterRxonly: QueueStats[] = [];
+    let stalledCpuSeconds = Infinity;
     const r = await runTestpmd({
       socketPath: backend.socketPath,
       forwardMode: 'txonly',
@@ -194,6 +195,11 @@ describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user, split ring) through the 
           // Give the back-end the same chance to move frames as in the io runs, then snapshot.
           await new Promise((res) => setTimeout(res, 100));
           afterTxonly = backend.device.stats();
+          // Stalled, the back-end must sleep, not spin: CPU of this whole process over 500 ms.
+          const before = process.cpuUsage();
+          await new Promise((res) => setTimeout(res, 500));
+          const used = process.cpuUsage(before);
+          stalledCpuSeconds = (used.user + used.system) / 1e6;
         } else {
           await settle(phase);
           afterRxonly = backend.device.stats();
@@ -216,6 +222,7 @@ describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user, split ring) through the 
     // Ours: one ring's worth moved, nothing dropped, nothing in error.
     expect(afterTxonly[RX].packets, why).toBe(BigInt(QUEUE_SIZE));
     expect(afterTxonly[TX].packets, why).toBe(BigInt(QUEUE_SIZE));
+    expect(stalledCpuSeconds, `CPU seconds in 0.5 s of stall; ${why}`).toBeLessThan(0.2);
     // rxonly: testpmd takes the ring, reposts buffers, and the held frames follow.
     const rxStats = rx.stats as PortStats;
     expect({ tx: rxStats.txPackets, rx: rxStats.rxPackets, missed: rxStats.rxMissed, nombuf: rxStats.rxNombuf }, why).toEqual({

@@ -73,7 +73,7 @@ bool LoopbackPort::Service(PairContext& c) {
       continue;
     }
     // TX waits on the guest's RX buffers when rx_short, on its TX frames otherwise.
-    if (!IdleCheck(c, rx_short)) break;
+    if (!IdleCheck(c, rx_short, !rx_short)) break;
   }
   return any;
 }

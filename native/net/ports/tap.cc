@@ -164,7 +164,7 @@ bool TapPort::Service(PairContext& c) {
     }
     // Idle. The tap fd is edge-triggered: we stop reading it only when it is empty (a new frame
     // wakes us) or when the guest has no buffers (its RX kick wakes us).
-    if (!IdleCheck(c, rx_short)) break;
+    if (!IdleCheck(c, rx_short, true)) break;
   }
   return any;
 }

@@ -1,0 +1,263 @@
+/**
+ * The two back-ends the benchmark compares, each run as its own process pinned to one CPU:
+ *
+ *  - 'ours': `node dist/cli.js net --socket SOCK --quiet` (the loopback port), under `taskset`.
+ *    Per-queue counters (packets, bytes, drops, errors, kicks, calls) are read by sending SIGUSR1,
+ *    on which the CLI prints them.
+ *  - 'dpdk': DPDK testpmd with the vhost PMD, `--vdev net_vhost0,iface=SOCK,queues=1`, both of its
+ *    lcores on the same CPU (`--lcores 0@C,1@C`) and the whole process under `taskset` so that its
+ *    control threads (vhost-events, eal-intr-thread) stay there too. Non-interactive with `-a`
+ *    (auto-start) and `--disable-link-check` (it would otherwise busy-wait for a link that only comes
+ *    up when the front-end connects); its stdin is a pipe we keep open and write a newline to when
+ *    done ("Press enter to exit"), on which it prints its forward statistics and quits.
+ *
+ * Every process started here is tracked and killed on exit, and DPDK's files are removed.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { cleanupPrefix, parseForwardStats, type ForwardStats } from '../test/e2e/dpdk';
+
+export type BackendKind = 'ours' | 'dpdk';
+export type MemoryMode = 'no-huge' | 'hugepages';
+
+export interface QueueCounters {
+  packets: number;
+  bytes: number;
+  drops: number;
+  errors: number;
+  kicks: number;
+  calls: number;
+}
+
+/** Our CLI's statistics: q0 is the RX queue (device to guest), q1 the TX queue (guest to device). */
+export interface OurStats {
+  rx: QueueCounters;
+  tx: QueueCounters;
+}
+
+export interface BackendProcess {
+  kind: BackendKind;
+  pid: number;
+  socketPath: string;
+  /** The command line, for the report. */
+  command: string;
+  /** stdout + stderr so far. */
+  output(): string;
+  /** Ours only: per-queue counters now (SIGUSR1), null if they did not arrive within 2 s. */
+  stats(): Promise<OurStats | null>;
+  /** Stops the process (cleanly, then by force) and removes what it left behind. */
+  stop(): Promise<BackendExit>;
+}
+
+export interface BackendExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** DPDK only: testpmd's forward statistics for the whole run (RX = from the guest, TX = to the guest). */
+  forward: ForwardStats | null;
+  /** Ours only: the counters the CLI printed on exit. */
+  final: OurStats | null;
+}
+
+export interface BackendOptions {
+  kind: BackendKind;
+  socketPath: string;
+  /** CPU the back-end runs on. */
+  cpu: number;
+  /** Repository root (for dist/cli.js). */
+  root: string;
+  /** Ours only: more arguments for the CLI (e.g. --poll-us 0). */
+  extraArgs?: string[];
+  /** Ours only: the CLI to run (default <root>/dist/cli.js). */
+  cliPath?: string;
+  /** Environment of the process (default: ours). */
+  env?: NodeJS.ProcessEnv;
+  /** DPDK only. */
+  forwardMode?: 'macswap' | 'txonly';
+  /** DPDK only, txonly: frame length. */
+  txPkts?: number;
+  memory?: MemoryMode;
+  memoryMb?: number;
+  /** How long the process may take to be ready. Default 20 s. */
+  startupTimeoutMs?: number;
+}
+
+const live = new Map<number, ChildProcess>();
+const prefixes = new Set<string>();
+let sequence = 0;
+
+/** Kills every back-end still running and removes DPDK files (for exit paths). */
+export function killAllBackends(): void {
+  for (const child of live.values()) child.kill('SIGKILL');
+  live.clear();
+  for (const p of prefixes) cleanupPrefix(p);
+}
+
+process.once('exit', killAllBackends);
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function parseOurStatsBlocks(text: string, socketPath: string): OurStats[] {
+  const out: OurStats[] = [];
+  const header = `statistics for ${socketPath}:`;
+  let at = text.indexOf(header);
+  while (at >= 0) {
+    const next = text.indexOf(header, at + header.length);
+    const body = text.slice(at + header.length, next >= 0 ? next : at + header.length + 1000);
+    const q0 = /q0 \(rx0\):([^\n]*)/.exec(body);
+    const q1 = /q1 \(tx0\):([^\n]*)/.exec(body);
+    if (!q0 || !q1) break; // block not complete yet
+    const parse = (s: string): QueueCounters => {
+      const v = (name: string) => Number(new RegExp(`${name}=(\\d+)`).exec(s)?.[1] ?? NaN);
+      return { packets: v('packets'), bytes: v('bytes'), drops: v('drops'), errors: v('errors'), kicks: v('kicks'), calls: v('calls') };
+    };
+    out.push({ rx: parse(q0[1]), tx: parse(q1[1]) });
+    at = next;
+  }
+  return out;
+}
+
+export function ourStatsDelta(a: OurStats, b: OurStats): OurStats {
+  const d = (x: QueueCounters, y: QueueCounters): QueueCounters => ({
+    packets: y.packets - x.packets,
+    bytes: y.bytes - x.bytes,
+    drops: y.drops - x.drops,
+    errors: y.errors - x.errors,
+    kicks: y.kicks - x.kicks,
+    calls: y.calls - x.calls,
+  });
+  return { rx: d(a.rx, b.rx), tx: d(a.tx, b.tx) };
+}
+
+function shellQuote(args: string[]): string {
+  return args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+/** Starts a back-end and resolves once it serves its socket; throws (after cleaning up) if it does not. */
+export async function startBackend(opts: BackendOptions): Promise<BackendProcess> {
+  fs.rmSync(opts.socketPath, { force: true });
+  let args: string[];
+  let prefix: string | null = null;
+  if (opts.kind === 'ours') {
+    args = ['-c', String(opts.cpu), process.execPath, opts.cliPath ?? path.join(opts.root, 'dist', 'cli.js'), 'net', '--socket', opts.socketPath, '--quiet', ...(opts.extraArgs ?? [])];
+  } else {
+    prefix = `vhub${process.pid}_${++sequence}`;
+    prefixes.add(prefix);
+    const mem =
+      (opts.memory ?? 'no-huge') === 'no-huge'
+        ? ['--no-huge', '-m', String(opts.memoryMb ?? 512), '--no-shconf']
+        : ['--huge-dir', '/dev/hugepages', '--single-file-segments', '--socket-mem', String(opts.memoryMb ?? 512)];
+    const app = [
+      `--forward-mode=${opts.forwardMode ?? 'macswap'}`,
+      '-a',
+      '--disable-link-check',
+      '--total-num-mbufs=16384',
+      '--burst=32',
+    ];
+    if (opts.forwardMode === 'txonly' && opts.txPkts !== undefined) app.push(`--txpkts=${opts.txPkts}`);
+    args = [
+      '-c',
+      String(opts.cpu),
+      'stdbuf',
+      '-oL',
+      '-eL',
+      'dpdk-testpmd',
+      '--lcores',
+      `0@${opts.cpu},1@${opts.cpu}`,
+      '--main-lcore',
+      '0',
+      '--no-pci',
+      '--no-telemetry',
+      `--file-prefix=${prefix}`,
+      ...mem,
+      '--vdev',
+      `net_vhost0,iface=${opts.socketPath},queues=1`,
+      '--',
+      ...app,
+    ];
+  }
+  const command = `taskset ${shellQuote(args)}`.replace(process.execPath, 'node');
+  const child = spawn('taskset', args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+  if (child.pid === undefined) throw new Error(`could not start ${command}`);
+  const pid = child.pid;
+  live.set(pid, child);
+  let out = '';
+  let exited = false;
+  let exitCode: number | null = null;
+  let exitSignal: NodeJS.Signals | null = null;
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString('utf8')));
+  child.stdin!.on('error', () => {});
+  const exitPromise = new Promise<void>((resolve) => {
+    child.once('error', (err) => {
+      out += `\n[spawn error: ${err.message}]\n`;
+      exited = true;
+      live.delete(pid);
+      resolve();
+    });
+    child.once('close', (code, sig) => {
+      exitCode = code;
+      exitSignal = sig;
+      exited = true;
+      live.delete(pid);
+      resolve();
+    });
+  });
+
+  const waitFor = async (cond: () => boolean, ms: number) => {
+    const deadline = Date.now() + ms;
+    while (!cond() && !exited && Date.now() < deadline) await sleep(10);
+    return cond();
+  };
+
+  const stop = async (): Promise<BackendExit> => {
+    if (!exited) {
+      if (opts.kind === 'dpdk') child.stdin!.write('\n');
+      else child.kill('SIGINT');
+      if (!(await waitFor(() => exited, 10_000))) {
+        child.kill('SIGINT');
+        if (!(await waitFor(() => exited, 3_000))) child.kill('SIGKILL');
+      }
+    }
+    await exitPromise;
+    if (prefix) {
+      cleanupPrefix(prefix);
+      prefixes.delete(prefix);
+    }
+    fs.rmSync(opts.socketPath, { force: true });
+    const blocks = opts.kind === 'ours' ? parseOurStatsBlocks(out, opts.socketPath) : [];
+    return {
+      code: exitCode,
+      signal: exitSignal,
+      forward: opts.kind === 'dpdk' ? parseForwardStats(out) : null,
+      final: blocks.length ? blocks[blocks.length - 1] : null,
+    };
+  };
+
+  const ready =
+    opts.kind === 'ours'
+      ? () => out.includes('vhost-user: serving') && fs.existsSync(opts.socketPath)
+      : () => out.includes('Press enter to exit') && fs.existsSync(opts.socketPath);
+  if (!(await waitFor(ready, opts.startupTimeoutMs ?? 20_000))) {
+    await stop();
+    throw new Error(`back-end '${opts.kind}' did not get ready (${exited ? `exited ${exitCode ?? exitSignal}` : 'timeout'})\ncommand: ${command}\n--- output ---\n${out.slice(-4000)}`);
+  }
+
+  return {
+    kind: opts.kind,
+    pid,
+    socketPath: opts.socketPath,
+    command,
+    output: () => out,
+    stats: async () => {
+      if (opts.kind !== 'ours' || exited) return null;
+      const before = parseOurStatsBlocks(out, opts.socketPath).length;
+      child.kill('SIGUSR1');
+      const got = await waitFor(() => parseOurStatsBlocks(out, opts.socketPath).length > before, 2_000);
+      if (!got) return null;
+      const all = parseOurStatsBlocks(out, opts.socketPath);
+      return all[all.length - 1];
+    },
+    stop,
+  };
+}

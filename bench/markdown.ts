@@ -1,0 +1,64 @@
+/**
+ * Prints a results file as Markdown tables, for bench/README.md:
+ *
+ *   node build/bench/bench/markdown.js [bench/results/latest.json]
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { modeLabel } from './report';
+import type { Aggregate, Report } from './types';
+
+function f(x: number | null | undefined, digits = 2): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits);
+}
+
+function mpps(a: Aggregate | null): string {
+  if (!a) return '—';
+  if (a.mpps === null) return a.note?.startsWith('not run') ? 'n/a' : 'failed';
+  if (a.stalled) return `${f(a.mpps)} (stall)`;
+  const spread = a.runs > 1 && a.mppsMin !== null && a.mppsMax !== null ? ` (${f(a.mppsMin)}–${f(a.mppsMax)})` : '';
+  return `${f(a.mpps)}${spread}`;
+}
+
+function kicks(x: number | null | undefined): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '—';
+  return x === 0 ? '0' : x >= 0.001 ? x.toFixed(3) : x.toExponential(1);
+}
+
+export function toMarkdown(r: Report): string {
+  const out: string[] = [];
+  const h = r.host;
+  out.push(
+    `Measured ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC on: \`nproc\` ${h.nproc}, ${h.cpuModel}, ${h.kernel}, ` +
+      `DPDK ${h.dpdk ?? 'absent'}, Node ${h.node}, commit ${h.commit ?? '?'}.`,
+    '',
+    `Command: \`${r.command}\` (${r.setup.rounds} rounds A/B, ${r.setup.warmupSeconds} s warm-up + ${r.setup.seconds} s per run, ` +
+      `${Math.round(r.durationSeconds / 60)} min). Front-end: ${r.setup.frontendDescription}. Back-ends on CPU ${r.setup.cpuBackend}.`,
+    '',
+    'Mpps: median over rounds (min–max); ratio = ours / DPDK of the medians; CPU = back-end CPU seconds per million frames; ' +
+      'RSS = back-end VmRSS; kicks = our TX-queue kicks per guest-TX frame; best = ratio of the fastest rounds.',
+    '',
+    '| Q | size | mode | ours Mpps | DPDK Mpps | ratio | best | ours Gb/s | DPDK Gb/s | CPU s/Mpkt ours | DPDK | RSS MiB ours | DPDK | kicks/frame |',
+    '| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
+  for (const c of r.cells) {
+    out.push(
+      `| ${c.queueSize} | ${c.size} | ${modeLabel(c.mode)} | ${mpps(c.ours)} | ${mpps(c.dpdk)} | ${f(c.ratio)} | ${f(c.bestRatio)} | ${f(c.ours?.gbps, 1)} | ${f(c.dpdk?.gbps, 1)} | ` +
+        `${f(c.ours?.cpuPerMpkt, 3)} | ${f(c.dpdk?.cpuPerMpkt, 3)} | ${f(c.ours?.rssMiB, 0)} | ${f(c.dpdk?.rssMiB, 0)} | ${kicks(c.ours?.txKicksPerPkt)} |`,
+    );
+  }
+  if (r.latency.length) {
+    out.push('', 'Latency, one-frame ping-pong through the loopback with our event-driven driver (median over rounds):', '');
+    out.push('| size | ours p50 µs | ours p99 µs | DPDK p50 µs | DPDK p99 µs | p50 ours/DPDK | p99 ours/DPDK |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const l of r.latency) {
+      out.push(`| ${l.size} | ${f(l.ours?.p50Us, 1)} | ${f(l.ours?.p99Us, 1)} | ${f(l.dpdk?.p50Us, 1)} | ${f(l.dpdk?.p99Us, 1)} | ${f(l.p50Ratio)} | ${f(l.p99Ratio)} |`);
+    }
+  }
+  if (r.errors.length) out.push('', `${r.errors.length} run(s) failed: ${r.errors.map((e) => e.split('\n')[0]).join('; ')}`);
+  return out.join('\n') + '\n';
+}
+
+if (require.main === module) {
+  const file = process.argv[2] ?? path.resolve(__dirname, '..', '..', '..', 'bench', 'results', 'latest.json');
+  process.stdout.write(toMarkdown(JSON.parse(fs.readFileSync(file, 'utf8')) as Report));
+}

@@ -1,0 +1,221 @@
+/**
+ * Our own front-end (VirtioNetDriver, event-driven: it sleeps on the call eventfds and is woken by
+ * the back-end) as a child program of the benchmark, so that it runs pinned to its own CPU and its
+ * event loop is not shared with the harness:
+ *
+ *   node build/bench/bench/ours_frontend.js --socket SOCK --mode latency|tx|io --size N
+ *        [--queue-size Q] [--count N] [--seconds S] [--warmup S] [--population N]
+ *
+ *  - latency: ping-pong. Sends one frame, waits until it comes back, repeats `count` times; the
+ *    round trip of each is timed with process.hrtime. Nothing else is in flight.
+ *  - tx: guest TX with the RX side drained: sends as fast as the TX ring takes frames; every frame
+ *    the back-end returns is received (and dropped). The frame rate is that of frames sent.
+ *  - io: a population of frames circulates: every frame received is sent again.
+ *
+ * Lines on stdout: `MEASURE_START` and `MEASURE_END` when the measured interval starts and ends
+ * (the harness reads the back-end's CPU time at both), then one JSON line with the result.
+ */
+import { parseArgs } from 'node:util';
+import { GuestMemory } from '../lib/frontend/guest_memory';
+import { VirtioNetDriver } from '../lib/frontend/net_driver';
+
+export interface LatencyResult {
+  mode: 'latency';
+  count: number;
+  lost: number;
+  /** Round-trip times in microseconds. */
+  minUs: number;
+  p50Us: number;
+  p90Us: number;
+  p99Us: number;
+  p999Us: number;
+  maxUs: number;
+  meanUs: number;
+  features: string;
+}
+
+export interface ThroughputResult {
+  mode: 'tx' | 'io';
+  seconds: number;
+  txFrames: number;
+  rxFrames: number;
+  txBytes: number;
+  rxBytes: number;
+  features: string;
+}
+
+export type FrontendResult = LatencyResult | ThroughputResult;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function frame(size: number, seq: number): Buffer {
+  const f = Buffer.alloc(size);
+  f.set([0x52, 0x54, 0x00, 0x12, 0x34, 0x56], 0); // dst
+  f.set([0x02, 0x00, 0x00, 0xbe, 0x4c, 0x01], 6); // src
+  f.writeUInt16BE(0x88b5, 12); // local experimental ethertype
+  f.writeUInt32BE(seq >>> 0, 14);
+  return f;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      socket: { type: 'string' },
+      mode: { type: 'string' },
+      size: { type: 'string' },
+      'queue-size': { type: 'string' },
+      count: { type: 'string' },
+      seconds: { type: 'string' },
+      warmup: { type: 'string' },
+      population: { type: 'string' },
+    },
+  });
+  const socketPath = values.socket;
+  const mode = values.mode ?? 'latency';
+  if (!socketPath || !['latency', 'tx', 'io'].includes(mode)) throw new Error('usage: --socket SOCK --mode latency|tx|io');
+  // Our driver takes frames of 14..1514 bytes (it adds the 12-byte virtio-net header itself).
+  const size = Math.min(1514, Math.max(60, Number(values.size ?? 64)));
+  const queueSize = Number(values['queue-size'] ?? 256);
+  const memory = new GuestMemory({ regionSizes: [32 << 20, 16 << 20] });
+  let onFrames: (frames: Buffer[]) => void = () => {};
+  const driver = await VirtioNetDriver.start({ socketPath, memory, queueSize, onFrames: (f) => onFrames(f) });
+  const features = `0x${driver.features.toString(16)}`;
+  let closed = false;
+  driver.onClosed(() => (closed = true));
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+
+  try {
+    if (mode === 'latency') {
+      const count = Number(values.count ?? 10_000);
+      const warm = Math.min(1000, Math.ceil(count / 10));
+      const times: number[] = [];
+      let lost = 0;
+      let want = -1;
+      let wake: (() => void) | null = null;
+      onFrames = (frames) => {
+        for (const f of frames) if (f.length >= 18 && f.readUInt32BE(14) === want) wake?.();
+      };
+      say('MEASURE_START');
+      for (let i = 0; i < warm + count && !closed; i++) {
+        want = i;
+        const f = frame(size, i);
+        while (!driver.send(f)) await driver.waitTxSpace();
+        let timer: NodeJS.Timeout | undefined;
+        const t0 = process.hrtime.bigint();
+        const back = await new Promise<boolean>((resolve) => {
+          wake = () => resolve(true);
+          timer = setTimeout(() => resolve(false), 1000);
+          driver.flush();
+        });
+        const t1 = process.hrtime.bigint();
+        clearTimeout(timer);
+        wake = null;
+        if (i < warm) continue;
+        if (back) times.push(Number(t1 - t0) / 1000);
+        else lost++;
+      }
+      say('MEASURE_END');
+      const sorted = [...times].sort((a, b) => a - b);
+      const result: LatencyResult = {
+        mode: 'latency',
+        count: times.length,
+        lost,
+        minUs: sorted[0] ?? NaN,
+        p50Us: percentile(sorted, 50),
+        p90Us: percentile(sorted, 90),
+        p99Us: percentile(sorted, 99),
+        p999Us: percentile(sorted, 99.9),
+        maxUs: sorted[sorted.length - 1] ?? NaN,
+        meanUs: times.reduce((a, b) => a + b, 0) / Math.max(1, times.length),
+        features,
+      };
+      say(JSON.stringify(result));
+      return;
+    }
+
+    // Throughput modes.
+    const seconds = Number(values.seconds ?? 3);
+    const warmup = Number(values.warmup ?? 1);
+    let txFrames = 0;
+    let rxFrames = 0;
+    let rxBytes = 0;
+    const template = frame(size, 0);
+    let owed = 0; // io: frames received and not yet sent again
+    let kick: (() => void) | null = null;
+    onFrames = (frames) => {
+      rxFrames += frames.length;
+      for (const f of frames) rxBytes += f.length;
+      if (mode === 'io') {
+        owed += frames.length;
+        kick?.();
+      }
+    };
+    let stop = false;
+    const pump = async () => {
+      if (mode === 'io') {
+        owed = Number(values.population ?? queueSize / 2);
+        while (!stop && !closed) {
+          let sent = 0;
+          while (owed > 0 && driver.send(template)) {
+            owed--;
+            sent++;
+          }
+          txFrames += sent;
+          if (sent) driver.flush();
+          if (owed > 0 && driver.txSpace === 0) await driver.waitTxSpace();
+          else if (owed === 0) await new Promise<void>((r) => ((kick = r), setTimeout(r, 50)));
+          kick = null;
+        }
+      } else {
+        while (!stop && !closed) {
+          let sent = 0;
+          while (driver.send(template)) sent++;
+          txFrames += sent;
+          driver.flush();
+          await driver.waitTxSpace();
+        }
+      }
+    };
+    const running = pump();
+    await sleep(warmup * 1000);
+    const tx0 = txFrames;
+    const rx0 = rxFrames;
+    const rxb0 = rxBytes;
+    const t0 = process.hrtime.bigint();
+    say('MEASURE_START');
+    await sleep(seconds * 1000);
+    const t1 = process.hrtime.bigint();
+    say('MEASURE_END');
+    const result: ThroughputResult = {
+      mode: mode as 'tx' | 'io',
+      seconds: Number(t1 - t0) / 1e9,
+      txFrames: txFrames - tx0,
+      rxFrames: rxFrames - rx0,
+      txBytes: (txFrames - tx0) * size,
+      rxBytes: rxBytes - rxb0,
+      features,
+    };
+    stop = true;
+    (kick as (() => void) | null)?.();
+    driver.close(); // resolves a pending waitTxSpace
+    await running;
+    say(JSON.stringify(result));
+  } finally {
+    driver.close();
+    memory.close();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`ours_frontend: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
