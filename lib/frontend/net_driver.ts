@@ -42,6 +42,12 @@ const WANTED_PROTOCOL =
   bit(ProtocolFeature.STATUS);
 const STATUS_DRIVER_OK = 0x1 | 0x2 | 0x8 | 0x4; // ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK
 
+/** Slots of the driver's eventfds. */
+const RX_KICK = 0;
+const RX_CALL = 1;
+const TX_KICK = 2;
+const TX_CALL = 3;
+
 /** How a frame is laid out in descriptors, to exercise the device's chain walking. */
 export type TxLayout = 'single' | 'split-header' | 'indirect';
 
@@ -53,7 +59,7 @@ export class VirtioNetDriver {
   private readonly fe: VhostUserFrontend;
   private rx!: DriverRing;
   private tx!: DriverRing;
-  private readonly fds: number[] = []; // rxKick, rxCall, txKick, txCall
+  private readonly fds: number[] = []; // indexed by RX_KICK, RX_CALL, TX_KICK, TX_CALL
   private pollers: NativePoller[] = [];
   private txSlots: number[] = [];
   private readonly txSlotOfHead = new Map<number, number>();
@@ -108,7 +114,7 @@ export class VirtioNetDriver {
 
   /** Kicks the device's TX queue (after raw writes to the ring). */
   kickTx(): void {
-    native.eventfdWrite(this.fds[2]);
+    native.eventfdWrite(this.fds[TX_KICK]);
   }
 
   /** Frames that can be queued now. */
@@ -146,7 +152,7 @@ export class VirtioNetDriver {
 
   /** Makes queued frames visible and kicks the device if it asked for kicks. */
   flush(): void {
-    if (this.tx.publish()) native.eventfdWrite(this.fds[2]);
+    if (this.tx.publish()) native.eventfdWrite(this.fds[TX_KICK]);
   }
 
   /** Resolves when transmitted buffers came back (at once if none is out, or the connection closed). */
@@ -170,8 +176,8 @@ export class VirtioNetDriver {
     const fe = this.fe;
     const mem = this.opts.memory;
     const queueSize = this.opts.queueSize ?? 256;
-    for (let i = 0; i < 4; i++) this.fds.push(native.eventfd());
-    const [rxKick, rxCall, txKick, txCall] = this.fds;
+    for (let i = 0; i <= TX_CALL; i++) this.fds.push(native.eventfd());
+    const [rxKick, rxCall, txKick, txCall] = [RX_KICK, RX_CALL, TX_KICK, TX_CALL].map((i) => this.fds[i]);
 
     // Initialisation, in QEMU's order (vhost_user_backend_init, vhost_dev_init).
     const offered = await fe.requestU64({ request: Request.GET_FEATURES });
@@ -251,7 +257,7 @@ export class VirtioNetDriver {
 
   private onRxCall(): void {
     if (this.closed) return;
-    native.eventfdRead(this.fds[1]);
+    native.eventfdRead(this.fds[RX_CALL]);
     const frames: Buffer[] = [];
     do {
       // Look up every slot before reposting any: a reposted buffer may reuse a head of this batch.
@@ -268,7 +274,7 @@ export class VirtioNetDriver {
       }
       for (const { slot } of used) this.postRxBuffer(slot);
     } while (this.rx.armCall());
-    if (this.rx.publish()) native.eventfdWrite(this.fds[0]);
+    if (this.rx.publish()) native.eventfdWrite(this.fds[RX_KICK]);
     this.received += frames.length;
     if (frames.length) this.opts.onFrames?.(frames);
   }
@@ -301,7 +307,7 @@ export class VirtioNetDriver {
 
   private onTxCall(): void {
     if (this.closed) return;
-    native.eventfdRead(this.fds[3]);
+    native.eventfdRead(this.fds[TX_CALL]);
     do {
       for (const { id } of this.tx.takeUsed()) {
         const slot = this.txSlotOfHead.get(id);

@@ -25,8 +25,9 @@ class TxFrame {
   const Chain& chain() const { return chain_; }
   const Segment* segments() const { return segs_; }
 
- private:
   static constexpr int kMaxSegs = 256;
+
+ private:
   Segment segs_[kMaxSegs];
   Chain chain_{};
 };

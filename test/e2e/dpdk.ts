@@ -26,6 +26,7 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { IN_CI, findProgram } from '../helpers/peers';
 
 export const TESTPMD = 'dpdk-testpmd';
 
@@ -152,19 +153,6 @@ export interface TestpmdResult {
 // ---------------------------------------------------------------------------------------------
 // Availability
 
-function onPath(cmd: string): string | null {
-  for (const dir of (process.env.PATH ?? '').split(':')) {
-    if (!dir) continue;
-    const p = path.join(dir, cmd);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return p;
-    } catch {
-      // next
-    }
-  }
-  return null;
-}
 
 function listDir(dir: string): string[] {
   try {
@@ -199,8 +187,8 @@ function pluginPresent(name: string): boolean {
 export function dpdkMissing(): string[] {
   const missing: string[] = [];
   if (process.platform !== 'linux') return ['Linux'];
-  if (!onPath(TESTPMD)) missing.push(`${TESTPMD} (Debian package dpdk-dev)`);
-  if (!onPath('stdbuf')) missing.push('stdbuf (coreutils)');
+  if (!findProgram(TESTPMD)) missing.push(`${TESTPMD} (Debian package dpdk-dev)`);
+  if (!findProgram('stdbuf')) missing.push('stdbuf (coreutils)');
   if (!pluginPresent('net_virtio')) missing.push('the virtio PMD librte_net_virtio (Debian package librte-net-virtio23)');
   if (!pluginPresent('mempool_ring')) missing.push('the ring mempool driver librte_mempool_ring (Debian package librte-mempool-ring23)');
   return missing;
@@ -213,7 +201,7 @@ export function dpdkMissing(): string[] {
 export function dpdkAvailable(): boolean {
   const missing = dpdkMissing();
   if (missing.length === 0) return true;
-  if (process.env.CI === 'true') {
+  if (IN_CI) {
     throw new Error(
       `DPDK end-to-end tests cannot run: missing ${missing.join(', ')}. ` +
         `Install with: apt-get install -y --no-install-recommends ${DEBIAN_PACKAGES.join(' ')}`,

@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
+import { IN_CI, findProgram } from '../helpers/peers';
 
 // ---------------------------------------------------------------------------------------------------
 // Tools
@@ -27,27 +28,9 @@ const DEBIAN_PACKAGE: Record<string, string> = {
   zstd: 'zstd',
 };
 
-const isCI = (): boolean => process.env.CI === 'true';
-
 /** Fails in CI (where the e2e tests must run), returns null elsewhere (where they may be skipped). */
 function missing(what: string, fix: string): null {
-  if (isCI()) throw new Error(`QEMU e2e tests: ${what}; ${fix}`);
-  return null;
-}
-
-function findOnPath(name: string): string | null {
-  const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
-  // `ip` lives in /usr/sbin (or /sbin), which a non-root PATH may lack.
-  for (const extra of ['/usr/local/sbin', '/usr/sbin', '/sbin']) if (!dirs.includes(extra)) dirs.push(extra);
-  for (const dir of dirs) {
-    const candidate = path.join(dir, name);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      if (fs.statSync(candidate).isFile()) return candidate;
-    } catch {
-      // not here
-    }
-  }
+  if (IN_CI) throw new Error(`QEMU e2e tests: ${what}; ${fix}`);
   return null;
 }
 
@@ -56,7 +39,7 @@ function findOnPath(name: string): string | null {
  * Debian package to install; elsewhere returns null so that the test can skip.
  */
 export function requireTool(name: string): string | null {
-  const found = findOnPath(name);
+  const found = findProgram(name);
   if (found) return found;
   const pkg = DEBIAN_PACKAGE[name] ?? name;
   return missing(`${name} is not on PATH`, `install it: apt-get install -y ${pkg}`);
@@ -263,11 +246,11 @@ async function extractVmlinux(image: string): Promise<Buffer | null> {
     if (payload[0] === 0x1f && payload[1] === 0x8b) {
       out = zlib.gunzipSync(payload);
     } else if (payload.subarray(0, 6).equals(Buffer.from('fd377a585a00', 'hex'))) {
-      const xz = findOnPath('xz');
+      const xz = findProgram('xz');
       if (xz) out = await runOk(xz, ['-dc', '--single-stream'], { input: payload });
     } else if (payload.readUInt32LE(0) === 0xfd2fb528) {
       // The kernel appends the uncompressed size (4 bytes) after the zstd frame.
-      const zstd = findOnPath('zstd');
+      const zstd = findProgram('zstd');
       if (zstd) out = await runOk(zstd, ['-dc'], { input: payload.subarray(0, payload.length - 4) });
     }
   } catch {

@@ -80,7 +80,7 @@ int TapPort::OnFeatures(uint64_t features, const NetSettings& settings, std::str
 
 int TapPort::GuestTx(const GuestMemory& mem, const NetSettings& settings, Queue& tx, const Reporter& report) {
   int moved = 0;
-  iovec iov[256];  // TxFrame's segment limit
+  iovec iov[TxFrame::kMaxSegs];
   while (moved < kBurst) {
     TxFrame::Result r = tx_.Next(mem, settings, tx, report);
     if (r == TxFrame::Result::kNone) break;
