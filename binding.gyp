@@ -15,6 +15,8 @@
         "native/net/rx_reservation.cc",
         "native/net/tx_frame.cc",
         "native/net/ports/loopback.cc",
+        "native/net/ports/sink.cc",
+        "native/net/ports/source.cc",
         "native/net/ports/tap.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],

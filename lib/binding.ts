@@ -81,8 +81,11 @@ export interface Binding {
   /** Full memory barrier, for driver code sharing rings with the back-end's thread. */
   memoryFence(): void;
   Mapping: new (fd: number, size: number) => NativeMapping;
-  /** port 'loopback', or 'tap' with the interface name (opened, or created if absent). */
-  NetDevice: new (queuePairs: number, port: string, tapName?: string) => NativeNetDevice;
+  /**
+   * port 'loopback', 'sink', 'source' (frames of `frameSize` bytes, default 64), or 'tap' with the
+   * interface name `tap` (opened, or created if absent).
+   */
+  NetDevice: new (queuePairs: number, port: string, opts?: { tap?: string; frameSize?: number }) => NativeNetDevice;
 }
 
 // VHOST_USER_ADDON points at another build of the addon (the ASan build of `npm run test:asan`).

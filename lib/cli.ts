@@ -6,7 +6,16 @@
 import { parseArgs } from 'node:util';
 import { VhostUserBackend } from './backend';
 import { VhostUserError } from './errors';
-import { DEFAULT_POLL_US, MAX_POLL_US, MAX_QUEUE_PAIRS, PORT_KINDS, type PortKind } from './net/device';
+import {
+  DEFAULT_POLL_US,
+  DEFAULT_SOURCE_FRAME,
+  MAX_POLL_US,
+  MAX_QUEUE_PAIRS,
+  MAX_SOURCE_FRAME,
+  MIN_SOURCE_FRAME,
+  PORT_KINDS,
+  type PortKind,
+} from './net/device';
 import { formatStats } from './net/stats';
 import type { LogLevel } from './protocol/session';
 
@@ -20,8 +29,16 @@ Options:
                        per socket, from one process.
   --client             connect to PATH (a front-end listening, e.g. QEMU -chardev socket,server=on)
                        instead of listening, and reconnect whenever the connection drops.
-  --port KIND          where the device's frames go: ${PORT_KINDS.join(', ')} (default: loopback, which
-                       returns every frame the guest sends with its MAC addresses swapped).
+  --port KIND          where the device's frames go (default: loopback):
+                         loopback  returns every frame the guest sends with its MAC addresses swapped;
+                         tap       a Linux tap interface (see --tap);
+                         sink      takes every frame the guest sends and discards it;
+                         source    fills every receive buffer the guest posts with a generated frame
+                                   (broadcast, EtherType 0x88b5, a sequence number after the Ethernet
+                                   header) as fast as buffers come, and discards what the guest sends.
+                       sink and source are for measuring a guest's virtio-net driver.
+  --frame-size N       size of the frames the source port generates, bytes without FCS
+                       (${MIN_SOURCE_FRAME}..${MAX_SOURCE_FRAME}, default ${DEFAULT_SOURCE_FRAME}).
   --tap NAME           connect the device to the Linux tap interface NAME (implies --port tap),
                        creating it if absent (needs root or CAP_NET_ADMIN). Checksum and TSO offloads
                        the guest negotiates are passed to the host kernel. Bring the interface up and
@@ -70,6 +87,7 @@ function main(argv: string[]): void {
         client: { type: 'boolean' },
         port: { type: 'string' },
         tap: { type: 'string' },
+        'frame-size': { type: 'string' },
         queues: { type: 'string' },
         mtu: { type: 'string' },
         'socket-mode': { type: 'string' },
@@ -95,6 +113,8 @@ function main(argv: string[]): void {
   if (values.tap !== undefined && sockets.length > 1) fail('--tap serves one device: give one --socket');
   if (port === 'tap' && values.tap === undefined) fail('--port tap needs --tap NAME');
   if (!PORT_KINDS.includes(port)) fail(`--port must be one of ${PORT_KINDS.join(', ')}, got '${values.port}'`);
+  if (values['frame-size'] !== undefined && port !== 'source') fail('--frame-size needs --port source');
+  const frameSize = intOption('frame-size', values['frame-size'], MIN_SOURCE_FRAME, MAX_SOURCE_FRAME);
   const queuePairs = intOption('queues', values.queues, 1, MAX_QUEUE_PAIRS) ?? 1;
   const mtu = intOption('mtu', values.mtu, 68, 65535);
   const pollUs = intOption('poll-us', values['poll-us'], 0, MAX_POLL_US);
@@ -108,7 +128,7 @@ function main(argv: string[]): void {
       const line = `${new Date().toISOString()} ${level === 'warn' ? 'WARN ' : ''}[${socketPath}] ${message}\n`;
       (level === 'warn' ? process.stderr : process.stdout).write(line);
     };
-    const backend = new VhostUserBackend({ socketPath, client: values.client, socketMode, log, device: { queuePairs, port, tap: values.tap, mtu, pollUs } });
+    const backend = new VhostUserBackend({ socketPath, client: values.client, socketMode, log, device: { queuePairs, port, tap: values.tap, frameSize, mtu, pollUs } });
     try {
       backend.start();
     } catch (err) {
@@ -118,7 +138,7 @@ function main(argv: string[]): void {
     backends.push(backend);
   }
   process.stdout.write(
-    `vhost-user: serving virtio-net (${port} port${values.tap ? ` ${values.tap}` : ''}, ${queuePairs} queue pair${queuePairs > 1 ? 's' : ''}) on ${sockets.join(', ')}; ` +
+    `vhost-user: serving virtio-net (${port} port${values.tap ? ` ${values.tap}` : ''}${port === 'source' ? ` of ${frameSize ?? DEFAULT_SOURCE_FRAME}-byte frames` : ''}, ${queuePairs} queue pair${queuePairs > 1 ? 's' : ''}) on ${sockets.join(', ')}; ` +
       `Ctrl-C to stop, SIGUSR1 for statistics\n`,
   );
 

@@ -7,8 +7,12 @@ import { VhostUserError } from '../errors';
 import { ProtocolFeature, VirtioFeature, VirtioNetFeature, bit } from '../protocol/constants';
 import { readAllStats, type QueueStats } from './stats';
 
-export type PortKind = 'loopback' | 'tap';
-export const PORT_KINDS: readonly PortKind[] = ['loopback', 'tap'];
+export type PortKind = 'loopback' | 'tap' | 'sink' | 'source';
+export const PORT_KINDS: readonly PortKind[] = ['loopback', 'tap', 'sink', 'source'];
+/** Frame sizes the source port generates (Ethernet without FCS). */
+export const MIN_SOURCE_FRAME = 60;
+export const MAX_SOURCE_FRAME = 65535;
+export const DEFAULT_SOURCE_FRAME = 64;
 
 export interface NetDeviceOptions {
   /** Queue pairs the device reports (GET_QUEUE_NUM). Default 1. */
@@ -17,6 +21,8 @@ export interface NetDeviceOptions {
   port?: PortKind;
   /** Tap interface for the tap port: attached to, or created if absent (needs CAP_NET_ADMIN). */
   tap?: string;
+  /** Size of the frames the source port generates, bytes without FCS. Default DEFAULT_SOURCE_FRAME. */
+  frameSize?: number;
   /** If set, the device offers VIRTIO_NET_F_MTU and accepts NET_SET_MTU up to this value. */
   mtu?: number;
   /**
@@ -107,6 +113,12 @@ export class NetDevice {
     } else if (this.tap !== undefined) {
       throw new VhostUserError('EINVAL', `--tap needs the tap port, not '${this.port}'`);
     }
+    if (opts.frameSize !== undefined) {
+      if (this.port !== 'source') throw new VhostUserError('EINVAL', `--frame-size needs the source port, not '${this.port}'`);
+      if (!Number.isInteger(opts.frameSize) || opts.frameSize < MIN_SOURCE_FRAME || opts.frameSize > MAX_SOURCE_FRAME) {
+        throw new VhostUserError('EINVAL', `frame size must be an integer in ${MIN_SOURCE_FRAME}..${MAX_SOURCE_FRAME} bytes, got ${opts.frameSize}`);
+      }
+    }
     let features = RING_FEATURES;
     if (this.port === 'tap') features |= TAP_OFFLOADS;
     if (this.maxMtu !== undefined) features |= bit(VirtioNetFeature.MTU);
@@ -116,7 +128,7 @@ export class NetDevice {
     if (!Number.isInteger(pollUs) || pollUs < 0 || pollUs > MAX_POLL_US) {
       throw new VhostUserError('EINVAL', `poll budget must be an integer in 0..${MAX_POLL_US} µs, got ${opts.pollUs}`);
     }
-    this.native = new native.NetDevice(this.queuePairs, this.port, this.tap);
+    this.native = new native.NetDevice(this.queuePairs, this.port, { tap: this.tap, frameSize: opts.frameSize });
     this.native.setPollMicros(pollUs);
   }
 

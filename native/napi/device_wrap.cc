@@ -10,6 +10,8 @@
 #include "napi/addon_data.h"
 #include "net/net_device.h"
 #include "net/ports/loopback.h"
+#include "net/ports/sink.h"
+#include "net/ports/source.h"
 #include "net/ports/tap.h"
 
 namespace vhost {
@@ -52,23 +54,35 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
          InstanceAccessor<&NetDeviceWrap::Stats>("stats")});
   }
 
-  // new NetDevice(queuePairs, portName, tapName?)
+  // new NetDevice(queuePairs, portName, { tap?: string, frameSize?: number })
   explicit NetDeviceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetDeviceWrap>(info) {
     Napi::Env env = info.Env();
     int pairs = info[0].As<Napi::Number>().Int32Value();
     std::string port = info[1].As<Napi::String>();
+    Napi::Object opts = info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);
     if (pairs < 1 || pairs > NetDevice::kMaxQueuePairs)
       ThrowError(env, "EINVAL", "queue pairs must be 1.." + std::to_string(NetDevice::kMaxQueuePairs));
     std::unique_ptr<Port> p;
     if (port == "loopback") {
       p = std::make_unique<LoopbackPort>();
+    } else if (port == "sink") {
+      p = std::make_unique<SinkPort>();
+    } else if (port == "source") {
+      Napi::Value size = opts.Get("frameSize");
+      int64_t len = size.IsNumber() ? size.As<Napi::Number>().Int64Value() : 64;
+      if (len < SourcePort::kMinFrame || len > SourcePort::kMaxFrame)
+        ThrowError(env, "EINVAL", "source frame size must be " + std::to_string(SourcePort::kMinFrame) + ".." +
+                                      std::to_string(SourcePort::kMaxFrame) + " bytes");
+      p = std::make_unique<SourcePort>(static_cast<uint32_t>(len));
     } else if (port == "tap") {
       int e = 0;
       std::string err;
-      p = TapPort::Open(info[2].As<Napi::String>(), &e, &err);
+      Napi::Value tap = opts.Get("tap");
+      if (!tap.IsString()) ThrowError(env, "EINVAL", "the tap port needs an interface name");
+      p = TapPort::Open(tap.As<Napi::String>(), &e, &err);
       if (!p) ThrowErrno(env, e, "TUNSETIFF", err);
     } else {
-      ThrowError(env, "EINVAL", "unknown port '" + port + "' (available: loopback, tap)");
+      ThrowError(env, "EINVAL", "unknown port '" + port + "' (available: loopback, tap, sink, source)");
     }
     device_ = std::make_unique<NetDevice>(pairs, std::move(p));
     // The buffer keeps its own reference to the counters: JS may hold (or detach) it longer than

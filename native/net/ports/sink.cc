@@ -1,0 +1,36 @@
+#include "net/ports/sink.h"
+
+namespace vhost {
+
+int DiscardTx(PairContext& c, TxFrame& frame, int max) {
+  int taken = 0;
+  while (taken < max) {
+    TxFrame::Result t = frame.Next(c.mem, c.settings, c.tx, c.report);
+    if (t == TxFrame::Result::kNone) break;
+    taken++;
+    if (t == TxFrame::Result::kDropped) continue;
+    const Chain& chain = frame.chain();
+    c.tx.ring.PushUsed(chain.head, 0);
+    c.tx.Count(kStatPackets);
+    c.tx.Count(kStatBytes, chain.len - c.settings.hdr_len);
+  }
+  return taken;
+}
+
+bool SinkPort::Service(PairContext& c) {
+  if (!c.tx.Ready()) return false;
+  bool any = false;
+  while (!c.should_stop()) {
+    int taken = DiscardTx(c, tx_, kBurst);
+    if (c.tx.ring.PublishUsed()) c.tx.Call();
+    if (c.tx.broken) break;
+    if (taken > 0) {
+      any = true;
+      continue;
+    }
+    if (!IdleCheck(c, false, true)) break;
+  }
+  return any;
+}
+
+}  // namespace vhost

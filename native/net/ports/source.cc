@@ -1,0 +1,76 @@
+#include "net/ports/source.h"
+
+#include <cstring>
+#include <string>
+
+#include "net/ports/sink.h"
+#include "net/segment_cursor.h"
+
+namespace vhost {
+
+SourcePort::SourcePort(uint32_t frame_len) : frame_(frame_len, 0) {
+  static const uint8_t kHeader[14] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff,  // broadcast
+                                      0x02, 0x00, 0x00, 0x00, 0x00, 0x01,  // locally administered
+                                      0x88, 0xb5};                         // local experimental
+  memcpy(frame_.data(), kHeader, sizeof kHeader);
+  for (uint32_t i = kSeqOffset + 8; i < frame_len; i++) frame_[i] = static_cast<uint8_t>(i);
+}
+
+int SourcePort::Generate(PairContext& c, bool* rx_short) {
+  const uint32_t hdr_len = c.settings.hdr_len;
+  const uint32_t len = static_cast<uint32_t>(frame_.size());
+  *rx_short = false;
+  int made = 0;
+  while (made < kBurst) {
+    RxReservation::Result r = rx_.Reserve(c.mem, c.settings, c.rx, hdr_len + len, c.report);
+    if (r == RxReservation::Result::kTooSmall) {
+      // The guest's buffers cannot hold our frames: count one drop and wait for it to post more
+      // rather than spin on buffers that will never do.
+      c.rx.Count(kStatDrops);
+      if (!too_small_reported_) {
+        c.report("source port: the guest's receive buffers cannot hold " + std::to_string(len) +
+                 "-byte frames (negotiate MRG_RXBUF or use a smaller --frame-size)");
+        too_small_reported_ = true;
+      }
+      *rx_short = true;
+      break;
+    }
+    if (r != RxReservation::Result::kOk) {
+      *rx_short = r == RxReservation::Result::kShort;
+      break;
+    }
+    SegmentCursor dst = rx_.Cursor();
+    WriteNetHeader(dst, hdr_len, rx_.buffers(), nullptr);
+    dst.Write(frame_.data(), kSeqOffset);
+    uint64_t seq = seq_++;
+    dst.Write(&seq, sizeof seq);
+    dst.Write(frame_.data() + kSeqOffset + sizeof seq, len - kSeqOffset - sizeof seq);
+    rx_.Commit(c.rx, hdr_len + len);
+    c.rx.Count(kStatPackets);
+    c.rx.Count(kStatBytes, len);
+    made++;
+  }
+  return made;
+}
+
+bool SourcePort::Service(PairContext& c) {
+  if (!c.rx.Ready()) return false;
+  const bool drain = c.tx.Ready();
+  bool any = false;
+  while (!c.should_stop()) {
+    bool rx_short = false;
+    int moved = Generate(c, &rx_short);
+    if (drain) moved += DiscardTx(c, tx_, kBurst);
+    if (c.rx.ring.PublishUsed()) c.rx.Call();
+    if (drain && c.tx.ring.PublishUsed()) c.tx.Call();
+    if (c.rx.broken || c.tx.broken) break;
+    if (moved > 0) {
+      any = true;
+      continue;
+    }
+    if (!IdleCheck(c, true, drain)) break;
+  }
+  return any;
+}
+
+}  // namespace vhost

@@ -1,0 +1,42 @@
+// The source port: fills every receive buffer the guest posts with a generated frame of a fixed
+// size, as fast as buffers come (the guest-RX figure of a benchmark, DPDK testpmd's txonly on the
+// back-end side). Frames go to the broadcast address from 02:00:00:00:00:01 with the local
+// experimental EtherType 0x88b5 and carry a 64-bit little-endian sequence number right after the
+// Ethernet header, so a receiver can tell loss and order. What the guest transmits is discarded
+// like the sink port does.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "net/port.h"
+#include "net/rx_reservation.h"
+#include "net/tx_frame.h"
+
+namespace vhost {
+
+class SourcePort : public Port {
+ public:
+  static constexpr uint32_t kMinFrame = 60;  // Ethernet minimum without FCS
+  static constexpr uint32_t kMaxFrame = 65535;
+  static constexpr uint32_t kSeqOffset = 14;
+
+  explicit SourcePort(uint32_t frame_len);
+  const char* name() const override { return "source"; }
+  bool Service(PairContext& c) override;
+  void OnReset() override { too_small_reported_ = false; }
+
+ private:
+  static constexpr int kBurst = 64;
+
+  // Delivers up to kBurst frames. *rx_short tells it stopped for want of (big enough) buffers.
+  int Generate(PairContext& c, bool* rx_short);
+
+  std::vector<uint8_t> frame_;  // the template; the sequence number is written per frame
+  uint64_t seq_ = 0;
+  bool too_small_reported_ = false;
+  TxFrame tx_;
+  RxReservation rx_;
+};
+
+}  // namespace vhost
