@@ -1,7 +1,7 @@
 /**
  * The two back-ends the benchmark compares, each run as its own process pinned to one CPU:
  *
- *  - 'ours': `node dist/cli.js net --socket SOCK --quiet` (the loopback port), under `taskset`.
+ *  - 'ours': `node dist/cli.js net --socket SOCK --quiet` (+ the port for the mode), under `taskset`.
  *    Per-queue counters (packets, bytes, drops, errors, kicks, calls) are read by sending SIGUSR1,
  *    on which the CLI prints them.
  *  - 'dpdk': DPDK testpmd with the vhost PMD, `--vdev net_vhost0,iface=SOCK,queues=1`, both of its
@@ -19,6 +19,7 @@ import * as path from 'node:path';
 import { cleanupPrefix, parseForwardStats, type ForwardStats } from '../test/e2e/dpdk';
 
 export type BackendKind = 'ours' | 'dpdk';
+export type DpdkForwardMode = 'macswap' | 'txonly' | 'rxonly';
 export type MemoryMode = 'no-huge' | 'hugepages';
 
 export interface QueueCounters {
@@ -73,7 +74,7 @@ export interface BackendOptions {
   /** Environment of the process (default: ours). */
   env?: NodeJS.ProcessEnv;
   /** DPDK only. */
-  forwardMode?: 'macswap' | 'txonly';
+  forwardMode?: DpdkForwardMode;
   /** DPDK only, txonly: frame length. */
   txPkts?: number;
   memory?: MemoryMode;

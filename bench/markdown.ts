@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { modeLabel } from './report';
+import { backendLabel, modeLabel } from './report';
 import type { Aggregate, Report } from './types';
 
 function f(x: number | null | undefined, digits = 2): string {
@@ -48,11 +48,20 @@ export function toMarkdown(r: Report): string {
     );
   }
   if (r.latency.length) {
-    out.push('', 'Latency, one-frame ping-pong through the loopback with our event-driven driver (median over rounds):', '');
-    out.push('| size | ours p50 µs | ours p99 µs | DPDK p50 µs | DPDK p99 µs | p50 ours/DPDK | p99 ours/DPDK |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    out.push('', 'Latency, one-frame ping-pong through the loopback with our event-driven driver (median over rounds; ours with its default adaptive worker and purely event-driven, `--poll-us 0`):', '');
+    out.push(
+      '| size | ours p50 µs | ours p99 µs | event-driven p50 µs | event-driven p99 µs | DPDK p50 µs | DPDK p99 µs | p50 ours/DPDK | p99 ours/DPDK |',
+      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
     for (const l of r.latency) {
-      out.push(`| ${l.size} | ${f(l.ours?.p50Us, 1)} | ${f(l.ours?.p99Us, 1)} | ${f(l.dpdk?.p50Us, 1)} | ${f(l.dpdk?.p99Us, 1)} | ${f(l.p50Ratio)} | ${f(l.p99Ratio)} |`);
+      out.push(
+        `| ${l.size} | ${f(l.ours?.p50Us, 1)} | ${f(l.ours?.p99Us, 1)} | ${f(l.oursEvent?.p50Us, 1)} | ${f(l.oursEvent?.p99Us, 1)} | ${f(l.dpdk?.p50Us, 1)} | ${f(l.dpdk?.p99Us, 1)} | ${f(l.p50Ratio)} | ${f(l.p99Ratio)} |`,
+      );
     }
+  }
+  if (r.idle?.length) {
+    out.push('', 'Idle: a connected front-end that sends nothing; back-end CPU (median over rounds):', '', '| back-end | CPU, % of one core |', '| --- | ---: |');
+    for (const i of r.idle) out.push(`| ${backendLabel(i.backend, i.worker)} | ${(100 * i.cpuUtilisation).toFixed(2)} |`);
   }
   if (r.errors.length) out.push('', `${r.errors.length} run(s) failed: ${r.errors.map((e) => e.split('\n')[0]).join('; ')}`);
   return out.join('\n') + '\n';

@@ -3,13 +3,15 @@
  * the back-end) as a child program of the benchmark, so that it runs pinned to its own CPU and its
  * event loop is not shared with the harness:
  *
- *   node build/bench/bench/ours_frontend.js --socket SOCK --mode latency|tx|io --size N
+ *   node build/bench/bench/ours_frontend.js --socket SOCK --mode latency|tx|rx|io --size N
  *        [--queue-size Q] [--count N] [--seconds S] [--warmup S] [--population N]
  *
  *  - latency: ping-pong. Sends one frame, waits until it comes back, repeats `count` times; the
  *    round trip of each is timed with process.hrtime. Nothing else is in flight.
  *  - tx: guest TX with the RX side drained: sends as fast as the TX ring takes frames; every frame
  *    the back-end returns is received (and dropped). The frame rate is that of frames sent.
+ *  - rx: guest RX only: sends nothing, receives what the back-end generates (its source port, or
+ *    DPDK's txonly engine). Against a loopback it measures an idle connected device.
  *  - io: a population of frames circulates: every frame received is sent again.
  *
  * Lines on stdout: `MEASURE_START` and `MEASURE_END` when the measured interval starts and ends
@@ -35,7 +37,7 @@ export interface LatencyResult {
 }
 
 export interface ThroughputResult {
-  mode: 'tx' | 'io';
+  mode: 'tx' | 'rx' | 'io';
   seconds: number;
   txFrames: number;
   rxFrames: number;
@@ -78,7 +80,7 @@ async function main(): Promise<void> {
   });
   const socketPath = values.socket;
   const mode = values.mode ?? 'latency';
-  if (!socketPath || !['latency', 'tx', 'io'].includes(mode)) throw new Error('usage: --socket SOCK --mode latency|tx|io');
+  if (!socketPath || !['latency', 'tx', 'rx', 'io'].includes(mode)) throw new Error('usage: --socket SOCK --mode latency|tx|rx|io');
   // Our driver takes frames of 14..1514 bytes (it adds the 12-byte virtio-net header itself).
   const size = Math.min(1514, Math.max(60, Number(values.size ?? 64)));
   const queueSize = Number(values['queue-size'] ?? 256);
@@ -172,7 +174,7 @@ async function main(): Promise<void> {
           else if (owed === 0) await new Promise<void>((r) => ((kick = r), setTimeout(r, 50)));
           kick = null;
         }
-      } else {
+      } else if (mode === 'tx') {
         while (!stop && !closed) {
           let sent = 0;
           while (driver.send(template)) sent++;
@@ -193,7 +195,7 @@ async function main(): Promise<void> {
     const t1 = process.hrtime.bigint();
     say('MEASURE_END');
     const result: ThroughputResult = {
-      mode: mode as 'tx' | 'io',
+      mode: mode as 'tx' | 'rx' | 'io',
       seconds: Number(t1 - t0) / 1e9,
       txFrames: txFrames - tx0,
       rxFrames: rxFrames - rx0,

@@ -1,6 +1,6 @@
 /** Turning runs into per-cell figures, the terminal table and the SVG chart. */
 import type { BackendKind } from './backends';
-import type { Aggregate, CellSummary, LatencyRun, LatencySummary, Mode, RunResult } from './types';
+import type { Aggregate, CellSummary, IdleRun, IdleSummary, LatencyRun, LatencySummary, Mode, OursWorker, RunResult } from './types';
 
 export function median(xs: number[]): number | null {
   const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -91,22 +91,39 @@ export function summarise(runs: RunResult[], backends: BackendKind[]): CellSumma
 export function summariseLatency(runs: LatencyRun[], backends: BackendKind[]): LatencySummary[] {
   const sizes = [...new Set(runs.map((r) => r.size))];
   return sizes.map((size) => {
-    const pick = (b: BackendKind) => {
+    const pick = (b: BackendKind, worker?: OursWorker) => {
       if (!backends.includes(b)) return null;
-      const ok = runs.filter((r) => r.size === size && r.backend === b && !r.error && r.p50Us !== undefined);
+      const ok = runs.filter((r) => r.size === size && r.backend === b && r.worker === worker && !r.error && r.p50Us !== undefined);
       if (ok.length === 0) return null;
       return { p50Us: median(ok.map((r) => r.p50Us as number)) as number, p99Us: median(ok.map((r) => r.p99Us as number)) as number, runs: ok.length };
     };
-    const ours = pick('ours');
+    const ours = pick('ours', 'adaptive');
+    const oursEvent = pick('ours', 'event-driven');
     const dpdk = pick('dpdk');
     return {
       size,
       ours,
+      oursEvent,
       dpdk,
       p50Ratio: ours && dpdk ? ours.p50Us / dpdk.p50Us : null,
       p99Ratio: ours && dpdk ? ours.p99Us / dpdk.p99Us : null,
     };
   });
+}
+
+export function summariseIdle(runs: IdleRun[]): IdleSummary[] {
+  const out: IdleSummary[] = [];
+  for (const r of runs) {
+    if (out.some((o) => o.backend === r.backend && o.worker === r.worker)) continue;
+    const ok = runs.filter((x) => x.backend === r.backend && x.worker === r.worker && !x.error && x.cpuUtilisation !== undefined);
+    if (ok.length) out.push({ backend: r.backend, worker: r.worker, runs: ok.length, cpuUtilisation: median(ok.map((x) => x.cpuUtilisation as number)) as number });
+  }
+  return out;
+}
+
+/** "ours (event-driven)", "DPDK". */
+export function backendLabel(backend: BackendKind, worker?: OursWorker): string {
+  return backend === 'dpdk' ? 'DPDK vhost PMD' : `ours (${worker ?? 'adaptive'})`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -186,15 +203,19 @@ export function formatTable(cells: CellSummary[], backends: BackendKind[]): stri
 
 export function formatLatency(lat: LatencySummary[], backends: BackendKind[]): string {
   const both = backends.includes('ours') && backends.includes('dpdk');
-  const head = [pad('size', 5, true), pad('ours p50 µs', 12, true), pad('p99 µs', 8, true)];
+  const head = [pad('size', 5, true), pad('ours p50 µs', 12, true), pad('p99 µs', 8, true), pad('event-driven p50', 17, true), pad('p99 µs', 8, true)];
   if (both) head.push(pad('DPDK p50 µs', 12, true), pad('p99 µs', 8, true), pad('p50 ratio', 10, true), pad('p99 ratio', 10, true));
   const lines = [head.join(' '), '-'.repeat(head.join(' ').length)];
   for (const l of lat) {
-    const row = [pad(String(l.size), 5, true), pad(f(l.ours?.p50Us, 1), 12, true), pad(f(l.ours?.p99Us, 1), 8, true)];
+    const row = [pad(String(l.size), 5, true), pad(f(l.ours?.p50Us, 1), 12, true), pad(f(l.ours?.p99Us, 1), 8, true), pad(f(l.oursEvent?.p50Us, 1), 17, true), pad(f(l.oursEvent?.p99Us, 1), 8, true)];
     if (both) row.push(pad(f(l.dpdk?.p50Us, 1), 12, true), pad(f(l.dpdk?.p99Us, 1), 8, true), pad(f(l.p50Ratio), 10, true), pad(f(l.p99Ratio), 10, true));
     lines.push(row.join(' '));
   }
   return lines.join('\n');
+}
+
+export function formatIdle(idle: IdleSummary[]): string {
+  return idle.map((i) => `  ${pad(backendLabel(i.backend, i.worker), 24)} ${(100 * i.cpuUtilisation).toFixed(2).padStart(7)} % of a CPU (median of ${i.runs})`).join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------

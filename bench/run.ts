@@ -22,12 +22,12 @@ import {
   type PhaseResult,
   type TestpmdResult,
 } from '../test/e2e/dpdk';
-import { killAllBackends, ourStatsDelta, startBackend, type BackendKind, type BackendProcess, type MemoryMode, type OurStats } from './backends';
+import { killAllBackends, ourStatsDelta, startBackend, type BackendKind, type BackendProcess, type DpdkForwardMode, type MemoryMode, type OurStats } from './backends';
 import type { FrontendResult, LatencyResult, ThroughputResult } from './ours_frontend';
 import { crossCpuRoundTripNs } from './cpu_probe';
 import { contextSwitches, cpuOf, foreignLoad, memoryUse, pidsWithArg, processCpuSeconds, processSystemSeconds, systemCpu, threadCpu, type ThreadCpu } from './procstat';
-import { formatLatency, formatTable, renderSvg, summarise, summariseLatency } from './report';
-import { MODES, type Direction, type FrontendKind, type LatencyRun, type Mode, type Report, type RunResult } from './types';
+import { backendLabel, formatIdle, formatLatency, formatTable, renderSvg, summarise, summariseIdle, summariseLatency } from './report';
+import { MODES, type Direction, type FrontendKind, type IdleRun, type LatencyRun, type Mode, type OursWorker, type Report, type RunResult } from './types';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const HELP = `Usage: node build/bench/bench/run.js [options]
@@ -35,7 +35,7 @@ const HELP = `Usage: node build/bench/bench/run.js [options]
 Our vhost-user back-end (node dist/cli.js net, loopback port) against DPDK's vhost PMD (testpmd),
 driven by DPDK testpmd's virtio-user front-end (or, without DPDK, by our VirtioNetDriver).
 
-  --quick               smoke run: one size (64), one queue size (256), io and flowgen, 1 round, 5 s cells
+  --quick               smoke run: one size (64), one queue size (256), io and rxonly, 1 round, 5 s cells
   --seconds N           measured seconds per run (default 5)
   --warmup S            seconds of traffic before each measurement (default 1; 0.5 with --quick)
   --sizes LIST          frame sizes in bytes (default 64,512,1518)
@@ -49,6 +49,7 @@ driven by DPDK testpmd's virtio-user front-end (or, without DPDK, by our VirtioN
   --in-order 0|1        virtio-user in_order (default 1)
   --latency-count N     ping-pongs per latency run (default 20000; 3000 with --quick)
   --no-latency          skip the latency runs
+  --no-idle             skip the idle runs (back-end CPU with a connected front-end sending nothing)
   --cpu-backend C       CPU for the back-end under test (default 0)
   --cpu-frontend C      CPU for the front-end (default 1)
   --quiet-wait S        before each run wait up to S seconds for other load to drop (default 20; 0 with --quick)
@@ -75,6 +76,7 @@ interface Options {
   inOrder: boolean;
   latency: boolean;
   latencyCount: number;
+  idle: boolean;
   cpuBackend: number;
   cpuFrontend: number;
   quietWait: number;
@@ -133,6 +135,7 @@ function parseOptions(argv: string[]): Options {
         'in-order': { type: 'string' },
         'latency-count': { type: 'string' },
         'no-latency': { type: 'boolean' },
+        'no-idle': { type: 'boolean' },
         'cpu-backend': { type: 'string' },
         'cpu-frontend': { type: 'string' },
         'quiet-wait': { type: 'string' },
@@ -152,7 +155,7 @@ function parseOptions(argv: string[]): Options {
     process.exit(0);
   }
   const quick = !!v.quick;
-  const modes = (v.modes?.split(',').map((s) => s.trim()) ?? (quick ? ['io', 'flowgen'] : [...MODES])) as Mode[];
+  const modes = (v.modes?.split(',').map((s) => s.trim()) ?? (quick ? ['io', 'rxonly'] : [...MODES])) as Mode[];
   for (const m of modes) if (!MODES.includes(m)) fail(`unknown mode '${m}' (available: ${MODES.join(', ')})`);
 
   const haveDpdk = dpdkMissing().length === 0;
@@ -189,6 +192,7 @@ function parseOptions(argv: string[]): Options {
     mrgRxbuf: bool01(v['mrg-rxbuf'], 'mrg-rxbuf', true),
     inOrder: bool01(v['in-order'], 'in-order', true),
     latency: !v['no-latency'],
+    idle: !v['no-idle'],
     latencyCount: num(v['latency-count'], 'latency-count', 10) ?? (quick ? 3000 : 20000),
     cpuBackend,
     cpuFrontend,
@@ -373,10 +377,25 @@ function excerpt(text: string, n = 1500): string {
 }
 
 // ---------------------------------------------------------------------------------------------
+// What each back-end runs in a mode: both do the same job for the front-end.
+
+/**
+ *  - io, flowgen: return every frame (ours: loopback port; DPDK: macswap);
+ *  - txonly: take and discard what the guest sends (ours: sink port; DPDK: rxonly);
+ *  - rxonly: generate frames of `size` bytes for the guest (ours: source port; DPDK: txonly).
+ */
+function backendRole(mode: Mode, size: number, oursArgs: string[]): { oursArgs: string[]; dpdk: DpdkForwardMode } {
+  if (mode === 'txonly') return { oursArgs: ['--port', 'sink', ...oursArgs], dpdk: 'rxonly' };
+  if (mode === 'rxonly') return { oursArgs: ['--port', 'source', '--frame-size', String(size), ...oursArgs], dpdk: 'txonly' };
+  return { oursArgs, dpdk: 'macswap' };
+}
+
+// ---------------------------------------------------------------------------------------------
 // One run: DPDK testpmd (virtio-user) as the front-end
 
 async function runWithTestpmd(opts: Options, run: RunResult, socketPath: string): Promise<void> {
   const { mode, size, queueSize, backend } = run;
+  const role = backendRole(mode, size, opts.oursArgs);
   const be = await startBackend({
     kind: backend,
     socketPath,
@@ -384,8 +403,8 @@ async function runWithTestpmd(opts: Options, run: RunResult, socketPath: string)
     root: ROOT,
     cliPath: code.cli,
     env: code.env,
-    extraArgs: opts.oursArgs,
-    forwardMode: mode === 'rxonly' ? 'txonly' : 'macswap',
+    extraArgs: role.oursArgs,
+    forwardMode: role.dpdk,
     txPkts: size,
     memory: opts.memory,
     memoryMb: 256,
@@ -532,10 +551,11 @@ async function runOursFrontend(opts: Options, be: BackendProcess, args: string[]
 }
 
 async function runWithOurFrontend(opts: Options, run: RunResult, socketPath: string): Promise<void> {
-  const be = await startBackend({ kind: run.backend, socketPath, cpu: opts.cpuBackend, root: ROOT, cliPath: code.cli, env: code.env, extraArgs: opts.oursArgs, forwardMode: 'macswap', memory: opts.memory, memoryMb: 256 });
+  const role = backendRole(run.mode, run.size, opts.oursArgs);
+  const be = await startBackend({ kind: run.backend, socketPath, cpu: opts.cpuBackend, root: ROOT, cliPath: code.cli, env: code.env, extraArgs: role.oursArgs, forwardMode: role.dpdk, txPkts: run.size, memory: opts.memory, memoryMb: 256 });
   let child: ChildRun;
   try {
-    const mode = run.mode === 'io' ? 'io' : 'tx';
+    const mode = run.mode === 'io' ? 'io' : run.mode === 'rxonly' ? 'rx' : 'tx';
     child = await runOursFrontend(
       opts,
       be,
@@ -550,7 +570,7 @@ async function runWithOurFrontend(opts: Options, run: RunResult, socketPath: str
   run.seconds = res.seconds;
   run.guestTx = direction(res.txFrames, res.txBytes, res.seconds);
   run.guestRx = direction(res.rxFrames, res.rxBytes, res.seconds);
-  const primary = run.mode === 'io' ? run.guestRx : run.guestTx;
+  const primary = run.mode === 'io' || run.mode === 'rxonly' ? run.guestRx : run.guestTx;
   run.mpps = primary.mpps;
   run.gbps = primary.gbps;
   if (child.s0 && child.s1) fillBackendFigures(run, be, child.s0, child.s1, res.seconds, Math.max(res.txFrames, res.rxFrames));
@@ -558,14 +578,21 @@ async function runWithOurFrontend(opts: Options, run: RunResult, socketPath: str
 }
 
 function oursModeNote(run: RunResult): string {
-  return run.mode === 'io' ? 'io (population of queue/2 frames circulating)' : 'tx (send as fast as the ring takes frames, RX drained)';
+  if (run.mode === 'io') return 'io (population of queue/2 frames circulating)';
+  if (run.mode === 'rxonly') return 'rx (receive only)';
+  return 'tx (send as fast as the ring takes frames, RX drained)';
 }
 
 // ---------------------------------------------------------------------------------------------
 // Latency: single-frame ping-pong with our driver against each back-end
 
+/** Our CLI's arguments for a worker mode. */
+function workerArgs(opts: Options, worker: OursWorker | undefined): string[] {
+  return worker === 'event-driven' ? ['--poll-us', '0', ...opts.oursArgs] : opts.oursArgs;
+}
+
 async function runLatency(opts: Options, lat: LatencyRun, socketPath: string): Promise<void> {
-  const be = await startBackend({ kind: lat.backend, socketPath, cpu: opts.cpuBackend, root: ROOT, cliPath: code.cli, env: code.env, extraArgs: opts.oursArgs, forwardMode: 'macswap', memory: opts.memory, memoryMb: 256 });
+  const be = await startBackend({ kind: lat.backend, socketPath, cpu: opts.cpuBackend, root: ROOT, cliPath: code.cli, env: code.env, extraArgs: workerArgs(opts, lat.worker), forwardMode: 'macswap', memory: opts.memory, memoryMb: 256 });
   try {
     const { result, s0, s1 } = await runOursFrontend(
       opts,
@@ -596,6 +623,26 @@ async function runLatency(opts: Options, lat: LatencyRun, socketPath: string): P
         lat.oursPerPing = { txKicks: d.tx.kicks / pings, rxKicks: d.rx.kicks / pings, calls: (d.tx.calls + d.rx.calls) / pings };
       }
     }
+  } finally {
+    await be.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idle: a connected front-end (ours, receive only) that sends nothing
+
+const IDLE_SECONDS = 3;
+/** Latency and idle runs measure our back-end in both worker modes. */
+const OURS_WORKERS: readonly OursWorker[] = ['adaptive', 'event-driven'];
+
+async function runIdle(opts: Options, idle: IdleRun, socketPath: string): Promise<void> {
+  const be = await startBackend({ kind: idle.backend, socketPath, cpu: opts.cpuBackend, root: ROOT, cliPath: code.cli, env: code.env, extraArgs: workerArgs(opts, idle.worker), forwardMode: 'macswap', memory: opts.memory, memoryMb: 256 });
+  try {
+    const { s0, s1 } = await runOursFrontend(opts, be, ['--mode', 'rx', '--seconds', String(IDLE_SECONDS), '--warmup', '0.5'], 30_000);
+    if (!s0 || !s1) throw new Error('no CPU snapshots of the back-end');
+    const wall = Number(s1.t - s0.t) / 1e9;
+    idle.seconds = wall;
+    idle.cpuUtilisation = (s1.cpu - s0.cpu) / wall;
   } finally {
     await be.stop();
   }
@@ -729,7 +776,7 @@ async function main(): Promise<number> {
   if (opts.frontend === 'ours') {
     notes.push(
       'Front-end is our own driver: DPDK testpmd is ' + (dpdkMissing().length ? `not installed (${dpdkMissing().join(', ')})` : 'installed but --frontend ours was given') +
-        '. It runs JavaScript per frame, so its rates bound the figures; txonly and flowgen both map to its tx mode (RX drained), rxonly is not measured.',
+        '. It runs JavaScript per frame, so its rates bound the figures; txonly and flowgen both map to its tx mode (RX drained, against the sink and the loopback respectively), rxonly to its rx mode.',
     );
   }
   if (!opts.backends.includes('dpdk')) notes.push('DPDK vhost PMD back-end not available: no ratios.');
@@ -743,13 +790,6 @@ async function main(): Promise<number> {
         for (let round = 1; round <= opts.rounds; round++) {
           for (const backend of opts.backends) {
             const run: RunResult = { cell, mode, size, queueSize, backend, round };
-            if (backend === 'ours' && mode === 'rxonly') {
-              run.skipped = 'the loopback port has no frame source of its own: it only returns what the guest sends (see io and flowgen for its RX path)';
-            } else if (opts.frontend === 'ours' && mode === 'rxonly') {
-              run.skipped = 'our front-end has no rxonly mode';
-            } else if (opts.frontend === 'ours' && mode === 'flowgen' && opts.modes.includes('txonly')) {
-              run.skipped = 'with our front-end flowgen is the same as txonly (tx with RX drained)';
-            }
             plan.push(run);
           }
         }
@@ -759,10 +799,24 @@ async function main(): Promise<number> {
   const latencyPlan: LatencyRun[] = [];
   if (opts.latency) {
     for (const size of [...new Set(opts.sizes.map((s) => Math.min(1514, s)))]) {
-      for (let round = 1; round <= opts.rounds; round++) for (const backend of opts.backends) latencyPlan.push({ size, backend, round });
+      for (let round = 1; round <= opts.rounds; round++) {
+        for (const backend of opts.backends) {
+          if (backend === 'ours') for (const worker of OURS_WORKERS) latencyPlan.push({ size, backend, worker, round });
+          else latencyPlan.push({ size, backend, round });
+        }
+      }
     }
   }
-  const total = plan.filter((p) => !p.skipped).length + latencyPlan.length;
+  const idlePlan: IdleRun[] = [];
+  if (opts.idle) {
+    for (let round = 1; round <= opts.rounds; round++) {
+      for (const backend of opts.backends) {
+        if (backend === 'ours') for (const worker of OURS_WORKERS) idlePlan.push({ backend, worker, round });
+        else idlePlan.push({ backend, round });
+      }
+    }
+  }
+  const total = plan.filter((p) => !p.skipped).length + latencyPlan.length + idlePlan.length;
   progress = new Progress(total);
   process.stdout.write(
     `vhost-user benchmark: ${host.nproc} CPUs (${host.cpuModel}), ${host.kernel}, DPDK ${host.dpdk ?? 'absent'}, node ${host.node}\n` +
@@ -828,11 +882,11 @@ async function main(): Promise<number> {
     }
   }
   for (const lat of latencyPlan) {
-    const label = `latency ${lat.size}B ${lat.backend} round ${lat.round}/${opts.rounds}`;
+    const label = `latency ${lat.size}B ${backendLabel(lat.backend, lat.worker)} round ${lat.round}/${opts.rounds}`;
     progress.start(label);
     let best: LatencyRun | null = null;
     for (let attempt = 1; ; attempt++) {
-      for (const k of Object.keys(lat) as (keyof LatencyRun)[]) if (!['size', 'backend', 'round'].includes(k)) delete lat[k];
+      for (const k of Object.keys(lat) as (keyof LatencyRun)[]) if (!['size', 'backend', 'worker', 'round'].includes(k)) delete lat[k];
       lat.attempts = attempt;
       try {
         lat.foreignLoad = await waitQuiet(opts.quietWait);
@@ -863,25 +917,42 @@ async function main(): Promise<number> {
       );
     }
   }
+  for (const idle of idlePlan) {
+    const label = `idle ${backendLabel(idle.backend, idle.worker)} round ${idle.round}/${opts.rounds}`;
+    progress.start(label);
+    try {
+      await waitQuiet(opts.quietWait);
+      await runIdle(opts, idle, path.join(dir, `s${++seq}.sock`));
+    } catch (err) {
+      idle.error = (err as Error).message;
+    }
+    progress.finish();
+    if (idle.error) {
+      errors.push(`${label}: ${idle.error}`);
+      progress.log(`  ${label}: FAILED: ${idle.error.split('\n')[0]}`);
+    } else progress.log(`  ${label}: back-end CPU ${(100 * (idle.cpuUtilisation ?? NaN)).toFixed(2)} % over ${idle.seconds?.toFixed(1)} s`);
+  }
   progress.stop();
 
   // Commands, for the report (as run, with a placeholder socket).
-  backendCommands.ours = `taskset -c ${opts.cpuBackend} node dist/cli.js net --socket SOCK --quiet${opts.oursArgs.length ? ` ${opts.oursArgs.join(' ')}` : ''}`;
+  backendCommands.ours = `taskset -c ${opts.cpuBackend} node dist/cli.js net --socket SOCK --quiet${opts.oursArgs.length ? ` ${opts.oursArgs.join(' ')}` : ''} (txonly: --port sink; rxonly: --port source --frame-size SIZE)`;
   if (opts.backends.includes('dpdk')) {
     backendCommands.dpdk =
       `taskset -c ${opts.cpuBackend} dpdk-testpmd --lcores 0@${opts.cpuBackend},1@${opts.cpuBackend} --main-lcore 0 --no-pci --no-telemetry ` +
       `${opts.memory === 'no-huge' ? '--no-huge -m 256 --no-shconf' : '--huge-dir /dev/hugepages --single-file-segments --socket-mem 256'} ` +
-      `--vdev net_vhost0,iface=SOCK,queues=1 -- --forward-mode=macswap (txonly --txpkts=SIZE for rxonly) -a --disable-link-check --total-num-mbufs=16384 --burst=32`;
+      `--vdev net_vhost0,iface=SOCK,queues=1 -- --forward-mode=macswap (txonly mode: rxonly; rxonly mode: txonly --txpkts=SIZE) -a --disable-link-check --total-num-mbufs=16384 --burst=32`;
   }
   if (buildStamp() !== host.build) {
     notes.push(`the checkout was rebuilt while the benchmark ran (${host.build} at the start, ${buildStamp()} at the end); every run used the copy taken at the start`);
   }
   const cells = summarise(runs, opts.backends);
   const latency = summariseLatency(latencyPlan, opts.backends);
+  const idle = summariseIdle(idlePlan);
   if (opts.frontend === 'dpdk') {
     notes.push(
-      'txonly: our loopback port applies back-pressure (a frame waits in the TX ring until the guest RX ring has room), so against a front-end that never reads its RX ring it stops after a ring or two of frames; the DPDK back-end drops what does not fit instead. flowgen (send, and receive-and-free what comes back) is the guest-TX figure that means something for both.',
-      'rxonly: only the DPDK back-end can generate frames towards the guest (its txonly engine); the loopback port has no source.',
+      'txonly: guest TX into a sink (ours: --port sink, takes every frame unread; DPDK: rxonly engine, copies each frame into an mbuf and frees it).',
+      'rxonly: guest RX from a source (ours: --port source --frame-size SIZE; DPDK: txonly engine --txpkts=SIZE).',
+      'flowgen: guest TX through the loopback / macswap with the returned frames received and freed by the front-end.',
       'io: front-end forwards every received frame back (start tx_first: queue/2 frames circulate); Mpps = frames received per second = round trips per second; each direction carries that rate.',
     );
   }
@@ -915,6 +986,8 @@ async function main(): Promise<number> {
     cells,
     latencyRuns: latencyPlan,
     latency,
+    idleRuns: idlePlan,
+    idle,
     errors,
   };
 
@@ -925,6 +998,9 @@ async function main(): Promise<number> {
   if (latency.length) {
     process.stdout.write(`\nLatency: one frame ping-pong with our event-driven driver (median over rounds of p50 / p99)\n`);
     process.stdout.write(`${formatLatency(latency, opts.backends)}\n`);
+  }
+  if (idle.length) {
+    process.stdout.write(`\nIdle: back-end CPU with a connected front-end sending nothing (${IDLE_SECONDS} s per run)\n${formatIdle(idle)}\n`);
   }
   for (const n of notes) process.stdout.write(`\nnote: ${n}`);
   process.stdout.write('\n');

@@ -94,9 +94,14 @@ export interface RunResult {
   notes?: string[];
 }
 
+/** How our back-end's worker was run: adaptive busy-poll (the default) or purely event-driven (--poll-us 0). */
+export type OursWorker = 'adaptive' | 'event-driven';
+
 export interface LatencyRun {
   size: number;
   backend: BackendKind;
+  /** Ours only. */
+  worker?: OursWorker;
   round: number;
   error?: string;
   count?: number;
@@ -162,11 +167,32 @@ export interface CellSummary {
 
 export interface LatencySummary {
   size: number;
+  /** Ours with the adaptive worker (default) and purely event-driven. */
   ours: { p50Us: number; p99Us: number; runs: number } | null;
+  oursEvent: { p50Us: number; p99Us: number; runs: number } | null;
   dpdk: { p50Us: number; p99Us: number; runs: number } | null;
-  /** ours / DPDK of the median p50 and p99. */
+  /** ours (adaptive) / DPDK of the median p50 and p99. */
   p50Ratio: number | null;
   p99Ratio: number | null;
+}
+
+/** A connected front-end that sends nothing: what the back-end costs while idle. */
+export interface IdleRun {
+  backend: BackendKind;
+  worker?: OursWorker;
+  round: number;
+  seconds?: number;
+  /** Back-end CPU seconds per second (1 = one CPU busy). */
+  cpuUtilisation?: number;
+  error?: string;
+}
+
+export interface IdleSummary {
+  backend: BackendKind;
+  worker?: OursWorker;
+  runs: number;
+  /** Median over rounds, in CPUs. */
+  cpuUtilisation: number;
 }
 
 export interface Report {
@@ -207,5 +233,7 @@ export interface Report {
   cells: CellSummary[];
   latencyRuns: LatencyRun[];
   latency: LatencySummary[];
+  idleRuns: IdleRun[];
+  idle: IdleSummary[];
   errors: string[];
 }
