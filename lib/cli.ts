@@ -20,6 +20,7 @@ import { formatStats } from './net/stats';
 import type { LogLevel } from './protocol/session';
 
 const HELP = `Usage: vhost-user net --socket PATH [options]
+       vhost-user bench [options]      (measure against DPDK's vhost PMD: vhost-user bench --help)
 
 Serves a virtio-net device over vhost-user on a unix socket. A VM (QEMU -netdev vhost-user),
 DPDK's virtio-user or any other vhost-user front-end connects to it.
@@ -77,6 +78,12 @@ function intOption(name: string, value: string | undefined, min: number, max: nu
 }
 
 function main(argv: string[]): void {
+  if (argv[0] === 'bench') {
+    // Loaded only when asked for: the benchmark pulls in the DPDK and /proc tooling.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    (require('./bench/run') as typeof import('./bench/run')).benchMain(argv.slice(1));
+    return;
+  }
   let parsed;
   try {
     parsed = parseArgs({
@@ -105,7 +112,7 @@ function main(argv: string[]): void {
     process.stdout.write(HELP);
     process.exit(values.help ? 0 : 2);
   }
-  if (positionals[0] !== 'net' || positionals.length > 1) fail(`unknown command '${positionals.join(' ')}' (available: net)`);
+  if (positionals[0] !== 'net' || positionals.length > 1) fail(`unknown command '${positionals.join(' ')}' (available: net, bench)`);
   const sockets = values.socket ?? [];
   if (sockets.length === 0) fail('--socket PATH is required');
   if (new Set(sockets).size !== sockets.length) fail('each --socket must be a different path');

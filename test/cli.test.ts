@@ -20,7 +20,7 @@ describe('vhost-user CLI', () => {
   it('documents every flag in --help', () => {
     const r = spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' });
     expect(r.status).toBe(0);
-    for (const flag of ['--socket', '--client', '--port', '--tap', '--poll-us', '--queues', '--mtu', '--socket-mode', '--stats-interval', '--quiet', '--help']) {
+    for (const flag of ['--socket', '--client', '--port', '--tap', '--frame-size', 'sink', 'source', 'vhost-user bench', '--poll-us', '--queues', '--mtu', '--socket-mode', '--stats-interval', '--quiet', '--help']) {
       expect(r.stdout).toContain(flag);
     }
   });
@@ -31,6 +31,9 @@ describe('vhost-user CLI', () => {
       [['net', '--socket', '/tmp/x.sock', '--queues', '0'], '--queues must be an integer in 1..16'],
       [['net', '--socket', '/tmp/x.sock', '--port', 'nope'], '--port must be one of loopback'],
       [['bogus'], "unknown command 'bogus'"],
+      [['net', '--socket', '/tmp/x.sock', '--frame-size', '64'], '--frame-size needs --port source'],
+      [['net', '--socket', '/tmp/x.sock', '--port', 'source', '--frame-size', '59'], '--frame-size must be an integer in 60..65535'],
+      [['bench', '--modes', 'bogus'], "unknown mode 'bogus'"],
     ];
     for (const [args, message] of cases) {
       const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });

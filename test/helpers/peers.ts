@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { findProgram } from '../../lib/bench/find_program';
 
 export const IN_CI = process.env.CI === 'true';
 
@@ -14,21 +14,7 @@ export function missing(checks: [ok: boolean, what: string][]): string | null {
   return absent.length ? absent.join('; ') : null;
 }
 
-/** The absolute path of executable `name` on PATH (plus the sbin folders a non-root PATH may lack). */
-export function findProgram(name: string): string | null {
-  const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
-  for (const extra of ['/usr/local/sbin', '/usr/sbin', '/sbin']) if (!dirs.includes(extra)) dirs.push(extra);
-  for (const dir of dirs) {
-    const candidate = path.join(dir, name);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      if (fs.statSync(candidate).isFile()) return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return null;
-}
+export { findProgram };
 
 export const hasProgram = (name: string): boolean => findProgram(name) !== null;
 

@@ -16,7 +16,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cleanupPrefix, parseForwardStats, type ForwardStats } from '../test/e2e/dpdk';
+import { cleanupPrefix, parseForwardStats, type ForwardStats } from './testpmd';
 
 export type BackendKind = 'ours' | 'dpdk';
 export type DpdkForwardMode = 'macswap' | 'txonly' | 'rxonly';

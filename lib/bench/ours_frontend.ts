@@ -3,7 +3,7 @@
  * the back-end) as a child program of the benchmark, so that it runs pinned to its own CPU and its
  * event loop is not shared with the harness:
  *
- *   node build/bench/bench/ours_frontend.js --socket SOCK --mode latency|tx|rx|io --size N
+ *   node dist/bench/ours_frontend.js --socket SOCK --mode latency|tx|rx|io --size N
  *        [--queue-size Q] [--count N] [--seconds S] [--warmup S] [--population N]
  *
  *  - latency: ping-pong. Sends one frame, waits until it comes back, repeats `count` times; the
@@ -18,8 +18,8 @@
  * (the harness reads the back-end's CPU time at both), then one JSON line with the result.
  */
 import { parseArgs } from 'node:util';
-import { GuestMemory } from '../lib/frontend/guest_memory';
-import { VirtioNetDriver } from '../lib/frontend/net_driver';
+import { GuestMemory } from '../frontend/guest_memory';
+import { VirtioNetDriver } from '../frontend/net_driver';
 
 export interface LatencyResult {
   mode: 'latency';

@@ -2,7 +2,7 @@
  * Benchmark: our vhost-user virtio-net back-end (A) against DPDK's vhost PMD (B), with the same
  * front-end, on the same CPUs, alternating A B A B within one run. See bench/README.md.
  *
- *   node build/bench/bench/run.js [--quick] [--seconds N] [--sizes 64,512,1518] [--queue-sizes 1024,256]
+ *   vhost-user bench [--quick] [--seconds N] [--sizes 64,512,1518] [--queue-sizes 1024,256]
  *        [--modes io,flowgen,txonly,rxonly] [--rounds N] [--warmup S] [--frontend auto|dpdk|ours]
  *        [--backends ours,dpdk] [--memory no-huge|hugepages] [--mrg-rxbuf 0|1] [--in-order 0|1]
  *        [--latency-count N] [--no-latency] [--cpu-backend C] [--cpu-frontend C] [--out DIR]
@@ -21,7 +21,7 @@ import {
   runTestpmd,
   type PhaseResult,
   type TestpmdResult,
-} from '../test/e2e/dpdk';
+} from './testpmd';
 import { killAllBackends, ourStatsDelta, startBackend, type BackendKind, type BackendProcess, type DpdkForwardMode, type MemoryMode, type OurStats } from './backends';
 import type { FrontendResult, LatencyResult, ThroughputResult } from './ours_frontend';
 import { crossCpuRoundTripNs } from './cpu_probe';
@@ -29,10 +29,11 @@ import { contextSwitches, cpuOf, foreignLoad, memoryUse, pidsWithArg, processCpu
 import { backendLabel, formatIdle, formatLatency, formatTable, renderSvg, summarise, summariseIdle, summariseLatency } from './report';
 import { MODES, type Direction, type FrontendKind, type IdleRun, type LatencyRun, type Mode, type OursWorker, type Report, type RunResult } from './types';
 
-const ROOT = path.resolve(__dirname, '..', '..', '..');
-const HELP = `Usage: node build/bench/bench/run.js [options]
+// The package: dist/bench/run.js -> the folder holding dist/ and build/.
+const ROOT = path.resolve(__dirname, '..', '..');
+const HELP = `Usage: vhost-user bench [options]
 
-Our vhost-user back-end (node dist/cli.js net, loopback port) against DPDK's vhost PMD (testpmd),
+Our vhost-user back-end (vhost-user net: loopback, sink or source port by mode) against DPDK's vhost PMD (testpmd),
 driven by DPDK testpmd's virtio-user front-end (or, without DPDK, by our VirtioNetDriver).
 
   --quick               smoke run: one size (64), one queue size (256), io and rxonly, 1 round, 5 s cells
@@ -57,7 +58,8 @@ driven by DPDK testpmd's virtio-user front-end (or, without DPDK, by our VirtioN
                         --max-other-load CPUs while it ran (default 2, 0 with --quick; 0.3 CPU)
   --max-other-load X    see --retries
   --ours-args=ARGS      extra arguments for our back-end's command line (e.g. --ours-args='--poll-us 0')
-  --out DIR             results directory (default bench/results)
+  --out DIR             results directory (default ./vhost-user-bench; npm run bench in the
+                        repository writes bench/results)
   -h, --help            this text
 `;
 
@@ -198,7 +200,7 @@ function parseOptions(argv: string[]): Options {
     cpuFrontend,
     // A smoke run (--quick) checks that everything works: it does not wait for a quiet machine.
     quietWait: num(v['quiet-wait'], 'quiet-wait', 0) ?? (quick ? 0 : 20),
-    outDir: path.resolve(v.out ?? path.join(ROOT, 'bench', 'results')),
+    outDir: path.resolve(v.out ?? 'vhost-user-bench'),
     oursArgs: v['ours-args']?.split(/\s+/).filter(Boolean) ?? [],
     retries: num(v.retries, 'retries', 0) ?? (quick ? 0 : 2),
     maxOtherLoad: num(v['max-other-load'], 'max-other-load', 0) ?? 0.3,
@@ -261,7 +263,7 @@ function fmtElapsed(ms: number): string {
 // The code under test, frozen at the start
 
 /**
- * Copies of dist/, the compiled benchmark (build/bench) and the native addon, taken when the
+ * Copies of dist/ (the benchmark's own compiled code included) and the native addon, taken when the
  * benchmark starts. Every process it starts runs these (the addon through VHOST_USER_ADDON), so a
  * rebuild in the checkout meanwhile (`node-gyp rebuild` deletes build/ altogether) neither breaks the
  * run nor mixes two builds in one report.
@@ -277,10 +279,9 @@ let code: Code;
 function snapshotCode(dir: string): Code {
   const root = path.join(dir, 'code');
   fs.cpSync(path.join(ROOT, 'dist'), path.join(root, 'dist'), { recursive: true });
-  fs.cpSync(path.resolve(__dirname, '..'), path.join(root, 'bench-build'), { recursive: true });
   const addon = path.join(root, 'vhost_user.node');
   fs.copyFileSync(process.env.VHOST_USER_ADDON ?? path.join(ROOT, 'build', 'Release', 'vhost_user.node'), addon);
-  return { cli: path.join(root, 'dist', 'cli.js'), benchDir: path.join(root, 'bench-build'), env: { ...process.env, VHOST_USER_ADDON: addon } };
+  return { cli: path.join(root, 'dist', 'cli.js'), benchDir: path.join(root, 'dist', 'bench'), env: { ...process.env, VHOST_USER_ADDON: addon } };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -517,7 +518,7 @@ interface ChildRun {
 }
 
 async function runOursFrontend(opts: Options, be: BackendProcess, args: string[], timeoutMs: number): Promise<ChildRun> {
-  const script = path.join(code.benchDir, 'bench', 'ours_frontend.js');
+  const script = path.join(code.benchDir, 'ours_frontend.js');
   const child = spawn('taskset', ['-c', String(opts.cpuFrontend), process.execPath, script, '--socket', be.socketPath, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: code.env,
@@ -729,8 +730,8 @@ function hugepagesRestore(state: HugeState): void {
 // ---------------------------------------------------------------------------------------------
 // Main
 
-async function main(): Promise<number> {
-  const opts = parseOptions(process.argv.slice(2));
+async function main(argv: string[]): Promise<number> {
+  const opts = parseOptions(argv);
   const started = new Date();
   if (!fs.existsSync(path.join(ROOT, 'dist', 'cli.js'))) fail('dist/cli.js is missing: build with `npx tsc -p tsconfig.json` first');
   if (!fs.existsSync(path.join(ROOT, 'build', 'Release', 'vhost_user.node'))) fail('the native addon is missing: `npm run build:native` first');
@@ -843,7 +844,7 @@ async function main(): Promise<number> {
       run = { cell, mode, size, queueSize, backend, round, attempts: attempt, startedAt: new Date().toISOString() };
       try {
         run.foreignLoad = await waitQuiet(opts.quietWait);
-        run.crossCpuNs = (await crossCpuRoundTripNs(opts.cpuBackend, { script: path.join(code.benchDir, 'bench', 'cpu_probe.js'), env: code.env })) ?? undefined;
+        run.crossCpuNs = (await crossCpuRoundTripNs(opts.cpuBackend, { script: path.join(code.benchDir, 'cpu_probe.js'), env: code.env })) ?? undefined;
         const socketPath = path.join(dir, `s${++seq}.sock`);
         if (opts.frontend === 'dpdk') await runWithTestpmd(opts, run, socketPath);
         else await runWithOurFrontend(opts, run, socketPath);
@@ -890,7 +891,7 @@ async function main(): Promise<number> {
       lat.attempts = attempt;
       try {
         lat.foreignLoad = await waitQuiet(opts.quietWait);
-        lat.crossCpuNs = (await crossCpuRoundTripNs(opts.cpuBackend, { script: path.join(code.benchDir, 'bench', 'cpu_probe.js'), env: code.env })) ?? undefined;
+        lat.crossCpuNs = (await crossCpuRoundTripNs(opts.cpuBackend, { script: path.join(code.benchDir, 'cpu_probe.js'), env: code.env })) ?? undefined;
         await runLatency(opts, lat, path.join(dir, `s${++seq}.sock`));
       } catch (err) {
         lat.error = (err as Error).message;
@@ -962,7 +963,7 @@ async function main(): Promise<number> {
     startedAt: started.toISOString(),
     finishedAt: finished.toISOString(),
     durationSeconds: (finished.getTime() - started.getTime()) / 1000,
-    command: `node build/bench/bench/run.js ${process.argv.slice(2).join(' ')}`.trim(),
+    command: `vhost-user bench ${argv.join(' ')}`.trim(),
     host,
     setup: {
       frontend: opts.frontend,
@@ -1024,12 +1025,17 @@ async function main(): Promise<number> {
   return errors.length ? 1 : 0;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`bench: ${(err as Error)?.stack ?? String(err)}\n`);
-    killAllTestpmd();
-    killAllBackends();
-    process.exit(1);
-  },
-);
+/** `vhost-user bench ARGS`: runs the benchmark and exits with its status. */
+export function benchMain(argv: string[]): void {
+  main(argv).then(
+    (status) => process.exit(status),
+    (err: unknown) => {
+      process.stderr.write(`bench: ${(err as Error)?.stack ?? String(err)}\n`);
+      killAllTestpmd();
+      killAllBackends();
+      process.exit(1);
+    },
+  );
+}
+
+if (require.main === module) benchMain(process.argv.slice(2));

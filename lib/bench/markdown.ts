@@ -1,7 +1,7 @@
 /**
  * Prints a results file as Markdown tables, for bench/README.md:
  *
- *   node build/bench/bench/markdown.js [bench/results/latest.json]
+ *   node dist/bench/markdown.js [bench/results/latest.json]
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -68,6 +68,6 @@ export function toMarkdown(r: Report): string {
 }
 
 if (require.main === module) {
-  const file = process.argv[2] ?? path.resolve(__dirname, '..', '..', '..', 'bench', 'results', 'latest.json');
+  const file = process.argv[2] ?? path.resolve('bench', 'results', 'latest.json');
   process.stdout.write(toMarkdown(JSON.parse(fs.readFileSync(file, 'utf8')) as Report));
 }
