@@ -57,6 +57,7 @@ bool SplitRing::Attach(const GuestMemory& mem, uint32_t num, uint64_t desc_ua, u
   num_ = num;
   mask_ = static_cast<uint16_t>(num - 1);
   avail_seen_ = last_avail_;
+  used_flags_ = kUsedFlagsUnknown;
   SyncUsedIndex();
   return true;
 }
@@ -192,13 +193,21 @@ bool SplitRing::PublishUsed() {
   return (LoadU16(avail_) & kAvailFlagNoInterrupt) == 0;
 }
 
+void SplitRing::SetUsedFlags(uint16_t flags) {
+  // The guest polls used->idx on the same cache line: a store there, even of the same value, takes
+  // the line away from its CPU. The worker calls this on every idle poll, so store only changes.
+  if (used_flags_ == flags) return;
+  StoreU16(used_, flags);
+  used_flags_ = flags;
+}
+
 void SplitRing::SuppressKicks() {
-  if (!event_idx_) StoreU16(used_, kUsedFlagNoNotify);
+  if (!event_idx_) SetUsedFlags(kUsedFlagNoNotify);
 }
 
 bool SplitRing::ArmKick() {
   if (event_idx_) StoreU16(used_ + 4 + 8u * num_, last_avail_);
-  else StoreU16(used_, 0);
+  else SetUsedFlags(0);
   // Without this fence the guest could add a buffer after our last look but before it sees the
   // event index, and neither side would act.
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -209,7 +218,7 @@ bool SplitRing::ArmKick() {
 bool SplitRing::ArmKickBeyondAvail() {
   uint16_t seen = __atomic_load_n(reinterpret_cast<const uint16_t*>(avail_ + 2), __ATOMIC_ACQUIRE);
   if (event_idx_) StoreU16(used_ + 4 + 8u * num_, seen);
-  else StoreU16(used_, 0);
+  else SetUsedFlags(0);
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   return __atomic_load_n(reinterpret_cast<const uint16_t*>(avail_ + 2), __ATOMIC_ACQUIRE) != seen;
 }

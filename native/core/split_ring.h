@@ -102,6 +102,7 @@ class SplitRing {
     uint16_t next;
   };
   uint16_t ReloadAvailable(bool* broken);
+  void SetUsedFlags(uint16_t flags);
   Desc ReadDesc(const uint8_t* table, uint16_t i) const;
   // Appends the segments of one descriptor's buffer; returns false on error.
   bool AddBuffer(const GuestMemory& mem, const Desc& d, Segment* segs, int max_segs, Chain* c,
@@ -116,6 +117,9 @@ class SplitRing {
   uint16_t avail_seen_ = 0;     // the guest's avail->idx as last read
   uint16_t used_idx_ = 0;       // our next used index (not yet published beyond published_used_)
   uint16_t published_used_ = 0;
+  // used->flags as we last wrote them (only the device writes them); unknown after Attach.
+  static constexpr uint32_t kUsedFlagsUnknown = 0x10000;
+  uint32_t used_flags_ = kUsedFlagsUnknown;
   bool event_idx_ = false;
   bool indirect_ = false;
 };
