@@ -64,6 +64,7 @@ bool SplitRing::Attach(const GuestMemory& mem, uint32_t num, uint64_t desc_ua, u
 
 void SplitRing::SyncUsedIndex() {
   used_idx_ = published_used_ = __atomic_load_n(reinterpret_cast<uint16_t*>(used_ + 2), __ATOMIC_ACQUIRE);
+  shadow_n_ = 0;
 }
 
 uint16_t SplitRing::ReloadAvailable(bool* broken) {
@@ -171,13 +172,23 @@ Chain SplitRing::Pop(const GuestMemory& mem, bool device_writes, Segment* segs, 
 }
 
 void SplitRing::PushUsed(uint16_t head, uint32_t len) {
-  uint8_t* e = used_ + 4 + 8u * (used_idx_ & mask_);
-  StoreU32(e, head);
-  StoreU32(e + 4, len);
+  if (shadow_n_ == kShadowUsed) FlushShadowUsed();
+  shadow_[shadow_n_++] = UsedElem{head, len};
   used_idx_++;
 }
 
+void SplitRing::FlushShadowUsed() {
+  uint16_t idx = static_cast<uint16_t>(used_idx_ - shadow_n_);
+  for (uint32_t i = 0; i < shadow_n_; i++) {
+    uint8_t* e = used_ + 4 + 8u * (static_cast<uint16_t>(idx + i) & mask_);
+    StoreU32(e, shadow_[i].id);
+    StoreU32(e + 4, shadow_[i].len);
+  }
+  shadow_n_ = 0;
+}
+
 bool SplitRing::PublishUsed() {
+  FlushShadowUsed();
   if (used_idx_ == published_used_) return false;
   __atomic_store_n(reinterpret_cast<uint16_t*>(used_ + 2), used_idx_, __ATOMIC_RELEASE);
   // The guest's suppression fields must be read after it can see the new index.

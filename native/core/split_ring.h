@@ -80,7 +80,7 @@ class SplitRing {
   // Gives back the last n chains taken by Pop (nothing of them was published yet).
   void Unpop(uint16_t n) { last_avail_ -= n; }
 
-  // Writes a used entry; the guest sees it after PublishUsed.
+  // Adds a used entry; the guest sees it after PublishUsed.
   void PushUsed(uint16_t head, uint32_t len);
   // Publishes the used entries written since the last publish. Returns whether the guest wants a call.
   bool PublishUsed();
@@ -103,6 +103,8 @@ class SplitRing {
   };
   uint16_t ReloadAvailable(bool* broken);
   void SetUsedFlags(uint16_t flags);
+  // Writes the shadowed used entries into the ring (not yet visible: used->idx is not moved).
+  void FlushShadowUsed();
   Desc ReadDesc(const uint8_t* table, uint16_t i) const;
   // Appends the segments of one descriptor's buffer; returns false on error.
   bool AddBuffer(const GuestMemory& mem, const Desc& d, Segment* segs, int max_segs, Chain* c,
@@ -116,6 +118,16 @@ class SplitRing {
   uint16_t last_avail_ = 0;
   uint16_t avail_seen_ = 0;     // the guest's avail->idx as last read
   uint16_t used_idx_ = 0;       // our next used index (not yet published beyond published_used_)
+  // Used entries of the burst, written into the ring all together when published: the guest reads
+  // the used ring on another CPU, and writing its lines entry by entry would move each line back
+  // and forth between the CPUs once per entry instead of once.
+  struct UsedElem {
+    uint32_t id;
+    uint32_t len;
+  };
+  static constexpr uint32_t kShadowUsed = 256;
+  UsedElem shadow_[kShadowUsed];
+  uint32_t shadow_n_ = 0;
   uint16_t published_used_ = 0;
   // used->flags as we last wrote them (only the device writes them); unknown after Attach.
   static constexpr uint32_t kUsedFlagsUnknown = 0x10000;
