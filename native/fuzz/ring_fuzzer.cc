@@ -1,7 +1,7 @@
 // libFuzzer target: the device side of the data path — descriptor-chain walking (direct and
 // indirect), receive-buffer reservation (mergeable or not), virtio-net header handling and the
-// loopback copy — run on a synthetic guest memory whose every byte (rings and buffers) comes from
-// the fuzzer. Built with ASan/UBSan by native/fuzz/run.sh; any out-of-bounds access is a crash.
+// ports that touch guest memory (loopback copy, sink, source) — run on a synthetic guest memory
+// whose every byte (rings and buffers) comes from the fuzzer. Built with ASan/UBSan by native/fuzz/run.sh; any out-of-bounds access is a crash.
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -12,6 +12,8 @@
 
 #include "core/guest_memory.h"
 #include "net/ports/loopback.h"
+#include "net/ports/sink.h"
+#include "net/ports/source.h"
 #include "net/queue.h"
 #include "net/virtio_net.h"
 
@@ -45,7 +47,7 @@ struct World {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static World* w = new World();
   if (size < 4) return 0;
-  // Header bytes: ring sizes and negotiated features.
+  // Header bytes: ring sizes, negotiated features, the port (and the source's frame size).
   uint32_t tx_num = 1u << (data[0] % 5);  // 1..16: small rings keep the layout dense
   uint32_t rx_num = 1u << (data[1] % 5);
   uint64_t features = 0;
@@ -53,6 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (data[2] & 2) features |= 1ull << kFeatureIndirectDesc;
   if (data[2] & 4) features |= 1ull << kFeatureEventIdx;
   if (data[2] & 8) features |= 1ull << kFeatureVersion1;
+  const uint8_t port_byte = data[3];
   data += 4;
   size -= 4;
   // The rest is guest memory: region 0 then region 1; untouched bytes stay zero.
@@ -78,7 +81,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     q->enabled = true;
     q->kick_fd = w->kick_fd;  // never signalled: only Ready() looks at it
   }
-  LoopbackPort port;
+  LoopbackPort loopback;
+  SinkPort sink;
+  SourcePort source(SourcePort::kMinFrame + (port_byte >> 2) * 23u);
+  Port* ports[] = {&loopback, &sink, &source, &loopback};
+  Port& port = *ports[port_byte & 3];
   int rounds = 0;
   std::function<bool()> stop = [&] { return ++rounds > 64; };
   Reporter report = [](const std::string&) {};

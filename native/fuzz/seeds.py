@@ -2,7 +2,7 @@
 """Writes seed inputs for ring_fuzzer: well-formed rings (layout of ring_fuzzer.cc) that the fuzzer mutates."""
 import struct, sys, os
 
-def seed(features, tx_frames, rx_bufs, rx_len, indirect=False):
+def seed(features, tx_frames, rx_bufs, rx_len, indirect=False, port=0):
     mem = bytearray(0x2000)
     def desc(table, i, addr, length, flags, nxt):
         struct.pack_into('<QIHH', mem, table + 16 * i, addr, length, flags, nxt)
@@ -25,7 +25,7 @@ def seed(features, tx_frames, rx_bufs, rx_len, indirect=False):
         struct.pack_into('<H', mem, 0x040 + 4 + 2 * i, i)
         buf += 256
     struct.pack_into('<H', mem, 0x042, rx_bufs)
-    return bytes([3, 3, features, 0]) + bytes(mem)
+    return bytes([3, 3, features, port]) + bytes(mem)
 
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
@@ -34,6 +34,8 @@ for name, data in {
     'mrg-small': seed(8 | 1, 4, 8, 40),
     'indirect': seed(8 | 2, 2, 4, 200, indirect=True),
     'event-idx-legacy': seed(4, 3, 3, 100),
+    'sink': seed(8, 4, 0, 200, port=1),
+    'source-mrg': seed(8 | 1, 0, 8, 40, port=2 | (4 << 2)),
 }.items():
     with open(os.path.join(out, 'seed-' + name), 'wb') as f:
         f.write(data)
