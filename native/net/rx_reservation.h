@@ -34,6 +34,8 @@ class RxReservation {
   // The held buffers as one sequence of bytes.
   SegmentCursor Cursor() const { return SegmentCursor(segs_, nsegs_); }
   uint16_t buffers() const { return static_cast<uint16_t>(nbufs_); }
+  // The first piece of the held buffers (for a port that writes a small frame in one go).
+  const Segment& first_segment() const { return segs_[0]; }
   // Returns the held buffers as used, holding `total` bytes in order.
   void Commit(Queue& rx, uint32_t total);
 

@@ -16,9 +16,19 @@ SourcePort::SourcePort(uint32_t frame_len) : frame_(frame_len, 0) {
   for (uint32_t i = kSeqOffset + 8; i < frame_len; i++) frame_[i] = static_cast<uint8_t>(i);
 }
 
+void SourcePort::BuildImage(uint32_t hdr_len) {
+  image_.assign(hdr_len + frame_.size(), 0);
+  Segment whole{image_.data(), static_cast<uint32_t>(image_.size())};
+  SegmentCursor out(&whole, 1);
+  WriteNetHeader(out, hdr_len, 1, nullptr);
+  out.Write(frame_.data(), static_cast<uint32_t>(frame_.size()));
+  image_hdr_len_ = hdr_len;
+}
+
 int SourcePort::Generate(PairContext& c, bool* rx_short) {
   const uint32_t hdr_len = c.settings.hdr_len;
   const uint32_t len = static_cast<uint32_t>(frame_.size());
+  if (image_hdr_len_ != hdr_len) BuildImage(hdr_len);
   *rx_short = false;
   int made = 0;
   while (made < kBurst) {
@@ -39,12 +49,18 @@ int SourcePort::Generate(PairContext& c, bool* rx_short) {
       *rx_short = r == RxReservation::Result::kShort;
       break;
     }
-    SegmentCursor dst = rx_.Cursor();
-    WriteNetHeader(dst, hdr_len, rx_.buffers(), nullptr);
-    dst.Write(frame_.data(), kSeqOffset);
     uint64_t seq = seq_++;
-    dst.Write(&seq, sizeof seq);
-    dst.Write(frame_.data() + kSeqOffset + sizeof seq, len - kSeqOffset - sizeof seq);
+    const Segment& first = rx_.first_segment();
+    if (rx_.buffers() == 1 && first.len >= hdr_len + len) {
+      memcpy(first.ptr, image_.data(), hdr_len + len);
+      memcpy(first.ptr + hdr_len + kSeqOffset, &seq, sizeof seq);
+    } else {
+      SegmentCursor dst = rx_.Cursor();
+      WriteNetHeader(dst, hdr_len, rx_.buffers(), nullptr);
+      dst.Write(frame_.data(), kSeqOffset);
+      dst.Write(&seq, sizeof seq);
+      dst.Write(frame_.data() + kSeqOffset + sizeof seq, len - kSeqOffset - sizeof seq);
+    }
     rx_.Commit(c.rx, hdr_len + len);
     c.rx.Count(kStatPackets);
     c.rx.Count(kStatBytes, len);

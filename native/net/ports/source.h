@@ -32,7 +32,13 @@ class SourcePort : public Port {
   // Delivers up to kBurst frames. *rx_short tells it stopped for want of (big enough) buffers.
   int Generate(PairContext& c, bool* rx_short);
 
+  // The virtio-net header (one buffer) followed by the frame, for the common case of a frame that
+  // fits the first piece of one buffer; rebuilt when the header length changes.
+  void BuildImage(uint32_t hdr_len);
+
   std::vector<uint8_t> frame_;  // the template; the sequence number is written per frame
+  std::vector<uint8_t> image_;
+  uint32_t image_hdr_len_ = UINT32_MAX;
   uint64_t seq_ = 0;
   bool too_small_reported_ = false;
   TxFrame tx_;
