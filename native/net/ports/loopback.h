@@ -25,6 +25,11 @@ class LoopbackPort : public Port {
   int Burst(const GuestMemory& mem, const NetSettings& settings, Queue& rx, Queue& tx, const Reporter& report,
             bool* rx_short);
 
+  // The MAC-swapped copy of the held TX frame into the held RX buffers: in one go when both are
+  // single pieces, else piece by piece.
+  static void CopyWhole(const uint8_t* frame, uint8_t* to, uint32_t hdr_len, uint32_t frame_len);
+  void CopyPieces(uint32_t hdr_len, uint32_t frame_len, int tx_segs);
+
   TxFrame tx_;
   RxReservation rx_;
 };
