@@ -83,10 +83,8 @@ void GuestMemory::Clear() {
   last_hit_ = 0;
 }
 
-uint8_t* GuestMemory::GpaToHostPartial(uint64_t gpa, uint64_t len, uint64_t* contiguous) const {
-  int n = count_;
-  for (int k = 0; k < n; k++) {
-    int i = (last_hit_ + k) % n;
+uint8_t* GuestMemory::GpaToHostScan(uint64_t gpa, uint64_t len, uint64_t* contiguous) const {
+  for (int i = 0; i < count_; i++) {
     const MappedRegion& r = regions_[i];
     if (gpa >= r.spec.guest_phys_addr && gpa - r.spec.guest_phys_addr < r.spec.size) {
       last_hit_ = i;

@@ -47,11 +47,26 @@ class GuestMemory {
   uint8_t* GpaToHost(uint64_t gpa, uint64_t len) const;
   // Like GpaToHost, but for a range that may span adjacent regions: returns the host pointer of gpa
   // and in *contiguous how many bytes from there lie in the same region (<= len).
-  uint8_t* GpaToHostPartial(uint64_t gpa, uint64_t len, uint64_t* contiguous) const;
+  // Inline for the common case, the region of the previous translation (buffers cluster).
+  uint8_t* GpaToHostPartial(uint64_t gpa, uint64_t len, uint64_t* contiguous) const {
+    if (count_ > 0) {
+      const MappedRegion& r = regions_[last_hit_];
+      if (gpa >= r.spec.guest_phys_addr && gpa - r.spec.guest_phys_addr < r.spec.size) {
+        uint64_t off = gpa - r.spec.guest_phys_addr;
+        uint64_t room = r.spec.size - off;
+        *contiguous = len < room ? len : room;
+        return r.host + off;
+      }
+    }
+    return GpaToHostScan(gpa, len, contiguous);
+  }
   // Host pointer for the front-end virtual range [uaddr, uaddr+len) inside one region, else nullptr.
   uint8_t* UserToHost(uint64_t uaddr, uint64_t len) const;
 
  private:
+  // GpaToHostPartial over every region (and remembering the hit).
+  uint8_t* GpaToHostScan(uint64_t gpa, uint64_t len, uint64_t* contiguous) const;
+
   MappedRegion regions_[kMaxRegions];
   int count_ = 0;
   mutable int last_hit_ = 0;  // region of the previous translation; buffers cluster

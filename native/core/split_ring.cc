@@ -91,8 +91,11 @@ SplitRing::Desc SplitRing::ReadDesc(const uint8_t* table, uint16_t i) const {
   return d;
 }
 
-bool SplitRing::AddBuffer(const GuestMemory& mem, const Desc& d, Segment* segs, int max_segs,
-                          Chain* c, ChainError* err) {
+// Inlined into Pop: a call's register saves are stores, and the store buffer is what fills up while
+// the writes into the guest's buffers wait for their cache lines.
+__attribute__((always_inline)) inline bool SplitRing::AddBuffer(const GuestMemory& mem, const Desc& d,
+                                                                Segment* segs, int max_segs,
+                                                                Chain* c, ChainError* err) {
   if (d.len > UINT32_MAX - c->len) {
     *err = ChainError::kTooLong;
     return false;
