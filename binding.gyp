@@ -28,6 +28,9 @@
         ["asan==1", {
           "cflags_cc": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1"],
           "ldflags": ["-fsanitize=address,undefined"]
+        }, {
+          "cflags_cc": ["-flto=auto"],
+          "ldflags": ["-flto=auto", "-O2"]
         }]
       ]
     }
