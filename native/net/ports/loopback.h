@@ -30,8 +30,16 @@ class LoopbackPort : public Port {
   static void CopyWhole(const uint8_t* frame, uint8_t* to, uint32_t hdr_len, uint32_t frame_len);
   void CopyPieces(uint32_t hdr_len, uint32_t frame_len, int tx_segs);
 
+  // A frame of the burst taken and placed, whose copy is still to be made.
+  struct CopyJob {
+    const uint8_t* from;  // the frame after the guest's virtio-net header
+    uint8_t* to;          // the receive buffer (header first)
+    uint32_t frame_len;
+  };
+
   TxFrame tx_;
   RxReservation rx_;
+  CopyJob jobs_[kBurst];
 };
 
 }  // namespace vhost
