@@ -31,6 +31,7 @@ int SourcePort::Generate(PairContext& c, bool* rx_short) {
   if (image_hdr_len_ != hdr_len) BuildImage(hdr_len);
   *rx_short = false;
   int made = 0;
+  int nfills = 0;
   while (made < kBurst) {
     RxReservation::Result r = rx_.Reserve(c.mem, c.settings, c.rx, hdr_len + len, c.report);
     if (r == RxReservation::Result::kTooSmall) {
@@ -52,8 +53,7 @@ int SourcePort::Generate(PairContext& c, bool* rx_short) {
     uint64_t seq = seq_++;
     const Segment& first = rx_.first_segment();
     if (rx_.buffers() == 1 && first.len >= hdr_len + len) {
-      memcpy(first.ptr, image_.data(), hdr_len + len);
-      memcpy(first.ptr + hdr_len + kSeqOffset, &seq, sizeof seq);
+      fills_[nfills++] = Fill{first.ptr, seq};
     } else {
       SegmentCursor dst = rx_.Cursor();
       WriteNetHeader(dst, hdr_len, rx_.buffers(), nullptr);
@@ -65,6 +65,12 @@ int SourcePort::Generate(PairContext& c, bool* rx_short) {
     c.rx.Count(kStatPackets);
     c.rx.Count(kStatBytes, len);
     made++;
+  }
+  // The writes of the burst come last and together (see LoopbackPort::Burst): the lines they
+  // go to were last touched by the guest's CPU.
+  for (int i = 0; i < nfills; i++) {
+    memcpy(fills_[i].to, image_.data(), hdr_len + len);
+    memcpy(fills_[i].to + hdr_len + kSeqOffset, &fills_[i].seq, sizeof fills_[i].seq);
   }
   return made;
 }

@@ -41,8 +41,15 @@ class SourcePort : public Port {
   uint32_t image_hdr_len_ = UINT32_MAX;
   uint64_t seq_ = 0;
   bool too_small_reported_ = false;
+  // A buffer of the burst, taken, to be filled with the image and this sequence number.
+  struct Fill {
+    uint8_t* to;
+    uint64_t seq;
+  };
+
   TxFrame tx_;
   RxReservation rx_;
+  Fill fills_[kBurst];
 };
 
 }  // namespace vhost
