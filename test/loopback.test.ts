@@ -2,44 +2,14 @@
  * End to end through a real unix socket: our front-end negotiates with the back-end like QEMU,
  * shares a two-region memory table, and pushes frames through the loopback port.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import * as fs from 'node:fs';
-import { VhostUserBackend } from '../lib/backend';
-import { GuestMemory } from '../lib/frontend/guest_memory';
+import { describe, expect, it } from 'vitest';
 import { VirtioNetDriver, type NetDriverOptions, type TxLayout } from '../lib/frontend/net_driver';
+import { useBackendFixture } from './helpers/fixture';
 import { macSwapped, makeFrame } from './helpers/frames';
 
 const LAYOUTS: TxLayout[] = ['single', 'split-header', 'indirect'];
 
-let dir: string;
-let backend: VhostUserBackend;
-let memory: GuestMemory;
-let warnings: string[];
-
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-test-'));
-  warnings = [];
-  memory = new GuestMemory();
-});
-
-function startBackend(pollUs?: number): void {
-  backend = new VhostUserBackend({
-    socketPath: path.join(dir, 'net.sock'),
-    device: { pollUs },
-    log: (level, msg) => {
-      if (level === 'warn') warnings.push(msg);
-    },
-  });
-  backend.start();
-}
-
-afterEach(() => {
-  backend.close();
-  memory.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const fx = useBackendFixture();
 
 /** Sends `count` frames starting at frame number `first` and checks every one comes back right. */
 async function pump(driver: VirtioNetDriver, first: number, count: number, check: { next: number; bad: number }) {
@@ -60,11 +30,11 @@ async function pump(driver: VirtioNetDriver, first: number, count: number, check
   if (check.next < target) {
     // A stall: say where each ring stands, so that the failure explains itself.
     const view = (r: { availGpa: number; usedGpa: number; outstanding: number }) => {
-      const a = memory.view(r.availGpa, 4);
-      const u = memory.view(r.usedGpa, 4);
+      const a = fx.memory.view(r.availGpa, 4);
+      const u = fx.memory.view(r.usedGpa, 4);
       return `avail flags=${a.readUInt16LE(0)} idx=${a.readUInt16LE(2)} used flags=${u.readUInt16LE(0)} idx=${u.readUInt16LE(2)} outstanding=${r.outstanding}`;
     };
-    const stats = backend.device.stats().map((s) => JSON.stringify(s, (_, v) => (typeof v === 'bigint' ? Number(v) : v)));
+    const stats = fx.backend.device.stats().map((s) => JSON.stringify(s, (_, v) => (typeof v === 'bigint' ? Number(v) : v)));
     throw new Error(`stalled at ${check.next}/${target} (sent ${sent}): rx ${view(driver.rings.rx)}; tx ${view(driver.rings.tx)}; stats ${stats.join(' ')}`);
   }
 }
@@ -97,9 +67,9 @@ const MODES: { name: string; opts: Partial<NetDriverOptions>; pollUs?: number }[
 describe('loopback port over a real socket', () => {
   for (const mode of MODES) {
     it(`returns 100,000 frames of 60..1514 bytes MAC-swapped (${mode.name})`, async () => {
-      startBackend(mode.pollUs);
+      const backend = fx.start({ pollUs: mode.pollUs });
       const { state, onFrames } = checker(0);
-      const driver = await VirtioNetDriver.start({ socketPath: backend.socketPath, memory, onFrames, ...mode.opts });
+      const driver = await VirtioNetDriver.start({ socketPath: backend.socketPath, memory: fx.memory, onFrames, ...mode.opts });
       await pump(driver, 0, 100_000, state);
       driver.close();
       expect(state.firstBad).toBe('');
@@ -108,7 +78,7 @@ describe('loopback port over a real socket', () => {
       expect(tx.packets).toBe(100_000n);
       expect(rx.packets).toBe(100_000n);
       expect(tx.drops + tx.errors + rx.drops + rx.errors).toBe(0n);
-      expect(warnings).toEqual([]);
+      expect(fx.warnings).toEqual([]);
     });
   }
 });
