@@ -2,31 +2,22 @@
  * Connections come and go: a front-end that vanishes mid-traffic, a new one that takes over, and a
  * thousand cycles that must leave no fd and no mapping behind.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import * as fs from 'node:fs';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { once } from 'node:events';
 import { VhostUserBackend } from '../lib/backend';
 import { GuestMemory } from '../lib/frontend/guest_memory';
 import { VirtioNetDriver } from '../lib/frontend/net_driver';
+import { useBackendFixture } from './helpers/fixture';
 import { countGuestMappings, fdKinds, macSwapped, makeFrame } from './helpers/frames';
 
-let dir: string;
 let backend: VhostUserBackend;
 let memory: GuestMemory;
 
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-test-'));
-  backend = new VhostUserBackend({ socketPath: path.join(dir, 'net.sock') });
-  backend.start();
-  memory = new GuestMemory();
-});
+const fx = useBackendFixture();
 
-afterEach(() => {
-  backend.close();
-  memory.close();
-  fs.rmSync(dir, { recursive: true, force: true });
+beforeEach(() => {
+  backend = fx.start();
+  memory = fx.memory;
 });
 
 /** Connects a fresh driver on the shared memory; `onFrames` checks each frame against `state.next`. */

@@ -4,9 +4,6 @@
  * peer that never reads its replies, and the memory table replaced while traffic flows.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { once } from 'node:events';
 import { VhostUserBackend } from '../../lib/backend';
 import { native } from '../../lib/binding';
@@ -15,29 +12,25 @@ import { VhostUserFrontend } from '../../lib/frontend/frontend';
 import { VirtioNetDriver } from '../../lib/frontend/net_driver';
 import { encodeRequest } from '../../lib/protocol/codec';
 import { ProtocolFeature, Request, bit } from '../../lib/protocol/constants';
+import { useBackendFixture } from '../helpers/fixture';
 import { countGuestMappings, fdKinds, macSwapped, makeFrame } from '../helpers/frames';
 
 const PROTOCOL = bit(ProtocolFeature.REPLY_ACK) | bit(ProtocolFeature.CONFIGURE_MEM_SLOTS);
 
-let dir: string;
 let backend: VhostUserBackend;
 let memory: GuestMemory;
 let warnings: string[];
 const frontends: VhostUserFrontend[] = [];
 
+const fx = useBackendFixture();
+
 beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-hostile-'));
-  warnings = [];
-  backend = new VhostUserBackend({ socketPath: path.join(dir, 'net.sock'), log: (l, m) => l === 'warn' && warnings.push(m) });
-  backend.start();
-  memory = new GuestMemory();
+  backend = fx.start();
+  ({ memory, warnings } = fx);
 });
 
 afterEach(() => {
   for (const fe of frontends.splice(0)) fe.close();
-  backend.close();
-  memory.close();
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 async function negotiated(): Promise<VhostUserFrontend> {
