@@ -235,7 +235,10 @@ function niceAxis(x: number): { max: number; steps: number } {
 }
 
 const COLOURS: Record<BackendKind, string> = { ours: '#2563eb', dpdk: '#ea580c' };
-const NAMES: Record<BackendKind, string> = { ours: 'ours (vhost-user, loopback port)', dpdk: 'DPDK vhost PMD (testpmd macswap / txonly)' };
+const NAMES: Record<BackendKind, string> = {
+  ours: 'ours (vhost-user: loopback, sink or source port)',
+  dpdk: 'DPDK vhost PMD (testpmd macswap, rxonly or txonly)',
+};
 
 /**
  * Grouped bars of Mpps per frame size, ours next to DPDK, one panel per (mode, queue size), with

@@ -1016,7 +1016,7 @@ async function main(argv: string[]): Promise<number> {
     cells,
     opts.backends,
     'vhost-user virtio-net: ours vs DPDK vhost PMD (Mpps, higher is better)',
-    `front-end: ${opts.frontend === 'dpdk' ? 'DPDK testpmd virtio-user' : 'our VirtioNetDriver'}; ${host.nproc} × ${host.cpuModel}; ${host.kernel}; DPDK ${host.dpdk ?? 'absent'}; ${started.toISOString().slice(0, 16)}Z`,
+    `front-end: ${opts.frontend === 'dpdk' ? `DPDK testpmd virtio-user (mrg_rxbuf=${+opts.mrgRxbuf}, in_order=${+opts.inOrder})` : 'our VirtioNetDriver'}; ${host.nproc} × ${host.cpuModel}; ${host.kernel}; DPDK ${host.dpdk ?? 'absent'}; ${started.toISOString().slice(0, 16)}Z`,
   );
   fs.writeFileSync(path.join(opts.outDir, 'latest.svg'), svg);
   process.stdout.write(`\nresults: ${path.relative(process.cwd(), file)}, ${path.relative(process.cwd(), path.join(opts.outDir, 'latest.json'))}, ${path.relative(process.cwd(), path.join(opts.outDir, 'latest.svg'))}\n`);
