@@ -780,7 +780,7 @@ async function main(argv: string[]): Promise<number> {
         '. It runs JavaScript per frame, so its rates bound the figures; txonly and flowgen both map to its tx mode (RX drained, against the sink and the loopback respectively), rxonly to its rx mode.',
     );
   }
-  if (!opts.backends.includes('dpdk')) notes.push('DPDK vhost PMD back-end not available: no ratios.');
+  if (!opts.backends.includes('dpdk')) notes.push('DPDK vhost PMD back-end not measured (not installed, or --backends without dpdk): no ratios.');
 
   // The plan: cells in order, each run A B A B (rounds) before the next cell.
   const plan: RunResult[] = [];
