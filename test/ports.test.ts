@@ -117,5 +117,7 @@ describe('source port', () => {
   it('refuses a frame size out of range and a frame size for another port', () => {
     expect(() => fx.start({ port: 'source', frameSize: 59 })).toThrow(/frame size must be an integer in 60..65535/);
     expect(() => fx.start({ port: 'loopback', frameSize: 64 })).toThrow(/--frame-size needs the source port/);
+    expect(() => fx.start({ port: 'source', frameSize: 1515, mtu: 1500 })).toThrow(/lower --frame-size or raise --mtu/);
+    expect(() => fx.start({ port: 'source', frameSize: 1514, mtu: 1500 })).not.toThrow();
   });
 });

@@ -13,6 +13,7 @@ export const PORT_KINDS: readonly PortKind[] = ['loopback', 'tap', 'sink', 'sour
 export const MIN_SOURCE_FRAME = 60;
 export const MAX_SOURCE_FRAME = 65535;
 export const DEFAULT_SOURCE_FRAME = 64;
+const ETHERNET_HEADER = 14;
 
 export interface NetDeviceOptions {
   /** Queue pairs the device reports (GET_QUEUE_NUM). Default 1. */
@@ -117,6 +118,12 @@ export class NetDevice {
       if (this.port !== 'source') throw new VhostUserError('EINVAL', `--frame-size needs the source port, not '${this.port}'`);
       if (!Number.isInteger(opts.frameSize) || opts.frameSize < MIN_SOURCE_FRAME || opts.frameSize > MAX_SOURCE_FRAME) {
         throw new VhostUserError('EINVAL', `frame size must be an integer in ${MIN_SOURCE_FRAME}..${MAX_SOURCE_FRAME} bytes, got ${opts.frameSize}`);
+      }
+      if (this.maxMtu !== undefined && opts.frameSize > this.maxMtu + ETHERNET_HEADER) {
+        throw new VhostUserError(
+          'EINVAL',
+          `frame size ${opts.frameSize} is larger than the MTU the device offers (${this.maxMtu}) plus the ${ETHERNET_HEADER}-byte Ethernet header: lower --frame-size or raise --mtu`,
+        );
       }
     }
     let features = RING_FEATURES;
