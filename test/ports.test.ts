@@ -114,6 +114,29 @@ describe('source port', () => {
     driver.close();
   });
 
+  it('hands a read-only receive buffer back empty and counted, and goes on generating', async () => {
+    const backend = fx.start({ port: 'source' });
+    let received = 0;
+    // 200 buffers posted: descriptors stay free for a raw one.
+    const driver = await VirtioNetDriver.start({ socketPath: backend.socketPath, memory: fx.memory, rxBuffers: 200, onFrames: (f) => (received += f.length) });
+    try {
+      const rx = driver.rings.rx;
+      const [a] = rx.reserveDescriptors(1);
+      const gpa = fx.memory.alloc(2048, 64);
+      rx.writeRawDescriptor(a, gpa, 2048, 0, 0); // no WRITE flag: the device must not write it
+      rx.pushRawHead(a);
+      rx.publish();
+      expect(await until(() => backend.device.stats()[0].errors === 1n)).toBe(true);
+      expect(fx.memory.view(gpa, 2048).every((b) => b === 0)).toBe(true);
+      const after = received;
+      expect(await until(() => received > after + 1000)).toBe(true);
+      expect(backend.device.stats()[0].errors).toBe(1n);
+      expect(fx.warnings).toEqual([]);
+    } finally {
+      driver.close();
+    }
+  });
+
   it('refuses a frame size out of range and a frame size for another port', () => {
     expect(() => fx.start({ port: 'source', frameSize: 59 })).toThrow(/frame size must be an integer in 60..65535/);
     expect(() => fx.start({ port: 'loopback', frameSize: 64 })).toThrow(/--frame-size needs the source port/);
