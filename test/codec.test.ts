@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { VhostUserError } from '../lib/errors';
+import { rawHeader } from './helpers/messages';
 import {
   CONFIG_SPACE_MAX,
   HEADER_SIZE,
@@ -543,13 +544,7 @@ describe('request rejections', () => {
 });
 
 describe('parseRequestHeader', () => {
-  function header(request: number, flags: number, size: number): Buffer {
-    const b = Buffer.alloc(HEADER_SIZE);
-    b.writeUInt32LE(request, 0);
-    b.writeUInt32LE(flags, 4);
-    b.writeUInt32LE(size, 8);
-    return b;
-  }
+  const header = rawHeader;
 
   it('parses a valid header', () => {
     expect(parseRequestHeader(header(Request.SET_VRING_NUM, 1, 8))).toEqual({ request: 8, flags: 1, size: 8 });
@@ -707,13 +702,7 @@ describe('replies', () => {
   });
 
   describe('parseReplyHeader', () => {
-    const hdr = (request: number, flags: number, size: number) => {
-      const b = Buffer.alloc(HEADER_SIZE);
-      b.writeUInt32LE(request, 0);
-      b.writeUInt32LE(flags, 4);
-      b.writeUInt32LE(size, 8);
-      return b;
-    };
+    const hdr = rawHeader;
 
     it('accepts a reply', () => {
       expect(parseReplyHeader(hdr(1, 5, 8), 1)).toEqual({ request: 1, flags: 5, size: 8 });

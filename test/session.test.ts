@@ -30,6 +30,7 @@ import {
 } from '../lib/protocol/constants';
 import type { LogLevel } from '../lib/protocol/session';
 import { fdKinds, macSwapped, makeFrame } from './helpers/frames';
+import { rawHeader as header } from './helpers/messages';
 
 const ALL_PROTOCOL =
   bit(ProtocolFeature.MQ) |
@@ -135,14 +136,6 @@ async function expectClosedByBackend(
   expect(backend.connected).toBe(false);
   expect(fdKinds()).toEqual(baseline);
   return reason;
-}
-
-function header(request: number, flags: number, size: number): Buffer {
-  const b = Buffer.alloc(HEADER_SIZE);
-  b.writeUInt32LE(request, 0);
-  b.writeUInt32LE(flags, 4);
-  b.writeUInt32LE(size, 8);
-  return b;
 }
 
 interface RawReply {

@@ -838,7 +838,8 @@ function readHeader(buf: Buffer, ctx: Ctx): MessageHeader {
   return { request: buf.readUInt32LE(0), flags: buf.readUInt32LE(4), size: buf.readUInt32LE(8) };
 }
 
-function writeHeader(b: Buffer, request: number, flags: number, size: number): void {
+/** Writes a 12-byte header at the start of `b` as given, unchecked (tests build malformed ones with it). */
+export function writeHeader(b: Buffer, request: number, flags: number, size: number): void {
   b.writeUInt32LE(request, 0);
   b.writeUInt32LE(flags, 4);
   b.writeUInt32LE(size, 8);
