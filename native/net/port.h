@@ -58,4 +58,32 @@ inline bool IdleCheck(PairContext& c, bool wait_rx, bool wait_tx) {
   return more;
 }
 
+// What one burst of a port did, for ServeUntilIdle.
+struct BurstOutcome {
+  int moved;     // chains taken or frames delivered
+  bool wait_rx;  // if it moved nothing: wake on more guest receive buffers
+  bool wait_tx;  // if it moved nothing: wake on more guest transmit frames
+};
+
+// The loop of every port's Service: bursts until one moves nothing. After each burst the used
+// entries of the rings the port uses are published, with at most one call per ring; a broken ring
+// ends the loop; an idle burst arms the kicks it waits on and looks once more (IdleCheck).
+// Returns whether anything moved.
+template <typename Burst>
+bool ServeUntilIdle(PairContext& c, bool uses_rx, bool uses_tx, Burst burst) {
+  bool any = false;
+  while (!c.should_stop()) {
+    BurstOutcome r = burst();
+    if (uses_rx && c.rx.ring.PublishUsed()) c.rx.Call();
+    if (uses_tx && c.tx.ring.PublishUsed()) c.tx.Call();
+    if ((uses_rx && c.rx.broken) || (uses_tx && c.tx.broken)) break;
+    if (r.moved > 0) {
+      any = true;
+      continue;
+    }
+    if (!IdleCheck(c, r.wait_rx, r.wait_tx)) break;
+  }
+  return any;
+}
+
 }  // namespace vhost

@@ -88,22 +88,12 @@ int LoopbackPort::Burst(const GuestMemory& mem, const NetSettings& settings, Que
 
 bool LoopbackPort::Service(PairContext& c) {
   if (!c.rx.Ready() || !c.tx.Ready()) return false;
-  bool any = false;
-  while (!c.should_stop()) {
+  return ServeUntilIdle(c, true, true, [&] {
     bool rx_short = false;
     int moved = Burst(c.mem, c.settings, c.rx, c.tx, c.report, &rx_short);
-    // One publish and at most one call per queue per burst.
-    if (c.rx.ring.PublishUsed()) c.rx.Call();
-    if (c.tx.ring.PublishUsed()) c.tx.Call();
-    if (c.rx.broken || c.tx.broken) break;
-    if (moved > 0) {
-      any = true;
-      continue;
-    }
     // TX waits on the guest's RX buffers when rx_short, on its TX frames otherwise.
-    if (!IdleCheck(c, rx_short, !rx_short)) break;
-  }
-  return any;
+    return BurstOutcome{moved, rx_short, !rx_short};
+  });
 }
 
 }  // namespace vhost

@@ -19,18 +19,7 @@ int DiscardTx(PairContext& c, TxFrame& frame, int max) {
 
 bool SinkPort::Service(PairContext& c) {
   if (!c.tx.Ready()) return false;
-  bool any = false;
-  while (!c.should_stop()) {
-    int taken = DiscardTx(c, tx_, kBurst);
-    if (c.tx.ring.PublishUsed()) c.tx.Call();
-    if (c.tx.broken) break;
-    if (taken > 0) {
-      any = true;
-      continue;
-    }
-    if (!IdleCheck(c, false, true)) break;
-  }
-  return any;
+  return ServeUntilIdle(c, false, true, [&] { return BurstOutcome{DiscardTx(c, tx_, kBurst), false, true}; });
 }
 
 }  // namespace vhost

@@ -25,11 +25,10 @@ void SourcePort::BuildImage(uint32_t hdr_len) {
   image_hdr_len_ = hdr_len;
 }
 
-int SourcePort::Generate(PairContext& c, bool* rx_short) {
+int SourcePort::Generate(PairContext& c) {
   const uint32_t hdr_len = c.settings.hdr_len;
   const uint32_t len = static_cast<uint32_t>(frame_.size());
   if (image_hdr_len_ != hdr_len) BuildImage(hdr_len);
-  *rx_short = false;
   int made = 0;
   int nfills = 0;
   while (made < kBurst) {
@@ -43,13 +42,9 @@ int SourcePort::Generate(PairContext& c, bool* rx_short) {
                  "-byte frames (negotiate MRG_RXBUF or use a smaller --frame-size)");
         too_small_reported_ = true;
       }
-      *rx_short = true;
       break;
     }
-    if (r != RxReservation::Result::kOk) {
-      *rx_short = r == RxReservation::Result::kShort;
-      break;
-    }
+    if (r != RxReservation::Result::kOk) break;  // short of buffers (or the ring broke)
     uint64_t seq = seq_++;
     const Segment& first = rx_.first_segment();
     if (rx_.buffers() == 1 && first.len >= hdr_len + len) {
@@ -77,22 +72,12 @@ int SourcePort::Generate(PairContext& c, bool* rx_short) {
 
 bool SourcePort::Service(PairContext& c) {
   if (!c.rx.Ready()) return false;
-  const bool drain = c.tx.Ready();
-  bool any = false;
-  while (!c.should_stop()) {
-    bool rx_short = false;
-    int moved = Generate(c, &rx_short);
+  const bool drain = c.tx.Ready();  // what the guest sends is discarded, if it has a TX queue
+  return ServeUntilIdle(c, true, drain, [&] {
+    int moved = Generate(c);
     if (drain) moved += DiscardTx(c, tx_, kBurst);
-    if (c.rx.ring.PublishUsed()) c.rx.Call();
-    if (drain && c.tx.ring.PublishUsed()) c.tx.Call();
-    if (c.rx.broken || c.tx.broken) break;
-    if (moved > 0) {
-      any = true;
-      continue;
-    }
-    if (!IdleCheck(c, true, drain)) break;
-  }
-  return any;
+    return BurstOutcome{moved, true, drain};  // idle: wait for more receive buffers (or TX frames)
+  });
 }
 
 }  // namespace vhost

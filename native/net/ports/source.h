@@ -29,8 +29,8 @@ class SourcePort : public Port {
  private:
   static constexpr int kBurst = 64;
 
-  // Delivers up to kBurst frames. *rx_short tells it stopped for want of (big enough) buffers.
-  int Generate(PairContext& c, bool* rx_short);
+  // Delivers up to kBurst frames; fewer when the guest is short of (big enough) buffers.
+  int Generate(PairContext& c);
 
   // The virtio-net header (one buffer) followed by the frame, for the common case of a frame that
   // fits the first piece of one buffer; rebuilt when the header length changes.

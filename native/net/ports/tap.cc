@@ -150,23 +150,14 @@ int TapPort::GuestRx(const GuestMemory& mem, const NetSettings& settings, Queue&
 
 bool TapPort::Service(PairContext& c) {
   if (!c.rx.Ready() || !c.tx.Ready()) return false;
-  bool any = false;
-  while (!c.should_stop()) {
+  return ServeUntilIdle(c, true, true, [&] {
     bool rx_short = false, tap_empty = false;
     int sent = GuestTx(c.mem, c.settings, c.tx, c.report);
     int received = GuestRx(c.mem, c.settings, c.rx, c.report, &rx_short, &tap_empty);
-    if (c.tx.ring.PublishUsed()) c.tx.Call();
-    if (c.rx.ring.PublishUsed()) c.rx.Call();
-    if (c.rx.broken || c.tx.broken) break;
-    if (sent > 0 || received > 0) {
-      any = true;
-      continue;
-    }
-    // Idle. The tap fd is edge-triggered: we stop reading it only when it is empty (a new frame
+    // Idle, the tap fd is edge-triggered: we stop reading it only when it is empty (a new frame
     // wakes us) or when the guest has no buffers (its RX kick wakes us).
-    if (!IdleCheck(c, rx_short, true)) break;
-  }
-  return any;
+    return BurstOutcome{sent + received, rx_short, true};
+  });
 }
 
 }  // namespace vhost
