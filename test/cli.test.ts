@@ -7,14 +7,9 @@ import * as fs from 'node:fs';
 import { GuestMemory } from '../lib/frontend/guest_memory';
 import { VirtioNetDriver } from '../lib/frontend/net_driver';
 import { makeFrame } from './helpers/frames';
+import { until } from './helpers/until';
 
 const CLI = path.resolve(__dirname, '../dist/cli.js');
-
-async function until(cond: () => boolean, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  return cond();
-}
 
 describe('vhost-user CLI', () => {
   it('documents every flag in --help', () => {

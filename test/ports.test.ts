@@ -7,14 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { VirtioNetDriver, type NetDriverOptions } from '../lib/frontend/net_driver';
 import { makeFrame } from './helpers/frames';
 import { useBackendFixture } from './helpers/fixture';
+import { until } from './helpers/until';
 
 const fx = useBackendFixture();
-
-async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
-  return cond();
-}
 
 describe('sink port', () => {
   for (const pollUs of [undefined, 0]) {

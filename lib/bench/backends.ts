@@ -16,7 +16,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cleanupPrefix, parseForwardStats, type ForwardStats } from './testpmd';
+import { cleanupPrefix, parseForwardStats, shellQuote, type ForwardStats } from './testpmd';
 
 export type BackendKind = 'ours' | 'dpdk';
 export type DpdkForwardMode = 'macswap' | 'txonly' | 'rxonly';
@@ -128,10 +128,6 @@ export function ourStatsDelta(a: OurStats, b: OurStats): OurStats {
     calls: y.calls - x.calls,
   });
   return { rx: d(a.rx, b.rx), tx: d(a.tx, b.tx) };
-}
-
-function shellQuote(args: string[]): string {
-  return args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
 /** Starts a back-end and resolves once it serves its socket; throws (after cleaning up) if it does not. */

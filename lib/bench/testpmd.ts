@@ -357,7 +357,8 @@ export function testpmdArgs(opts: TestpmdOptions, prefix: string): string[] {
   return [...eal, '--', ...app];
 }
 
-function shellQuote(args: string[]): string {
+/** A command line as a shell would take it back, for reports and error messages. */
+export function shellQuote(args: string[]): string {
   return args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 

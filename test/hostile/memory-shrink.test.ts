@@ -14,15 +14,13 @@ import { native } from '../../lib/binding';
 import { GuestMemory } from '../../lib/frontend/guest_memory';
 import { VirtioNetDriver } from '../../lib/frontend/net_driver';
 import { macSwapped, makeFrame } from '../helpers/frames';
+import { until as waitUntil } from '../helpers/until';
 
 const REGION = 16 << 20;
 const REGION1_GPA = 0x1_0000_0000;
 
-async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-  return cond();
-}
+/** This suite's deadline: 5000 ms. */
+const until = (cond: () => boolean, ms = 5000) => waitUntil(cond, ms);
 
 describe('guest memory shrunk under the back-end', () => {
   let dir: string;

@@ -12,6 +12,7 @@ import { VhostUserBackend } from '../../lib/backend';
 import { GuestMemory } from '../../lib/frontend/guest_memory';
 import { VirtioNetDriver } from '../../lib/frontend/net_driver';
 import { macSwapped, makeFrame } from '../helpers/frames';
+import { until as waitUntil } from '../helpers/until';
 
 const F_NEXT = 1;
 const F_WRITE = 2;
@@ -49,11 +50,8 @@ async function rig(name: string, rxBuffers?: number): Promise<Rig> {
   return { backend, memory, driver, received, warnings };
 }
 
-async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
-  return cond();
-}
+/** This suite's deadline: 5000 ms. */
+const until = (cond: () => boolean, ms = 5000) => waitUntil(cond, ms);
 
 const txStats = (r: Rig) => r.backend.device.stats()[1];
 const rxStats = (r: Rig) => r.backend.device.stats()[0];
