@@ -87,9 +87,8 @@ void RxReservation::Commit(Queue& rx, uint32_t total) {
 }
 
 void WriteNetHeader(SegmentCursor& dst, uint32_t hdr_len, uint16_t num_buffers, const uint8_t* from) {
-  uint8_t hdr[kNetHdrMrg] = {};
-  if (from) memcpy(hdr, from, hdr_len);
-  if (hdr_len == kNetHdrMrg) memcpy(hdr + kNetHdrNumBuffersOffset, &num_buffers, 2);
+  uint8_t hdr[kNetHdrMrg];
+  FillNetHeader(hdr, hdr_len, num_buffers, from);
   dst.Write(hdr, hdr_len);
 }
 

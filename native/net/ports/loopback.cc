@@ -12,9 +12,7 @@ void LoopbackPort::CopyWhole(const uint8_t* frame, uint8_t* to, uint32_t hdr_len
   uint8_t macs[12];
   memcpy(macs, frame, 12);
   memmove(to + hdr_len + 12, frame + 12, frame_len - 12);
-  uint8_t hdr[kNetHdrMrg] = {};
-  if (hdr_len == kNetHdrMrg) hdr[kNetHdrNumBuffersOffset] = 1;
-  memcpy(to, hdr, hdr_len);
+  FillNetHeader(to, hdr_len, 1, nullptr);
   memcpy(to + hdr_len, macs + 6, 6);
   memcpy(to + hdr_len + 6, macs, 6);
 }

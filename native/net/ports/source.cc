@@ -17,11 +17,9 @@ SourcePort::SourcePort(uint32_t frame_len) : frame_(frame_len, 0) {
 }
 
 void SourcePort::BuildImage(uint32_t hdr_len) {
-  image_.assign(hdr_len + frame_.size(), 0);
-  Segment whole{image_.data(), static_cast<uint32_t>(image_.size())};
-  SegmentCursor out(&whole, 1);
-  WriteNetHeader(out, hdr_len, 1, nullptr);
-  out.Write(frame_.data(), static_cast<uint32_t>(frame_.size()));
+  image_.resize(hdr_len + frame_.size());
+  FillNetHeader(image_.data(), hdr_len, 1, nullptr);
+  memcpy(image_.data() + hdr_len, frame_.data(), frame_.size());
   image_hdr_len_ = hdr_len;
 }
 
