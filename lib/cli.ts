@@ -80,7 +80,6 @@ function intOption(name: string, value: string | undefined, min: number, max: nu
 function main(argv: string[]): void {
   if (argv[0] === 'bench') {
     // Loaded only when asked for: the benchmark pulls in the DPDK and /proc tooling.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     (require('./bench/run') as typeof import('./bench/run')).benchMain(argv.slice(1));
     return;
   }
