@@ -4,6 +4,7 @@ export { VhostUserError } from './errors';
 export { NetDevice, type NetDeviceOptions, type PortKind } from './net/device';
 export { STAT_NAMES, formatStats, type QueueStats } from './net/stats';
 export type { Logger, LogLevel } from './protocol/session';
+export type { VhostUserDevice, VringAddresses } from './protocol/device';
 export { GuestMemory, type GuestMemoryOptions } from './frontend/guest_memory';
 export { VhostUserFrontend } from './frontend/frontend';
 export { VirtioNetDriver, type NetDriverOptions, type TxLayout } from './frontend/net_driver';

@@ -4,7 +4,10 @@
  */
 import { native, type NativeNetDevice } from '../binding';
 import { VhostUserError } from '../errors';
+import type { MemoryRegion, MemoryRegionWithFd } from '../protocol/codec';
 import { ProtocolFeature, VirtioFeature, VirtioNetFeature, bit } from '../protocol/constants';
+import type { VhostUserDevice, VringAddresses } from '../protocol/device';
+import { featureNames } from '../protocol/features';
 import { readAllStats, type QueueStats } from './stats';
 
 export type PortKind = 'loopback' | 'tap' | 'sink' | 'source';
@@ -37,8 +40,6 @@ export interface NetDeviceOptions {
 export const DEFAULT_POLL_US = 50;
 export const MAX_POLL_US = 1_000_000;
 
-/** Most regions a front-end may add with ADD_MEM_REG (matches GuestMemory::kMaxRegions). */
-export const MAX_MEM_SLOTS = 32;
 export const MAX_QUEUE_PAIRS = 16;
 
 /**
@@ -81,7 +82,7 @@ const PROTOCOL_FEATURES =
   bit(ProtocolFeature.STATUS) |
   bit(ProtocolFeature.RARP);
 
-export class NetDevice {
+export class NetDevice implements VhostUserDevice {
   readonly queuePairs: number;
   readonly port: PortKind;
   readonly tap: string | undefined;
@@ -146,11 +147,74 @@ export class NetDevice {
   stats(): QueueStats[] {
     return readAllStats(this.native.stats);
   }
-}
 
-/** Names of the set bits of a feature mask, for logs. */
-export function featureNames(mask: bigint, table: Record<string, number>): string[] {
-  const names: string[] = [];
-  for (const [name, n] of Object.entries(table)) if ((mask >> BigInt(n)) & 1n) names.push(name);
-  return names;
+  // VhostUserDevice: what the protocol asks of the device, handed to the native half.
+
+  /** GET_QUEUE_NUM counts queue pairs for virtio-net (QEMU compares it with -netdev vhost-user,queues=N). */
+  get queueNum(): number {
+    return this.queuePairs;
+  }
+
+  setFeatures(acked: bigint): void {
+    this.native.setFeatures(acked);
+  }
+
+  describeFeatures(mask: bigint): string[] {
+    return [...featureNames(mask, VirtioFeature), ...featureNames(mask, VirtioNetFeature)];
+  }
+
+  setMemTable(regions: MemoryRegionWithFd[]): void {
+    this.native.setMemTable(regions);
+  }
+
+  addMemRegion(region: MemoryRegionWithFd): void {
+    this.native.addMemReg(region);
+  }
+
+  removeMemRegion(region: MemoryRegion): void {
+    this.native.remMemReg(region);
+  }
+
+  setVringNum(queue: number, num: number): void {
+    this.native.setVringNum(queue, num);
+  }
+
+  setVringAddr(queue: number, addr: VringAddresses): void {
+    this.native.setVringAddr(queue, addr.desc, addr.used, addr.avail);
+  }
+
+  setVringBase(queue: number, base: number): void {
+    this.native.setVringBase(queue, base);
+  }
+
+  getVringBase(queue: number): number {
+    return this.native.getVringBase(queue);
+  }
+
+  setVringKick(queue: number, fd: number): void {
+    this.native.setVringKick(queue, fd);
+  }
+
+  setVringCall(queue: number, fd: number): void {
+    this.native.setVringCall(queue, fd);
+  }
+
+  setVringErr(queue: number, fd: number): void {
+    this.native.setVringErr(queue, fd);
+  }
+
+  setVringEnable(queue: number, on: boolean): void {
+    this.native.setVringEnable(queue, on);
+  }
+
+  reset(): void {
+    this.native.reset();
+  }
+
+  /** NET_SET_MTU: up to the MTU the device offers, or any valid MTU when it offers none. */
+  setMtu(mtu: bigint): void {
+    const limit = BigInt(this.maxMtu ?? 65535);
+    if (mtu < 68n || mtu > limit) throw new VhostUserError('EINVAL', `NET_SET_MTU: MTU ${mtu} outside 68..${limit} (see --mtu)`);
+    this.mtu = Number(mtu);
+  }
 }

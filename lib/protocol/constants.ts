@@ -197,3 +197,9 @@ export const CONFIG_SPACE_MAX = 256;
 
 /** SET_VRING_ADDR flags: log writes to the used ring (1 << VHOST_VRING_F_LOG). */
 export const VRING_ADDR_F_LOG = 0x1;
+
+/**
+ * Most regions a front-end may add with ADD_MEM_REG (GET_MAX_MEM_SLOTS). The native guest memory
+ * holds this many whatever the device kind (GuestMemory::kMaxRegions).
+ */
+export const MAX_MEM_SLOTS = 32;

@@ -1,14 +1,14 @@
 /**
  * The handler table: what this device does with each front-end request. Read it and you know which
  * part of the protocol the device speaks. Requests absent from the table are refused (see
- * Session.handle). The codec has already checked sizes and fd counts; handlers check meaning
- * (ranges, order, negotiated features) and call the native device last, because the native call
- * takes ownership of the fds (see Session.handOverFds).
+ * dispatch.ts). The codec has already checked sizes and fd counts; handlers check meaning
+ * (ranges, order, negotiated features) and call the device last, because the device call
+ * takes ownership of the fds (see Session.handOverFds). Handlers speak to the device only through
+ * VhostUserDevice: the table knows no device kind.
  */
 import { VhostUserError } from '../errors';
-import { MAX_MEM_SLOTS, featureNames } from '../net/device';
 import type { Message, ReplyBody } from './codec';
-import { ProtocolFeature, Request, VRING_ADDR_F_LOG, VirtioFeature, VirtioNetFeature, type RequestCode } from './constants';
+import { MAX_MEM_SLOTS, ProtocolFeature, Request, VRING_ADDR_F_LOG, type RequestCode } from './constants';
 import type { Session } from './session';
 
 /** The message variant(s) whose request union includes C. */
@@ -39,8 +39,8 @@ export const HANDLERS: HandlerTable = {
     run(s, m) {
       unoffered('SET_FEATURES', m.value, s.device.features);
       s.ackedFeatures = m.value;
-      s.device.native.setFeatures(m.value);
-      s.log('info', `features acked: 0x${m.value.toString(16)}${describeNet(m.value)}`);
+      s.device.setFeatures(m.value);
+      s.log('info', `features acked: 0x${m.value.toString(16)}${describe(s, m.value)}`);
       return undefined;
     },
   },
@@ -70,15 +70,15 @@ export const HANDLERS: HandlerTable = {
     },
   },
 
-  // Queue pairs, for virtio-net (QEMU compares it with -netdev vhost-user,queues=N).
-  [Request.GET_QUEUE_NUM]: { run: (s) => u64(s.device.queuePairs) },
+  // The device says what it counts (virtio-net: queue pairs, which QEMU compares with -netdev queues=N).
+  [Request.GET_QUEUE_NUM]: { run: (s) => u64(s.device.queueNum) },
 
   [Request.GET_MAX_MEM_SLOTS]: { needs: ProtocolFeature.CONFIGURE_MEM_SLOTS, run: () => u64(MAX_MEM_SLOTS) },
 
   [Request.SET_MEM_TABLE]: {
     run(s, m) {
       s.handOverFds();
-      s.device.native.setMemTable(m.regions);
+      s.device.setMemTable(m.regions);
       return undefined;
     },
   },
@@ -87,23 +87,23 @@ export const HANDLERS: HandlerTable = {
     needs: ProtocolFeature.CONFIGURE_MEM_SLOTS,
     run(s, m) {
       s.handOverFds();
-      s.device.native.addMemReg({ ...m.region, fd: m.fd });
+      s.device.addMemRegion({ ...m.region, fd: m.fd });
       return undefined;
     },
   },
 
-  // The fd some front-ends send along is not needed: Session closes it.
+  // The fd some front-ends send along is not needed: dispatch closes it.
   [Request.REM_MEM_REG]: {
     needs: ProtocolFeature.CONFIGURE_MEM_SLOTS,
     run(s, m) {
-      s.device.native.remMemReg(m.region);
+      s.device.removeMemRegion(m.region);
       return undefined;
     },
   },
 
   [Request.SET_VRING_NUM]: {
     run(s, m) {
-      s.device.native.setVringNum(s.queue(m.index, 'SET_VRING_NUM'), m.num);
+      s.device.setVringNum(s.queue(m.index, 'SET_VRING_NUM'), m.num);
       return undefined;
     },
   },
@@ -112,7 +112,7 @@ export const HANDLERS: HandlerTable = {
     run(s, m) {
       const q = s.queue(m.index, 'SET_VRING_BASE');
       if (m.num > 0xffff) throw new VhostUserError('EINVAL', `SET_VRING_BASE: base ${m.num} exceeds 16 bits (split ring)`);
-      s.device.native.setVringBase(q, m.num);
+      s.device.setVringBase(q, m.num);
       return undefined;
     },
   },
@@ -123,7 +123,7 @@ export const HANDLERS: HandlerTable = {
       if (m.flags & VRING_ADDR_F_LOG) {
         throw new VhostUserError('ENOTSUP', 'SET_VRING_ADDR: dirty logging (VRING_ADDR_F_LOG) is not supported by this back-end');
       }
-      s.device.native.setVringAddr(q, m.descUserAddr, m.usedUserAddr, m.availUserAddr);
+      s.device.setVringAddr(q, { desc: m.descUserAddr, avail: m.availUserAddr, used: m.usedUserAddr });
       return undefined;
     },
   },
@@ -131,7 +131,7 @@ export const HANDLERS: HandlerTable = {
   [Request.GET_VRING_BASE]: {
     run(s, m) {
       const q = s.queue(m.index, 'GET_VRING_BASE');
-      return { kind: 'vringState', index: m.index, num: s.device.native.getVringBase(q) };
+      return { kind: 'vringState', index: m.index, num: s.device.getVringBase(q) };
     },
   },
 
@@ -142,8 +142,8 @@ export const HANDLERS: HandlerTable = {
         throw new VhostUserError('ENOTSUP', 'SET_VRING_KICK without an eventfd (polling mode) is not supported');
       }
       s.handOverFds();
-      s.device.native.setVringKick(q, m.fd);
-      if (s.ringsStartEnabled) s.device.native.setVringEnable(q, true);
+      s.device.setVringKick(q, m.fd);
+      if (s.ringsStartEnabled) s.device.setVringEnable(q, true);
       return undefined;
     },
   },
@@ -153,7 +153,7 @@ export const HANDLERS: HandlerTable = {
     run(s, m) {
       const q = s.queue(m.index, 'SET_VRING_CALL');
       s.handOverFds();
-      s.device.native.setVringCall(q, m.fd ?? -1);
+      s.device.setVringCall(q, m.fd ?? -1);
       return undefined;
     },
   },
@@ -162,7 +162,7 @@ export const HANDLERS: HandlerTable = {
     run(s, m) {
       const q = s.queue(m.index, 'SET_VRING_ERR');
       s.handOverFds();
-      s.device.native.setVringErr(q, m.fd ?? -1);
+      s.device.setVringErr(q, m.fd ?? -1);
       return undefined;
     },
   },
@@ -171,7 +171,7 @@ export const HANDLERS: HandlerTable = {
     run(s, m) {
       const q = s.queue(m.index, 'SET_VRING_ENABLE');
       if (m.num > 1) throw new VhostUserError('EINVAL', `SET_VRING_ENABLE: state ${m.num} is neither 0 nor 1`);
-      s.device.native.setVringEnable(q, m.num === 1);
+      s.device.setVringEnable(q, m.num === 1);
       return undefined;
     },
   },
@@ -180,7 +180,8 @@ export const HANDLERS: HandlerTable = {
   [Request.SEND_RARP]: {
     needs: ProtocolFeature.RARP,
     run(s, m) {
-      s.log('info', `guest announced MAC ${[...m.mac].map((b) => b.toString(16).padStart(2, '0')).join(':')}`);
+      if (s.device.announce) s.device.announce(m.mac);
+      else s.log('info', `guest announced MAC ${[...m.mac].map((b) => b.toString(16).padStart(2, '0')).join(':')}`);
       return undefined;
     },
   },
@@ -188,11 +189,8 @@ export const HANDLERS: HandlerTable = {
   [Request.NET_SET_MTU]: {
     needs: ProtocolFeature.MTU,
     run(s, m) {
-      const limit = BigInt(s.device.maxMtu ?? 65535);
-      if (m.value < 68n || m.value > limit) {
-        throw new VhostUserError('EINVAL', `NET_SET_MTU: MTU ${m.value} outside 68..${limit} (see --mtu)`);
-      }
-      s.device.mtu = Number(m.value);
+      if (!s.device.setMtu) throw new VhostUserError('ENOTSUP_REQUEST', 'NET_SET_MTU is not supported by this device (it was not offered)');
+      s.device.setMtu(m.value);
       return undefined;
     },
   },
@@ -209,7 +207,7 @@ export const HANDLERS: HandlerTable = {
   [Request.GET_STATUS]: { needs: ProtocolFeature.STATUS, run: (s) => u64(s.status) },
 };
 
-function describeNet(features: bigint): string {
-  const names = [...featureNames(features, VirtioFeature), ...featureNames(features, VirtioNetFeature)];
+function describe(s: Session, features: bigint): string {
+  const names = s.device.describeFeatures(features);
   return names.length ? ` (${names.join(' ')})` : '';
 }

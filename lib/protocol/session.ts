@@ -9,7 +9,7 @@
  */
 import { native } from '../binding';
 import { VhostUserError } from '../errors';
-import type { NetDevice } from '../net/device';
+import type { VhostUserDevice } from './device';
 import { decodeRequest, encodeReply, replyKind, type Message, type MessageHeader, type ReplyBody } from './codec';
 import { HeaderFlag, ProtocolFeature, VirtioFeature, hasBit, requestName } from './constants';
 import { HANDLERS } from './handlers';
@@ -41,7 +41,7 @@ export class Session {
   private unowned: number[] = [];
 
   constructor(
-    readonly device: NetDevice,
+    readonly device: VhostUserDevice,
     private readonly io: SessionIo,
     readonly log: Logger,
   ) {}
@@ -144,7 +144,7 @@ export class Session {
     this.ackedProtocolFeatures = 0n;
     this.status = 0;
     this.owner = false;
-    this.device.native.reset();
+    this.device.reset();
   }
 }
 
