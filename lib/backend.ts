@@ -11,6 +11,7 @@ import { VhostUserError } from './errors';
 import { NetDevice, type NetDeviceOptions } from './net/device';
 import { Channel } from './protocol/channel';
 import { parseRequestHeader } from './protocol/codec';
+import { dispatch, type SessionIo } from './protocol/dispatch';
 import { Session, type Logger } from './protocol/session';
 
 export interface BackendOptions {
@@ -114,13 +115,10 @@ export class VhostUserBackend extends EventEmitter {
   }
 
   private attach(fd: number): void {
-    const session = new Session(
-      this.device,
-      { send: (bytes, fds) => channel.send(bytes, fds), close: (reason) => channel.close(reason) },
-      this.log,
-    );
+    const session = new Session(this.device, this.log);
+    const io: SessionIo = { send: (bytes, fds) => channel.send(bytes, fds), close: (reason) => channel.close(reason) };
     const channel: Channel = new Channel(fd, parseRequestHeader, {
-      onMessage: (header, payload, fds) => session.handle(header, payload, fds),
+      onMessage: (header, payload, fds) => dispatch(session, io, header, payload, fds),
       onClose: (reason) => this.detach(reason),
     });
     this.channel = channel;
