@@ -12,7 +12,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { VhostUserBackend } from '../../lib/backend';
-import { buildInitramfs, GUEST_MAC, guestFeatureNames, qemuAvailable, startGuest, type Guest } from './qemu';
+import { startGuest, type Guest } from './qemu/guest';
+import { buildInitramfs } from './qemu/initramfs';
+import { GUEST_MAC, guestFeatureNames } from './qemu/scenarios';
+import { qemuAvailable } from './qemu/tools';
 
 const available = qemuAvailable();
 

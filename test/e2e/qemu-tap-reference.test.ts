@@ -10,19 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  addTap,
-  buildInitramfs,
-  createNetns,
-  deleteNetns,
-  killAll,
-  netnsMissing,
-  qemuAvailable,
-  startGuest,
-  startTcpSink,
-  startTcpSource,
-  writeRandomFile,
-} from './qemu';
+import { startGuest } from './qemu/guest';
+import { buildInitramfs } from './qemu/initramfs';
+import { addTap, createNetns, deleteNetns, netnsMissing } from './qemu/netns';
+import { killAll } from './qemu/processes';
+import { startTcpSink, startTcpSource, writeRandomFile } from './qemu/tcp_peers';
+import { qemuAvailable } from './qemu/tools';
 
 const available = qemuAvailable() && netnsMissing() === null;
 const NS = `vhu-e2e-ref-${process.pid}`;

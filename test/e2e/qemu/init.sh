@@ -1,5 +1,5 @@
 #!/bin/sh
-# /init of the end-to-end test guest: busybox ash as PID 1 in an initramfs built by test/e2e/qemu.ts.
+# /init of the end-to-end test guest: busybox ash as PID 1 in an initramfs built by test/e2e/qemu/initramfs.ts.
 #
 # Parameters come from /proc/cmdline (the kernel keeps dotted words there and does not hand them to us):
 #   vhu.run=link,probe,ping,tcp-tx,tcp-rx,ping-loop   scenarios, run in order (default: link)

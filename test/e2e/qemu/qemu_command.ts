@@ -1,0 +1,101 @@
+/**
+ * How a test describes its guest (GuestOptions) and the QEMU command line that makes it: TCG, shared
+ * memfd memory (vhost-user maps it), the serial console on stdio, and one virtio-net NIC without MSI-X
+ * (QEMU 7.2 under TCG crashes when a vhost-user NIC uses it).
+ */
+import type { BootFiles } from './initramfs';
+import { GUEST_MAC } from './scenarios';
+
+export interface GuestOptions {
+  /** The vhost-user socket. Required unless `netdev` replaces the vhost-user NIC. */
+  socketPath?: string;
+  /** QEMU listens on the socket (`server=on,wait=off`) and the back-end connects as a client. */
+  server?: boolean;
+  /** Extra `-device virtio-net-pci` properties, e.g. 'csum=off,guest_csum=off,host_tso4=off'. */
+  deviceOptions?: string | readonly string[];
+  /** Default GUEST_MAC. */
+  mac?: string;
+  /** The guest's scenarios (vhu.run), in order. Default ['link']. */
+  scenarios?: readonly string[];
+  /** Other guest parameters: { mb: 50, port: 5001, ip: '10.0.2.15/24', host: '10.0.2.1', count: 20, ... }. */
+  params?: Readonly<Record<string, string | number>>;
+  /** Raw words appended to the kernel command line. */
+  kernelParams?: string | readonly string[];
+  /** The guest powers itself off after this many seconds whatever it is doing (vhu.timeout). Default 120. */
+  guestTimeoutSec?: number;
+  /**
+   * Replaces the vhost-user NIC's `-netdev` (id must be n0), e.g. 'tap,id=n0,ifname=vhut0,script=no,downscript=no'
+   * to check guest scenarios and host helpers against QEMU's own back-end. `socketPath` is then unused.
+   */
+  netdev?: string;
+  /** Run QEMU inside this network namespace (`ip netns exec`). */
+  netns?: string;
+  /** Guest RAM in MiB. Default 256. */
+  memoryMiB?: number;
+  /** Copy each console line to stderr as it arrives. Default: VHOST_USER_E2E_ECHO=1 in the environment. */
+  echo?: boolean;
+  /** More QEMU arguments. */
+  extraArgs?: readonly string[];
+}
+
+const words = (v: string | readonly string[] | undefined): readonly string[] => (typeof v === 'string' ? [v] : (v ?? []));
+
+/** The kernel command line: the console, then the guest's parameters as vhu.KEY=VALUE words for init.sh. */
+function kernelCommandLine(opts: GuestOptions): string {
+  for (const [k, v] of Object.entries(opts.params ?? {})) {
+    if (!/^[a-z0-9_]+$/.test(k) || /\s/.test(String(v))) throw new Error(`guest parameter vhu.${k}=${v}: want [a-z0-9_] names, no spaces`);
+  }
+  const params: Record<string, string | number> = {
+    run: (opts.scenarios ?? ['link']).join(','),
+    timeout: opts.guestTimeoutSec ?? 120,
+    ...opts.params,
+  };
+  return [
+    'console=ttyS0',
+    'quiet',
+    'panic=-1',
+    ...Object.entries(params).map(([k, v]) => `vhu.${k}=${v}`),
+    ...words(opts.kernelParams),
+  ]
+    .filter(Boolean)
+    .join(' ');
+}
+
+/** The NIC's arguments: the vhost-user socket (unless `netdev` replaces it), its netdev and the device. */
+function nicArgs(opts: GuestOptions): string[] {
+  let netdev = opts.netdev;
+  const chardev: string[] = [];
+  if (!netdev) {
+    if (!opts.socketPath) throw new Error('startGuest: socketPath is required for a vhost-user NIC');
+    chardev.push('-chardev', `socket,id=c0,path=${opts.socketPath}${opts.server ? ',server=on,wait=off' : ''}`);
+    netdev = 'vhost-user,id=n0,chardev=c0';
+  }
+  const device = ['virtio-net-pci', 'netdev=n0', `mac=${opts.mac ?? GUEST_MAC}`, 'romfile=', 'vectors=0', ...words(opts.deviceOptions)]
+    .filter(Boolean)
+    .join(',');
+  return [...chardev, '-netdev', netdev, '-device', device];
+}
+
+/** The QEMU argv (without the program) for `opts` and `boot`. */
+export function qemuArgs(boot: BootFiles, opts: GuestOptions): string[] {
+  const mem = `${opts.memoryMiB ?? 256}M`;
+  const append = kernelCommandLine(opts);
+  return [
+    '-nodefaults',
+    '-no-user-config',
+    '-nographic',
+    '-no-reboot',
+    '-accel', 'tcg',
+    '-cpu', 'max',
+    '-m', mem,
+    '-machine', 'q35,memory-backend=mem',
+    '-object', `memory-backend-memfd,id=mem,size=${mem},share=on`,
+    '-chardev', 'stdio,id=con,signal=off',
+    '-serial', 'chardev:con',
+    '-kernel', boot.kernel,
+    '-initrd', boot.initrd,
+    '-append', append,
+    ...nicArgs(opts),
+    ...(opts.extraArgs ?? []),
+  ];
+}
