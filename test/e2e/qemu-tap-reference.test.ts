@@ -14,7 +14,7 @@ import { startGuest } from './qemu/guest';
 import { buildInitramfs } from './qemu/initramfs';
 import { addTap, createNetns, deleteNetns, netnsMissing } from './qemu/netns';
 import { killAll } from './qemu/processes';
-import { startTcpSink, startTcpSource, writeRandomFile } from './qemu/tcp_peers';
+import { startTcpPeers, writeRandomFile } from './qemu/tcp_peers';
 import { qemuAvailable } from './qemu/tools';
 
 const available = qemuAvailable() && netnsMissing() === null;
@@ -41,9 +41,7 @@ describe.skipIf(!available)("the guest scenarios over QEMU's own tap back-end", 
   it('ping, TCP from the guest and TCP to the guest arrive intact', async () => {
     const file = path.join(dir, 'to-guest.bin');
     const sentMd5 = await writeRandomFile(file, MIB << 20);
-    const sink = startTcpSink({ netns: NS, port: PORT, bytes: MIB << 20 });
-    const source = startTcpSource({ netns: NS, port: PORT + 1, file });
-    await Promise.all([sink.ready, source.ready]);
+    const { sink, source, kill: killPeers } = await startTcpPeers({ netns: NS, port: PORT, bytes: MIB << 20, file });
 
     const guest = await startGuest({
       netns: NS,
@@ -68,8 +66,7 @@ describe.skipIf(!available)("the guest scenarios over QEMU's own tap back-end", 
       await guest.waitFor(/^VHU-DONE /m, 10_000);
     } finally {
       await guest.kill();
-      sink.kill();
-      source.kill();
+      killPeers();
     }
   }, 90_000);
 });

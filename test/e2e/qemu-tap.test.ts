@@ -14,7 +14,7 @@ import { startGuest } from './qemu/guest';
 import { buildInitramfs } from './qemu/initramfs';
 import { createNetns, deleteNetns, moveLinkToNetns, netnsMissing } from './qemu/netns';
 import { killAll } from './qemu/processes';
-import { startTcpSink, startTcpSource, writeRandomFile } from './qemu/tcp_peers';
+import { startTcpPeers, writeRandomFile } from './qemu/tcp_peers';
 import { qemuAvailable } from './qemu/tools';
 
 const available = qemuAvailable() && netnsMissing() === null;
@@ -62,9 +62,7 @@ describe.skipIf(!available)('a QEMU guest on the tap port', () => {
     it(`pings and moves ${MIB} MiB each way with offloads ${offloads ? 'negotiated' : 'off'}`, async () => {
       const logs: string[] = [];
       const backend = await tapBackend(path.join(dir, `tap-${offloads}.sock`), logs);
-      const sink = startTcpSink({ netns: NS, port: PORT, bytes: MIB << 20 });
-      const source = startTcpSource({ netns: NS, port: PORT + 1, file });
-      await Promise.all([sink.ready, source.ready]);
+      const { sink, source, kill: killPeers } = await startTcpPeers({ netns: NS, port: PORT, bytes: MIB << 20, file });
       const guest = await startGuest({
         socketPath: backend.socketPath,
         deviceOptions: offloads ? [] : NO_OFFLOADS,
@@ -92,8 +90,7 @@ describe.skipIf(!available)('a QEMU guest on the tap port', () => {
         expect(logs.filter((l) => l.startsWith('warn') && !l.includes('front-end disconnected'))).toEqual([]);
       } finally {
         await guest.kill();
-        sink.kill();
-        source.kill();
+        killPeers();
         backend.close();
       }
     }, 240_000);

@@ -145,6 +145,32 @@ export function startTcpSource(opts: { netns?: string; host?: string; port: numb
   return startPeer(SOURCE_SCRIPT, opts, opts.file);
 }
 
+export interface TcpPeers {
+  /** On `port`: takes what the guest's tcp-tx sends. */
+  readonly sink: TcpPeer;
+  /** On `port + 1`: sends `file` to the guest's tcp-rx. */
+  readonly source: TcpPeer;
+  kill(): void;
+}
+
+/**
+ * The host ends of both of the guest's TCP scenarios, in `netns`: a sink of `bytes` on `port` and a
+ * source of `file` on `port + 1`. Resolves when both listen.
+ */
+export async function startTcpPeers(opts: { netns?: string; port: number; bytes: number; file: string }): Promise<TcpPeers> {
+  const sink = startTcpSink({ netns: opts.netns, port: opts.port, bytes: opts.bytes });
+  const source = startTcpSource({ netns: opts.netns, port: opts.port + 1, file: opts.file });
+  await Promise.all([sink.ready, source.ready]);
+  return {
+    sink,
+    source,
+    kill: () => {
+      sink.kill();
+      source.kill();
+    },
+  };
+}
+
 export function md5(data: Buffer | string): string {
   return crypto.createHash('md5').update(data).digest('hex');
 }
