@@ -7,39 +7,29 @@
  * Needs root (ip netns, a tap device). Skipped without QEMU or root, except in CI (CI=true).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { startGuest } from './qemu/guest';
-import { buildInitramfs } from './qemu/initramfs';
-import { addTap, createNetns, deleteNetns, netnsMissing } from './qemu/netns';
-import { killAll } from './qemu/processes';
+import { HostSide, trafficTestsAvailable } from './qemu/host_side';
+import { addTap } from './qemu/netns';
 import { startTcpPeers, writeRandomFile } from './qemu/tcp_peers';
-import { qemuAvailable } from './qemu/tools';
 
-const available = qemuAvailable() && netnsMissing() === null;
+const available = trafficTestsAvailable();
 const NS = `vhu-e2e-ref-${process.pid}`;
 const MIB = 8;
 const PORT = 5001; // tcp-tx goes to PORT, tcp-rx comes from PORT + 1
 
 describe.skipIf(!available)("the guest scenarios over QEMU's own tap back-end", () => {
-  let dir = '';
+  const host = new HostSide(NS);
 
   beforeAll(async () => {
-    await buildInitramfs();
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-e2e-'));
-    await createNetns(NS);
+    await host.setUp();
     await addTap(NS, 'vhut0'); // 10.0.2.1/24, the guest's vhu.host
   }, 120_000);
 
-  afterAll(async () => {
-    await killAll();
-    await deleteNetns(NS);
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => host.tearDown());
 
   it('ping, TCP from the guest and TCP to the guest arrive intact', async () => {
-    const file = path.join(dir, 'to-guest.bin');
+    const file = path.join(host.dir, 'to-guest.bin');
     const sentMd5 = await writeRandomFile(file, MIB << 20);
     const { sink, source, kill: killPeers } = await startTcpPeers({ netns: NS, port: PORT, bytes: MIB << 20, file });
 

@@ -6,18 +6,14 @@
  * Needs QEMU, a Debian kernel, busybox and root: skipped without them, except in CI (CI=true).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { VhostUserBackend } from '../../lib/backend';
 import { startGuest } from './qemu/guest';
-import { buildInitramfs } from './qemu/initramfs';
-import { createNetns, deleteNetns, moveLinkToNetns, netnsMissing } from './qemu/netns';
-import { killAll } from './qemu/processes';
+import { HostSide, trafficTestsAvailable } from './qemu/host_side';
+import { moveLinkToNetns } from './qemu/netns';
 import { startTcpPeers, writeRandomFile } from './qemu/tcp_peers';
-import { qemuAvailable } from './qemu/tools';
 
-const available = qemuAvailable() && netnsMissing() === null;
+const available = trafficTestsAvailable();
 const NS = `vhu-e2e-tap-${process.pid}`;
 const TAP = `vhue${process.pid % 100000}`;
 const MIB = 50;
@@ -26,23 +22,17 @@ const NO_OFFLOADS = 'csum=off,guest_csum=off,host_tso4=off,host_tso6=off,guest_t
 const OFFLOAD_NAMES = ['CSUM', 'GUEST_CSUM', 'HOST_TSO4', 'GUEST_TSO4'];
 
 describe.skipIf(!available)('a QEMU guest on the tap port', () => {
-  let dir = '';
+  const host = new HostSide(NS);
   let file = '';
   let sentMd5 = '';
 
   beforeAll(async () => {
-    await buildInitramfs();
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-e2e-'));
-    file = path.join(dir, 'to-guest.bin');
+    await host.setUp();
+    file = path.join(host.dir, 'to-guest.bin');
     sentMd5 = await writeRandomFile(file, MIB << 20);
-    await createNetns(NS);
   }, 120_000);
 
-  afterAll(async () => {
-    await killAll();
-    await deleteNetns(NS);
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => host.tearDown());
 
   /** A back-end on a fresh tap, moved into the namespace as 10.0.2.1/24. */
   async function tapBackend(socketPath: string, logs: string[], client = false) {
@@ -61,7 +51,7 @@ describe.skipIf(!available)('a QEMU guest on the tap port', () => {
   for (const offloads of [true, false]) {
     it(`pings and moves ${MIB} MiB each way with offloads ${offloads ? 'negotiated' : 'off'}`, async () => {
       const logs: string[] = [];
-      const backend = await tapBackend(path.join(dir, `tap-${offloads}.sock`), logs);
+      const backend = await tapBackend(path.join(host.dir, `tap-${offloads}.sock`), logs);
       const { sink, source, kill: killPeers } = await startTcpPeers({ netns: NS, port: PORT, bytes: MIB << 20, file });
       const guest = await startGuest({
         socketPath: backend.socketPath,
@@ -97,7 +87,7 @@ describe.skipIf(!available)('a QEMU guest on the tap port', () => {
   }
 
   it('as the client of a QEMU server socket, survives a back-end restart: the guest ping resumes', async () => {
-    const socketPath = path.join(dir, 'server.sock');
+    const socketPath = path.join(host.dir, 'server.sock');
     const logs: string[] = [];
     const guest = await startGuest({
       socketPath,
