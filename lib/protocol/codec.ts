@@ -8,24 +8,14 @@
  * (hw/virtio/vhost-user.c). Little-endian throughout.
  *
  * Everything about a request lives in one table (SPEC): its payload kind,
- * how many fds it must carry, and what the back-end replies. decode/encode
- * only dispatch on those entries.
+ * how many fds it must carry, and what the back-end replies. Each payload
+ * kind's wire layout, with its size, count and range checks, is declared once
+ * in payloads.ts; the reader and the writer here derive from those
+ * declarations, so decode and encode cannot drift apart.
  */
 import { VhostUserError } from '../errors';
-import {
-  CONFIG_SPACE_MAX,
-  HEADER_SIZE,
-  HeaderFlag,
-  MAX_PAYLOAD_SIZE,
-  MEMORY_BASELINE_NREGIONS,
-  Request,
-  RequestCode,
-  VRING_ADDR_F_LOG,
-  VRING_INDEX_MASK,
-  VRING_NOFD_MASK,
-  isRequestCode,
-  requestName,
-} from './constants';
+import { HEADER_SIZE, HeaderFlag, MAX_PAYLOAD_SIZE, Request, RequestCode, isRequestCode, requestName } from './constants';
+import { PAYLOADS, type ArrayLayout, type BitsField, type Fields, type PayloadLayout, type StructLayout, type TailLayout } from './payloads';
 
 // ---------------------------------------------------------------------------
 // Public types
@@ -300,8 +290,7 @@ function fail(ctx: Ctx, code: string, detail: string): never {
   throw new VhostUserError(ctx.encoding ? 'EINVAL' : code, `${ctx.label}: ${detail}`, { op: ctx.op });
 }
 
-const U64_LIMIT = 1n << 64n;
-const U64_MAX = U64_LIMIT - 1n;
+const U64_MAX = (1n << 64n) - 1n;
 
 function show(v: unknown): string {
   if (typeof v === 'bigint') return `${v}n`;
@@ -311,8 +300,6 @@ function show(v: unknown): string {
   if (typeof v === 'object') return 'an object';
   return String(v);
 }
-
-type Fields = Record<string, unknown>;
 
 function wantInt(f: Fields, key: string, max: number, ctx: Ctx): number {
   const v = f[key];
@@ -357,389 +344,260 @@ function wantObject(v: unknown, what: string, ctx: Ctx): Fields {
   return v as Fields;
 }
 
-/** base + size must stay inside the 64-bit address space. */
-function checkSpan(base: bigint, size: bigint, what: string, ctx: Ctx): void {
-  if (base + size > U64_LIMIT) {
-    fail(ctx, 'EBADMSG_FIELD', `${what} 0x${base.toString(16)} + size 0x${size.toString(16)} wraps past 2^64`);
+// ---------------------------------------------------------------------------
+// Payloads: reader and writer derived from the layouts declared in payloads.ts
+// ---------------------------------------------------------------------------
+
+const INT_MAX = { u8: 0xff, u16: 0xffff, u32: 0xffffffff } as const;
+
+/** Position of the lowest set bit of a group mask: how far its value is shifted on the wire. */
+function lowBit(mask: number): number {
+  return 31 - Math.clz32(mask & -mask);
+}
+
+/** Throws what the layout's check (its is_valid()) reports, if anything. */
+function enforce(layout: StructLayout, v: Fields, what: string, ctx: Ctx): void {
+  const problem = layout.check?.(v, what) ?? null;
+  if (problem !== null) fail(ctx, problem.code, problem.detail);
+}
+
+/** Reads every field of `layout` at `base`. Nested structs are checked; `layout` itself is not yet. */
+function readFields(layout: StructLayout, p: Buffer, base: number, ctx: Ctx): Fields {
+  const v: Fields = {};
+  for (const [key, field] of Object.entries(layout.fields)) {
+    const at = base + field.at;
+    switch (field.type) {
+      case 'u8':
+        v[key] = p.readUInt8(at);
+        break;
+      case 'u16':
+        v[key] = p.readUInt16LE(at);
+        break;
+      case 'u32':
+        v[key] = p.readUInt32LE(at);
+        break;
+      case 'u64':
+        v[key] = p.readBigUInt64LE(at);
+        break;
+      case 'bytes':
+        v[key] = Buffer.from(p.subarray(at, at + field.length));
+        break;
+      case 'pad':
+        break;
+      case 'struct':
+        v[key] = readStruct(field.layout, p, at, key, ctx);
+        break;
+      case 'bits':
+        readBits(field, key, p.readBigUInt64LE(at), v, ctx);
+        break;
+    }
+  }
+  return v;
+}
+
+function readStruct(layout: StructLayout, p: Buffer, base: number, what: string, ctx: Ctx): Fields {
+  const v = readFields(layout, p, base, ctx);
+  enforce(layout, v, what, ctx);
+  return v;
+}
+
+function readBits(field: BitsField, key: string, word: bigint, into: Fields, ctx: Ctx): void {
+  const known = [...Object.values(field.numbers), ...Object.values(field.flags)].reduce((all, m) => all | BigInt(m), 0n);
+  if ((word & ~known) !== 0n) {
+    fail(ctx, 'EBADMSG_FIELD', `${key} 0x${word.toString(16)} has bits set outside ${field.describe}`);
+  }
+  for (const [name, mask] of Object.entries(field.numbers)) into[name] = Number((word & BigInt(mask)) >> BigInt(lowBit(mask)));
+  for (const [name, bit] of Object.entries(field.flags)) into[name] = (word & BigInt(bit)) !== 0n;
+}
+
+/**
+ * Takes every field of `layout` from caller-supplied `src`, each checked against its type (and
+ * `max`); `derived` holds the fields the encoder computes itself (counts, lengths). Nested
+ * structs are checked; `layout` itself is not yet.
+ */
+function collectFields(layout: StructLayout, src: Fields, derived: Fields, ctx: Ctx): Fields {
+  const v: Fields = {};
+  for (const [key, field] of Object.entries(layout.fields)) {
+    if (key in derived) {
+      v[key] = derived[key];
+      continue;
+    }
+    switch (field.type) {
+      case 'u8':
+      case 'u16':
+      case 'u32':
+        v[key] = wantInt(src, key, field.max ?? INT_MAX[field.type], ctx);
+        break;
+      case 'u64':
+        v[key] = wantU64(src, key, ctx);
+        break;
+      case 'bytes':
+        v[key] = wantBuffer(src, key, field.length, field.length, ctx);
+        break;
+      case 'pad':
+        break;
+      case 'struct':
+        v[key] = collectStruct(field.layout, src[key], key, ctx);
+        break;
+      case 'bits':
+        for (const [name, mask] of Object.entries(field.numbers)) v[name] = wantInt(src, name, mask >>> lowBit(mask), ctx);
+        for (const name of Object.keys(field.flags)) v[name] = src[name] === true;
+        break;
+    }
+  }
+  return v;
+}
+
+/** A nested struct (a region) from the caller: messages about its fields name it in the label. */
+function collectStruct(layout: StructLayout, value: unknown, what: string, ctx: Ctx): Fields {
+  const src = wantObject(value, what, ctx);
+  const v = collectFields(layout, src, {}, { ...ctx, label: `${ctx.label} ${what}` });
+  enforce(layout, v, what, ctx);
+  return v;
+}
+
+/** Writes checked values (from collectFields) at `base`; padding stays zero. */
+function writeFields(layout: StructLayout, v: Fields, b: Buffer, base: number): void {
+  for (const [key, field] of Object.entries(layout.fields)) {
+    const at = base + field.at;
+    switch (field.type) {
+      case 'u8':
+        b.writeUInt8(v[key] as number, at);
+        break;
+      case 'u16':
+        b.writeUInt16LE(v[key] as number, at);
+        break;
+      case 'u32':
+        b.writeUInt32LE(v[key] as number, at);
+        break;
+      case 'u64':
+        b.writeBigUInt64LE(v[key] as bigint, at);
+        break;
+      case 'bytes':
+        (v[key] as Buffer).copy(b, at);
+        break;
+      case 'pad':
+        break;
+      case 'struct':
+        writeFields(field.layout, v[key] as Fields, b, at);
+        break;
+      case 'bits': {
+        let word = 0n;
+        for (const [name, mask] of Object.entries(field.numbers)) word |= BigInt(v[name] as number) << BigInt(lowBit(mask));
+        for (const [name, bit] of Object.entries(field.flags)) if (v[name] === true) word |= BigInt(bit);
+        b.writeBigUInt64LE(word, at);
+        break;
+      }
+    }
   }
 }
 
-// ---------------------------------------------------------------------------
-// Memory regions (32 bytes: guest_phys_addr, memory_size, userspace_addr, mmap_offset)
-// ---------------------------------------------------------------------------
-
-const REGION_SIZE = 32;
-
-function checkRegion(r: MemoryRegion, what: string, ctx: Ctx): void {
-  if (r.size === 0n) fail(ctx, 'EBADMSG_FIELD', `${what} has size 0; a region must cover at least one byte`);
-  checkSpan(r.guestPhysAddr, r.size, `${what} guestPhysAddr`, ctx);
-  checkSpan(r.userAddr, r.size, `${what} userAddr`, ctx);
-  checkSpan(r.mmapOffset, r.size, `${what} mmapOffset`, ctx);
+/** The exact size of a fixed layout; null for variable-size ones. */
+function fixedSize(layout: PayloadLayout): number | null {
+  return layout.form === 'struct' ? layout.size : null;
 }
 
-function readRegion(p: Buffer, off: number, what: string, ctx: Ctx): MemoryRegion {
-  const r: MemoryRegion = {
-    guestPhysAddr: p.readBigUInt64LE(off),
-    size: p.readBigUInt64LE(off + 8),
-    userAddr: p.readBigUInt64LE(off + 16),
-    mmapOffset: p.readBigUInt64LE(off + 24),
-  };
-  checkRegion(r, what, ctx);
-  return r;
-}
-
-function writeRegion(b: Buffer, off: number, v: unknown, what: string, ctx: Ctx): void {
-  const f = wantObject(v, what, ctx);
-  const sub: Ctx = { ...ctx, label: `${ctx.label} ${what}` };
-  const r: MemoryRegion = {
-    guestPhysAddr: wantU64(f, 'guestPhysAddr', sub),
-    size: wantU64(f, 'size', sub),
-    userAddr: wantU64(f, 'userAddr', sub),
-    mmapOffset: wantU64(f, 'mmapOffset', sub),
-  };
-  checkRegion(r, what, ctx);
-  b.writeBigUInt64LE(r.guestPhysAddr, off);
-  b.writeBigUInt64LE(r.size, off + 8);
-  b.writeBigUInt64LE(r.userAddr, off + 16);
-  b.writeBigUInt64LE(r.mmapOffset, off + 24);
-}
-
-// ---------------------------------------------------------------------------
-// Payload codecs, one per PayloadKind
-// ---------------------------------------------------------------------------
-
-interface PayloadCodec {
-  /** Exact payload size; null for variable-size kinds, which check their size themselves. */
-  readonly size: number | null;
-  /** Human name for error messages. */
-  readonly name: string;
-  decode(p: Buffer, ctx: Ctx): Fields;
-  encode(f: Fields, ctx: Ctx): Buffer;
-}
-
-const CONFIG_HDR = 12; // offset u32, size u32, flags u32
-const MEM_TABLE_HDR = 8; // nregions u32, padding u32
-/** CREATE_CRYPTO_SESSION: op_code u64 ... session_id i64 at the very least; QEMU sends ~1 KiB. */
-const CRYPTO_SESSION_MIN = 16;
-
-const CODECS: { readonly [K in PayloadKind]: PayloadCodec } = {
-  none: {
-    size: 0,
-    name: 'no payload',
-    decode: () => ({}),
-    encode: () => Buffer.alloc(0),
-  },
-
-  u64: {
-    size: 8,
-    name: 'a u64',
-    decode: (p) => ({ value: p.readBigUInt64LE(0) }),
-    encode: (f, ctx) => {
-      const b = Buffer.alloc(8);
-      b.writeBigUInt64LE(wantU64(f, 'value', ctx), 0);
-      return b;
-    },
-  },
-
-  vringState: {
-    size: 8,
-    name: 'a vring state {index u32, num u32}',
-    decode: (p) => ({ index: p.readUInt32LE(0), num: p.readUInt32LE(4) }),
-    encode: (f, ctx) => {
-      const b = Buffer.alloc(8);
-      b.writeUInt32LE(wantInt(f, 'index', 0xffffffff, ctx), 0);
-      b.writeUInt32LE(wantInt(f, 'num', 0xffffffff, ctx), 4);
-      return b;
-    },
-  },
-
-  // struct vhost_vring_addr: index u32, flags u32, desc, used, avail, log (u64 each).
-  // (The spec's table header also lists a "size" column; no such field exists on the wire.)
-  vringAddr: {
-    size: 40,
-    name: 'a vring address description',
-    decode: (p, ctx) => {
-      const flags = p.readUInt32LE(4);
-      // Only VHOST_VRING_F_LOG is defined; the kernel vhost rejects other bits too.
-      if ((flags & ~VRING_ADDR_F_LOG) !== 0) {
-        fail(ctx, 'EBADMSG_FIELD', `flags 0x${flags.toString(16)} has bits other than VRING_ADDR_F_LOG (0x1)`);
-      }
-      return {
-        index: p.readUInt32LE(0),
-        flags,
-        descUserAddr: p.readBigUInt64LE(8),
-        usedUserAddr: p.readBigUInt64LE(16),
-        availUserAddr: p.readBigUInt64LE(24),
-        logGuestAddr: p.readBigUInt64LE(32),
-      };
-    },
-    encode: (f, ctx) => {
-      const flags = wantInt(f, 'flags', 0xffffffff, ctx);
-      if ((flags & ~VRING_ADDR_F_LOG) !== 0) {
-        fail(ctx, 'EBADMSG_FIELD', `flags 0x${flags.toString(16)} has bits other than VRING_ADDR_F_LOG (0x1)`);
-      }
-      const b = Buffer.alloc(40);
-      b.writeUInt32LE(wantInt(f, 'index', 0xffffffff, ctx), 0);
-      b.writeUInt32LE(flags, 4);
-      b.writeBigUInt64LE(wantU64(f, 'descUserAddr', ctx), 8);
-      b.writeBigUInt64LE(wantU64(f, 'usedUserAddr', ctx), 16);
-      b.writeBigUInt64LE(wantU64(f, 'availUserAddr', ctx), 24);
-      b.writeBigUInt64LE(wantU64(f, 'logGuestAddr', ctx), 32);
-      return b;
-    },
-  },
-
-  // u64: vring index in bits 0..7, NOFD in bit 8, nothing else defined.
-  vringFd: {
-    size: 8,
-    name: 'a u64 (vring index bits 0..7, NOFD bit 8)',
-    decode: (p, ctx) => {
-      const v = p.readBigUInt64LE(0);
-      const known = BigInt(VRING_INDEX_MASK | VRING_NOFD_MASK);
-      if ((v & ~known) !== 0n) {
-        fail(
-          ctx,
-          'EBADMSG_FIELD',
-          `u64 0x${v.toString(16)} has bits set outside the vring index (bits 0..7) and the NOFD flag (bit 8)`,
-        );
-      }
-      // `nofd` is consumed by the fd rule and replaced by `fd`.
-      return { index: Number(v & BigInt(VRING_INDEX_MASK)), nofd: (v & BigInt(VRING_NOFD_MASK)) !== 0n };
-    },
-    encode: (f, ctx) => {
-      let v = wantInt(f, 'index', VRING_INDEX_MASK, ctx);
-      if (f.fd === null) v |= VRING_NOFD_MASK;
-      const b = Buffer.alloc(8);
-      b.writeBigUInt64LE(BigInt(v), 0);
-      return b;
-    },
-  },
-
-  // nregions u32, padding u32, nregions x region. Exactly as many regions as announced.
-  memTable: {
-    size: null,
-    name: 'a memory table',
-    decode: (p, ctx) => {
-      if (p.length < MEM_TABLE_HDR) {
-        fail(ctx, 'EBADMSG_SIZE', `payload is ${p.length} bytes, too short for the 8-byte memory table header`);
-      }
-      const n = p.readUInt32LE(0);
-      if (n < 1 || n > MEMORY_BASELINE_NREGIONS) {
-        fail(ctx, 'EBADMSG_REGIONS', `memory table has ${n} regions; 1..${MEMORY_BASELINE_NREGIONS} are allowed`);
-      }
-      const want = MEM_TABLE_HDR + REGION_SIZE * n;
-      if (p.length !== want) {
-        fail(
-          ctx,
-          'EBADMSG_SIZE',
-          `payload is ${p.length} bytes, expected exactly ${want} (8-byte header + ${n} regions x 32)`,
-        );
-      }
-      const regions: MemoryRegion[] = [];
-      for (let i = 0; i < n; i++) regions.push(readRegion(p, MEM_TABLE_HDR + REGION_SIZE * i, `region ${i}`, ctx));
-      return { regions };
-    },
-    encode: (f, ctx) => {
-      const regions = wantArray(f, 'regions', ctx);
-      const n = regions.length;
-      if (n < 1 || n > MEMORY_BASELINE_NREGIONS) {
-        fail(ctx, 'EBADMSG_REGIONS', `memory table has ${n} regions; 1..${MEMORY_BASELINE_NREGIONS} are allowed`);
-      }
-      const b = Buffer.alloc(MEM_TABLE_HDR + REGION_SIZE * n);
-      b.writeUInt32LE(n, 0);
-      regions.forEach((r, i) => writeRegion(b, MEM_TABLE_HDR + REGION_SIZE * i, r, `region ${i}`, ctx));
-      return b;
-    },
-  },
-
-  // padding u64, then one region (ADD_MEM_REG / REM_MEM_REG and the postcopy reply).
-  memRegion: {
-    size: 8 + REGION_SIZE,
-    name: 'a single memory region description',
-    decode: (p, ctx) => ({ region: readRegion(p, 8, 'region', ctx) }),
-    encode: (f, ctx) => {
-      const b = Buffer.alloc(8 + REGION_SIZE);
-      writeRegion(b, 8, f.region, 'region', ctx);
-      return b;
-    },
-  },
-
-  // mmap_size u64, mmap_offset u64.
-  log: {
-    size: 16,
-    name: 'a log description',
-    decode: (p, ctx) => {
-      const mmapSize = p.readBigUInt64LE(0);
-      const mmapOffset = p.readBigUInt64LE(8);
-      checkSpan(mmapOffset, mmapSize, 'mmapOffset', ctx);
-      return { mmapSize, mmapOffset };
-    },
-    encode: (f, ctx) => {
-      const mmapSize = wantU64(f, 'mmapSize', ctx);
-      const mmapOffset = wantU64(f, 'mmapOffset', ctx);
-      checkSpan(mmapOffset, mmapSize, 'mmapOffset', ctx);
-      const b = Buffer.alloc(16);
-      b.writeBigUInt64LE(mmapSize, 0);
-      b.writeBigUInt64LE(mmapOffset, 8);
-      return b;
-    },
-  },
-
-  // struct vhost_iotlb_msg: iova, size, uaddr (u64), perm u8, type u8, 6 bytes of tail padding
-  // (the C struct is 8-byte aligned; QEMU sends sizeof = 32).
-  iotlb: {
-    size: 32,
-    name: 'an IOTLB message (struct vhost_iotlb_msg)',
-    decode: (p, ctx) => {
-      const perm = p.readUInt8(24);
-      const type = p.readUInt8(25);
-      if (perm > 3) fail(ctx, 'EBADMSG_FIELD', `permissions ${perm} is not one of 0 (none), 1 (RO), 2 (WO), 3 (RW)`);
-      if (type < 1 || type > 4) {
-        fail(ctx, 'EBADMSG_FIELD', `IOTLB type ${type} is not one of 1 (miss), 2 (update), 3 (invalidate), 4 (access fail)`);
-      }
-      return { iova: p.readBigUInt64LE(0), size: p.readBigUInt64LE(8), userAddr: p.readBigUInt64LE(16), perm, type };
-    },
-    encode: (f, ctx) => {
-      const perm = wantInt(f, 'perm', 3, ctx);
-      const type = wantInt(f, 'type', 4, ctx);
-      if (type < 1) fail(ctx, 'EBADMSG_FIELD', `IOTLB type must be 1..4, got ${type}`);
-      const b = Buffer.alloc(32);
-      b.writeBigUInt64LE(wantU64(f, 'iova', ctx), 0);
-      b.writeBigUInt64LE(wantU64(f, 'size', ctx), 8);
-      b.writeBigUInt64LE(wantU64(f, 'userAddr', ctx), 16);
-      b.writeUInt8(perm, 24);
-      b.writeUInt8(type, 25);
-      return b;
-    },
-  },
-
-  // offset u32, size u32, flags u32, then `size` bytes of config space.
-  config: {
-    size: null,
-    name: 'a device config space message',
-    decode: (p, ctx) => {
-      if (p.length < CONFIG_HDR) {
-        fail(ctx, 'EBADMSG_SIZE', `payload is ${p.length} bytes, too short for the 12-byte config header`);
-      }
-      const offset = p.readUInt32LE(0);
-      const size = p.readUInt32LE(4);
-      const flags = p.readUInt32LE(8);
-      if (p.length - CONFIG_HDR !== size) {
-        fail(
-          ctx,
-          'EBADMSG_SIZE',
-          `config size field says ${size} bytes but ${p.length - CONFIG_HDR} bytes follow the 12-byte config header`,
-        );
-      }
-      if (size > CONFIG_SPACE_MAX || offset + size > CONFIG_SPACE_MAX) {
-        fail(
-          ctx,
-          'EBADMSG_FIELD',
-          `config access offset ${offset} size ${size} reaches past the ${CONFIG_SPACE_MAX}-byte config space`,
-        );
-      }
-      return { offset, flags, payload: Buffer.from(p.subarray(CONFIG_HDR)) };
-    },
-    encode: (f, ctx) => {
-      const offset = wantInt(f, 'offset', CONFIG_SPACE_MAX, ctx);
-      const flags = wantInt(f, 'flags', 0xffffffff, ctx);
-      const data = wantBuffer(f, 'payload', 0, CONFIG_SPACE_MAX - offset, ctx);
-      const b = Buffer.alloc(CONFIG_HDR + data.length);
-      b.writeUInt32LE(offset, 0);
-      b.writeUInt32LE(data.length, 4);
-      b.writeUInt32LE(flags, 8);
-      data.copy(b, CONFIG_HDR);
-      return b;
-    },
-  },
-
-  // mmap_size u64, mmap_offset u64, num_queues u16, queue_size u16, 4 bytes of tail padding
-  // (struct VhostUserInflight is 8-byte aligned; QEMU sends sizeof = 24, not 20).
-  inflight: {
-    size: 24,
-    name: 'an inflight description',
-    decode: (p, ctx) => {
-      const mmapSize = p.readBigUInt64LE(0);
-      const mmapOffset = p.readBigUInt64LE(8);
-      checkSpan(mmapOffset, mmapSize, 'mmapOffset', ctx);
-      return { mmapSize, mmapOffset, numQueues: p.readUInt16LE(16), queueSize: p.readUInt16LE(18) };
-    },
-    encode: (f, ctx) => {
-      const mmapSize = wantU64(f, 'mmapSize', ctx);
-      const mmapOffset = wantU64(f, 'mmapOffset', ctx);
-      checkSpan(mmapOffset, mmapSize, 'mmapOffset', ctx);
-      const b = Buffer.alloc(24);
-      b.writeBigUInt64LE(mmapSize, 0);
-      b.writeBigUInt64LE(mmapOffset, 8);
-      b.writeUInt16LE(wantInt(f, 'numQueues', 0xffff, ctx), 16);
-      b.writeUInt16LE(wantInt(f, 'queueSize', 0xffff, ctx), 18);
-      return b;
-    },
-  },
-
-  // u64 whose first 6 bytes are the guest MAC; QEMU zero-fills the last 2, we ignore them.
-  rarp: {
-    size: 8,
-    name: 'a u64 carrying a MAC address',
-    decode: (p) => ({ mac: Buffer.from(p.subarray(0, 6)) }),
-    encode: (f, ctx) => {
-      const b = Buffer.alloc(8);
-      wantBuffer(f, 'mac', 6, 6, ctx).copy(b, 0);
-      return b;
-    },
-  },
-
-  // direction u32 (0 save, 1 load), phase u32 (0 stopped). Values are checked by the caller:
-  // the spec says more phases may be added.
-  deviceState: {
-    size: 8,
-    name: 'device state transfer parameters',
-    decode: (p) => ({ direction: p.readUInt32LE(0), phase: p.readUInt32LE(4) }),
-    encode: (f, ctx) => {
-      const b = Buffer.alloc(8);
-      b.writeUInt32LE(wantInt(f, 'direction', 0xffffffff, ctx), 0);
-      b.writeUInt32LE(wantInt(f, 'phase', 0xffffffff, ctx), 4);
-      return b;
-    },
-  },
-
-  // VhostUserShared: 16-byte UUID, kept as raw bytes.
-  shared: {
-    size: 16,
-    name: 'a 16-byte UUID',
-    decode: (p) => ({ uuid: Buffer.from(p) }),
-    encode: (f, ctx) => Buffer.from(wantBuffer(f, 'uuid', 16, 16, ctx)),
-  },
-
-  // VhostUserCryptoSession: opaque (its layout embeds QEMU-internal structs and changed between
-  // versions), only bounded.
-  crypto: {
-    size: null,
-    name: 'a crypto session description',
-    decode: (p, ctx) => {
-      if (p.length < CRYPTO_SESSION_MIN || p.length > MAX_PAYLOAD_SIZE) {
-        fail(
-          ctx,
-          'EBADMSG_SIZE',
-          `payload is ${p.length} bytes; a crypto session description is ${CRYPTO_SESSION_MIN}..${MAX_PAYLOAD_SIZE} bytes`,
-        );
-      }
-      return { payload: Buffer.from(p) };
-    },
-    encode: (f, ctx) => Buffer.from(wantBuffer(f, 'payload', CRYPTO_SESSION_MIN, MAX_PAYLOAD_SIZE, ctx)),
-  },
-};
-
-function decodePayload(kind: PayloadKind, p: Buffer, ctx: Ctx): Fields {
-  const codec = CODECS[kind];
-  if (codec.size !== null && p.length !== codec.size) {
-    fail(
-      ctx,
-      'EBADMSG_SIZE',
-      `payload is ${p.length} bytes, expected exactly ${codec.size} (${codec.name})`,
-    );
+function readHeaderOf(layout: TailLayout | ArrayLayout, p: Buffer, ctx: Ctx): Fields {
+  const hdr = layout.header;
+  if (p.length < hdr.size) {
+    fail(ctx, 'EBADMSG_SIZE', `payload is ${p.length} bytes, too short for the ${hdr.size}-byte ${layout.noun} header`);
   }
-  return codec.decode(p, ctx);
+  return readFields(hdr, p, 0, ctx);
+}
+
+function decodeTail(layout: TailLayout, p: Buffer, ctx: Ctx): Fields {
+  const hdr = layout.header;
+  const h = readHeaderOf(layout, p, ctx);
+  const length = p.length - hdr.size;
+  if (layout.lengthField !== undefined) {
+    const stated = h[layout.lengthField];
+    if (stated !== length) {
+      fail(
+        ctx,
+        'EBADMSG_SIZE',
+        `${layout.noun} ${layout.lengthField} field says ${stated} bytes but ${length} bytes follow the ${hdr.size}-byte ${layout.noun} header`,
+      );
+    }
+  }
+  enforce(hdr, h, '', ctx);
+  const max = layout.max(h);
+  if (length < layout.min || length > max) {
+    fail(ctx, 'EBADMSG_SIZE', `payload is ${p.length} bytes; ${layout.name} is ${hdr.size + layout.min}..${hdr.size + max} bytes`);
+  }
+  // The length is the Buffer's; the decoded message does not repeat it.
+  if (layout.lengthField !== undefined) delete h[layout.lengthField];
+  h[layout.key] = Buffer.from(p.subarray(hdr.size));
+  return h;
+}
+
+function encodeTail(layout: TailLayout, f: Fields, ctx: Ctx): Buffer {
+  const hdr = layout.header;
+  const lengthField = layout.lengthField;
+  const h = collectFields(hdr, f, lengthField === undefined ? {} : { [lengthField]: 0 }, ctx);
+  const data = wantBuffer(f, layout.key, layout.min, layout.max(h), ctx);
+  if (lengthField !== undefined) h[lengthField] = data.length;
+  enforce(hdr, h, '', ctx);
+  const b = Buffer.alloc(hdr.size + data.length);
+  writeFields(hdr, h, b, 0);
+  data.copy(b, hdr.size);
+  return b;
+}
+
+function decodeArray(layout: ArrayLayout, p: Buffer, ctx: Ctx): Fields {
+  const { header: hdr, element: el, elementNoun: noun } = layout;
+  const h = readHeaderOf(layout, p, ctx);
+  enforce(hdr, h, '', ctx);
+  const n = h[layout.countField] as number;
+  const want = hdr.size + el.size * n;
+  if (p.length !== want) {
+    fail(ctx, 'EBADMSG_SIZE', `payload is ${p.length} bytes, expected exactly ${want} (${hdr.size}-byte header + ${n} ${noun}s x ${el.size})`);
+  }
+  // The count is the array's length; the decoded message does not repeat it.
+  delete h[layout.countField];
+  h[layout.key] = Array.from({ length: n }, (_, i) => readStruct(el, p, hdr.size + el.size * i, `${noun} ${i}`, ctx));
+  return h;
+}
+
+function encodeArray(layout: ArrayLayout, f: Fields, ctx: Ctx): Buffer {
+  const { header: hdr, element: el } = layout;
+  const items = wantArray(f, layout.key, ctx);
+  const h = collectFields(hdr, f, { [layout.countField]: items.length }, ctx);
+  enforce(hdr, h, '', ctx);
+  const elements = items.map((item, i) => collectStruct(el, item, `${layout.elementNoun} ${i}`, ctx));
+  const b = Buffer.alloc(hdr.size + el.size * items.length);
+  writeFields(hdr, h, b, 0);
+  elements.forEach((v, i) => writeFields(el, v, b, hdr.size + el.size * i));
+  return b;
+}
+
+function decodePayload(layout: PayloadLayout, p: Buffer, ctx: Ctx): Fields {
+  switch (layout.form) {
+    case 'struct':
+      if (p.length !== layout.size) {
+        fail(ctx, 'EBADMSG_SIZE', `payload is ${p.length} bytes, expected exactly ${layout.size} (${layout.name})`);
+      }
+      return readStruct(layout, p, 0, '', ctx);
+    case 'tail':
+      return decodeTail(layout, p, ctx);
+    case 'array':
+      return decodeArray(layout, p, ctx);
+  }
+}
+
+function encodePayload(layout: PayloadLayout, f: Fields, ctx: Ctx): Buffer {
+  switch (layout.form) {
+    case 'struct': {
+      const v = collectFields(layout, f, {}, ctx);
+      enforce(layout, v, '', ctx);
+      const b = Buffer.alloc(layout.size);
+      writeFields(layout, v, b, 0);
+      return b;
+    }
+    case 'tail':
+      return encodeTail(layout, f, ctx);
+    case 'array':
+      return encodeArray(layout, f, ctx);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -777,6 +635,11 @@ function attachFds(rule: FdRule, f: Fields, fds: readonly number[], ctx: Ctx): v
       f.fd = got === 1 ? fds[0] : null;
       return;
   }
+}
+
+/** The payload fields an outgoing request's fds imply: the NOFD bit says that no fd rides along. */
+function wireFields(rule: FdRule, f: Fields): Fields {
+  return rule === 'vringFd' ? { ...f, nofd: f.fd === null } : f;
 }
 
 /** The fds an outgoing request carries, in order. */
@@ -915,7 +778,7 @@ export function decodeRequest(raw: RawMessage): Message {
   const spec = specOrThrow(raw.request, ctx);
   checkPayloadLimit(raw.payload.length, ctx);
   // No separate MAX_FDS_PER_MESSAGE check: every fd rule demands an exact count <= 8.
-  const fields = decodePayload(spec.payload, raw.payload, ctx);
+  const fields = decodePayload(PAYLOADS[spec.payload], raw.payload, ctx);
   attachFds(spec.fds, fields, raw.fds.slice(), ctx);
   return { request: raw.request, ...fields } as unknown as Message;
 }
@@ -931,7 +794,7 @@ export function encodeRequest(msg: Message, needReply: boolean): { bytes: Buffer
   const ctx: Ctx = { label: `encodeRequest(${name})`, op: name, encoding: true };
   const spec = specOrThrow(msg.request, ctx);
   const f = msg as unknown as Fields;
-  const payload = CODECS[spec.payload].encode(f, ctx);
+  const payload = encodePayload(PAYLOADS[spec.payload], wireFields(spec.fds, f), ctx);
   const fds = collectFds(spec.fds, f, ctx);
   const flags = HeaderFlag.VERSION | (needReply ? HeaderFlag.NEED_REPLY : 0);
   const bytes = Buffer.alloc(HEADER_SIZE + payload.length);
@@ -978,7 +841,7 @@ export function encodeReply(request: number, body: ReplyBody): Buffer {
   if (!allowed.includes(body.kind)) {
     fail(ctx, 'EBADMSG_FIELD', `a ${name} reply carries ${allowed.join(' or ')}, not ${String(body.kind)}`);
   }
-  const payload = CODECS[REPLY_PAYLOAD[body.kind]].encode(body as unknown as Fields, ctx);
+  const payload = encodePayload(PAYLOADS[REPLY_PAYLOAD[body.kind]], body as unknown as Fields, ctx);
   const bytes = Buffer.alloc(HEADER_SIZE + payload.length);
   writeHeader(bytes, request, HeaderFlag.VERSION | HeaderFlag.REPLY, payload.length);
   payload.copy(bytes, HEADER_SIZE);
@@ -1002,13 +865,13 @@ export function decodeReply(request: number, header: MessageHeader, payload: Buf
   checkPayloadLimit(payload.length, ctx);
   const kinds = replyKindsFor(request);
   // A fixed-size shape of exactly this size wins; otherwise the variable-size shape decides.
+  const layoutOf = (k: ReplyKind): PayloadLayout => PAYLOADS[REPLY_PAYLOAD[k]];
   const kind =
-    kinds.find((k) => CODECS[REPLY_PAYLOAD[k]].size === payload.length) ??
-    kinds.find((k) => CODECS[REPLY_PAYLOAD[k]].size === null);
+    kinds.find((k) => fixedSize(layoutOf(k)) === payload.length) ?? kinds.find((k) => fixedSize(layoutOf(k)) === null);
   if (kind === undefined) {
-    const want = kinds.map((k) => `${CODECS[REPLY_PAYLOAD[k]].size} (${CODECS[REPLY_PAYLOAD[k]].name})`);
+    const want = kinds.map((k) => `${fixedSize(layoutOf(k))} (${layoutOf(k).name})`);
     fail(ctx, 'EBADMSG_SIZE', `payload is ${payload.length} bytes, expected exactly ${want.join(' or ')}`);
   }
-  const fields = decodePayload(REPLY_PAYLOAD[kind], payload, ctx);
+  const fields = decodePayload(layoutOf(kind), payload, ctx);
   return { kind, ...fields } as unknown as ReplyBody;
 }
