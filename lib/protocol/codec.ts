@@ -7,270 +7,41 @@
  * message types") and the C structs QEMU actually puts on the wire
  * (hw/virtio/vhost-user.c). Little-endian throughout.
  *
- * Everything about a request lives in one table (SPEC): its payload kind,
- * how many fds it must carry, and what the back-end replies. Each payload
- * kind's wire layout, with its size, count and range checks, is declared once
- * in payloads.ts; the reader and the writer here derive from those
- * declarations, so decode and encode cannot drift apart.
+ * Everything about a request lives in one table (SPEC, messages.ts): its
+ * payload kind, how many fds it must carry, and what the back-end replies.
+ * Each payload kind's wire layout, with its size, count and range checks, is
+ * declared once in payloads.ts; the reader and the writer here derive from
+ * those declarations, so decode and encode cannot drift apart.
  */
 import { VhostUserError } from '../errors';
-import { HEADER_SIZE, HeaderFlag, MAX_PAYLOAD_SIZE, Request, RequestCode, isRequestCode, requestName } from './constants';
-import { PAYLOADS, type ArrayLayout, type BitsField, type Fields, type PayloadLayout, type StructLayout, type TailLayout } from './payloads';
+import { HEADER_SIZE, HeaderFlag, MAX_PAYLOAD_SIZE, requestName } from './constants';
+import {
+  REPLY_PAYLOAD,
+  replyKindsFor,
+  requestSpec,
+  type FdRule,
+  type MemoryRegion,
+  type Message,
+  type MessageHeader,
+  type RawMessage,
+  type ReplyBody,
+  type ReplyKind,
+  type RequestSpec,
+} from './messages';
+import {
+  PAYLOADS,
+  type ArrayLayout,
+  type BitsField,
+  type Fields,
+  type PayloadLayout,
+  type ScalarField,
+  type StructLayout,
+  type TailLayout,
+} from './payloads';
 
-// ---------------------------------------------------------------------------
-// Public types
-// ---------------------------------------------------------------------------
-
-/** A message as read off the socket: header fields, payload bytes, SCM_RIGHTS fds. */
-export interface RawMessage {
-  request: number;
-  flags: number;
-  payload: Buffer;
-  fds: number[];
-}
-
-export interface MessageHeader {
-  request: number;
-  flags: number;
-  size: number;
-}
-
-/** One guest memory region (spec: "Memory region description", 32 bytes). */
-export interface MemoryRegion {
-  guestPhysAddr: bigint;
-  size: bigint;
-  userAddr: bigint;
-  mmapOffset: bigint;
-}
-
-export interface MemoryRegionWithFd extends MemoryRegion {
-  fd: number;
-}
-
-type R = typeof Request;
-
-/** Requests without payload (QEMU sends them with size 0). */
-export type NoPayloadRequest =
-  | R['GET_FEATURES']
-  | R['SET_OWNER']
-  | R['RESET_OWNER']
-  | R['GET_PROTOCOL_FEATURES']
-  | R['GET_QUEUE_NUM']
-  | R['POSTCOPY_ADVISE']
-  | R['POSTCOPY_LISTEN']
-  | R['POSTCOPY_END']
-  | R['RESET_DEVICE']
-  | R['GET_MAX_MEM_SLOTS']
-  | R['GET_STATUS']
-  | R['CHECK_DEVICE_STATE'];
-
-/** Requests whose payload is a single u64. */
-export type U64Request =
-  | R['SET_FEATURES']
-  | R['SET_PROTOCOL_FEATURES']
-  | R['NET_SET_MTU']
-  | R['CLOSE_CRYPTO_SESSION']
-  | R['SET_STATUS'];
-
-/** Requests whose payload is a vring state {index u32, num u32}. */
-export type VringStateRequest =
-  | R['SET_VRING_NUM']
-  | R['SET_VRING_BASE']
-  | R['GET_VRING_BASE']
-  | R['SET_VRING_ENABLE']
-  | R['SET_VRING_ENDIAN']
-  | R['VRING_KICK'];
-
-/** Requests whose payload is a u64 with the vring index and the NOFD flag. */
-export type VringFdRequest = R['SET_VRING_KICK'] | R['SET_VRING_CALL'] | R['SET_VRING_ERR'];
-
-/** Requests with no payload and exactly one fd. */
-export type FdOnlyRequest = R['SET_LOG_FD'] | R['SET_BACKEND_REQ_FD'] | R['GPU_SET_SOCKET'];
-
-export type ConfigRequest = R['GET_CONFIG'] | R['SET_CONFIG'];
-
-/** A decoded front-end request, discriminated by `request`. */
-export type Message =
-  | { request: NoPayloadRequest }
-  | { request: U64Request; value: bigint }
-  | { request: R['SET_MEM_TABLE']; regions: MemoryRegionWithFd[] }
-  | { request: R['SET_LOG_BASE']; mmapSize: bigint; mmapOffset: bigint; fd: number }
-  | { request: FdOnlyRequest; fd: number }
-  | { request: VringStateRequest; index: number; num: number }
-  | {
-      request: R['SET_VRING_ADDR'];
-      index: number;
-      /** VRING_ADDR_F_LOG or 0. */
-      flags: number;
-      descUserAddr: bigint;
-      usedUserAddr: bigint;
-      availUserAddr: bigint;
-      logGuestAddr: bigint;
-    }
-  /** fd is null when the NOFD bit is set: no eventfd, the back-end polls. */
-  | { request: VringFdRequest; index: number; fd: number | null }
-  /** The guest MAC: the first 6 bytes of the u64 payload. */
-  | { request: R['SEND_RARP']; mac: Buffer }
-  | {
-      request: R['IOTLB_MSG'];
-      iova: bigint;
-      size: bigint;
-      userAddr: bigint;
-      /** 0 none, 1 read, 2 write, 3 read/write. */
-      perm: number;
-      /** 1 miss, 2 update, 3 invalidate, 4 access fail. */
-      type: number;
-    }
-  /** payload.length is the spec's `size` field. GET_CONFIG carries a zero-filled payload of the wanted size. */
-  | { request: ConfigRequest; offset: number; flags: number; payload: Buffer }
-  /** Opaque VhostUserCryptoSession body; its layout differs between QEMU versions. */
-  | { request: R['CREATE_CRYPTO_SESSION']; payload: Buffer }
-  | { request: R['GET_INFLIGHT_FD']; mmapSize: bigint; mmapOffset: bigint; numQueues: number; queueSize: number }
-  | {
-      request: R['SET_INFLIGHT_FD'];
-      mmapSize: bigint;
-      mmapOffset: bigint;
-      numQueues: number;
-      queueSize: number;
-      fd: number;
-    }
-  | { request: R['ADD_MEM_REG']; region: MemoryRegion; fd: number }
-  /** fd: the spec says none SHOULD be sent, older QEMU sends one; if present, close it unused. */
-  | { request: R['REM_MEM_REG']; region: MemoryRegion; fd: number | null }
-  | { request: R['GET_SHARED_OBJECT']; uuid: Buffer }
-  /** direction: 0 save, 1 load. phase: 0 stopped. */
-  | { request: R['SET_DEVICE_STATE_FD']; direction: number; phase: number; fd: number };
-
-/** The message variant for request code `C`. */
-export type MessageOf<C extends RequestCode> = Extract<Message, { request: C }>;
-
-/** Body of a back-end reply. fds that ride along (userfaultfd, dmabuf fd, ...) are passed separately. */
-export type ReplyBody =
-  | { kind: 'none' }
-  | { kind: 'u64'; value: bigint }
-  | { kind: 'vringState'; index: number; num: number }
-  | { kind: 'config'; offset: number; flags: number; payload: Buffer }
-  | { kind: 'inflight'; mmapSize: bigint; mmapOffset: bigint; numQueues: number; queueSize: number }
-  /** ADD_MEM_REG reply in postcopy mode: the region with the back-end's mapping address as userAddr. */
-  | { kind: 'memRegion'; region: MemoryRegion }
-  /** SET_MEM_TABLE reply in postcopy mode: the regions with the back-end's mapping addresses. */
-  | { kind: 'memTable'; regions: MemoryRegion[] }
-  /** CREATE_CRYPTO_SESSION reply: opaque session body (session id inside). */
-  | { kind: 'cryptoSession'; payload: Buffer };
-
-export type ReplyKind = ReplyBody['kind'];
-
-/** Wire layout of a payload. */
-export type PayloadKind =
-  | 'none'
-  | 'u64'
-  | 'vringState'
-  | 'vringAddr'
-  | 'vringFd'
-  | 'memTable'
-  | 'memRegion'
-  | 'log'
-  | 'iotlb'
-  | 'config'
-  | 'inflight'
-  | 'rarp'
-  | 'deviceState'
-  | 'shared'
-  | 'crypto';
-
-/**
- * How many fds a request carries:
- *  none        exactly 0
- *  one         exactly 1
- *  perRegion   one per memory region, in region order
- *  vringFd     1, or 0 when the NOFD bit is set
- *  optionalOne 0 or 1 (REM_MEM_REG only)
- */
-export type FdRule = 'none' | 'one' | 'perRegion' | 'vringFd' | 'optionalOne';
-
-export interface RequestSpec {
-  readonly payload: PayloadKind;
-  readonly fds: FdRule;
-  /** What the back-end always replies; null = nothing, unless NEED_REPLY asks for a REPLY_ACK (u64). */
-  readonly reply: ReplyKind | null;
-  /** Another reply shape the back-end may send instead (postcopy replies, GET_CONFIG error). */
-  readonly altReply?: ReplyKind;
-}
-
-// ---------------------------------------------------------------------------
-// The table
-// ---------------------------------------------------------------------------
-
-const SPEC: { readonly [C in RequestCode]: RequestSpec } = {
-  [Request.GET_FEATURES]: { payload: 'none', fds: 'none', reply: 'u64' },
-  [Request.SET_FEATURES]: { payload: 'u64', fds: 'none', reply: null },
-  [Request.SET_OWNER]: { payload: 'none', fds: 'none', reply: null },
-  [Request.RESET_OWNER]: { payload: 'none', fds: 'none', reply: null },
-  // Postcopy: after POSTCOPY_LISTEN the back-end answers with its own mapping addresses.
-  [Request.SET_MEM_TABLE]: { payload: 'memTable', fds: 'perRegion', reply: null, altReply: 'memTable' },
-  // The spec table says "u64" but the payload is the 16-byte log description; the fd is the
-  // shared log (we require it: without LOG_SHMFD there is no way to share the log). Its reply is
-  // always sent (spec: "SET_LOG_BASE (if LOG_SHMFD)" in the list of requests that reply).
-  [Request.SET_LOG_BASE]: { payload: 'log', fds: 'one', reply: 'u64' },
-  [Request.SET_LOG_FD]: { payload: 'none', fds: 'one', reply: null },
-  [Request.SET_VRING_NUM]: { payload: 'vringState', fds: 'none', reply: null },
-  [Request.SET_VRING_ADDR]: { payload: 'vringAddr', fds: 'none', reply: null },
-  [Request.SET_VRING_BASE]: { payload: 'vringState', fds: 'none', reply: null },
-  [Request.GET_VRING_BASE]: { payload: 'vringState', fds: 'none', reply: 'vringState' },
-  [Request.SET_VRING_KICK]: { payload: 'vringFd', fds: 'vringFd', reply: null },
-  [Request.SET_VRING_CALL]: { payload: 'vringFd', fds: 'vringFd', reply: null },
-  [Request.SET_VRING_ERR]: { payload: 'vringFd', fds: 'vringFd', reply: null },
-  [Request.GET_PROTOCOL_FEATURES]: { payload: 'none', fds: 'none', reply: 'u64' },
-  [Request.SET_PROTOCOL_FEATURES]: { payload: 'u64', fds: 'none', reply: null },
-  [Request.GET_QUEUE_NUM]: { payload: 'none', fds: 'none', reply: 'u64' },
-  [Request.SET_VRING_ENABLE]: { payload: 'vringState', fds: 'none', reply: null },
-  [Request.SEND_RARP]: { payload: 'rarp', fds: 'none', reply: null },
-  [Request.NET_SET_MTU]: { payload: 'u64', fds: 'none', reply: null },
-  [Request.SET_BACKEND_REQ_FD]: { payload: 'none', fds: 'one', reply: null },
-  // "The back-end has to acknowledge the request with sending zero as u64 payload": always.
-  [Request.IOTLB_MSG]: { payload: 'iotlb', fds: 'none', reply: 'u64' },
-  [Request.SET_VRING_ENDIAN]: { payload: 'vringState', fds: 'none', reply: null },
-  // "vhost-user back-end uses zero length of payload to indicate an error".
-  [Request.GET_CONFIG]: { payload: 'config', fds: 'none', reply: 'config', altReply: 'none' },
-  [Request.SET_CONFIG]: { payload: 'config', fds: 'none', reply: null },
-  [Request.CREATE_CRYPTO_SESSION]: { payload: 'crypto', fds: 'none', reply: 'cryptoSession' },
-  [Request.CLOSE_CRYPTO_SESSION]: { payload: 'u64', fds: 'none', reply: null },
-  // Reply has no payload; the userfaultfd rides along as an fd.
-  [Request.POSTCOPY_ADVISE]: { payload: 'none', fds: 'none', reply: 'none' },
-  [Request.POSTCOPY_LISTEN]: { payload: 'none', fds: 'none', reply: null },
-  [Request.POSTCOPY_END]: { payload: 'none', fds: 'none', reply: 'u64' },
-  // Request carries the wanted queue geometry (mmap fields 0); reply carries the area + its fd.
-  [Request.GET_INFLIGHT_FD]: { payload: 'inflight', fds: 'none', reply: 'inflight' },
-  [Request.SET_INFLIGHT_FD]: { payload: 'inflight', fds: 'one', reply: null },
-  [Request.GPU_SET_SOCKET]: { payload: 'none', fds: 'one', reply: null },
-  [Request.RESET_DEVICE]: { payload: 'none', fds: 'none', reply: null },
-  [Request.VRING_KICK]: { payload: 'vringState', fds: 'none', reply: null },
-  [Request.GET_MAX_MEM_SLOTS]: { payload: 'none', fds: 'none', reply: 'u64' },
-  // Postcopy: the back-end answers with the region and its own mapping address.
-  [Request.ADD_MEM_REG]: { payload: 'memRegion', fds: 'one', reply: null, altReply: 'memRegion' },
-  [Request.REM_MEM_REG]: { payload: 'memRegion', fds: 'optionalOne', reply: null },
-  [Request.SET_STATUS]: { payload: 'u64', fds: 'none', reply: null },
-  [Request.GET_STATUS]: { payload: 'none', fds: 'none', reply: 'u64' },
-  // Reply has no payload; the dmabuf fd (if found) rides along.
-  [Request.GET_SHARED_OBJECT]: { payload: 'shared', fds: 'none', reply: 'none' },
-  // Reply u64: bits 0..7 error, bit 8 NOFD (no back-end-provided fd attached).
-  [Request.SET_DEVICE_STATE_FD]: { payload: 'deviceState', fds: 'one', reply: 'u64' },
-  [Request.CHECK_DEVICE_STATE]: { payload: 'none', fds: 'none', reply: 'u64' },
-};
-
-/** The table entry for a request code, or null for codes that are not front-end requests. */
-export function requestSpec(code: number): RequestSpec | null {
-  return isRequestCode(code) ? SPEC[code] : null;
-}
-
-/**
- * What the back-end always replies to `request`, or null when it replies only
- * with a REPLY_ACK (u64) because NEED_REPLY was set. (For null entries, a
- * postcopy SET_MEM_TABLE / ADD_MEM_REG also gets a memTable / memRegion reply.)
- */
-export function replyKind(request: number): ReplyKind | null {
-  return isRequestCode(request) ? SPEC[request].reply : null;
-}
+// The message types and the request table live in messages.ts; re-exported so that code which
+// speaks to the codec needs one import.
+export * from './messages';
 
 // ---------------------------------------------------------------------------
 // Errors and field helpers
@@ -348,6 +119,21 @@ function wantObject(v: unknown, what: string, ctx: Ctx): Fields {
 // Payloads: reader and writer derived from the layouts declared in payloads.ts
 // ---------------------------------------------------------------------------
 
+type Scalar = ScalarField['type'];
+
+/** Little-endian scalar access: u64 as bigint, the others as number. */
+const READ: { readonly [T in Scalar]: (p: Buffer, at: number) => number | bigint } = {
+  u8: (p, at) => p.readUInt8(at),
+  u16: (p, at) => p.readUInt16LE(at),
+  u32: (p, at) => p.readUInt32LE(at),
+  u64: (p, at) => p.readBigUInt64LE(at),
+};
+const WRITE: { readonly [T in Scalar]: (b: Buffer, v: unknown, at: number) => void } = {
+  u8: (b, v, at) => b.writeUInt8(v as number, at),
+  u16: (b, v, at) => b.writeUInt16LE(v as number, at),
+  u32: (b, v, at) => b.writeUInt32LE(v as number, at),
+  u64: (b, v, at) => b.writeBigUInt64LE(v as bigint, at),
+};
 const INT_MAX = { u8: 0xff, u16: 0xffff, u32: 0xffffffff } as const;
 
 /** Position of the lowest set bit of a group mask: how far its value is shifted on the wire. */
@@ -368,16 +154,10 @@ function readFields(layout: StructLayout, p: Buffer, base: number, ctx: Ctx): Fi
     const at = base + field.at;
     switch (field.type) {
       case 'u8':
-        v[key] = p.readUInt8(at);
-        break;
       case 'u16':
-        v[key] = p.readUInt16LE(at);
-        break;
       case 'u32':
-        v[key] = p.readUInt32LE(at);
-        break;
       case 'u64':
-        v[key] = p.readBigUInt64LE(at);
+        v[key] = READ[field.type](p, at);
         break;
       case 'bytes':
         v[key] = Buffer.from(p.subarray(at, at + field.length));
@@ -462,16 +242,10 @@ function writeFields(layout: StructLayout, v: Fields, b: Buffer, base: number): 
     const at = base + field.at;
     switch (field.type) {
       case 'u8':
-        b.writeUInt8(v[key] as number, at);
-        break;
       case 'u16':
-        b.writeUInt16LE(v[key] as number, at);
-        break;
       case 'u32':
-        b.writeUInt32LE(v[key] as number, at);
-        break;
       case 'u64':
-        b.writeBigUInt64LE(v[key] as bigint, at);
+        WRITE[field.type](b, v[key], at);
         break;
       case 'bytes':
         (v[key] as Buffer).copy(b, at);
@@ -512,11 +286,8 @@ function decodeTail(layout: TailLayout, p: Buffer, ctx: Ctx): Fields {
   if (layout.lengthField !== undefined) {
     const stated = h[layout.lengthField];
     if (stated !== length) {
-      fail(
-        ctx,
-        'EBADMSG_SIZE',
-        `${layout.noun} ${layout.lengthField} field says ${stated} bytes but ${length} bytes follow the ${hdr.size}-byte ${layout.noun} header`,
-      );
+      const header = `the ${hdr.size}-byte ${layout.noun} header`;
+      fail(ctx, 'EBADMSG_SIZE', `${layout.noun} ${layout.lengthField} field says ${stated} bytes but ${length} bytes follow ${header}`);
     }
   }
   enforce(hdr, h, '', ctx);
@@ -550,7 +321,8 @@ function decodeArray(layout: ArrayLayout, p: Buffer, ctx: Ctx): Fields {
   const n = h[layout.countField] as number;
   const want = hdr.size + el.size * n;
   if (p.length !== want) {
-    fail(ctx, 'EBADMSG_SIZE', `payload is ${p.length} bytes, expected exactly ${want} (${hdr.size}-byte header + ${n} ${noun}s x ${el.size})`);
+    const parts = `${hdr.size}-byte header + ${n} ${noun}s x ${el.size}`;
+    fail(ctx, 'EBADMSG_SIZE', `payload is ${p.length} bytes, expected exactly ${want} (${parts})`);
   }
   // The count is the array's length; the decoded message does not repeat it.
   delete h[layout.countField];
@@ -752,7 +524,8 @@ export function parseReplyHeader(buf: Buffer, expectRequest: number): MessageHea
 // ---------------------------------------------------------------------------
 
 function specOrThrow(request: number, ctx: Ctx): RequestSpec {
-  if (!isRequestCode(request)) {
+  const spec = requestSpec(request);
+  if (spec === null) {
     fail(
       ctx,
       'ENOTSUP_REQUEST',
@@ -760,7 +533,7 @@ function specOrThrow(request: number, ctx: Ctx): RequestSpec {
         'discard its payload, close its fds, and nack it if NEED_REPLY is set',
     );
   }
-  return SPEC[request];
+  return spec;
 }
 
 /**
@@ -806,29 +579,6 @@ export function encodeRequest(msg: Message, needReply: boolean): { bytes: Buffer
 // ---------------------------------------------------------------------------
 // Replies
 // ---------------------------------------------------------------------------
-
-const REPLY_PAYLOAD: { readonly [K in ReplyKind]: PayloadKind } = {
-  none: 'none',
-  u64: 'u64',
-  vringState: 'vringState',
-  config: 'config',
-  inflight: 'inflight',
-  memRegion: 'memRegion',
-  memTable: 'memTable',
-  cryptoSession: 'crypto',
-};
-
-/**
- * Reply shapes allowed for `request`, preferred first. Requests without an
- * explicit reply answer NEED_REPLY with a u64 REPLY_ACK (0 = success); so do
- * unknown requests, which a back-end nacks.
- */
-function replyKindsFor(request: number): ReplyKind[] {
-  const spec = requestSpec(request);
-  if (spec === null) return ['u64'];
-  const main: ReplyKind = spec.reply ?? 'u64';
-  return spec.altReply ? [main, spec.altReply] : [main];
-}
 
 /** Encodes a back-end reply: header (flags VERSION|REPLY) + payload. */
 export function encodeReply(request: number, body: ReplyBody): Buffer {

@@ -17,7 +17,7 @@ import {
   VRING_INDEX_MASK,
   VRING_NOFD_MASK,
 } from './constants';
-import type { PayloadKind } from './codec';
+import type { PayloadKind } from './messages';
 
 /** Field values by name: what a decoder produces and an encoder consumes. */
 export type Fields = Record<string, unknown>;
