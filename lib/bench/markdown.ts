@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { backendLabel, modeLabel } from './report';
+import { backendLabel, modeLabel } from './report/summary';
 import type { Aggregate, Report } from './types';
 
 function f(x: number | null | undefined, digits = 2): string {

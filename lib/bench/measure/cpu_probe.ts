@@ -12,7 +12,7 @@
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import { native } from '../binding';
+import { native } from '../../binding';
 
 const SIZE = 4096;
 const READY = 1; // a[1]: the child has mapped the page

@@ -1,0 +1,36 @@
+/** The back-end under test in each kind of run: what it runs for a mode, and how it is started. */
+import { startBackend, type BackendKind, type BackendProcess, type DpdkForwardMode } from '../backends';
+import type { Options } from '../cli';
+import { ROOT, type Code } from '../host';
+import type { Mode, OursWorker } from '../types';
+
+/**
+ * What each back-end runs in a mode: both do the same job for the front-end.
+ *  - io, flowgen: return every frame (ours: loopback port; DPDK: macswap);
+ *  - txonly: take and discard what the guest sends (ours: sink port; DPDK: rxonly);
+ *  - rxonly: generate frames of `size` bytes for the guest (ours: source port; DPDK: txonly).
+ */
+export function backendRole(mode: Mode, size: number, oursArgs: string[]): { oursArgs: string[]; dpdk: DpdkForwardMode } {
+  if (mode === 'txonly') return { oursArgs: ['--port', 'sink', ...oursArgs], dpdk: 'rxonly' };
+  if (mode === 'rxonly') return { oursArgs: ['--port', 'source', '--frame-size', String(size), ...oursArgs], dpdk: 'txonly' };
+  return { oursArgs, dpdk: 'macswap' };
+}
+
+/** Our CLI's arguments for a worker mode. */
+export function workerArgs(opts: Options, worker: OursWorker | undefined): string[] {
+  return worker === 'event-driven' ? ['--poll-us', '0', ...opts.oursArgs] : opts.oursArgs;
+}
+
+/** Starts a back-end on the back-end's CPU, running the frozen code, with the run's memory mode. */
+export function startBackendUnderTest(
+  opts: Options,
+  code: Code,
+  backend: { kind: BackendKind; socketPath: string; extraArgs: string[]; forwardMode: DpdkForwardMode; txPkts?: number },
+): Promise<BackendProcess> {
+  return startBackend({ ...backend, cpu: opts.cpuBackend, root: ROOT, cliPath: code.cli, env: code.env, memory: opts.memory, memoryMb: 256 });
+}
+
+/** The tail of a process's output, for an error message. */
+export function excerpt(text: string, n = 1500): string {
+  return text.length > n ? `…${text.slice(-n)}` : text;
+}

@@ -1,0 +1,82 @@
+/** The terminal tables printed at the end of a run. */
+import type { BackendKind } from '../backends';
+import type { Aggregate, CellSummary, IdleSummary, LatencySummary } from '../types';
+import { backendLabel, modeLabel } from './summary';
+
+function f(x: number | null | undefined, digits = 2): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '—';
+  return x.toFixed(digits);
+}
+
+/** Small ratios (kicks per frame): fixed point down to 0.001, then exponent notation. */
+function small(x: number | null | undefined): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '—';
+  if (x === 0) return '0';
+  return x >= 0.001 ? x.toFixed(3) : x.toExponential(1);
+}
+
+function pad(s: string, n: number, right = false): string {
+  return right ? s.padStart(n) : s.padEnd(n);
+}
+
+function medianCell(a: Aggregate | null): string {
+  if (!a) return '—';
+  if (a.mpps === null) return a.note?.startsWith('not run') ? 'n/a' : a.note?.startsWith('failed') ? 'FAIL' : '—';
+  return `${f(a.mpps, 2)}${a.stalled ? ' stall' : ''}`;
+}
+
+function bestCell(a: Aggregate | null): string {
+  return a?.mpps === null || !a ? '' : f(a.mppsMax, 2);
+}
+
+/** The results table: one row per cell, ours vs DPDK side by side. */
+export function formatTable(cells: CellSummary[], backends: BackendKind[]): string {
+  const both = backends.includes('ours') && backends.includes('dpdk');
+  const cols: [string, number, boolean][] = [
+    ['Q', 5, true],
+    ['size', 5, true],
+    ['mode', 25, false],
+    ['ours Mpps', 11, true],
+    ['best', 6, true],
+  ];
+  if (both) cols.push(['DPDK Mpps', 10, true], ['best', 6, true], ['ratio', 6, true], ['best r.', 7, true]);
+  cols.push(['ours Gb/s', 9, true]);
+  if (both) cols.push(['DPDK', 6, true]);
+  cols.push(['CPU s/Mpkt ours', 16, true]);
+  if (both) cols.push(['DPDK', 6, true]);
+  cols.push(['RSS MiB ours', 12, true]);
+  if (both) cols.push(['DPDK', 6, true]);
+  cols.push(['kicks/frame tx', 14, true], ['rx', 7, true]);
+  const head = cols.map(([name, n, right]) => pad(name, n, right)).join(' ');
+  const lines = [head, '-'.repeat(head.length)];
+  for (const c of cells) {
+    const v: string[] = [String(c.queueSize), String(c.size), modeLabel(c.mode), medianCell(c.ours), bestCell(c.ours)];
+    if (both) v.push(medianCell(c.dpdk), bestCell(c.dpdk), f(c.ratio), f(c.bestRatio));
+    v.push(f(c.ours?.gbps));
+    if (both) v.push(f(c.dpdk?.gbps));
+    v.push(f(c.ours?.cpuPerMpkt, 3));
+    if (both) v.push(f(c.dpdk?.cpuPerMpkt, 3));
+    v.push(f(c.ours?.rssMiB, 1));
+    if (both) v.push(f(c.dpdk?.rssMiB, 1));
+    v.push(small(c.ours?.txKicksPerPkt), small(c.ours?.rxKicksPerPkt));
+    lines.push(v.map((x, i) => pad(x, cols[i][1], cols[i][2])).join(' '));
+  }
+  return lines.join('\n');
+}
+
+export function formatLatency(lat: LatencySummary[], backends: BackendKind[]): string {
+  const both = backends.includes('ours') && backends.includes('dpdk');
+  const head = [pad('size', 5, true), pad('ours p50 µs', 12, true), pad('p99 µs', 8, true), pad('event-driven p50', 17, true), pad('p99 µs', 8, true)];
+  if (both) head.push(pad('DPDK p50 µs', 12, true), pad('p99 µs', 8, true), pad('p50 ratio', 10, true), pad('p99 ratio', 10, true));
+  const lines = [head.join(' '), '-'.repeat(head.join(' ').length)];
+  for (const l of lat) {
+    const row = [pad(String(l.size), 5, true), pad(f(l.ours?.p50Us, 1), 12, true), pad(f(l.ours?.p99Us, 1), 8, true), pad(f(l.oursEvent?.p50Us, 1), 17, true), pad(f(l.oursEvent?.p99Us, 1), 8, true)];
+    if (both) row.push(pad(f(l.dpdk?.p50Us, 1), 12, true), pad(f(l.dpdk?.p99Us, 1), 8, true), pad(f(l.p50Ratio), 10, true), pad(f(l.p99Ratio), 10, true));
+    lines.push(row.join(' '));
+  }
+  return lines.join('\n');
+}
+
+export function formatIdle(idle: IdleSummary[]): string {
+  return idle.map((i) => `  ${pad(backendLabel(i.backend, i.worker), 24)} ${(100 * i.cpuUtilisation).toFixed(2).padStart(7)} % of a CPU (median of ${i.runs})`).join('\n');
+}
