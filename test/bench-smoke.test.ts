@@ -11,7 +11,7 @@ import * as path from 'node:path';
 const ROOT = path.resolve(__dirname, '..');
 
 describe('benchmark harness', () => {
-  it('vhost-user bench --quick runs an A/B round and writes JSON and an SVG chart', () => {
+  it('vhost-user bench --quick runs an A/B round and writes JSON and an SVG chart, with latest.* pointing at them', () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-bench-'));
     try {
       // What a user runs: `vhost-user bench` (dist/ is built by npm test before vitest starts).
@@ -33,6 +33,11 @@ describe('benchmark harness', () => {
       expect(json.idle.filter((i: { backend: string }) => i.backend === 'ours').map((i: { worker: string }) => i.worker)).toEqual(['adaptive', 'event-driven']);
       if (fs.existsSync('/usr/bin/dpdk-testpmd')) expect(text).toMatch(/dpdk/);
       expect(fs.readFileSync(path.join(out, 'latest.svg'), 'utf8')).toMatch(/^<svg|<\?xml/);
+      // latest.* point at the run's own files (relative symlinks), so each run is stored once.
+      const stamp = fs.readlinkSync(path.join(out, 'latest.json')).replace(/\.json$/, '');
+      expect(stamp).toMatch(/^\d{4}-\d\d-\d\dT[\d-]+Z$/);
+      expect(fs.readlinkSync(path.join(out, 'latest.svg'))).toBe(`${stamp}.svg`);
+      expect(fs.readdirSync(out).sort()).toEqual([`${stamp}.json`, `${stamp}.svg`, 'latest.json', 'latest.svg']);
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
     }

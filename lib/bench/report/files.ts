@@ -1,4 +1,7 @@
-/** The results on disk: the run's JSON and its SVG chart in the results folder. */
+/**
+ * The results on disk: each run as <stamp>.json and its chart as <stamp>.svg in the results folder,
+ * and latest.json / latest.svg as relative symlinks to the newest pair (one copy of each run's data).
+ */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Report } from '../types';
@@ -14,14 +17,24 @@ function chart(report: Report): string {
   );
 }
 
-/** Writes <stamp>.json, latest.json and latest.svg to `outDir` and says where they are. */
+/** Points `outDir/name` at `target` (a file beside it), replacing whatever was there in one rename. */
+function pointLatest(outDir: string, name: string, target: string): void {
+  const temporary = path.join(outDir, `.${name}.${process.pid}`);
+  fs.rmSync(temporary, { force: true });
+  fs.symlinkSync(target, temporary);
+  fs.renameSync(temporary, path.join(outDir, name));
+}
+
+/** Writes <stamp>.json and <stamp>.svg to `outDir`, points latest.json and latest.svg at them, and says where they are. */
 export function saveResults(outDir: string, report: Report): void {
   fs.mkdirSync(outDir, { recursive: true });
   const stamp = report.startedAt.replace(/[:.]/g, '-');
-  const json = JSON.stringify(report, null, 2) + '\n';
-  const file = path.join(outDir, `${stamp}.json`);
-  fs.writeFileSync(file, json);
-  fs.writeFileSync(path.join(outDir, 'latest.json'), json);
-  fs.writeFileSync(path.join(outDir, 'latest.svg'), chart(report));
-  process.stdout.write(`\nresults: ${path.relative(process.cwd(), file)}, ${path.relative(process.cwd(), path.join(outDir, 'latest.json'))}, ${path.relative(process.cwd(), path.join(outDir, 'latest.svg'))}\n`);
+  const json = path.join(outDir, `${stamp}.json`);
+  const svg = path.join(outDir, `${stamp}.svg`);
+  fs.writeFileSync(json, JSON.stringify(report, null, 2) + '\n');
+  fs.writeFileSync(svg, chart(report));
+  pointLatest(outDir, 'latest.json', path.basename(json));
+  pointLatest(outDir, 'latest.svg', path.basename(svg));
+  const shown = (f: string) => path.relative(process.cwd(), f);
+  process.stdout.write(`\nresults: ${shown(json)}, ${shown(svg)} (${shown(path.join(outDir, 'latest.json'))} and latest.svg point to them)\n`);
 }
