@@ -65,8 +65,18 @@ function percentile(sorted: number[], p: number): number {
   return sorted[i];
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
+/** The connected driver, the one receive handler a measurement installs, and whether the back-end hung up. */
+interface Session {
+  driver: VirtioNetDriver;
+  features: string;
+  rx: { onFrames: (frames: Buffer[]) => void };
+  closed: boolean;
+}
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+function readArgs() {
+  return parseArgs({
     options: {
       socket: { type: 'string' },
       mode: { type: 'string' },
@@ -77,7 +87,11 @@ async function main(): Promise<void> {
       warmup: { type: 'string' },
       population: { type: 'string' },
     },
-  });
+  }).values;
+}
+
+async function main(): Promise<void> {
+  const values = readArgs();
   const socketPath = values.socket;
   const mode = values.mode ?? 'latency';
   if (!socketPath || !['latency', 'tx', 'rx', 'io'].includes(mode)) throw new Error('usage: --socket SOCK --mode latency|tx|rx|io');
@@ -85,132 +99,149 @@ async function main(): Promise<void> {
   const size = Math.min(1514, Math.max(60, Number(values.size ?? 64)));
   const queueSize = Number(values['queue-size'] ?? 256);
   const memory = new GuestMemory({ regionSizes: [32 << 20, 16 << 20] });
-  let onFrames: (frames: Buffer[]) => void = () => {};
-  const driver = await VirtioNetDriver.start({ socketPath, memory, queueSize, onFrames: (f) => onFrames(f) });
-  const features = `0x${driver.features.toString(16)}`;
-  let closed = false;
-  driver.onClosed(() => (closed = true));
-  const say = (line: string) => process.stdout.write(`${line}\n`);
+  const rx: Session['rx'] = { onFrames: () => {} };
+  const driver = await VirtioNetDriver.start({ socketPath, memory, queueSize, onFrames: (f) => rx.onFrames(f) });
+  const session: Session = { driver, features: `0x${driver.features.toString(16)}`, rx, closed: false };
+  driver.onClosed(() => (session.closed = true));
 
   try {
     if (mode === 'latency') {
-      const count = Number(values.count ?? 10_000);
-      const warm = Math.min(1000, Math.ceil(count / 10));
-      const times: number[] = [];
-      let lost = 0;
-      let want = -1;
-      let wake: (() => void) | null = null;
-      onFrames = (frames) => {
-        for (const f of frames) if (f.length >= 18 && f.readUInt32BE(14) === want) wake?.();
-      };
-      say('MEASURE_START');
-      for (let i = 0; i < warm + count && !closed; i++) {
-        want = i;
-        const f = frame(size, i);
-        while (!driver.send(f)) await driver.waitTxSpace();
-        let timer: NodeJS.Timeout | undefined;
-        const t0 = process.hrtime.bigint();
-        const back = await new Promise<boolean>((resolve) => {
-          wake = () => resolve(true);
-          timer = setTimeout(() => resolve(false), 1000);
-          driver.flush();
-        });
-        const t1 = process.hrtime.bigint();
-        clearTimeout(timer);
-        wake = null;
-        if (i < warm) continue;
-        if (back) times.push(Number(t1 - t0) / 1000);
-        else lost++;
-      }
-      say('MEASURE_END');
-      const sorted = [...times].sort((a, b) => a - b);
-      const result: LatencyResult = {
-        mode: 'latency',
-        count: times.length,
-        lost,
-        minUs: sorted[0] ?? NaN,
-        p50Us: percentile(sorted, 50),
-        p90Us: percentile(sorted, 90),
-        p99Us: percentile(sorted, 99),
-        p999Us: percentile(sorted, 99.9),
-        maxUs: sorted[sorted.length - 1] ?? NaN,
-        meanUs: times.reduce((a, b) => a + b, 0) / Math.max(1, times.length),
-        features,
-      };
-      say(JSON.stringify(result));
+      say(JSON.stringify(await pingPong(session, size, Number(values.count ?? 10_000))));
       return;
     }
-
-    // Throughput modes.
-    const seconds = Number(values.seconds ?? 3);
-    const warmup = Number(values.warmup ?? 1);
-    let txFrames = 0;
-    let rxFrames = 0;
-    let rxBytes = 0;
-    const template = frame(size, 0);
-    let owed = 0; // io: frames received and not yet sent again
-    let kick: (() => void) | null = null;
-    onFrames = (frames) => {
-      rxFrames += frames.length;
-      for (const f of frames) rxBytes += f.length;
-      if (mode === 'io') {
-        owed += frames.length;
-        kick?.();
-      }
-    };
-    let stop = false;
-    const pump = async () => {
-      if (mode === 'io') {
-        owed = Number(values.population ?? queueSize / 2);
-        while (!stop && !closed) {
-          let sent = 0;
-          while (owed > 0 && driver.send(template)) {
-            owed--;
-            sent++;
-          }
-          txFrames += sent;
-          if (sent) driver.flush();
-          if (owed > 0 && driver.txSpace === 0) await driver.waitTxSpace();
-          else if (owed === 0) await new Promise<void>((r) => ((kick = r), setTimeout(r, 50)));
-          kick = null;
-        }
-      } else if (mode === 'tx') {
-        while (!stop && !closed) {
-          let sent = 0;
-          while (driver.send(template)) sent++;
-          txFrames += sent;
-          driver.flush();
-          await driver.waitTxSpace();
-        }
-      }
-    };
-    const running = pump();
-    await sleep(warmup * 1000);
-    const tx0 = txFrames;
-    const rx0 = rxFrames;
-    const rxb0 = rxBytes;
-    const t0 = process.hrtime.bigint();
-    say('MEASURE_START');
-    await sleep(seconds * 1000);
-    const t1 = process.hrtime.bigint();
-    say('MEASURE_END');
-    const result: ThroughputResult = {
-      mode: mode as 'tx' | 'rx' | 'io',
-      seconds: Number(t1 - t0) / 1e9,
-      txFrames: txFrames - tx0,
-      rxFrames: rxFrames - rx0,
-      txBytes: (txFrames - tx0) * size,
-      rxBytes: rxBytes - rxb0,
-      features,
-    };
-    stop = true;
-    (kick as (() => void) | null)?.();
-    driver.close(); // resolves a pending waitTxSpace
-    await running;
+    const population = Number(values.population ?? queueSize / 2);
+    const result = await throughput(session, mode as ThroughputResult['mode'], size, Number(values.seconds ?? 3), Number(values.warmup ?? 1), population);
     say(JSON.stringify(result));
   } finally {
     driver.close();
     memory.close();
+  }
+}
+
+/** latency: one frame in flight, each round trip timed, after `count / 10` (at most 1000) untimed ones. */
+async function pingPong(session: Session, size: number, count: number): Promise<LatencyResult> {
+  const { driver } = session;
+  const warm = Math.min(1000, Math.ceil(count / 10));
+  const times: number[] = [];
+  let lost = 0;
+  let want = -1;
+  let wake: (() => void) | null = null;
+  session.rx.onFrames = (frames) => {
+    for (const f of frames) if (f.length >= 18 && f.readUInt32BE(14) === want) wake?.();
+  };
+  say('MEASURE_START');
+  for (let i = 0; i < warm + count && !session.closed; i++) {
+    want = i;
+    const f = frame(size, i);
+    while (!driver.send(f)) await driver.waitTxSpace();
+    let timer: NodeJS.Timeout | undefined;
+    const t0 = process.hrtime.bigint();
+    const back = await new Promise<boolean>((resolve) => {
+      wake = () => resolve(true);
+      timer = setTimeout(() => resolve(false), 1000);
+      driver.flush();
+    });
+    const t1 = process.hrtime.bigint();
+    clearTimeout(timer);
+    wake = null;
+    if (i < warm) continue;
+    if (back) times.push(Number(t1 - t0) / 1000);
+    else lost++;
+  }
+  say('MEASURE_END');
+  const sorted = [...times].sort((a, b) => a - b);
+  return {
+    mode: 'latency',
+    count: times.length,
+    lost,
+    minUs: sorted[0] ?? NaN,
+    p50Us: percentile(sorted, 50),
+    p90Us: percentile(sorted, 90),
+    p99Us: percentile(sorted, 99),
+    p999Us: percentile(sorted, 99.9),
+    maxUs: sorted[sorted.length - 1] ?? NaN,
+    meanUs: times.reduce((a, b) => a + b, 0) / Math.max(1, times.length),
+    features: session.features,
+  };
+}
+
+/** Frame counters of a throughput measurement, shared by the receive handler and the sender. */
+interface Counters {
+  txFrames: number;
+  rxFrames: number;
+  rxBytes: number;
+  /** io: frames received and not yet sent again. */
+  owed: number;
+  /** io: wakes the sender when frames came back. */
+  kick: (() => void) | null;
+  stop: boolean;
+}
+
+/** tx, rx and io: traffic through the warm-up, then the frames counted over `seconds`. */
+async function throughput(session: Session, mode: ThroughputResult['mode'], size: number, seconds: number, warmup: number, population: number): Promise<ThroughputResult> {
+  const c: Counters = { txFrames: 0, rxFrames: 0, rxBytes: 0, owed: 0, kick: null, stop: false };
+  session.rx.onFrames = (frames) => {
+    c.rxFrames += frames.length;
+    for (const f of frames) c.rxBytes += f.length;
+    if (mode === 'io') {
+      c.owed += frames.length;
+      c.kick?.();
+    }
+  };
+  const template = frame(size, 0);
+  const running = mode === 'io' ? circulate(session, c, template, population) : mode === 'tx' ? sendAll(session, c, template) : Promise.resolve();
+  await sleep(warmup * 1000);
+  const tx0 = c.txFrames;
+  const rx0 = c.rxFrames;
+  const rxb0 = c.rxBytes;
+  const t0 = process.hrtime.bigint();
+  say('MEASURE_START');
+  await sleep(seconds * 1000);
+  const t1 = process.hrtime.bigint();
+  say('MEASURE_END');
+  const result: ThroughputResult = {
+    mode,
+    seconds: Number(t1 - t0) / 1e9,
+    txFrames: c.txFrames - tx0,
+    rxFrames: c.rxFrames - rx0,
+    txBytes: (c.txFrames - tx0) * size,
+    rxBytes: c.rxBytes - rxb0,
+    features: session.features,
+  };
+  c.stop = true;
+  c.kick?.();
+  session.driver.close(); // resolves a pending waitTxSpace
+  await running;
+  return result;
+}
+
+/** io: a population of frames circulates; every frame received is sent again. */
+async function circulate(session: Session, c: Counters, template: Buffer, population: number): Promise<void> {
+  const { driver } = session;
+  c.owed = population;
+  while (!c.stop && !session.closed) {
+    let sent = 0;
+    while (c.owed > 0 && driver.send(template)) {
+      c.owed--;
+      sent++;
+    }
+    c.txFrames += sent;
+    if (sent) driver.flush();
+    if (c.owed > 0 && driver.txSpace === 0) await driver.waitTxSpace();
+    else if (c.owed === 0) await new Promise<void>((r) => ((c.kick = r), setTimeout(r, 50)));
+    c.kick = null;
+  }
+}
+
+/** tx: as many frames as the TX ring takes, again whenever it has room. */
+async function sendAll(session: Session, c: Counters, template: Buffer): Promise<void> {
+  const { driver } = session;
+  while (!c.stop && !session.closed) {
+    let sent = 0;
+    while (driver.send(template)) sent++;
+    c.txFrames += sent;
+    driver.flush();
+    await driver.waitTxSpace();
   }
 }
 
