@@ -130,114 +130,131 @@ export function ourStatsDelta(a: OurStats, b: OurStats): OurStats {
   return { rx: d(a.rx, b.rx), tx: d(a.tx, b.tx) };
 }
 
+/** The back-end's command line, as taskset's arguments. */
+function backendArgs(opts: BackendOptions, prefix: string | null): string[] {
+  if (opts.kind === 'ours') {
+    return ['-c', String(opts.cpu), process.execPath, opts.cliPath ?? path.join(opts.root, 'dist', 'cli.js'), 'net', '--socket', opts.socketPath, '--quiet', ...(opts.extraArgs ?? [])];
+  }
+  const mem =
+    (opts.memory ?? 'no-huge') === 'no-huge'
+      ? ['--no-huge', '-m', String(opts.memoryMb ?? 512), '--no-shconf']
+      : ['--huge-dir', '/dev/hugepages', '--single-file-segments', '--socket-mem', String(opts.memoryMb ?? 512)];
+  const app = [
+    `--forward-mode=${opts.forwardMode ?? 'macswap'}`,
+    '-a',
+    '--disable-link-check',
+    '--total-num-mbufs=16384',
+    '--burst=32',
+  ];
+  if (opts.forwardMode === 'txonly' && opts.txPkts !== undefined) app.push(`--txpkts=${opts.txPkts}`);
+  return [
+    '-c',
+    String(opts.cpu),
+    'stdbuf',
+    '-oL',
+    '-eL',
+    'dpdk-testpmd',
+    '--lcores',
+    `0@${opts.cpu},1@${opts.cpu}`,
+    '--main-lcore',
+    '0',
+    '--no-pci',
+    '--no-telemetry',
+    `--file-prefix=${prefix}`,
+    ...mem,
+    '--vdev',
+    `net_vhost0,iface=${opts.socketPath},queues=1`,
+    '--',
+    ...app,
+  ];
+}
+
+/** A started child: its output so far, and how it ended once it has. */
+interface Watched {
+  out: string;
+  exited: boolean;
+  exitCode: number | null;
+  exitSignal: NodeJS.Signals | null;
+  /** Resolves when the child has exited (or could not start). */
+  exit: Promise<void>;
+}
+
+function watch(child: ChildProcess, pid: number): Watched {
+  const w = { out: '', exited: false, exitCode: null, exitSignal: null } as Omit<Watched, 'exit'>;
+  child.stdout!.on('data', (d: Buffer) => (w.out += d.toString('utf8')));
+  child.stderr!.on('data', (d: Buffer) => (w.out += d.toString('utf8')));
+  child.stdin!.on('error', () => {});
+  const exit = new Promise<void>((resolve) => {
+    child.once('error', (err) => {
+      w.out += `\n[spawn error: ${err.message}]\n`;
+      w.exited = true;
+      live.delete(pid);
+      resolve();
+    });
+    child.once('close', (code, sig) => {
+      w.exitCode = code;
+      w.exitSignal = sig;
+      w.exited = true;
+      live.delete(pid);
+      resolve();
+    });
+  });
+  return Object.assign(w, { exit });
+}
+
 /** Starts a back-end and resolves once it serves its socket; throws (after cleaning up) if it does not. */
 export async function startBackend(opts: BackendOptions): Promise<BackendProcess> {
   fs.rmSync(opts.socketPath, { force: true });
-  let args: string[];
   let prefix: string | null = null;
-  if (opts.kind === 'ours') {
-    args = ['-c', String(opts.cpu), process.execPath, opts.cliPath ?? path.join(opts.root, 'dist', 'cli.js'), 'net', '--socket', opts.socketPath, '--quiet', ...(opts.extraArgs ?? [])];
-  } else {
+  if (opts.kind === 'dpdk') {
     prefix = `vhub${process.pid}_${++sequence}`;
     prefixes.add(prefix);
-    const mem =
-      (opts.memory ?? 'no-huge') === 'no-huge'
-        ? ['--no-huge', '-m', String(opts.memoryMb ?? 512), '--no-shconf']
-        : ['--huge-dir', '/dev/hugepages', '--single-file-segments', '--socket-mem', String(opts.memoryMb ?? 512)];
-    const app = [
-      `--forward-mode=${opts.forwardMode ?? 'macswap'}`,
-      '-a',
-      '--disable-link-check',
-      '--total-num-mbufs=16384',
-      '--burst=32',
-    ];
-    if (opts.forwardMode === 'txonly' && opts.txPkts !== undefined) app.push(`--txpkts=${opts.txPkts}`);
-    args = [
-      '-c',
-      String(opts.cpu),
-      'stdbuf',
-      '-oL',
-      '-eL',
-      'dpdk-testpmd',
-      '--lcores',
-      `0@${opts.cpu},1@${opts.cpu}`,
-      '--main-lcore',
-      '0',
-      '--no-pci',
-      '--no-telemetry',
-      `--file-prefix=${prefix}`,
-      ...mem,
-      '--vdev',
-      `net_vhost0,iface=${opts.socketPath},queues=1`,
-      '--',
-      ...app,
-    ];
   }
+  const args = backendArgs(opts, prefix);
   const command = `taskset ${shellQuote(args)}`.replace(process.execPath, 'node');
   const child = spawn('taskset', args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
   if (child.pid === undefined) throw new Error(`could not start ${command}`);
   const pid = child.pid;
   live.set(pid, child);
-  let out = '';
-  let exited = false;
-  let exitCode: number | null = null;
-  let exitSignal: NodeJS.Signals | null = null;
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString('utf8')));
-  child.stdin!.on('error', () => {});
-  const exitPromise = new Promise<void>((resolve) => {
-    child.once('error', (err) => {
-      out += `\n[spawn error: ${err.message}]\n`;
-      exited = true;
-      live.delete(pid);
-      resolve();
-    });
-    child.once('close', (code, sig) => {
-      exitCode = code;
-      exitSignal = sig;
-      exited = true;
-      live.delete(pid);
-      resolve();
-    });
-  });
+  const w = watch(child, pid);
 
   const waitFor = async (cond: () => boolean, ms: number) => {
     const deadline = Date.now() + ms;
-    while (!cond() && !exited && Date.now() < deadline) await sleep(10);
+    while (!cond() && !w.exited && Date.now() < deadline) await sleep(10);
     return cond();
   };
 
   const stop = async (): Promise<BackendExit> => {
-    if (!exited) {
+    if (!w.exited) {
       if (opts.kind === 'dpdk') child.stdin!.write('\n');
       else child.kill('SIGINT');
-      if (!(await waitFor(() => exited, 10_000))) {
+      if (!(await waitFor(() => w.exited, 10_000))) {
         child.kill('SIGINT');
-        if (!(await waitFor(() => exited, 3_000))) child.kill('SIGKILL');
+        if (!(await waitFor(() => w.exited, 3_000))) child.kill('SIGKILL');
       }
     }
-    await exitPromise;
+    await w.exit;
     if (prefix) {
       cleanupPrefix(prefix);
       prefixes.delete(prefix);
     }
     fs.rmSync(opts.socketPath, { force: true });
-    const blocks = opts.kind === 'ours' ? parseOurStatsBlocks(out, opts.socketPath) : [];
+    const blocks = opts.kind === 'ours' ? parseOurStatsBlocks(w.out, opts.socketPath) : [];
     return {
-      code: exitCode,
-      signal: exitSignal,
-      forward: opts.kind === 'dpdk' ? parseForwardStats(out) : null,
+      code: w.exitCode,
+      signal: w.exitSignal,
+      forward: opts.kind === 'dpdk' ? parseForwardStats(w.out) : null,
       final: blocks.length ? blocks[blocks.length - 1] : null,
     };
   };
 
   const ready =
     opts.kind === 'ours'
-      ? () => out.includes('vhost-user: serving') && fs.existsSync(opts.socketPath)
-      : () => out.includes('Press enter to exit') && fs.existsSync(opts.socketPath);
+      ? () => w.out.includes('vhost-user: serving') && fs.existsSync(opts.socketPath)
+      : () => w.out.includes('Press enter to exit') && fs.existsSync(opts.socketPath);
   if (!(await waitFor(ready, opts.startupTimeoutMs ?? 20_000))) {
     await stop();
-    throw new Error(`back-end '${opts.kind}' did not get ready (${exited ? `exited ${exitCode ?? exitSignal}` : 'timeout'})\ncommand: ${command}\n--- output ---\n${out.slice(-4000)}`);
+    throw new Error(`back-end '${opts.kind}' did not get ready (${w.exited ? `exited ${w.exitCode ?? w.exitSignal}` : 'timeout'})\ncommand: ${command}\n--- output ---\n${w.out.slice(-4000)}`);
   }
 
   return {
@@ -245,14 +262,14 @@ export async function startBackend(opts: BackendOptions): Promise<BackendProcess
     pid,
     socketPath: opts.socketPath,
     command,
-    output: () => out,
+    output: () => w.out,
     stats: async () => {
-      if (opts.kind !== 'ours' || exited) return null;
-      const before = parseOurStatsBlocks(out, opts.socketPath).length;
+      if (opts.kind !== 'ours' || w.exited) return null;
+      const before = parseOurStatsBlocks(w.out, opts.socketPath).length;
       child.kill('SIGUSR1');
-      const got = await waitFor(() => parseOurStatsBlocks(out, opts.socketPath).length > before, 2_000);
+      const got = await waitFor(() => parseOurStatsBlocks(w.out, opts.socketPath).length > before, 2_000);
       if (!got) return null;
-      const all = parseOurStatsBlocks(out, opts.socketPath);
+      const all = parseOurStatsBlocks(w.out, opts.socketPath);
       return all[all.length - 1];
     },
     stop,
