@@ -364,6 +364,135 @@ export function shellQuote(args: string[]): string {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** A running testpmd: its output, the commands sent to its prompt, and how it ended once it has. */
+class TestpmdSession {
+  output = '';
+  // testpmd prints its prompt and statistics on stdout; stderr (warnings) can land in the middle of
+  // them in the combined output, so parsing looks at stdout alone.
+  stdout = '';
+  exited = false;
+  exitCode: number | null = null;
+  signal: NodeJS.Signals | null = null;
+  /** Resolves when testpmd has exited (or could not start). */
+  readonly exit: Promise<void>;
+  private wake: (() => void) | null = null;
+
+  constructor(readonly child: ChildProcessWithoutNullStreams) {
+    child.stdout.on('data', (d: Buffer) => {
+      const text = d.toString('utf8');
+      this.stdout += text;
+      this.output += text;
+      this.notify();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      this.output += d.toString('utf8');
+      this.notify();
+    });
+    child.stdin.on('error', () => {}); // EPIPE once testpmd has exited
+    this.exit = new Promise<void>((resolve) => {
+      const done = () => {
+        this.exited = true;
+        live.delete(child);
+        this.notify();
+        resolve();
+      };
+      child.once('error', (err) => {
+        this.output += `\n[spawn error: ${err.message}]\n`;
+        done();
+      });
+      child.once('close', (code, sig) => {
+        this.exitCode = code;
+        this.signal = sig;
+        done();
+      });
+    });
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  /** Waits until `cond()` holds, testpmd exits, or `ms` pass. */
+  async waitFor(cond: () => boolean, ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (!cond()) {
+      if (this.exited || Date.now() >= deadline) return cond();
+      await Promise.race([new Promise<void>((r) => (this.wake = r)), sleep(Math.min(50, Math.max(1, deadline - Date.now())))]);
+    }
+    return true;
+  }
+
+  send(line: string): void {
+    if (!this.exited && this.child.stdin.writable) this.child.stdin.write(`${line}\n`);
+  }
+
+  /** Sends `show port stats 0` (after `before`, e.g. `stop`) and returns the block it prints. */
+  async showStats(...before: string[]): Promise<PortStats | null> {
+    const count = parsePortStats(this.stdout).length;
+    for (const line of before) this.send(line);
+    this.send('show port stats 0');
+    if (!(await this.waitFor(() => parsePortStats(this.stdout).length > count, 5_000))) return null;
+    const all = parsePortStats(this.stdout);
+    return all[all.length - 1];
+  }
+
+  /** `stop` and `quit`; SIGINT, then SIGKILL, if testpmd does not exit. */
+  async quit(): Promise<void> {
+    this.send('stop'); // harmless when already stopped; stops forwarding if anything above bailed out
+    this.send('quit');
+    this.child.stdin.end();
+    if (!(await this.waitFor(() => this.exited, 10_000))) {
+      this.child.kill('SIGINT');
+      if (!(await this.waitFor(() => this.exited, 5_000))) this.child.kill('SIGKILL');
+    }
+  }
+}
+
+/** Forwards one phase: starts it, polls the port counters until a stop condition, stops it. */
+async function runPhase(t: TestpmdSession, phase: TestpmdPhase, i: number, pollMs: number): Promise<PhaseResult> {
+  const hasCondition = phase.untilTxPackets !== undefined || phase.untilRxPackets !== undefined || phase.until !== undefined;
+  const durationMs = phase.durationMs ?? (hasCondition ? Infinity : 2_000);
+  const timeoutMs = phase.timeoutMs ?? 20_000;
+  if (i > 0) t.send(`set fwd ${phase.forwardMode}`);
+  const bursts = phase.txFirstBursts ?? 0;
+  t.send(bursts > 0 ? `start tx_first ${bursts}` : 'start');
+  const t0 = Date.now();
+  const samples: TestpmdSample[] = [];
+  let stopReason: StopReason;
+  for (;;) {
+    const elapsed = Date.now() - t0;
+    if (t.exited) {
+      stopReason = 'exited';
+      break;
+    }
+    if (elapsed >= timeoutMs) {
+      stopReason = 'timeout';
+      break;
+    }
+    if (elapsed >= durationMs) {
+      stopReason = 'duration';
+      break;
+    }
+    await sleep(Math.min(pollMs, Math.max(1, durationMs - elapsed)));
+    const s = await t.showStats();
+    if (!s) continue;
+    samples.push({ t: Date.now() - t0, stats: s });
+    if ((phase.untilTxPackets !== undefined && s.txPackets >= phase.untilTxPackets) || (phase.untilRxPackets !== undefined && s.rxPackets >= phase.untilRxPackets)) {
+      stopReason = 'count';
+      break;
+    }
+    if (phase.until?.(s)) {
+      stopReason = 'until';
+      break;
+    }
+  }
+  const forwardingMs = Date.now() - t0;
+  const stats = await t.showStats('stop');
+  return { forwardMode: phase.forwardMode, stopReason, samples, forwardingMs, stats, forward: parseForwardStats(t.stdout) };
+}
+
 /**
  * Runs testpmd as a virtio-user front-end on `opts.socketPath` through its phases, stops it cleanly
  * (`stop`, `show port stats 0`, `quit`; SIGINT then SIGKILL if it does not exit) and returns its
@@ -378,143 +507,26 @@ export async function runTestpmd(opts: TestpmdOptions): Promise<TestpmdResult> {
 
   const child = spawn('stdbuf', ['-oL', '-eL', TESTPMD, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   live.add(child);
-  let output = '';
-  let exited = false;
-  let exitCode: number | null = null;
-  let signal: NodeJS.Signals | null = null;
-  let wake: (() => void) | null = null;
-  const notify = () => {
-    const w = wake;
-    wake = null;
-    w?.();
-  };
-  // testpmd prints its prompt and statistics on stdout; stderr (warnings) can land in the middle of
-  // them in the combined output, so parsing looks at stdout alone.
-  let stdout = '';
-  child.stdout.on('data', (d: Buffer) => {
-    const text = d.toString('utf8');
-    stdout += text;
-    output += text;
-    notify();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    output += d.toString('utf8');
-    notify();
-  });
-  child.stdin.on('error', () => {}); // EPIPE once testpmd has exited
-  const exitPromise = new Promise<void>((resolve) => {
-    const done = () => {
-      exited = true;
-      live.delete(child);
-      notify();
-      resolve();
-    };
-    child.once('error', (err) => {
-      output += `\n[spawn error: ${err.message}]\n`;
-      done();
-    });
-    child.once('close', (code, sig) => {
-      exitCode = code;
-      signal = sig;
-      done();
-    });
-  });
-  /** Waits until `cond()` holds, testpmd exits, or `ms` pass. */
-  const waitFor = async (cond: () => boolean, ms: number): Promise<boolean> => {
-    const deadline = Date.now() + ms;
-    while (!cond()) {
-      if (exited || Date.now() >= deadline) return cond();
-      await Promise.race([new Promise<void>((r) => (wake = r)), sleep(Math.min(50, Math.max(1, deadline - Date.now())))]);
-    }
-    return true;
-  };
-  const send = (line: string) => {
-    if (!exited && child.stdin.writable) child.stdin.write(`${line}\n`);
-  };
-  /** Sends `show port stats 0` (after `before`, e.g. `stop`) and returns the block it prints. */
-  const showStats = async (...before: string[]): Promise<PortStats | null> => {
-    const count = parsePortStats(stdout).length;
-    for (const line of before) send(line);
-    send('show port stats 0');
-    if (!(await waitFor(() => parsePortStats(stdout).length > count, 5_000))) return null;
-    const all = parsePortStats(stdout);
-    return all[all.length - 1];
-  };
-
+  const t = new TestpmdSession(child);
   const phases: PhaseResult[] = [];
   let started = false;
   try {
-    if (await waitFor(() => stdout.includes('testpmd> '), opts.startupTimeoutMs ?? 20_000)) {
+    if (await t.waitFor(() => t.stdout.includes('testpmd> '), opts.startupTimeoutMs ?? 20_000)) {
       for (const [i, phase] of [opts as TestpmdPhase, ...(opts.thenPhases ?? [])].entries()) {
-        if (exited) break;
-        const hasCondition =
-          phase.untilTxPackets !== undefined || phase.untilRxPackets !== undefined || phase.until !== undefined;
-        const durationMs = phase.durationMs ?? (hasCondition ? Infinity : 2_000);
-        const timeoutMs = phase.timeoutMs ?? 20_000;
-        if (i > 0) send(`set fwd ${phase.forwardMode}`);
-        const bursts = phase.txFirstBursts ?? 0;
-        send(bursts > 0 ? `start tx_first ${bursts}` : 'start');
-        const t0 = Date.now();
+        if (t.exited) break;
         started = true;
-        const samples: TestpmdSample[] = [];
-        let stopReason: StopReason;
-        for (;;) {
-          const t = Date.now() - t0;
-          if (exited) {
-            stopReason = 'exited';
-            break;
-          }
-          if (t >= timeoutMs) {
-            stopReason = 'timeout';
-            break;
-          }
-          if (t >= durationMs) {
-            stopReason = 'duration';
-            break;
-          }
-          await sleep(Math.min(pollMs, Math.max(1, durationMs - t)));
-          const s = await showStats();
-          if (!s) continue;
-          samples.push({ t: Date.now() - t0, stats: s });
-          if (
-            (phase.untilTxPackets !== undefined && s.txPackets >= phase.untilTxPackets) ||
-            (phase.untilRxPackets !== undefined && s.rxPackets >= phase.untilRxPackets)
-          ) {
-            stopReason = 'count';
-            break;
-          }
-          if (phase.until?.(s)) {
-            stopReason = 'until';
-            break;
-          }
-        }
-        const forwardingMs = Date.now() - t0;
-        const stats = await showStats('stop');
-        const result: PhaseResult = {
-          forwardMode: phase.forwardMode,
-          stopReason,
-          samples,
-          forwardingMs,
-          stats,
-          forward: parseForwardStats(stdout),
-        };
+        const result = await runPhase(t, phase, i, pollMs);
         phases.push(result);
         await opts.afterPhase?.(result, i);
       }
     }
-    send('stop'); // harmless when already stopped; stops forwarding if anything above bailed out
-    send('quit');
-    child.stdin.end();
-    if (!(await waitFor(() => exited, 10_000))) {
-      child.kill('SIGINT');
-      if (!(await waitFor(() => exited, 5_000))) child.kill('SIGKILL');
-    }
+    await t.quit();
   } finally {
-    if (!exited) child.kill('SIGKILL');
-    await exitPromise;
+    if (!t.exited) child.kill('SIGKILL');
+    await t.exit;
     cleanupPrefix(prefix);
   }
-  const all = started ? parsePortStats(stdout) : [];
+  const all = started ? parsePortStats(t.stdout) : [];
   const first = phases[0];
   return {
     command,
@@ -525,9 +537,9 @@ export async function runTestpmd(opts: TestpmdOptions): Promise<TestpmdResult> {
     stopReason: first?.stopReason ?? 'not-started',
     samples: first?.samples ?? [],
     forwardingMs: first?.forwardingMs ?? 0,
-    exitCode,
-    signal,
-    output,
+    exitCode: t.exitCode,
+    signal: t.signal,
+    output: t.output,
   };
 }
 
