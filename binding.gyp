@@ -15,6 +15,7 @@
         "native/net/rx_reservation.cc",
         "native/net/tx_frame.cc",
         "native/net/ports/loopback.cc",
+        "native/net/ports/registry.cc",
         "native/net/ports/sink.cc",
         "native/net/ports/source.cc",
         "native/net/ports/tap.cc"

@@ -50,6 +50,9 @@ export interface NativeNetDevice {
   takeEvents(): string[];
 }
 
+/** A port's options as its native factory gets them: plain values only, checked in TypeScript. */
+export type NativePortOptions = Record<string, string | number>;
+
 export interface RecvResult {
   bytes: Buffer;
   fds: number[];
@@ -82,10 +85,10 @@ export interface Binding {
   memoryFence(): void;
   Mapping: new (fd: number, size: number) => NativeMapping;
   /**
-   * port 'loopback', 'sink', 'source' (frames of `frameSize` bytes, default 64), or 'tap' with the
-   * interface name `tap` (opened, or created if absent).
+   * A device with `queuePairs` pairs and the port `port` (a name in native/net/ports/registry.cc),
+   * made with `options`: what the port's file in lib/net/ports gives, already checked.
    */
-  NetDevice: new (queuePairs: number, port: string, opts?: { tap?: string; frameSize?: number }) => NativeNetDevice;
+  NetDevice: new (queuePairs: number, port: string, options: NativePortOptions) => NativeNetDevice;
 }
 
 // VHOST_USER_ADDON points at another build of the addon (the ASan build of `npm run test:asan`).

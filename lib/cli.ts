@@ -6,16 +6,9 @@
 import { parseArgs } from 'node:util';
 import { VhostUserBackend } from './backend';
 import { VhostUserError } from './errors';
-import {
-  DEFAULT_POLL_US,
-  DEFAULT_SOURCE_FRAME,
-  MAX_POLL_US,
-  MAX_QUEUE_PAIRS,
-  MAX_SOURCE_FRAME,
-  MIN_SOURCE_FRAME,
-  PORT_KINDS,
-  type PortKind,
-} from './net/device';
+import { DEFAULT_POLL_US, MAX_POLL_US, MAX_QUEUE_PAIRS } from './net/device';
+import { PORT_KINDS, type PortKind } from './net/ports/resolve';
+import { DEFAULT_SOURCE_FRAME, MAX_SOURCE_FRAME, MIN_SOURCE_FRAME } from './net/ports/source';
 import { formatStats } from './net/stats';
 import type { LogLevel } from './protocol/session';
 

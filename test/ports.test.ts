@@ -5,6 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { VirtioNetDriver, type NetDriverOptions } from '../lib/frontend/net_driver';
+import { NetDevice, type PortKind } from '../lib/net/device';
+import { PORTS } from '../lib/net/ports/resolve';
 import { makeFrame } from './helpers/frames';
 import { useBackendFixture } from './helpers/fixture';
 import { until } from './helpers/until';
@@ -137,5 +139,34 @@ describe('source port', () => {
     expect(() => fx.start({ port: 'loopback', frameSize: 64 })).toThrow(/--frame-size needs the source port/);
     expect(() => fx.start({ port: 'source', frameSize: 1515, mtu: 1500 })).toThrow(/lower --frame-size or raise --mtu/);
     expect(() => fx.start({ port: 'source', frameSize: 1514, mtu: 1500 })).not.toThrow();
+  });
+});
+
+describe('port registry', () => {
+  it('makes natively every port TypeScript lists that needs no system resource', () => {
+    const free = PORTS.filter((p) => !p.options.some((o) => o.required));
+    expect(free.map((p) => p.name)).toEqual(expect.arrayContaining(['loopback', 'sink', 'source']));
+    for (const spec of free) {
+      const device = new NetDevice({ port: spec.name as PortKind });
+      expect(device.port).toBe(spec.name);
+      device.native.close();
+    }
+  });
+
+  it('checks port options in TypeScript, one line each', () => {
+    expect(() => new NetDevice({ tap: 'T', queuePairs: 2 })).toThrow('the tap port serves one queue pair for now (--queues 1)');
+    expect(() => new NetDevice({ port: 'sink', tap: 'T' })).toThrow("--tap needs the tap port, not 'sink'");
+    expect(() => new NetDevice({ port: 'tap' })).toThrow("the tap port needs the tap interface name (option 'tap', --tap NAME)");
+    expect(() => new NetDevice({ port: 'nope' as PortKind })).toThrow("port must be one of loopback, tap, sink, source, got 'nope'");
+    const textSize = '64' as unknown as number; // a JS caller's mistake
+    expect(() => new NetDevice({ port: 'source', frameSize: textSize })).toThrow("frame size must be an integer in 60..65535 bytes, got '64'");
+  });
+
+  it('offers the tap offloads only on the tap port', () => {
+    const offloads = PORTS.find((p) => p.name === 'tap')?.features ?? 0n;
+    expect(offloads).not.toBe(0n);
+    const device = new NetDevice({ port: 'loopback' });
+    expect(device.features & offloads).toBe(0n);
+    device.native.close();
   });
 });

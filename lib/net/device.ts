@@ -8,25 +8,18 @@ import type { MemoryRegion, MemoryRegionWithFd } from '../protocol/codec';
 import { ProtocolFeature, VirtioFeature, VirtioNetFeature, bit } from '../protocol/constants';
 import type { VhostUserDevice, VringAddresses } from '../protocol/device';
 import { featureNames } from '../protocol/features';
+import { LIBRARY_WORDING, integerProblem, type Wording } from './ports/port';
+import { resolvePort, type PortKind, type PortOptionValues, type ResolvedPort } from './ports/resolve';
 import { readAllStats, type QueueStats } from './stats';
 
-export type PortKind = 'loopback' | 'tap' | 'sink' | 'source';
-export const PORT_KINDS: readonly PortKind[] = ['loopback', 'tap', 'sink', 'source'];
-/** Frame sizes the source port generates (Ethernet without FCS). */
-export const MIN_SOURCE_FRAME = 60;
-export const MAX_SOURCE_FRAME = 65535;
-export const DEFAULT_SOURCE_FRAME = 64;
-const ETHERNET_HEADER = 14;
+export type { PortKind } from './ports/resolve';
 
-export interface NetDeviceOptions {
+/** The port options (tap, frameSize, ...) come from the port registry, lib/net/ports. */
+export interface NetDeviceOptions extends PortOptionValues {
   /** Queue pairs the device reports (GET_QUEUE_NUM). Default 1. */
   queuePairs?: number;
-  /** Where frames go. Default 'loopback' ('tap' when `tap` is given). */
+  /** Where frames go (lib/net/ports). Default 'loopback' ('tap' when `tap` is given). */
   port?: PortKind;
-  /** Tap interface for the tap port: attached to, or created if absent (needs CAP_NET_ADMIN). */
-  tap?: string;
-  /** Size of the frames the source port generates, bytes without FCS. Default DEFAULT_SOURCE_FRAME. */
-  frameSize?: number;
   /** If set, the device offers VIRTIO_NET_F_MTU and accepts NET_SET_MTU up to this value. */
   mtu?: number;
   /**
@@ -42,6 +35,34 @@ export const MAX_POLL_US = 1_000_000;
 
 export const MAX_QUEUE_PAIRS = 16;
 
+/** The device's own options as messages name them (the CLI by flag, the library by label). */
+export const QUEUES_OPTION = { key: 'queuePairs', flag: 'queues', label: 'queue pairs', min: 1, max: MAX_QUEUE_PAIRS };
+export const MTU_OPTION = { key: 'mtu', flag: 'mtu', label: 'MTU', min: 68, max: 65535 };
+export const POLL_OPTION = { key: 'pollUs', flag: 'poll-us', label: 'poll budget', min: 0, max: MAX_POLL_US, unit: ' µs' };
+
+/** Device options, checked and with their defaults. */
+export interface CheckedDeviceOptions {
+  queuePairs: number;
+  mtu: number | undefined;
+  pollUs: number;
+  port: ResolvedPort;
+}
+
+/**
+ * Checks every device option once, the port's through its registry entry; throws VhostUserError
+ * EINVAL with one line in the given wording (the CLI calls it with its own before building anything).
+ */
+export function checkDeviceOptions(opts: NetDeviceOptions, w: Wording): CheckedDeviceOptions {
+  const queuePairs = opts.queuePairs ?? 1;
+  const pollUs = opts.pollUs ?? DEFAULT_POLL_US;
+  const problem =
+    integerProblem(QUEUES_OPTION, queuePairs, w) ??
+    (opts.mtu === undefined ? undefined : integerProblem(MTU_OPTION, opts.mtu, w)) ??
+    integerProblem(POLL_OPTION, pollUs, w);
+  if (problem) throw new VhostUserError('EINVAL', problem);
+  return { queuePairs, mtu: opts.mtu, pollUs, port: resolvePort(opts, { queuePairs, mtu: opts.mtu }, w) };
+}
+
 /**
  * The split-ring and virtio-net features the native data path implements for every port. IN_ORDER
  * holds because every port returns buffers in the order the guest made them available.
@@ -54,21 +75,6 @@ const RING_FEATURES =
   bit(VirtioFeature.IN_ORDER) |
   bit(VirtioFeature.PROTOCOL_FEATURES) |
   bit(VirtioNetFeature.MRG_RXBUF);
-
-/**
- * Offloads the tap port passes through to the host kernel (the virtio-net header goes to the tap
- * unchanged): checksum and TCP segmentation both ways. The loopback port offers none: it would
- * hand a guest's partial checksums back to the same guest.
- */
-const TAP_OFFLOADS =
-  bit(VirtioNetFeature.CSUM) |
-  bit(VirtioNetFeature.GUEST_CSUM) |
-  bit(VirtioNetFeature.HOST_TSO4) |
-  bit(VirtioNetFeature.HOST_TSO6) |
-  bit(VirtioNetFeature.HOST_ECN) |
-  bit(VirtioNetFeature.GUEST_TSO4) |
-  bit(VirtioNetFeature.GUEST_TSO6) |
-  bit(VirtioNetFeature.GUEST_ECN);
 
 /**
  * Protocol features offered. Nothing is offered that the device does not honour: no LOG_SHMFD until
@@ -85,6 +91,7 @@ const PROTOCOL_FEATURES =
 export class NetDevice implements VhostUserDevice {
   readonly queuePairs: number;
   readonly port: PortKind;
+  /** The tap interface of the tap port. */
   readonly tap: string | undefined;
   readonly maxMtu: number | undefined;
   readonly features: bigint;
@@ -94,50 +101,18 @@ export class NetDevice implements VhostUserDevice {
   mtu: number | undefined;
 
   constructor(opts: NetDeviceOptions = {}) {
-    this.queuePairs = opts.queuePairs ?? 1;
-    this.port = opts.port ?? (opts.tap !== undefined ? 'tap' : 'loopback');
+    const checked = checkDeviceOptions(opts, LIBRARY_WORDING);
+    const port = checked.port;
+    this.queuePairs = checked.queuePairs;
+    this.port = port.spec.name as PortKind;
     this.tap = opts.tap;
-    this.maxMtu = opts.mtu;
-    if (!Number.isInteger(this.queuePairs) || this.queuePairs < 1 || this.queuePairs > MAX_QUEUE_PAIRS) {
-      throw new VhostUserError('EINVAL', `queue pairs must be an integer in 1..${MAX_QUEUE_PAIRS}, got ${opts.queuePairs}`);
-    }
-    if (!PORT_KINDS.includes(this.port)) {
-      throw new VhostUserError('EINVAL', `unknown port '${String(this.port)}' (available: ${PORT_KINDS.join(', ')})`);
-    }
-    if (this.maxMtu !== undefined && (!Number.isInteger(this.maxMtu) || this.maxMtu < 68 || this.maxMtu > 65535)) {
-      throw new VhostUserError('EINVAL', `MTU must be an integer in 68..65535, got ${this.maxMtu}`);
-    }
-    if (this.port === 'tap') {
-      if (!this.tap || this.tap.length > 15 || !/^[A-Za-z0-9_.-]+$/.test(this.tap)) {
-        throw new VhostUserError('EINVAL', `the tap port needs an interface name of 1..15 characters [A-Za-z0-9_.-] (--tap NAME), got '${this.tap ?? ''}'`);
-      }
-      if (this.queuePairs !== 1) throw new VhostUserError('EINVAL', 'the tap port serves one queue pair for now (--queues 1)');
-    } else if (this.tap !== undefined) {
-      throw new VhostUserError('EINVAL', `--tap needs the tap port, not '${this.port}'`);
-    }
-    if (opts.frameSize !== undefined) {
-      if (this.port !== 'source') throw new VhostUserError('EINVAL', `--frame-size needs the source port, not '${this.port}'`);
-      if (!Number.isInteger(opts.frameSize) || opts.frameSize < MIN_SOURCE_FRAME || opts.frameSize > MAX_SOURCE_FRAME) {
-        throw new VhostUserError('EINVAL', `frame size must be an integer in ${MIN_SOURCE_FRAME}..${MAX_SOURCE_FRAME} bytes, got ${opts.frameSize}`);
-      }
-      if (this.maxMtu !== undefined && opts.frameSize > this.maxMtu + ETHERNET_HEADER) {
-        throw new VhostUserError(
-          'EINVAL',
-          `frame size ${opts.frameSize} is larger than the MTU the device offers (${this.maxMtu}) plus the ${ETHERNET_HEADER}-byte Ethernet header: lower --frame-size or raise --mtu`,
-        );
-      }
-    }
-    let features = RING_FEATURES;
-    if (this.port === 'tap') features |= TAP_OFFLOADS;
+    this.maxMtu = checked.mtu;
+    let features = RING_FEATURES | (port.spec.features ?? 0n);
     if (this.maxMtu !== undefined) features |= bit(VirtioNetFeature.MTU);
     if (this.queuePairs > 1) features |= bit(VirtioNetFeature.MQ);
     this.features = features;
-    const pollUs = opts.pollUs ?? DEFAULT_POLL_US;
-    if (!Number.isInteger(pollUs) || pollUs < 0 || pollUs > MAX_POLL_US) {
-      throw new VhostUserError('EINVAL', `poll budget must be an integer in 0..${MAX_POLL_US} µs, got ${opts.pollUs}`);
-    }
-    this.native = new native.NetDevice(this.queuePairs, this.port, { tap: this.tap, frameSize: opts.frameSize });
-    this.native.setPollMicros(pollUs);
+    this.native = new native.NetDevice(this.queuePairs, this.port, port.native);
+    this.native.setPollMicros(checked.pollUs);
   }
 
   get queueCount(): number {

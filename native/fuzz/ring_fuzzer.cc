@@ -8,12 +8,11 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "core/guest_memory.h"
-#include "net/ports/loopback.h"
-#include "net/ports/sink.h"
-#include "net/ports/source.h"
+#include "net/ports/registry.h"
 #include "net/queue.h"
 #include "net/virtio_net.h"
 
@@ -81,11 +80,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     q->enabled = true;
     q->kick_fd = w->kick_fd;  // never signalled: only Ready() looks at it
   }
-  LoopbackPort loopback;
-  SinkPort sink;
-  SourcePort source(SourcePort::kMinFrame + (port_byte >> 2) * 23u);
-  Port* ports[] = {&loopback, &sink, &source, &loopback};
-  Port& port = *ports[port_byte & 3];
+  // Made through the registry, as the addon makes them; 60 is the source's smallest frame.
+  static const char* const kPorts[] = {"loopback", "sink", "source", "loopback"};
+  PortOptions options;
+  options.Set("frameSize", int64_t{60 + (port_byte >> 2) * 23});
+  PortError port_err;
+  std::unique_ptr<Port> made = CreatePort(kPorts[port_byte & 3], options, &port_err);
+  if (!made) abort();
+  Port& port = *made;
   int rounds = 0;
   std::function<bool()> stop = [&] { return ++rounds > 64; };
   Reporter report = [](const std::string&) {};

@@ -9,7 +9,7 @@ mkdir -p "$out/corpus"
 python3 native/fuzz/seeds.py "$out/corpus"
 clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -Inative native/fuzz/ring_fuzzer.cc native/core/guest_memory.cc native/core/split_ring.cc \
-  native/net/rx_reservation.cc native/net/tx_frame.cc native/net/ports/loopback.cc native/net/ports/sink.cc native/net/ports/source.cc -o "$out/ring_fuzzer"
+  native/net/rx_reservation.cc native/net/tx_frame.cc native/net/ports/loopback.cc native/net/ports/sink.cc native/net/ports/source.cc native/net/ports/tap.cc native/net/ports/registry.cc -o "$out/ring_fuzzer"
 rc=0
 "$out/ring_fuzzer" -max_total_time="$seconds" -max_len=8300 -print_final_stats=1 -artifact_prefix="$out/" \
   "$out/corpus" > "$out/ring_fuzzer.log" 2>&1 || rc=$?

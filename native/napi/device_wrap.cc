@@ -1,18 +1,17 @@
 // NetDevice exposed to JS. TypeScript has already validated every message; this layer converts
 // plain values, calls the device, and turns a non-zero result into a VhostUserError. The counters
 // live in a JS-owned ArrayBuffer the worker writes into, so reading stats costs no native call.
+#include <string.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "napi/addon_data.h"
 #include "net/net_device.h"
-#include "net/ports/loopback.h"
-#include "net/ports/sink.h"
-#include "net/ports/source.h"
-#include "net/ports/tap.h"
+#include "net/ports/registry.h"
 
 namespace vhost {
 
@@ -22,6 +21,28 @@ uint64_t ToU64(Napi::Env env, Napi::Value v, const char* what) {
   bool lossless = false;
   uint64_t out = v.As<Napi::BigInt>().Uint64Value(&lossless);
   if (!lossless) ThrowError(env, "EINVAL", std::string(what) + " does not fit in 64 bits");
+  return out;
+}
+
+// A port's options object -> plain values: strings stay strings, integral numbers become int64.
+// lib/net/ports has checked them; anything else is a caller that bypassed it.
+PortOptions ToPortOptions(Napi::Env env, Napi::Value v) {
+  PortOptions out;
+  if (!v.IsObject()) return out;
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Array keys = o.GetPropertyNames();
+  for (uint32_t i = 0; i < keys.Length(); i++) {
+    std::string key = keys.Get(i).As<Napi::String>();
+    Napi::Value value = o.Get(key);
+    double number = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : NAN;
+    if (value.IsString()) {
+      out.Set(key, value.As<Napi::String>().Utf8Value());
+    } else if (std::trunc(number) == number) {  // false for NaN: not a number at all
+      out.Set(key, static_cast<int64_t>(number));
+    } else if (!value.IsUndefined()) {
+      ThrowError(env, "EINVAL", "port option '" + key + "' must be a string or an integer");
+    }
+  }
   return out;
 }
 
@@ -54,35 +75,18 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
          InstanceAccessor<&NetDeviceWrap::Stats>("stats")});
   }
 
-  // new NetDevice(queuePairs, portName, { tap?: string, frameSize?: number })
+  // new NetDevice(queuePairs, portName, portOptions): the port comes from the registry.
   explicit NetDeviceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetDeviceWrap>(info) {
     Napi::Env env = info.Env();
     int pairs = info[0].As<Napi::Number>().Int32Value();
     std::string port = info[1].As<Napi::String>();
-    Napi::Object opts = info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);
     if (pairs < 1 || pairs > NetDevice::kMaxQueuePairs)
       ThrowError(env, "EINVAL", "queue pairs must be 1.." + std::to_string(NetDevice::kMaxQueuePairs));
-    std::unique_ptr<Port> p;
-    if (port == "loopback") {
-      p = std::make_unique<LoopbackPort>();
-    } else if (port == "sink") {
-      p = std::make_unique<SinkPort>();
-    } else if (port == "source") {
-      Napi::Value size = opts.Get("frameSize");
-      int64_t len = size.IsNumber() ? size.As<Napi::Number>().Int64Value() : 64;
-      if (len < SourcePort::kMinFrame || len > SourcePort::kMaxFrame)
-        ThrowError(env, "EINVAL", "source frame size must be " + std::to_string(SourcePort::kMinFrame) + ".." +
-                                      std::to_string(SourcePort::kMaxFrame) + " bytes");
-      p = std::make_unique<SourcePort>(static_cast<uint32_t>(len));
-    } else if (port == "tap") {
-      int e = 0;
-      std::string err;
-      Napi::Value tap = opts.Get("tap");
-      if (!tap.IsString()) ThrowError(env, "EINVAL", "the tap port needs an interface name");
-      p = TapPort::Open(tap.As<Napi::String>(), &e, &err);
-      if (!p) ThrowErrno(env, e, "TUNSETIFF", err);
-    } else {
-      ThrowError(env, "EINVAL", "unknown port '" + port + "' (available: loopback, tap, sink, source)");
+    PortError err;
+    std::unique_ptr<Port> p = CreatePort(port, ToPortOptions(env, info[2]), &err);
+    if (!p) {
+      const char* code = strerrorname_np(err.err_no);
+      ThrowError(env, code ? code : "EUNKNOWN", err.message, err.err_no, port.c_str());
     }
     device_ = std::make_unique<NetDevice>(pairs, std::move(p));
     // The buffer keeps its own reference to the counters: JS may hold (or detach) it longer than

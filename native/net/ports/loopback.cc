@@ -1,7 +1,9 @@
 #include "net/ports/loopback.h"
 
 #include <cstring>
+#include <memory>
 
+#include "net/ports/registry.h"
 #include "net/segment_cursor.h"
 
 namespace vhost {
@@ -93,5 +95,7 @@ bool LoopbackPort::Service(PairContext& c) {
     return BurstOutcome{moved, rx_short, !rx_short};
   });
 }
+
+std::unique_ptr<Port> MakeLoopback(const PortOptions&, PortError*) { return std::make_unique<LoopbackPort>(); }
 
 }  // namespace vhost

@@ -1,5 +1,7 @@
 #include "net/ports/sink.h"
 
+#include "net/ports/registry.h"
+
 namespace vhost {
 
 int DiscardTx(PairContext& c, TxFrame& frame, int max) {
@@ -21,5 +23,7 @@ bool SinkPort::Service(PairContext& c) {
   if (!c.tx.Ready()) return false;
   return ServeUntilIdle(c, false, true, [&] { return BurstOutcome{DiscardTx(c, tx_, kBurst), false, true}; });
 }
+
+std::unique_ptr<Port> MakeSink(const PortOptions&, PortError*) { return std::make_unique<SinkPort>(); }
 
 }  // namespace vhost

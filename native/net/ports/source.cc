@@ -1,8 +1,10 @@
 #include "net/ports/source.h"
 
+#include <cerrno>
 #include <cstring>
 #include <string>
 
+#include "net/ports/registry.h"
 #include "net/ports/sink.h"
 #include "net/segment_cursor.h"
 
@@ -76,6 +78,17 @@ bool SourcePort::Service(PairContext& c) {
     if (drain) moved += DiscardTx(c, tx_, kBurst);
     return BurstOutcome{moved, true, drain};  // idle: wait for more receive buffers (or TX frames)
   });
+}
+
+// options: frameSize (lib/net/ports/source.ts).
+std::unique_ptr<Port> MakeSource(const PortOptions& options, PortError* err) {
+  int64_t len = 0;
+  if (!options.Int("frameSize", SourcePort::kMinFrame, SourcePort::kMaxFrame, &len)) {
+    *err = PortError{EINVAL, "the source port needs frameSize in " + std::to_string(SourcePort::kMinFrame) + ".." +
+                                 std::to_string(SourcePort::kMaxFrame)};
+    return nullptr;
+  }
+  return std::make_unique<SourcePort>(static_cast<uint32_t>(len));
 }
 
 }  // namespace vhost

@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "net/ports/registry.h"
+
 namespace vhost {
 
 namespace {
@@ -158,6 +160,16 @@ bool TapPort::Service(PairContext& c) {
     // wakes us) or when the guest has no buffers (its RX kick wakes us).
     return BurstOutcome{sent + received, rx_short, true};
   });
+}
+
+// options: tap, the interface name (lib/net/ports/tap.ts).
+std::unique_ptr<Port> MakeTap(const PortOptions& options, PortError* err) {
+  const std::string* name = options.String("tap");
+  if (!name) {
+    *err = PortError{EINVAL, "the tap port needs an interface name (tap)"};
+    return nullptr;
+  }
+  return TapPort::Open(*name, &err->err_no, &err->message);
 }
 
 }  // namespace vhost
