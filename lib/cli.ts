@@ -6,11 +6,27 @@
 import { parseArgs } from 'node:util';
 import { VhostUserBackend } from './backend';
 import { VhostUserError } from './errors';
-import { DEFAULT_POLL_US, MAX_POLL_US, MAX_QUEUE_PAIRS } from './net/device';
-import { PORT_KINDS, type PortKind } from './net/ports/resolve';
-import { DEFAULT_SOURCE_FRAME, MAX_SOURCE_FRAME, MIN_SOURCE_FRAME } from './net/ports/source';
+import { DEFAULT_POLL_US, MAX_POLL_US, MAX_QUEUE_PAIRS, checkDeviceOptions, type NetDeviceOptions } from './net/device';
+import { CLI_WORDING } from './net/ports/port';
+import { PORTS, PORT_OPTIONS } from './net/ports/resolve';
 import { formatStats } from './net/stats';
 import type { LogLevel } from './protocol/session';
+
+/** An option's --help entry: the flag column, then its text with continuation lines aligned. */
+function helpEntry(flag: string, text: string): string {
+  const [first, ...rest] = text.split('\n');
+  return [`  ${flag.padEnd(20)} ${first}`, ...rest.map((line) => `${' '.repeat(23)}${line}`)].join('\n');
+}
+
+/** The --port entry and each port's own options, from the port registry. */
+function portHelp(): string {
+  const kinds = PORTS.map((p) => {
+    const [first, ...rest] = p.help.split('\n');
+    return [`${' '.repeat(25)}${p.name.padEnd(10)}${first}`, ...rest.map((line) => `${' '.repeat(35)}${line}`)].join('\n');
+  });
+  const options = PORT_OPTIONS.map((o) => helpEntry(`--${o.flag} ${o.metavar}`, o.help));
+  return [helpEntry('--port KIND', `where the device's frames go (default: ${PORTS[0].name}):`), ...kinds, ...options].join('\n');
+}
 
 const HELP = `Usage: vhost-user net --socket PATH [options]
        vhost-user bench [options]      (measure against DPDK's vhost PMD: vhost-user bench --help)
@@ -23,20 +39,7 @@ Options:
                        per socket, from one process.
   --client             connect to PATH (a front-end listening, e.g. QEMU -chardev socket,server=on)
                        instead of listening, and reconnect whenever the connection drops.
-  --port KIND          where the device's frames go (default: loopback):
-                         loopback  returns every frame the guest sends with its MAC addresses swapped;
-                         tap       a Linux tap interface (see --tap);
-                         sink      takes every frame the guest sends and discards it;
-                         source    fills every receive buffer the guest posts with a generated frame
-                                   (broadcast, EtherType 0x88b5, a sequence number after the Ethernet
-                                   header) as fast as buffers come, and discards what the guest sends.
-                       sink and source are for measuring a guest's virtio-net driver.
-  --frame-size N       size of the frames the source port generates, bytes without FCS
-                       (${MIN_SOURCE_FRAME}..${MAX_SOURCE_FRAME}, default ${DEFAULT_SOURCE_FRAME}).
-  --tap NAME           connect the device to the Linux tap interface NAME (implies --port tap),
-                       creating it if absent (needs root or CAP_NET_ADMIN). Checksum and TSO offloads
-                       the guest negotiates are passed to the host kernel. Bring the interface up and
-                       address it on the host side as usual (ip link set NAME up). One --socket only.
+${portHelp()}
   --queues N           queue pairs the device reports (1..${MAX_QUEUE_PAIRS}, default 1).
   --mtu N              offer VIRTIO_NET_F_MTU and accept NET_SET_MTU up to N (68..65535).
   --poll-us N          busy-poll budget of the data path, microseconds (default ${DEFAULT_POLL_US}): while traffic
@@ -56,9 +59,21 @@ QEMU example (guest memory must be shared with the back-end):
     -device virtio-net-pci,netdev=n0 ...
 `;
 
+/** A wrong command line: one line, a pointer to --help, exit 2. */
 function fail(message: string): never {
   process.stderr.write(`vhost-user: ${message}\nTry 'vhost-user --help'.\n`);
   process.exit(2);
+}
+
+/** A failure while starting (a socket or tap the system refused): one line, exit 1. */
+function die(err: unknown): never {
+  process.stderr.write(`vhost-user: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
+
+/** An integer flag's value: a number when it is written as one, else the text, for the check to quote. */
+function integer(value: string | undefined): number | string | undefined {
+  return value !== undefined && /^[0-9]+$/.test(value) ? Number.parseInt(value, 10) : value;
 }
 
 function intOption(name: string, value: string | undefined, min: number, max: number, radix = 10): number | undefined {
@@ -68,6 +83,26 @@ function intOption(name: string, value: string | undefined, min: number, max: nu
     fail(`--${name} must be an integer in ${min}..${max}${radix === 8 ? ' (octal)' : ''}, got '${value}'`);
   }
   return n;
+}
+
+/** The device options the flags give, checked once by the device's own checks, in the CLI's words. */
+function deviceOptions(values: Record<string, string | boolean | string[] | undefined>) {
+  const opts: Record<string, unknown> = {
+    port: values.port,
+    queuePairs: integer(values.queues as string | undefined),
+    mtu: integer(values.mtu as string | undefined),
+    pollUs: integer(values['poll-us'] as string | undefined),
+  };
+  for (const o of PORT_OPTIONS) {
+    const raw = values[o.flag] as string | undefined;
+    opts[o.key] = o.type === 'integer' ? integer(raw) : raw;
+  }
+  const device = opts as NetDeviceOptions;
+  try {
+    return { device, checked: checkDeviceOptions(device, CLI_WORDING) };
+  } catch (err) {
+    fail(err instanceof VhostUserError ? err.message : String(err));
+  }
 }
 
 function main(argv: string[]): void {
@@ -85,8 +120,7 @@ function main(argv: string[]): void {
         socket: { type: 'string', multiple: true },
         client: { type: 'boolean' },
         port: { type: 'string' },
-        tap: { type: 'string' },
-        'frame-size': { type: 'string' },
+        ...Object.fromEntries(PORT_OPTIONS.map((o) => [o.flag, { type: 'string' as const }])),
         queues: { type: 'string' },
         mtu: { type: 'string' },
         'socket-mode': { type: 'string' },
@@ -97,7 +131,9 @@ function main(argv: string[]): void {
       },
     });
   } catch (err) {
-    fail((err as Error).message);
+    // node:util's messages may run over several lines and explain its own syntax; ours are one line.
+    const e = err as Error & { code?: string };
+    fail(e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? e.message.replace(/\. To specify.*/s, '') : e.message.replace(/\s*\n\s*/g, ' '));
   }
   const { values, positionals } = parsed;
   if (values.help || positionals.length === 0) {
@@ -108,15 +144,10 @@ function main(argv: string[]): void {
   const sockets = values.socket ?? [];
   if (sockets.length === 0) fail('--socket PATH is required');
   if (new Set(sockets).size !== sockets.length) fail('each --socket must be a different path');
-  const port = (values.port ?? (values.tap !== undefined ? 'tap' : 'loopback')) as PortKind;
-  if (values.tap !== undefined && sockets.length > 1) fail('--tap serves one device: give one --socket');
-  if (port === 'tap' && values.tap === undefined) fail('--port tap needs --tap NAME');
-  if (!PORT_KINDS.includes(port)) fail(`--port must be one of ${PORT_KINDS.join(', ')}, got '${values.port}'`);
-  if (values['frame-size'] !== undefined && port !== 'source') fail('--frame-size needs --port source');
-  const frameSize = intOption('frame-size', values['frame-size'], MIN_SOURCE_FRAME, MAX_SOURCE_FRAME);
-  const queuePairs = intOption('queues', values.queues, 1, MAX_QUEUE_PAIRS) ?? 1;
-  const mtu = intOption('mtu', values.mtu, 68, 65535);
-  const pollUs = intOption('poll-us', values['poll-us'], 0, MAX_POLL_US);
+  const { device, checked } = deviceOptions(values);
+  const queuePairs = checked.queuePairs;
+  const port = checked.port.spec;
+  if (port.singleDevice && sockets.length > 1) fail(`the ${port.name} port serves one device: give one --socket`);
   const socketMode = intOption('socket-mode', values['socket-mode'], 0, 0o777, 8) ?? 0o600;
   const statsInterval = intOption('stats-interval', values['stats-interval'], 1, 86400);
 
@@ -127,17 +158,17 @@ function main(argv: string[]): void {
       const line = `${new Date().toISOString()} ${level === 'warn' ? 'WARN ' : ''}[${socketPath}] ${message}\n`;
       (level === 'warn' ? process.stderr : process.stdout).write(line);
     };
-    const backend = new VhostUserBackend({ socketPath, client: values.client, socketMode, log, device: { queuePairs, port, tap: values.tap, frameSize, mtu, pollUs } });
     try {
+      const backend = new VhostUserBackend({ socketPath, client: values.client, socketMode, log, device });
+      backends.push(backend);
       backend.start();
     } catch (err) {
       for (const b of backends) b.close();
-      fail(err instanceof VhostUserError ? err.message : String(err));
+      die(err);
     }
-    backends.push(backend);
   }
   process.stdout.write(
-    `vhost-user: serving virtio-net (${port} port${values.tap ? ` ${values.tap}` : ''}${port === 'source' ? ` of ${frameSize ?? DEFAULT_SOURCE_FRAME}-byte frames` : ''}, ${queuePairs} queue pair${queuePairs > 1 ? 's' : ''}) on ${sockets.join(', ')}; ` +
+    `vhost-user: serving virtio-net (${port.name} port${port.describe?.(checked.port.values) ?? ''}, ${queuePairs} queue pair${queuePairs > 1 ? 's' : ''}) on ${sockets.join(', ')}; ` +
       `Ctrl-C to stop, SIGUSR1 for statistics\n`,
   );
 

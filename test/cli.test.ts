@@ -37,6 +37,27 @@ describe('vhost-user CLI', () => {
     }
   });
 
+  it('refuses a bad port option or combination in one line, before building anything, without a stack trace', () => {
+    const cases: [string[], string][] = [
+      [['net', '--socket', '/tmp/x.sock', '--tap', 'T', '--queues', '2'], 'the tap port serves one queue pair for now (--queues 1)'],
+      [['net', '--socket', '/tmp/x.sock', '--socket', '/tmp/y.sock', '--tap', 'T'], 'the tap port serves one device: give one --socket'],
+      [['net', '--socket', '/tmp/x.sock', '--tap', 'a-name-too-long-for-linux'], '--tap must be 1..15 characters'],
+      [['net', '--socket', '/tmp/x.sock', '--port', 'tap'], '--port tap needs --tap NAME'],
+      [['net', '--socket', '/tmp/x.sock', '--port', 'sink', '--tap', 'T'], "--tap needs --port tap, not 'sink'"],
+      [['net', '--socket', '/tmp/x.sock', '--port', 'source', '--frame-size', '1600', '--mtu', '1500'], 'frame size 1600 is larger than the MTU the device offers (1500)'],
+      [['net', '--socket', '/tmp/x.sock', '--port', 'source', '--frame-size', '6x'], "--frame-size must be an integer in 60..65535 bytes, got '6x'"],
+      [['net', '--socket', '/tmp/x.sock', '--queues', '-1'], "Option '--queues' argument is ambiguous"],
+      [['net', '--socket', '/tmp/x.sock', '--bogus'], "Unknown option '--bogus'"],
+    ];
+    for (const [args, message] of cases) {
+      const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(`vhost-user: ${message}`);
+      expect(r.stderr.trimEnd().split('\n')).toHaveLength(2); // the message and the pointer to --help
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+    }
+  });
+
   it('serves a device, prints statistics on SIGUSR1 and on exit, removes its socket', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-cli-'));
     const socketPath = path.join(dir, 'net.sock');
