@@ -5,13 +5,15 @@
 namespace vhost {
 
 // Every port, one line each: X(name JS uses, factory). The factory is defined in the port's own .cc
-// (net/ports/<name>.cc); the list both declares it (below) and fills the table, so adding a port is
-// its .cc plus one line here, and no other file knows the port's class.
+// (net/ports/<name>.cc); this list both declares it (below) and fills the table, so adding a port is
+// its .cc plus one line here, and no other native file knows the port's class. The closing comment
+// line ends the macro, so a new line above it leaves the other lines as they are.
 #define VHOST_PORTS(X)          \
-  X("loopback", MakeLoopback) \
-  X("tap", MakeTap)           \
-  X("sink", MakeSink)         \
-  X("source", MakeSource)
+  X("loopback", MakeLoopback)   \
+  X("tap", MakeTap)             \
+  X("sink", MakeSink)           \
+  X("source", MakeSource)       \
+  /* end of the port list */
 
 #define VHOST_DECLARE_PORT(name, factory) std::unique_ptr<Port> factory(const PortOptions& options, PortError* err);
 VHOST_PORTS(VHOST_DECLARE_PORT)
