@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 root=$PWD
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# binding.gyp takes its source list from scripts/native-sources.js, so that script comes along.
+mkdir "$work/scripts"
 cp -r binding.gyp native "$work/"
+cp scripts/native-sources.js "$work/scripts/"
 ln -s "$root/node_modules" "$work/node_modules"
 # npm passes its nodedir (Node's headers, offline) to install scripts; a direct node-gyp call must too.
 nodedir=$(npm config get nodedir)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer target (clang, ASan + UBSan) and runs it for $1 seconds (default 60).
+# Builds the libFuzzer target (clang, ASan + UBSan) over the addon's data-path sources (the list
+# binding.gyp uses, from scripts/native-sources.js) and runs it for $1 seconds (default 60).
 # Needs Debian's clang and libclang-rt-14-dev. The corpus persists in build/fuzz/corpus.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -7,9 +8,10 @@ seconds=${1:-60}
 out=build/fuzz
 mkdir -p "$out/corpus"
 python3 native/fuzz/seeds.py "$out/corpus"
+mapfile -t sources < <(node scripts/native-sources.js data-path)
+[ "${#sources[@]}" -gt 0 ] || { echo "scripts/native-sources.js listed no sources" >&2; exit 1; }
 clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -Inative native/fuzz/ring_fuzzer.cc native/core/guest_memory.cc native/core/split_ring.cc \
-  native/net/rx_reservation.cc native/net/tx_frame.cc native/net/ports/loopback.cc native/net/ports/sink.cc native/net/ports/source.cc native/net/ports/tap.cc native/net/ports/registry.cc -o "$out/ring_fuzzer"
+  -Inative native/fuzz/ring_fuzzer.cc "${sources[@]}" -o "$out/ring_fuzzer"
 rc=0
 "$out/ring_fuzzer" -max_total_time="$seconds" -max_len=8300 -print_final_stats=1 -artifact_prefix="$out/" \
   "$out/corpus" > "$out/ring_fuzzer.log" 2>&1 || rc=$?
