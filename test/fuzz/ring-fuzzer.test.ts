@@ -19,19 +19,20 @@ function runFuzzScript(arg: string): { status: number | null; out: string } {
 }
 
 describe.skipIf(skip)('native ring fuzzer', () => {
-  it('replays every input in native/fuzz/regressions/ without a crash', () => {
+  it('replays every input in native/fuzz/regressions/ without a crash', { timeout: 120_000 }, () => {
     const inputs = fs.readdirSync(path.join(root, 'native/fuzz/regressions'));
     expect(inputs.length).toBeGreaterThan(0);
     const { status, out } = runFuzzScript('replay');
     expect(status, out).toBe(0);
     const executed = out.split('\n').filter((line) => line.startsWith('Executed native/fuzz/regressions/'));
     expect(executed.length, out).toBe(inputs.length);
-  }, 120_000);
+  });
 
-  it(`runs ${SECONDS} s of libFuzzer over chain walking, RX reservation and the loopback copy without a crash`, () => {
+  const title = `runs ${SECONDS} s of libFuzzer over chain walking, RX reservation and the loopback copy without a crash`;
+  it(title, { timeout: (SECONDS + 120) * 1000 }, () => {
     const { status, out } = runFuzzScript(String(SECONDS));
     expect(status, out).toBe(0);
     const executed = Number(/stat::number_of_executed_units: (\d+)/.exec(out)?.[1] ?? 0);
     expect(executed).toBeGreaterThan(10_000);
-  }, (SECONDS + 120) * 1000);
+  });
 });
