@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { VhostUserBackend } from './backend';
 import { VhostUserError } from './errors';
-import { DEFAULT_POLL_US, MAX_POLL_US, MAX_QUEUE_PAIRS, checkDeviceOptions, type NetDeviceOptions } from './net/device';
+import { DEFAULT_POLL_US, MAX_QUEUE_PAIRS, checkDeviceOptions, type NetDeviceOptions } from './net/device';
 import { CLI_WORDING } from './net/ports/port';
 import { PORTS, PORT_OPTIONS } from './net/ports/resolve';
 import { formatStats } from './net/stats';

@@ -8,12 +8,15 @@ namespace vhost {
 // (net/ports/<name>.cc); this list both declares it (below) and fills the table, so adding a port is
 // its .cc plus one line here, and no other native file knows the port's class. The closing comment
 // line ends the macro, so a new line above it leaves the other lines as they are.
-#define VHOST_PORTS(X)          \
-  X("loopback", MakeLoopback)   \
-  X("tap", MakeTap)             \
-  X("sink", MakeSink)           \
-  X("source", MakeSource)       \
+// One port per line, aligned wide, so that a new port is a one-line diff.
+// clang-format off
+#define VHOST_PORTS(X)                        \
+  X("loopback", MakeLoopback)                 \
+  X("tap", MakeTap)                           \
+  X("sink", MakeSink)                         \
+  X("source", MakeSource)                     \
   /* end of the port list */
+// clang-format on
 
 #define VHOST_DECLARE_PORT(name, factory) std::unique_ptr<Port> factory(const PortOptions& options, PortError* err);
 VHOST_PORTS(VHOST_DECLARE_PORT)
