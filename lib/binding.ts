@@ -92,9 +92,7 @@ export interface Binding {
 }
 
 // VHOST_USER_ADDON points at another build of the addon (the ASan build of `npm run test:asan`).
-const loaded: Binding = process.env.VHOST_USER_ADDON
-  ? require(process.env.VHOST_USER_ADDON)
-  : require('bindings')('vhost_user');
+const loaded: Binding = process.env.VHOST_USER_ADDON ? require(process.env.VHOST_USER_ADDON) : require('bindings')('vhost_user');
 loaded.setErrorClass(VhostUserError);
 
 export const native: Binding = loaded;

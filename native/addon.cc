@@ -7,8 +7,7 @@
 
 namespace vhost {
 
-void ThrowError(Napi::Env env, const std::string& code, const std::string& message, int err_no,
-                const char* op) {
+void ThrowError(Napi::Env env, const std::string& code, const std::string& message, int err_no, const char* op) {
   AddonData* data = env.GetInstanceData<AddonData>();
   Napi::Object opts = Napi::Object::New(env);
   if (err_no) opts.Set("errno", err_no);

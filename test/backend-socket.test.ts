@@ -146,9 +146,7 @@ describe('the socket file', () => {
     t.onCleanup(() => other.close());
     expect(() => other.start()).toThrow(expect.objectContaining({ code: 'EADDRINUSE' }));
     const fe = connect();
-    const features = await within(fe.requestU64({ request: Request.GET_FEATURES }), 1000, 'GET_FEATURES').catch(
-      (e: Error) => e,
-    );
+    const features = await within(fe.requestU64({ request: Request.GET_FEATURES }), 1000, 'GET_FEATURES').catch((e: Error) => e);
     expect(features).toBe(t.backend.device.features);
     expect(warnings().filter((w) => w.includes('refused a second front-end'))).toEqual([]);
   });
@@ -163,7 +161,6 @@ describe('the socket file', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe('keep me');
   });
 });
-
 
 describe('isolation', () => {
   it('keeps traffic on one back-end correct while another is fed malformed messages', async () => {
@@ -215,9 +212,16 @@ describe('isolation', () => {
       { what: 'SET_VRING_KICK without fd', bytes: Buffer.concat([header(Request.SET_VRING_KICK, V, 8), u64(0n)]) },
       { what: 'SET_VRING_KICK unknown bits', bytes: Buffer.concat([header(Request.SET_VRING_KICK, V, 8), u64(1n << 40n)]), fds: 1 },
       { what: 'SET_MEM_TABLE 9 regions', bytes: Buffer.concat([header(Request.SET_MEM_TABLE, V, 8), u64(9n)]) },
-      { what: 'SET_MEM_TABLE size mismatch', bytes: Buffer.concat([header(Request.SET_MEM_TABLE, V, 8 + 16), u64(1n), Buffer.alloc(16)]), fds: 1 },
+      {
+        what: 'SET_MEM_TABLE size mismatch',
+        bytes: Buffer.concat([header(Request.SET_MEM_TABLE, V, 8 + 16), u64(1n), Buffer.alloc(16)]),
+        fds: 1,
+      },
       { what: 'GET_FEATURES with 3 fds', bytes: header(Request.GET_FEATURES, V, 0), fds: 3 },
-      { what: 'SET_VRING_ADDR unknown flags', bytes: Buffer.concat([header(Request.SET_VRING_ADDR, V, 40), Buffer.alloc(4), Buffer.from([2, 0, 0, 0]), Buffer.alloc(32)]) },
+      {
+        what: 'SET_VRING_ADDR unknown flags',
+        bytes: Buffer.concat([header(Request.SET_VRING_ADDR, V, 40), Buffer.alloc(4), Buffer.from([2, 0, 0, 0]), Buffer.alloc(32)]),
+      },
       { what: 'garbage', bytes: Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n') },
       { what: 'half a header', bytes: header(Request.GET_FEATURES, V, 0).subarray(0, 6) },
     ];

@@ -30,7 +30,10 @@ describe('benchmark harness', () => {
       const ours = json.runs.filter((r: { backend: string }) => r.backend === 'ours');
       expect(ours.map((r: { mode: string }) => r.mode).sort()).toEqual(['io', 'rxonly']);
       for (const r of ours) expect(r.mpps, JSON.stringify(r)).toBeGreaterThan(0);
-      expect(json.idle.filter((i: { backend: string }) => i.backend === 'ours').map((i: { worker: string }) => i.worker)).toEqual(['adaptive', 'event-driven']);
+      expect(json.idle.filter((i: { backend: string }) => i.backend === 'ours').map((i: { worker: string }) => i.worker)).toEqual([
+        'adaptive',
+        'event-driven',
+      ]);
       if (fs.existsSync('/usr/bin/dpdk-testpmd')) expect(text).toMatch(/dpdk/);
       expect(fs.readFileSync(path.join(out, 'latest.svg'), 'utf8')).toMatch(/^<svg|<\?xml/);
       // latest.* point at the run's own files (relative symlinks), so each run is stored once.

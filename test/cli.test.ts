@@ -15,7 +15,23 @@ describe('vhost-user CLI', () => {
   it('documents every flag in --help', () => {
     const r = spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' });
     expect(r.status).toBe(0);
-    for (const flag of ['--socket', '--client', '--port', '--tap', '--frame-size', 'sink', 'source', 'vhost-user bench', '--poll-us', '--queues', '--mtu', '--socket-mode', '--stats-interval', '--quiet', '--help']) {
+    for (const flag of [
+      '--socket',
+      '--client',
+      '--port',
+      '--tap',
+      '--frame-size',
+      'sink',
+      'source',
+      'vhost-user bench',
+      '--poll-us',
+      '--queues',
+      '--mtu',
+      '--socket-mode',
+      '--stats-interval',
+      '--quiet',
+      '--help',
+    ]) {
       expect(r.stdout).toContain(flag);
     }
   });
@@ -44,8 +60,14 @@ describe('vhost-user CLI', () => {
       [['net', '--socket', '/tmp/x.sock', '--tap', 'a-name-too-long-for-linux'], '--tap must be 1..15 characters'],
       [['net', '--socket', '/tmp/x.sock', '--port', 'tap'], '--port tap needs --tap NAME'],
       [['net', '--socket', '/tmp/x.sock', '--port', 'sink', '--tap', 'T'], "--tap needs --port tap, not 'sink'"],
-      [['net', '--socket', '/tmp/x.sock', '--port', 'source', '--frame-size', '1600', '--mtu', '1500'], 'frame size 1600 is larger than the MTU the device offers (1500)'],
-      [['net', '--socket', '/tmp/x.sock', '--port', 'source', '--frame-size', '6x'], "--frame-size must be an integer in 60..65535 bytes, got '6x'"],
+      [
+        ['net', '--socket', '/tmp/x.sock', '--port', 'source', '--frame-size', '1600', '--mtu', '1500'],
+        'frame size 1600 is larger than the MTU the device offers (1500)',
+      ],
+      [
+        ['net', '--socket', '/tmp/x.sock', '--port', 'source', '--frame-size', '6x'],
+        "--frame-size must be an integer in 60..65535 bytes, got '6x'",
+      ],
       [['net', '--socket', '/tmp/x.sock', '--queues', '-1'], "Option '--queues' argument is ambiguous"],
       [['net', '--socket', '/tmp/x.sock', '--bogus'], "Unknown option '--bogus'"],
     ];
@@ -73,7 +95,7 @@ describe('vhost-user CLI', () => {
       const memory = new GuestMemory();
       let received = 0;
       const driver = await VirtioNetDriver.start({ socketPath, memory, onFrames: (f) => (received += f.length) });
-      for (let i = 0; i < 1000; ) {
+      for (let i = 0; i < 1000;) {
         while (i < 1000 && driver.txSpace > 0) driver.send(makeFrame(i++));
         driver.flush();
         if (i < 1000) await driver.waitTxSpace();

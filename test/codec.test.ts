@@ -332,19 +332,14 @@ describe('request rejections', () => {
   });
 
   // REM_MEM_REG takes 0 or 1 fd: covered below.
-  const withFds = [...samples, ...extraSamples].filter(
-    (m) => m.request !== Request.REM_MEM_REG && encodeRequest(m, false).fds.length > 0,
-  );
+  const withFds = [...samples, ...extraSamples].filter((m) => m.request !== Request.REM_MEM_REG && encodeRequest(m, false).fds.length > 0);
 
-  it.each(named(withFds))(
-    '%s: missing fd',
-    (_n, msg) => {
-      const r = rawOf(msg);
-      const err = expectReject({ ...r, fds: r.fds.slice(0, -1) }, 'EBADMSG_FDS');
-      expect(err.message).toContain(requestName(msg.request));
-      expect(err.op).toBe(requestName(msg.request));
-    },
-  );
+  it.each(named(withFds))('%s: missing fd', (_n, msg) => {
+    const r = rawOf(msg);
+    const err = expectReject({ ...r, fds: r.fds.slice(0, -1) }, 'EBADMSG_FDS');
+    expect(err.message).toContain(requestName(msg.request));
+    expect(err.op).toBe(requestName(msg.request));
+  });
 
   it.each(named(samples))('%s: extra fd', (_n, msg) => {
     const r = rawOf(msg);
@@ -579,10 +574,7 @@ describe('encodeRequest input checks', () => {
     ['short MAC', { request: Request.SEND_RARP, mac: Buffer.alloc(5) }],
     ['short UUID', { request: Request.GET_SHARED_OBJECT, uuid: Buffer.alloc(15) }],
     ['no regions', { request: Request.SET_MEM_TABLE, regions: [] }],
-    [
-      '9 regions',
-      { request: Request.SET_MEM_TABLE, regions: Array.from({ length: 9 }, (_, i) => ({ ...region(i), fd: FD + i })) },
-    ],
+    ['9 regions', { request: Request.SET_MEM_TABLE, regions: Array.from({ length: 9 }, (_, i) => ({ ...region(i), fd: FD + i })) }],
     ['empty region', { request: Request.ADD_MEM_REG, region: { ...region(0), size: 0n }, fd: FD }],
     ['config too large', { request: Request.SET_CONFIG, offset: 0, flags: 0, payload: Buffer.alloc(257) }],
     ['config past the end', { request: Request.SET_CONFIG, offset: 250, flags: 0, payload: Buffer.alloc(7) }],
@@ -633,11 +625,7 @@ describe('replies', () => {
     ['GET_VRING_BASE', Request.GET_VRING_BASE, { kind: 'vringState', index: 1, num: 0x8000_8000 }],
     ['GET_CONFIG', Request.GET_CONFIG, { kind: 'config', offset: 0, flags: 0, payload: Buffer.from([1, 2, 3, 4, 5, 6]) }],
     ['GET_CONFIG error', Request.GET_CONFIG, { kind: 'none' }],
-    [
-      'GET_INFLIGHT_FD',
-      Request.GET_INFLIGHT_FD,
-      { kind: 'inflight', mmapSize: 0x10000n, mmapOffset: 0n, numQueues: 2, queueSize: 256 },
-    ],
+    ['GET_INFLIGHT_FD', Request.GET_INFLIGHT_FD, { kind: 'inflight', mmapSize: 0x10000n, mmapOffset: 0n, numQueues: 2, queueSize: 256 }],
     ['CREATE_CRYPTO_SESSION', Request.CREATE_CRYPTO_SESSION, { kind: 'cryptoSession', payload: Buffer.alloc(1072, 3) }],
     ['POSTCOPY_ADVISE', Request.POSTCOPY_ADVISE, { kind: 'none' }],
     ['GET_SHARED_OBJECT', Request.GET_SHARED_OBJECT, { kind: 'none' }],
@@ -677,9 +665,7 @@ describe('replies', () => {
     // SET_MEM_TABLE: neither a u64 ack nor a whole table.
     const t = Buffer.alloc(8 + 32 + 1);
     t.writeUInt32LE(1, 0);
-    expect(catchError(() => decodeReply(Request.SET_MEM_TABLE, hdr(Request.SET_MEM_TABLE, t), t)).code).toBe(
-      'EBADMSG_SIZE',
-    );
+    expect(catchError(() => decodeReply(Request.SET_MEM_TABLE, hdr(Request.SET_MEM_TABLE, t), t)).code).toBe('EBADMSG_SIZE');
     // ADD_MEM_REG: 39 bytes is neither 8 nor 40.
     const a = Buffer.alloc(39);
     const err = catchError(() => decodeReply(Request.ADD_MEM_REG, hdr(Request.ADD_MEM_REG, a), a));
@@ -730,12 +716,8 @@ describe('replies', () => {
   });
 
   it('encodeReply refuses a body the request does not reply with', () => {
-    expect(catchError(() => encodeReply(Request.GET_FEATURES, { kind: 'vringState', index: 0, num: 0 })).code).toBe(
-      'EINVAL',
-    );
-    expect(catchError(() => encodeReply(Request.SET_VRING_ADDR, { kind: 'memTable', regions: [region(0)] })).code).toBe(
-      'EINVAL',
-    );
+    expect(catchError(() => encodeReply(Request.GET_FEATURES, { kind: 'vringState', index: 0, num: 0 })).code).toBe('EINVAL');
+    expect(catchError(() => encodeReply(Request.SET_VRING_ADDR, { kind: 'memTable', regions: [region(0)] })).code).toBe('EINVAL');
     expect(catchError(() => encodeReply(Request.GET_VRING_BASE, { kind: 'u64', value: 0n })).code).toBe('EINVAL');
     expect(catchError(() => encodeReply(Request.GET_FEATURES, { kind: 'u64', value: -1n })).code).toBe('EINVAL');
   });

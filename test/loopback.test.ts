@@ -35,7 +35,9 @@ async function pump(driver: VirtioNetDriver, first: number, count: number, check
       return `avail flags=${a.readUInt16LE(0)} idx=${a.readUInt16LE(2)} used flags=${u.readUInt16LE(0)} idx=${u.readUInt16LE(2)} outstanding=${r.outstanding}`;
     };
     const stats = fx.backend.device.stats().map((s) => JSON.stringify(s, (_, v) => (typeof v === 'bigint' ? Number(v) : v)));
-    throw new Error(`stalled at ${check.next}/${target} (sent ${sent}): rx ${view(driver.rings.rx)}; tx ${view(driver.rings.tx)}; stats ${stats.join(' ')}`);
+    throw new Error(
+      `stalled at ${check.next}/${target} (sent ${sent}): rx ${view(driver.rings.rx)}; tx ${view(driver.rings.tx)}; stats ${stats.join(' ')}`,
+    );
   }
 }
 

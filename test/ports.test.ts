@@ -107,7 +107,9 @@ describe('source port', () => {
     // It waits for the guest to post more buffers rather than retrying in a loop: one drop per wait.
     expect(rx.drops).toBeGreaterThanOrEqual(1n);
     expect(rx.drops).toBeLessThan(10n);
-    expect(fx.warnings).toEqual([expect.stringContaining('cannot hold 4000-byte frames (negotiate MRG_RXBUF or use a smaller --frame-size)')]);
+    expect(fx.warnings).toEqual([
+      expect.stringContaining('cannot hold 4000-byte frames (negotiate MRG_RXBUF or use a smaller --frame-size)'),
+    ]);
     driver.close();
   });
 
@@ -115,7 +117,12 @@ describe('source port', () => {
     const backend = fx.start({ port: 'source' });
     let received = 0;
     // 200 buffers posted: descriptors stay free for a raw one.
-    const driver = await VirtioNetDriver.start({ socketPath: backend.socketPath, memory: fx.memory, rxBuffers: 200, onFrames: (f) => (received += f.length) });
+    const driver = await VirtioNetDriver.start({
+      socketPath: backend.socketPath,
+      memory: fx.memory,
+      rxBuffers: 200,
+      onFrames: (f) => (received += f.length),
+    });
     try {
       const rx = driver.rings.rx;
       const [a] = rx.reserveDescriptors(1);
@@ -159,7 +166,9 @@ describe('port registry', () => {
     expect(() => new NetDevice({ port: 'tap' })).toThrow("the tap port needs the tap interface name (option 'tap', --tap NAME)");
     expect(() => new NetDevice({ port: 'nope' as PortKind })).toThrow("port must be one of loopback, tap, sink, source, got 'nope'");
     const textSize = '64' as unknown as number; // a JS caller's mistake
-    expect(() => new NetDevice({ port: 'source', frameSize: textSize })).toThrow("frame size must be an integer in 60..65535 bytes, got '64'");
+    expect(() => new NetDevice({ port: 'source', frameSize: textSize })).toThrow(
+      "frame size must be an integer in 60..65535 bytes, got '64'",
+    );
   });
 
   it('offers the tap offloads only on the tap port', () => {

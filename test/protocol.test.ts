@@ -179,15 +179,17 @@ describe('unsupported requests', () => {
       const reason = await expectClosedByBackend(c.act);
       expect(reason?.message, c.name).toContain(c.name);
       const newWarnings = warnings().slice(warned);
-      expect(newWarnings.some((w) => w.includes(c.name)), `${c.name}: ${newWarnings.join(' | ')}`).toBe(true);
+      expect(
+        newWarnings.some((w) => w.includes(c.name)),
+        `${c.name}: ${newWarnings.join(' | ')}`,
+      ).toBe(true);
     }
   });
 
   it('with REPLY_ACK negotiated but NEED_REPLY clear also close the connection', async () => {
-    const reason = await expectClosedByBackend(
-      (fe) => void fe.request({ request: Request.SET_VRING_ENDIAN, index: 0, num: 0 }),
-      { protocol: ALL_PROTOCOL },
-    );
+    const reason = await expectClosedByBackend((fe) => void fe.request({ request: Request.SET_VRING_ENDIAN, index: 0, num: 0 }), {
+      protocol: ALL_PROTOCOL,
+    });
     expect(reason?.message).toContain('SET_VRING_ENDIAN');
   });
 });
@@ -325,14 +327,9 @@ describe('features the device did not offer', () => {
   it('are nacked with REPLY_ACK (RING_PACKED, LOG_SHMFD) and the previous negotiation stands', async () => {
     const fe = await negotiated();
     const offered = t.backend.device.features;
+    await expectNack(fe.request({ request: Request.SET_FEATURES, value: offered | bit(VirtioFeature.RING_PACKED) }, { needReply: true }));
     await expectNack(
-      fe.request({ request: Request.SET_FEATURES, value: offered | bit(VirtioFeature.RING_PACKED) }, { needReply: true }),
-    );
-    await expectNack(
-      fe.request(
-        { request: Request.SET_PROTOCOL_FEATURES, value: ALL_PROTOCOL | bit(ProtocolFeature.LOG_SHMFD) },
-        { needReply: true },
-      ),
+      fe.request({ request: Request.SET_PROTOCOL_FEATURES, value: ALL_PROTOCOL | bit(ProtocolFeature.LOG_SHMFD) }, { needReply: true }),
     );
     // Still negotiated: CONFIGURE_MEM_SLOTS and STATUS answer.
     expect(await fe.requestU64({ request: Request.GET_MAX_MEM_SLOTS })).toBe(32n);
@@ -418,7 +415,6 @@ describe('ring set-up order and sizes', () => {
   });
 });
 
-
 describe('memory slots (CONFIGURE_MEM_SLOTS)', () => {
   const region = (i: number, size = 1n << 20n): MemoryRegion => ({
     guestPhysAddr: 0x1_0000_0000n * BigInt(i + 1),
@@ -496,4 +492,3 @@ describe('memory slots (CONFIGURE_MEM_SLOTS)', () => {
     expect(fdKinds()).toEqual(before);
   });
 });
-

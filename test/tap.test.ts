@@ -127,9 +127,7 @@ describe.skipIf(skip)('tap port', () => {
       driver.flush();
     }
     for (const [seq, size] of sizes.entries()) {
-      const echo = await waitFor(
-        (f) => f.readUInt16BE(12) === 0x0800 && f[23] === 1 && f[34] === 0 && f.readUInt16BE(40) === seq + 1,
-      );
+      const echo = await waitFor((f) => f.readUInt16BE(12) === 0x0800 && f[23] === 1 && f[34] === 0 && f.readUInt16BE(40) === seq + 1);
       expect(echo, `echo reply ${seq + 1}`).toBeDefined();
       expect(echo!.length).toBe(14 + 20 + 8 + size);
       expect(checksum(echo!.subarray(34))).toBe(0); // the host computed it: no offload was negotiated

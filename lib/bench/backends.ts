@@ -133,19 +133,23 @@ export function ourStatsDelta(a: OurStats, b: OurStats): OurStats {
 /** The back-end's command line, as taskset's arguments. */
 function backendArgs(opts: BackendOptions, prefix: string | null): string[] {
   if (opts.kind === 'ours') {
-    return ['-c', String(opts.cpu), process.execPath, opts.cliPath ?? path.join(opts.root, 'dist', 'cli.js'), 'net', '--socket', opts.socketPath, '--quiet', ...(opts.extraArgs ?? [])];
+    return [
+      '-c',
+      String(opts.cpu),
+      process.execPath,
+      opts.cliPath ?? path.join(opts.root, 'dist', 'cli.js'),
+      'net',
+      '--socket',
+      opts.socketPath,
+      '--quiet',
+      ...(opts.extraArgs ?? []),
+    ];
   }
   const mem =
     (opts.memory ?? 'no-huge') === 'no-huge'
       ? ['--no-huge', '-m', String(opts.memoryMb ?? 512), '--no-shconf']
       : ['--huge-dir', '/dev/hugepages', '--single-file-segments', '--socket-mem', String(opts.memoryMb ?? 512)];
-  const app = [
-    `--forward-mode=${opts.forwardMode ?? 'macswap'}`,
-    '-a',
-    '--disable-link-check',
-    '--total-num-mbufs=16384',
-    '--burst=32',
-  ];
+  const app = [`--forward-mode=${opts.forwardMode ?? 'macswap'}`, '-a', '--disable-link-check', '--total-num-mbufs=16384', '--burst=32'];
   if (opts.forwardMode === 'txonly' && opts.txPkts !== undefined) app.push(`--txpkts=${opts.txPkts}`);
   return [
     '-c',
@@ -254,7 +258,9 @@ export async function startBackend(opts: BackendOptions): Promise<BackendProcess
       : () => w.out.includes('Press enter to exit') && fs.existsSync(opts.socketPath);
   if (!(await waitFor(ready, opts.startupTimeoutMs ?? 20_000))) {
     await stop();
-    throw new Error(`back-end '${opts.kind}' did not get ready (${w.exited ? `exited ${w.exitCode ?? w.exitSignal}` : 'timeout'})\ncommand: ${command}\n--- output ---\n${w.out.slice(-4000)}`);
+    throw new Error(
+      `back-end '${opts.kind}' did not get ready (${w.exited ? `exited ${w.exitCode ?? w.exitSignal}` : 'timeout'})\ncommand: ${command}\n--- output ---\n${w.out.slice(-4000)}`,
+    );
   }
 
   return {

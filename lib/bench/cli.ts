@@ -79,7 +79,8 @@ export function fail(message: string): never {
 function list(value: string | undefined, name: string): number[] | undefined {
   if (value === undefined) return undefined;
   const out = value.split(',').map((s) => Number(s.trim()));
-  if (out.length === 0 || out.some((n) => !Number.isInteger(n) || n <= 0)) fail(`--${name} takes a comma-separated list of positive integers`);
+  if (out.length === 0 || out.some((n) => !Number.isInteger(n) || n <= 0))
+    fail(`--${name} takes a comma-separated list of positive integers`);
   return out;
 }
 
@@ -189,7 +190,8 @@ function peersOf(frontendArg: string | undefined, backendsOpt: string | undefine
   const dpdkBackendOk = haveDpdk && vhostPluginPresent();
   const backends = (backendsOpt?.split(',').map((s) => s.trim()) ?? (dpdkBackendOk ? ['ours', 'dpdk'] : ['ours'])) as BackendKind[];
   for (const b of backends) if (b !== 'ours' && b !== 'dpdk') fail(`unknown back-end '${b}' (ours, dpdk)`);
-  if (backends.includes('dpdk') && !dpdkBackendOk) fail('the DPDK back-end needs dpdk-testpmd and the vhost PMD (Debian: dpdk-dev librte-net-vhost23)');
+  if (backends.includes('dpdk') && !dpdkBackendOk)
+    fail('the DPDK back-end needs dpdk-testpmd and the vhost PMD (Debian: dpdk-dev librte-net-vhost23)');
   return { frontend, backends };
 }
 

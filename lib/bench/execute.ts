@@ -16,7 +16,12 @@ import type { Progress } from './report/progress';
 import type { IdleRun, LatencyRun, RunResult } from './types';
 
 /** Runs every planned run in order; the latency and idle runs are filled in where they stand in the plan. */
-export async function executePlan(opts: Options, ws: Workspace, plan: Plan, progress: Progress): Promise<{ runs: RunResult[]; errors: string[] }> {
+export async function executePlan(
+  opts: Options,
+  ws: Workspace,
+  plan: Plan,
+  progress: Progress,
+): Promise<{ runs: RunResult[]; errors: string[] }> {
   const runs: RunResult[] = [];
   const errors: string[] = [];
   const failed = (label: string, error: string) => {
@@ -65,7 +70,13 @@ async function probeCpus(opts: Options, code: Code): Promise<number | undefined>
 }
 
 /** A throughput run; while disturbed, again (up to --retries), keeping the least disturbed attempt. */
-async function throughputWithRetries(opts: Options, ws: Workspace, planned: RunResult, label: string, progress: Progress): Promise<RunResult> {
+async function throughputWithRetries(
+  opts: Options,
+  ws: Workspace,
+  planned: RunResult,
+  label: string,
+  progress: Progress,
+): Promise<RunResult> {
   let best: RunResult | null = null;
   for (let attempt = 1; ; attempt++) {
     const { cell, mode, size, queueSize, backend, round } = planned;
@@ -83,7 +94,9 @@ async function throughputWithRetries(opts: Options, ws: Workspace, planned: RunR
     if (!best || (run.foreignLoadDuring ?? 0) < (best.foreignLoadDuring ?? 0)) best = run;
     if (attempt > opts.retries) {
       best.attempts = attempt;
-      (best.notes ??= []).push(`other processes used ${best.foreignLoadDuring?.toFixed(2)} CPU during the run (${attempt} attempts, least disturbed kept)`);
+      (best.notes ??= []).push(
+        `other processes used ${best.foreignLoadDuring?.toFixed(2)} CPU during the run (${attempt} attempts, least disturbed kept)`,
+      );
       return best;
     }
     progress.log(`  ${label}: other processes used ${run.foreignLoadDuring?.toFixed(2)} CPU meanwhile: repeating`);

@@ -22,7 +22,8 @@ function sh(cmd: string, args: string[]): string | null {
 /** Fails with one line when something the benchmark needs is missing. */
 export function checkPrerequisites(): void {
   if (!fs.existsSync(path.join(ROOT, 'dist', 'cli.js'))) fail('dist/cli.js is missing: build with `npx tsc -p tsconfig.json` first');
-  if (!fs.existsSync(path.join(ROOT, 'build', 'Release', 'vhost_user.node'))) fail('the native addon is missing: `npm run build:native` first');
+  if (!fs.existsSync(path.join(ROOT, 'build', 'Release', 'vhost_user.node')))
+    fail('the native addon is missing: `npm run build:native` first');
   if (!sh('sh', ['-c', 'command -v taskset'])) fail('taskset (util-linux) is needed to pin the processes');
 }
 
@@ -104,7 +105,10 @@ interface HugeState {
 function hugepagesSetup(): HugeState {
   const nr = Number(fs.readFileSync('/proc/sys/vm/nr_hugepages', 'utf8').trim());
   const dirExisted = fs.existsSync('/dev/hugepages');
-  const mounted = fs.readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === '/dev/hugepages' && l.split(' ')[2] === 'hugetlbfs');
+  const mounted = fs
+    .readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[1] === '/dev/hugepages' && l.split(' ')[2] === 'hugetlbfs');
   // Front-end 256 MiB + DPDK back-end 256 MiB, with room to spare.
   ensureHugepages(384);
   return { nr, mounted, dirExisted };
@@ -119,7 +123,8 @@ function hugepagesRestore(state: HugeState): void {
     }
   };
   for (const f of fs.existsSync('/dev/hugepages') ? fs.readdirSync('/dev/hugepages') : []) {
-    if (f.startsWith(`vhu${process.pid}_`) || f.startsWith(`vhub${process.pid}_`)) attempt(`remove /dev/hugepages/${f}`, () => fs.rmSync(path.join('/dev/hugepages', f), { force: true }));
+    if (f.startsWith(`vhu${process.pid}_`) || f.startsWith(`vhub${process.pid}_`))
+      attempt(`remove /dev/hugepages/${f}`, () => fs.rmSync(path.join('/dev/hugepages', f), { force: true }));
   }
   if (!state.mounted) {
     const r = spawnSync('umount', ['/dev/hugepages'], { encoding: 'utf8' });

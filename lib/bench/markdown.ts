@@ -48,7 +48,11 @@ export function toMarkdown(r: Report): string {
     );
   }
   if (r.latency.length) {
-    out.push('', 'Latency, one-frame ping-pong through the loopback with our event-driven driver (median over rounds; ours with its default adaptive worker and purely event-driven, `--poll-us 0`):', '');
+    out.push(
+      '',
+      'Latency, one-frame ping-pong through the loopback with our event-driven driver (median over rounds; ours with its default adaptive worker and purely event-driven, `--poll-us 0`):',
+      '',
+    );
     out.push(
       '| size | ours p50 µs | ours p99 µs | event-driven p50 µs | event-driven p99 µs | DPDK p50 µs | DPDK p99 µs | p50 ours/DPDK | p99 ours/DPDK |',
       '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -60,7 +64,13 @@ export function toMarkdown(r: Report): string {
     }
   }
   if (r.idle?.length) {
-    out.push('', 'Idle: a connected front-end that sends nothing; back-end CPU (median over rounds):', '', '| back-end | CPU, % of one core |', '| --- | ---: |');
+    out.push(
+      '',
+      'Idle: a connected front-end that sends nothing; back-end CPU (median over rounds):',
+      '',
+      '| back-end | CPU, % of one core |',
+      '| --- | ---: |',
+    );
     for (const i of r.idle) out.push(`| ${backendLabel(i.backend, i.worker)} | ${(100 * i.cpuUtilisation).toFixed(2)} |`);
   }
   if (r.errors.length) out.push('', `${r.errors.length} run(s) failed: ${r.errors.map((e) => e.split('\n')[0]).join('; ')}`);

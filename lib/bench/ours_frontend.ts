@@ -110,7 +110,14 @@ async function main(): Promise<void> {
       return;
     }
     const population = Number(values.population ?? queueSize / 2);
-    const result = await throughput(session, mode as ThroughputResult['mode'], size, Number(values.seconds ?? 3), Number(values.warmup ?? 1), population);
+    const result = await throughput(
+      session,
+      mode as ThroughputResult['mode'],
+      size,
+      Number(values.seconds ?? 3),
+      Number(values.warmup ?? 1),
+      population,
+    );
     say(JSON.stringify(result));
   } finally {
     driver.close();
@@ -178,7 +185,14 @@ interface Counters {
 }
 
 /** tx, rx and io: traffic through the warm-up, then the frames counted over `seconds`. */
-async function throughput(session: Session, mode: ThroughputResult['mode'], size: number, seconds: number, warmup: number, population: number): Promise<ThroughputResult> {
+async function throughput(
+  session: Session,
+  mode: ThroughputResult['mode'],
+  size: number,
+  seconds: number,
+  warmup: number,
+  population: number,
+): Promise<ThroughputResult> {
   const c: Counters = { txFrames: 0, rxFrames: 0, rxBytes: 0, owed: 0, kick: null, stop: false };
   session.rx.onFrames = (frames) => {
     c.rxFrames += frames.length;
@@ -189,7 +203,8 @@ async function throughput(session: Session, mode: ThroughputResult['mode'], size
     }
   };
   const template = frame(size, 0);
-  const running = mode === 'io' ? circulate(session, c, template, population) : mode === 'tx' ? sendAll(session, c, template) : Promise.resolve();
+  const running =
+    mode === 'io' ? circulate(session, c, template, population) : mode === 'tx' ? sendAll(session, c, template) : Promise.resolve();
   await sleep(warmup * 1000);
   const tx0 = c.txFrames;
   const rx0 = c.rxFrames;

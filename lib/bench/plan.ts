@@ -64,10 +64,12 @@ export function setupNotes(opts: Options): string[] {
   const notes: string[] = [];
   if (opts.frontend === 'ours') {
     notes.push(
-      'Front-end is our own driver: DPDK testpmd is ' + (dpdkMissing().length ? `not installed (${dpdkMissing().join(', ')})` : 'installed but --frontend ours was given') +
+      'Front-end is our own driver: DPDK testpmd is ' +
+        (dpdkMissing().length ? `not installed (${dpdkMissing().join(', ')})` : 'installed but --frontend ours was given') +
         '. It runs JavaScript per frame, so its rates bound the figures; txonly and flowgen both map to its tx mode (RX drained, against the sink and the loopback respectively), rxonly to its rx mode.',
     );
   }
-  if (!opts.backends.includes('dpdk')) notes.push('DPDK vhost PMD back-end not measured (not installed, or --backends without dpdk): no ratios.');
+  if (!opts.backends.includes('dpdk'))
+    notes.push('DPDK vhost PMD back-end not measured (not installed, or --backends without dpdk): no ratios.');
   return notes;
 }

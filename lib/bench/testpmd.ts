@@ -154,7 +154,6 @@ export interface TestpmdResult {
 // ---------------------------------------------------------------------------------------------
 // Availability
 
-
 function listDir(dir: string): string[] {
   try {
     return fs.readdirSync(dir);
@@ -346,12 +345,7 @@ export function testpmdArgs(opts: TestpmdOptions, prefix: string): string[] {
     `in_order=${opts.inOrder ? 1 : 0}`,
   ];
   eal.push('--vdev', `net_virtio_user0,${devargs.join(',')}`, ...(opts.extraEalArgs ?? []));
-  const app = [
-    '-i',
-    `--forward-mode=${opts.forwardMode}`,
-    `--total-num-mbufs=${opts.totalMbufs ?? 16384}`,
-    `--burst=${opts.burst ?? 32}`,
-  ];
+  const app = ['-i', `--forward-mode=${opts.forwardMode}`, `--total-num-mbufs=${opts.totalMbufs ?? 16384}`, `--burst=${opts.burst ?? 32}`];
   if (opts.txPkts !== undefined) app.push(`--txpkts=${opts.txPkts}`);
   app.push(...(opts.extraAppArgs ?? []));
   return [...eal, '--', ...app];
@@ -479,7 +473,10 @@ async function runPhase(t: TestpmdSession, phase: TestpmdPhase, i: number, pollM
     const s = await t.showStats();
     if (!s) continue;
     samples.push({ t: Date.now() - t0, stats: s });
-    if ((phase.untilTxPackets !== undefined && s.txPackets >= phase.untilTxPackets) || (phase.untilRxPackets !== undefined && s.rxPackets >= phase.untilRxPackets)) {
+    if (
+      (phase.untilTxPackets !== undefined && s.txPackets >= phase.untilTxPackets) ||
+      (phase.untilRxPackets !== undefined && s.rxPackets >= phase.untilRxPackets)
+    ) {
       stopReason = 'count';
       break;
     }

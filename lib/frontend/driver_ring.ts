@@ -97,7 +97,9 @@ export class DriverRing {
     if (indirect) {
       const tableGpa = this.indirectGpa + 16 * INDIRECT_MAX * head;
       const table = this.mem.view(tableGpa, 16 * bufs.length);
-      bufs.forEach((b, i) => writeDesc(table, i, b.gpa, b.len, (b.write ? DESC_F_WRITE : 0) | (i + 1 < bufs.length ? DESC_F_NEXT : 0), i + 1));
+      bufs.forEach((b, i) =>
+        writeDesc(table, i, b.gpa, b.len, (b.write ? DESC_F_WRITE : 0) | (i + 1 < bufs.length ? DESC_F_NEXT : 0), i + 1),
+      );
       writeDesc(this.desc, head, tableGpa, 16 * bufs.length, DESC_F_INDIRECT, 0);
     } else {
       bufs.forEach((b, i) => {

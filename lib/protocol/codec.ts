@@ -616,8 +616,7 @@ export function decodeReply(request: number, header: MessageHeader, payload: Buf
   const kinds = replyKindsFor(request);
   // A fixed-size shape of exactly this size wins; otherwise the variable-size shape decides.
   const layoutOf = (k: ReplyKind): PayloadLayout => PAYLOADS[REPLY_PAYLOAD[k]];
-  const kind =
-    kinds.find((k) => fixedSize(layoutOf(k)) === payload.length) ?? kinds.find((k) => fixedSize(layoutOf(k)) === null);
+  const kind = kinds.find((k) => fixedSize(layoutOf(k)) === payload.length) ?? kinds.find((k) => fixedSize(layoutOf(k)) === null);
   if (kind === undefined) {
     const want = kinds.map((k) => `${fixedSize(layoutOf(k))} (${layoutOf(k).name})`);
     fail(ctx, 'EBADMSG_SIZE', `payload is ${payload.length} bytes, expected exactly ${want.join(' or ')}`);

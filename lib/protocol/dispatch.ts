@@ -54,11 +54,9 @@ export function dispatch(s: Session, io: SessionIo, header: MessageHeader, paylo
     }
     if (handler.needs !== undefined && !s.hasProtocolFeature(handler.needs)) {
       const feature = Object.entries(ProtocolFeature).find(([, n]) => n === handler.needs)?.[0];
-      throw new VhostUserError(
-        'EPROTO',
-        `${name} requires protocol feature ${feature}, which was not negotiated (SET_PROTOCOL_FEATURES)`,
-        { op: name },
-      );
+      throw new VhostUserError('EPROTO', `${name} requires protocol feature ${feature}, which was not negotiated (SET_PROTOCOL_FEATURES)`, {
+        op: name,
+      });
     }
     const body = handler.run(s, msg);
     closeAll(s.releaseFds());
@@ -72,9 +70,7 @@ export function dispatch(s: Session, io: SessionIo, header: MessageHeader, paylo
 
 function wantsAck(s: Session, header: MessageHeader): boolean {
   return (
-    (header.flags & HeaderFlag.NEED_REPLY) !== 0 &&
-    s.hasProtocolFeature(ProtocolFeature.REPLY_ACK) &&
-    replyKind(header.request) === null
+    (header.flags & HeaderFlag.NEED_REPLY) !== 0 && s.hasProtocolFeature(ProtocolFeature.REPLY_ACK) && replyKind(header.request) === null
   );
 }
 

@@ -55,21 +55,11 @@ export type NoPayloadRequest =
   | R['CHECK_DEVICE_STATE'];
 
 /** Requests whose payload is a single u64. */
-export type U64Request =
-  | R['SET_FEATURES']
-  | R['SET_PROTOCOL_FEATURES']
-  | R['NET_SET_MTU']
-  | R['CLOSE_CRYPTO_SESSION']
-  | R['SET_STATUS'];
+export type U64Request = R['SET_FEATURES'] | R['SET_PROTOCOL_FEATURES'] | R['NET_SET_MTU'] | R['CLOSE_CRYPTO_SESSION'] | R['SET_STATUS'];
 
 /** Requests whose payload is a vring state {index u32, num u32}. */
 export type VringStateRequest =
-  | R['SET_VRING_NUM']
-  | R['SET_VRING_BASE']
-  | R['GET_VRING_BASE']
-  | R['SET_VRING_ENABLE']
-  | R['SET_VRING_ENDIAN']
-  | R['VRING_KICK'];
+  R['SET_VRING_NUM'] | R['SET_VRING_BASE'] | R['GET_VRING_BASE'] | R['SET_VRING_ENABLE'] | R['SET_VRING_ENDIAN'] | R['VRING_KICK'];
 
 /** Requests whose payload is a u64 with the vring index and the NOFD flag. */
 export type VringFdRequest = R['SET_VRING_KICK'] | R['SET_VRING_CALL'] | R['SET_VRING_ERR'];

@@ -279,9 +279,7 @@ export const PAYLOADS: { readonly [K in PayloadKind]: PayloadLayout } = {
   // ADD_MEM_REG / REM_MEM_REG and their postcopy reply.
   memRegion: struct('a single memory region description', 40, { padding: pad(0, 8), region: nested(8, MEMORY_REGION) }),
 
-  log: struct('a log description', 16, { mmapSize: u64(0), mmapOffset: u64(8) }, (v) =>
-    span(v.mmapOffset, v.mmapSize, 'mmapOffset'),
-  ),
+  log: struct('a log description', 16, { mmapSize: u64(0), mmapOffset: u64(8) }, (v) => span(v.mmapOffset, v.mmapSize, 'mmapOffset')),
 
   // struct vhost_iotlb_msg; the C struct is 8-byte aligned, so QEMU sends sizeof = 32.
   iotlb: struct(

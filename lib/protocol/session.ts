@@ -36,11 +36,9 @@ export class Session {
   /** Checks a ring index from the front-end against the device's queues. */
   queue(index: number, request: string): number {
     if (!Number.isInteger(index) || index < 0 || index >= this.device.queueCount) {
-      throw new VhostUserError(
-        'EINVAL',
-        `${request}: ring index ${index} out of range (device has ${this.device.queueCount} rings)`,
-        { op: request },
-      );
+      throw new VhostUserError('EINVAL', `${request}: ring index ${index} out of range (device has ${this.device.queueCount} rings)`, {
+        op: request,
+      });
     }
     return index;
   }

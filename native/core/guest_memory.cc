@@ -18,9 +18,7 @@ inline bool Contains(uint64_t base, uint64_t size, uint64_t start, uint64_t len)
   return off <= size && len <= size - off;
 }
 
-inline bool Overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) {
-  return a < b + blen && b < a + alen;
-}
+inline bool Overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) { return a < b + blen && b < a + alen; }
 
 }  // namespace
 
@@ -30,8 +28,7 @@ int GuestMemory::Add(const RegionSpec& s, int fd, std::string* err) {
     *err = why;
     return code;
   };
-  if (count_ >= kMaxRegions)
-    return fail(ENOSPC, "too many memory regions (limit " + std::to_string(kMaxRegions) + ")");
+  if (count_ >= kMaxRegions) return fail(ENOSPC, "too many memory regions (limit " + std::to_string(kMaxRegions) + ")");
   if (s.size == 0) return fail(EINVAL, "memory region of size 0");
   uint64_t end;
   if (__builtin_add_overflow(s.mmap_offset, s.size, &end) ||

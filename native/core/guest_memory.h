@@ -19,8 +19,8 @@ struct RegionSpec {
 
 struct MappedRegion {
   RegionSpec spec;
-  uint8_t* host;     // host address of guest_phys_addr (map_base + mmap_offset)
-  void* map_base;    // what mmap returned
+  uint8_t* host;   // host address of guest_phys_addr (map_base + mmap_offset)
+  void* map_base;  // what mmap returned
   size_t map_len;
 };
 

@@ -9,12 +9,8 @@ namespace {
 inline uint16_t LoadU16(const uint8_t* p) {
   return __atomic_load_n(reinterpret_cast<const uint16_t*>(p), __ATOMIC_RELAXED);
 }
-inline void StoreU16(uint8_t* p, uint16_t v) {
-  __atomic_store_n(reinterpret_cast<uint16_t*>(p), v, __ATOMIC_RELAXED);
-}
-inline void StoreU32(uint8_t* p, uint32_t v) {
-  __atomic_store_n(reinterpret_cast<uint32_t*>(p), v, __ATOMIC_RELAXED);
-}
+inline void StoreU16(uint8_t* p, uint16_t v) { __atomic_store_n(reinterpret_cast<uint16_t*>(p), v, __ATOMIC_RELAXED); }
+inline void StoreU32(uint8_t* p, uint32_t v) { __atomic_store_n(reinterpret_cast<uint32_t*>(p), v, __ATOMIC_RELAXED); }
 inline bool Aligned(const void* p, uintptr_t a) { return (reinterpret_cast<uintptr_t>(p) & (a - 1)) == 0; }
 
 }  // namespace
@@ -33,8 +29,8 @@ const char* ChainErrorName(ChainError e) {
   return "unknown";
 }
 
-bool SplitRing::Attach(const GuestMemory& mem, uint32_t num, uint64_t desc_ua, uint64_t avail_ua,
-                       uint64_t used_ua, std::string* err) {
+bool SplitRing::Attach(const GuestMemory& mem, uint32_t num, uint64_t desc_ua, uint64_t avail_ua, uint64_t used_ua,
+                       std::string* err) {
   if (num == 0 || num > kMaxRingSize || (num & (num - 1)) != 0) {
     *err = "ring size " + std::to_string(num) + " is not a power of two in 1..32768";
     return false;
@@ -43,7 +39,9 @@ bool SplitRing::Attach(const GuestMemory& mem, uint32_t num, uint64_t desc_ua, u
   uint8_t* a = mem.UserToHost(avail_ua, 6ull + 2ull * num);
   uint8_t* u = mem.UserToHost(used_ua, 6ull + 8ull * num);
   if (!d || !a || !u) {
-    *err = std::string(!d ? "descriptor table" : !a ? "available ring" : "used ring") +
+    *err = std::string(!d   ? "descriptor table"
+                       : !a ? "available ring"
+                            : "used ring") +
            " is not inside the memory table (SET_VRING_ADDR before SET_MEM_TABLE, or a bad address)";
     return false;
   }
@@ -93,9 +91,8 @@ SplitRing::Desc SplitRing::ReadDesc(const uint8_t* table, uint16_t i) const {
 
 // Inlined into Pop: a call's register saves are stores, and the store buffer is what fills up while
 // the writes into the guest's buffers wait for their cache lines.
-__attribute__((always_inline)) inline bool SplitRing::AddBuffer(const GuestMemory& mem, const Desc& d,
-                                                                Segment* segs, int max_segs,
-                                                                Chain* c, ChainError* err) {
+__attribute__((always_inline)) inline bool SplitRing::AddBuffer(const GuestMemory& mem, const Desc& d, Segment* segs,
+                                                                int max_segs, Chain* c, ChainError* err) {
   if (d.len > UINT32_MAX - c->len) {
     *err = ChainError::kTooLong;
     return false;
@@ -120,8 +117,7 @@ __attribute__((always_inline)) inline bool SplitRing::AddBuffer(const GuestMemor
   return true;
 }
 
-Chain SplitRing::Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs,
-                     ChainError* err) {
+Chain SplitRing::Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs, ChainError* err) {
   Chain c{0, 0, 0};
   *err = ChainError::kNone;
   uint16_t head = LoadU16(avail_ + 4 + 2u * (last_avail_ & mask_));

@@ -44,7 +44,7 @@ const char* ChainErrorName(ChainError e);
 // Result of walking one descriptor chain.
 struct Chain {
   uint16_t head;
-  uint32_t len;   // total bytes over all segments
+  uint32_t len;  // total bytes over all segments
   int nseg;
 };
 
@@ -52,8 +52,8 @@ class SplitRing {
  public:
   // Validates and resolves ring addresses (front-end virtual addresses) against `mem`.
   // Returns false with *err set when a part is outside mapped memory or misaligned.
-  bool Attach(const GuestMemory& mem, uint32_t num, uint64_t desc_ua, uint64_t avail_ua,
-              uint64_t used_ua, std::string* err);
+  bool Attach(const GuestMemory& mem, uint32_t num, uint64_t desc_ua, uint64_t avail_ua, uint64_t used_ua,
+              std::string* err);
   void Detach() { desc_ = nullptr; }
   bool attached() const { return desc_ != nullptr; }
   void set_event_idx(bool on) { event_idx_ = on; }
@@ -107,17 +107,16 @@ class SplitRing {
   void FlushShadowUsed();
   Desc ReadDesc(const uint8_t* table, uint16_t i) const;
   // Appends the segments of one descriptor's buffer; returns false on error.
-  bool AddBuffer(const GuestMemory& mem, const Desc& d, Segment* segs, int max_segs, Chain* c,
-                 ChainError* err);
+  bool AddBuffer(const GuestMemory& mem, const Desc& d, Segment* segs, int max_segs, Chain* c, ChainError* err);
 
   uint8_t* desc_ = nullptr;
-  uint8_t* avail_ = nullptr;   // flags u16, idx u16, ring[num] u16, used_event u16
-  uint8_t* used_ = nullptr;    // flags u16, idx u16, ring[num] {id u32, len u32}, avail_event u16
+  uint8_t* avail_ = nullptr;  // flags u16, idx u16, ring[num] u16, used_event u16
+  uint8_t* used_ = nullptr;   // flags u16, idx u16, ring[num] {id u32, len u32}, avail_event u16
   uint32_t num_ = 0;
   uint16_t mask_ = 0;
   uint16_t last_avail_ = 0;
-  uint16_t avail_seen_ = 0;     // the guest's avail->idx as last read
-  uint16_t used_idx_ = 0;       // our next used index (not yet published beyond published_used_)
+  uint16_t avail_seen_ = 0;  // the guest's avail->idx as last read
+  uint16_t used_idx_ = 0;    // our next used index (not yet published beyond published_used_)
   // Used entries of the burst, written into the ring all together when published: the guest reads
   // the used ring on another CPU, and writing its lines entry by entry would move each line back
   // and forth between the CPUs once per entry instead of once.

@@ -1,10 +1,10 @@
 #include "core/worker.h"
 
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,8 +63,8 @@ void Worker::InstallFaultHandler() {
   });
 }
 
-int Worker::Start(const std::vector<Watch>& watches, Handler handler, Poll poll, uint32_t poll_us,
-                  OnFault on_fault, std::string* err) {
+int Worker::Start(const std::vector<Watch>& watches, Handler handler, Poll poll, uint32_t poll_us, OnFault on_fault,
+                  std::string* err) {
   InstallFaultHandler();
   Stop();
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -91,8 +91,8 @@ int Worker::Start(const std::vector<Watch>& watches, Handler handler, Poll poll,
   stop_.store(false);
   exited_.store(false);
   try {
-    thread_ = std::thread(&Worker::Run, this, watches, std::move(handler), std::move(poll), poll_us,
-                          std::move(on_fault));
+    thread_ =
+        std::thread(&Worker::Run, this, watches, std::move(handler), std::move(poll), poll_us, std::move(on_fault));
   } catch (const std::exception& ex) {
     *err = std::string("starting the worker thread: ") + ex.what();
     close(epoll_fd_);
@@ -131,8 +131,7 @@ void Worker::Stop() {
   epoll_fd_ = wake_fd_ = -1;
 }
 
-void Worker::Run(std::vector<Watch> watches, Handler handler, Poll poll, uint32_t poll_us,
-                 OnFault on_fault) noexcept {
+void Worker::Run(std::vector<Watch> watches, Handler handler, Poll poll, uint32_t poll_us, OnFault on_fault) noexcept {
   jmp_buf recovery;
   while (!stop_requested()) {
     if (setjmp(recovery) == 0) {

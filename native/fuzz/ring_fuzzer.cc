@@ -1,7 +1,8 @@
 // libFuzzer target: the device side of the data path — descriptor-chain walking (direct and
 // indirect), receive-buffer reservation (mergeable or not), virtio-net header handling and the
 // ports that touch guest memory (loopback copy, sink, source) — run on a synthetic guest memory
-// whose every byte (rings and buffers) comes from the fuzzer. Built with ASan/UBSan by native/fuzz/run.sh; any out-of-bounds access is a crash.
+// whose every byte (rings and buffers) comes from the fuzzer. Built with ASan/UBSan by native/fuzz/run.sh; any
+// out-of-bounds access is a crash.
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>

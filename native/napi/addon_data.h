@@ -13,8 +13,8 @@ struct AddonData {
 };
 
 // Throws VhostUserError(code, message, {errno, op}) as a C++ exception Node-API turns into a JS one.
-[[noreturn]] void ThrowError(Napi::Env env, const std::string& code, const std::string& message,
-                             int err_no = 0, const char* op = nullptr);
+[[noreturn]] void ThrowError(Napi::Env env, const std::string& code, const std::string& message, int err_no = 0,
+                             const char* op = nullptr);
 // Same, for a failed syscall: code is the errno name (EINVAL, ...).
 [[noreturn]] void ThrowErrno(Napi::Env env, int err_no, const char* op, const std::string& what);
 

@@ -57,8 +57,7 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
     return DefineClass(
         env, "NetDevice",
         {InstanceMethod<&NetDeviceWrap::SetMemTable>("setMemTable"),
-         InstanceMethod<&NetDeviceWrap::AddMemReg>("addMemReg"),
-         InstanceMethod<&NetDeviceWrap::RemMemReg>("remMemReg"),
+         InstanceMethod<&NetDeviceWrap::AddMemReg>("addMemReg"), InstanceMethod<&NetDeviceWrap::RemMemReg>("remMemReg"),
          InstanceMethod<&NetDeviceWrap::SetFeatures>("setFeatures"),
          InstanceMethod<&NetDeviceWrap::SetPollMicros>("setPollMicros"),
          InstanceMethod<&NetDeviceWrap::SetVringNum>("setVringNum"),
@@ -69,10 +68,8 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
          InstanceMethod<&NetDeviceWrap::SetVringFd<&NetDevice::SetVringCall>>("setVringCall"),
          InstanceMethod<&NetDeviceWrap::SetVringFd<&NetDevice::SetVringErr>>("setVringErr"),
          InstanceMethod<&NetDeviceWrap::SetVringEnable>("setVringEnable"),
-         InstanceMethod<&NetDeviceWrap::Reset>("reset"),
-         InstanceMethod<&NetDeviceWrap::Close>("close"),
-         InstanceMethod<&NetDeviceWrap::TakeEvents>("takeEvents"),
-         InstanceAccessor<&NetDeviceWrap::Stats>("stats")});
+         InstanceMethod<&NetDeviceWrap::Reset>("reset"), InstanceMethod<&NetDeviceWrap::Close>("close"),
+         InstanceMethod<&NetDeviceWrap::TakeEvents>("takeEvents"), InstanceAccessor<&NetDeviceWrap::Stats>("stats")});
   }
 
   // new NetDevice(queuePairs, portName, portOptions): the port comes from the registry.
@@ -93,15 +90,13 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
     // the device lives, and the worker may write while JS reads.
     auto* hold = new std::shared_ptr<uint64_t[]>(device_->stats());
     stats_ = Napi::Persistent(Napi::ArrayBuffer::New(
-        env, hold->get(), device_->stats_bytes(),
-        [](Napi::Env, void*, std::shared_ptr<uint64_t[]>* h) { delete h; }, hold));
+        env, hold->get(), device_->stats_bytes(), [](Napi::Env, void*, std::shared_ptr<uint64_t[]>* h) { delete h; },
+        hold));
     // Workers must be joined before the environment goes away (Worker.terminate, vitest threads).
     napi_add_env_cleanup_hook(env, &NetDeviceWrap::OnEnvCleanup, device_.get());
   }
 
-  ~NetDeviceWrap() override {
-    napi_remove_env_cleanup_hook(Env(), &NetDeviceWrap::OnEnvCleanup, device_.get());
-  }
+  ~NetDeviceWrap() override { napi_remove_env_cleanup_hook(Env(), &NetDeviceWrap::OnEnvCleanup, device_.get()); }
 
  private:
   static void OnEnvCleanup(void* arg) { static_cast<NetDevice*>(arg)->Shutdown(); }

@@ -87,8 +87,8 @@ Napi::Value MemoryFence(const Napi::CallbackInfo& info) {
 class Mapping : public Napi::ObjectWrap<Mapping> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Mapping", {InstanceMethod<&Mapping::Unmap>("unmap"),
-                                        InstanceAccessor<&Mapping::Buffer>("buffer")});
+    return DefineClass(env, "Mapping",
+                       {InstanceMethod<&Mapping::Unmap>("unmap"), InstanceAccessor<&Mapping::Buffer>("buffer")});
   }
 
   explicit Mapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mapping>(info) {

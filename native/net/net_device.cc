@@ -70,8 +70,7 @@ void NetDevice::SetPollMicros(uint32_t us) {
 
 bool NetDevice::CheckQueue(int q, std::string* err) const {
   if (q >= 0 && q < queue_count()) return true;
-  *err = "queue index " + std::to_string(q) + " out of range (device has " + std::to_string(queue_count()) +
-         " queues)";
+  *err = "queue index " + std::to_string(q) + " out of range (device has " + std::to_string(queue_count()) + " queues)";
   return false;
 }
 
@@ -99,8 +98,7 @@ void NetDevice::Reattach() {
   }
 }
 
-int NetDevice::SetMemTable(const std::vector<RegionSpec>& regions, const std::vector<int>& fds,
-                           std::string* err) {
+int NetDevice::SetMemTable(const std::vector<RegionSpec>& regions, const std::vector<int>& fds, std::string* err) {
   auto next = std::make_unique<GuestMemory>();
   int rc = 0;
   for (size_t i = 0; i < regions.size(); i++) {
@@ -168,8 +166,7 @@ int NetDevice::SetVringBase(int qi, uint16_t base, std::string* err) {
   return 0;
 }
 
-int NetDevice::SetVringAddr(int qi, uint64_t desc_ua, uint64_t used_ua, uint64_t avail_ua,
-                            std::string* err) {
+int NetDevice::SetVringAddr(int qi, uint64_t desc_ua, uint64_t used_ua, uint64_t avail_ua, std::string* err) {
   if (!CheckQueue(qi, err)) return EINVAL;
   Quiesce q(this);
   Queue& queue = queues_[qi];
@@ -272,8 +269,9 @@ void NetDevice::StartWorker() {
   };
   auto on_fault = [this] {
     memory_faulted_ = true;
-    Report("guest memory faulted (SIGBUS): the front-end shrank a memory region's file under us; the data path is "
-           "stopped until it sends a new memory table");
+    Report(
+        "guest memory faulted (SIGBUS): the front-end shrank a memory region's file under us; the data path is "
+        "stopped until it sends a new memory table");
   };
   if (worker_.Start(watches, handler, poll, poll_us_, on_fault, &err) != 0) Report(err);
 }

@@ -30,8 +30,7 @@ class RxReservation {
     kBroken,    // the RX ring is broken
   };
 
-  Result Reserve(const GuestMemory& mem, const NetSettings& settings, Queue& rx, uint32_t need,
-                 const Reporter& report);
+  Result Reserve(const GuestMemory& mem, const NetSettings& settings, Queue& rx, uint32_t need, const Reporter& report);
   // The held buffers as one sequence of bytes.
   SegmentCursor Cursor() const { return SegmentCursor(segs_, nsegs_); }
   uint16_t buffers() const { return static_cast<uint16_t>(nbufs_); }
@@ -48,8 +47,8 @@ class RxReservation {
     uint16_t head;
     uint32_t cap;
   };
-  void GiveBack(Queue& rx);               // un-take the held buffers (nothing published)
-  void ReturnEmpty(Queue& rx);            // return the held buffers used with length 0
+  void GiveBack(Queue& rx);     // un-take the held buffers (nothing published)
+  void ReturnEmpty(Queue& rx);  // return the held buffers used with length 0
 
   Segment segs_[kMaxSegs];
   Buf bufs_[kMaxBufs];

@@ -2,8 +2,7 @@
 
 namespace vhost {
 
-TxFrame::Result TxFrame::Next(const GuestMemory& mem, const NetSettings& settings, Queue& tx,
-                              const Reporter& report) {
+TxFrame::Result TxFrame::Next(const GuestMemory& mem, const NetSettings& settings, Queue& tx, const Reporter& report) {
   bool broken = false;
   if (tx.ring.Available(&broken) == 0) {
     if (broken) BreakQueue(tx, "TX", "available index ran more than the ring size ahead", report);

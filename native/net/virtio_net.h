@@ -10,8 +10,8 @@ constexpr int kFeatureIndirectDesc = 28;
 constexpr int kFeatureEventIdx = 29;
 constexpr int kFeatureVersion1 = 32;
 
-constexpr uint32_t kNetHdrLegacy = 10;   // struct virtio_net_hdr
-constexpr uint32_t kNetHdrMrg = 12;      // + num_buffers: with MRG_RXBUF or VERSION_1
+constexpr uint32_t kNetHdrLegacy = 10;  // struct virtio_net_hdr
+constexpr uint32_t kNetHdrMrg = 12;     // + num_buffers: with MRG_RXBUF or VERSION_1
 constexpr uint32_t kNetHdrNumBuffersOffset = 10;
 
 // Decided once when the driver's features are set, never per packet.

@@ -215,7 +215,10 @@ describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user, split ring) through the 
       },
     });
     const why = describeRun(r);
-    expect(r.phases.map((p) => p.stopReason), why).toEqual(['duration', 'count']);
+    expect(
+      r.phases.map((p) => p.stopReason),
+      why,
+    ).toEqual(['duration', 'count']);
     const [tx, rx] = r.phases;
     const txStats = tx.stats as PortStats;
     // testpmd: both rings full, nothing received; the stall is complete (no progress after the fill).
@@ -225,7 +228,10 @@ describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user, split ring) through the 
       txErrors: 0,
     });
     expect(tx.samples.length, why).toBeGreaterThanOrEqual(3);
-    expect(tx.samples.every((s) => s.stats.txPackets === 2 * QUEUE_SIZE), why).toBe(true);
+    expect(
+      tx.samples.every((s) => s.stats.txPackets === 2 * QUEUE_SIZE),
+      why,
+    ).toBe(true);
     expect(tx.forward?.txDropped ?? 0, why).toBeGreaterThan(1_000);
     // Ours: one ring's worth moved, nothing dropped, nothing in error.
     expect(afterTxonly[RX].packets, why).toBe(BigInt(QUEUE_SIZE));
@@ -335,7 +341,11 @@ describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user) against the sink and sou
     rates.push(`  txonly into the sink: ${Math.round(txRate(r) / 1000)} kframes/s (${s.txPackets} frames in ${r.forwardingMs} ms)`);
   }, 30_000);
 
-  for (const [frameSize, mrgRxbuf] of [[64, true], [1518, false], [1518, true]] as const) {
+  for (const [frameSize, mrgRxbuf] of [
+    [64, true],
+    [1518, false],
+    [1518, true],
+  ] as const) {
     it(`rxonly from the source port: ${FRAMES.toLocaleString('en')} frames of ${frameSize} B arrive whole (mrg_rxbuf=${+mrgRxbuf})`, async () => {
       startBackend({ port: 'source', frameSize });
       let ours: QueueStats[] = [];
@@ -355,7 +365,12 @@ describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user) against the sink and sou
       expect(r.stopReason, why).toBe('count');
       expect(s.rxPackets, why).toBeGreaterThanOrEqual(FRAMES);
       expect(s.rxBytes, why).toBe(s.rxPackets * frameSize);
-      expect({ missed: s.rxMissed, errors: s.rxErrors, nombuf: s.rxNombuf, tx: s.txPackets }, why).toEqual({ missed: 0, errors: 0, nombuf: 0, tx: 0 });
+      expect({ missed: s.rxMissed, errors: s.rxErrors, nombuf: s.rxNombuf, tx: s.txPackets }, why).toEqual({
+        missed: 0,
+        errors: 0,
+        nombuf: 0,
+        tx: 0,
+      });
       // What we delivered and testpmd has not taken yet is still in its RX ring.
       const unreceived = ours[RX].packets - BigInt(s.rxPackets);
       expect(unreceived >= 0n && unreceived <= BigInt(QUEUE_SIZE), `${unreceived} frames unreceived\n${why}`).toBe(true);
@@ -364,7 +379,9 @@ describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user) against the sink and sou
       await disconnected();
       expect(warnings()).toEqual([]);
       const rate = (s.rxPackets / r.forwardingMs) * 1000;
-      rates.push(`  rxonly from the source, ${frameSize} B mrg_rxbuf=${+mrgRxbuf}: ${Math.round(rate / 1000)} kframes/s (${s.rxPackets} frames in ${r.forwardingMs} ms)`);
+      rates.push(
+        `  rxonly from the source, ${frameSize} B mrg_rxbuf=${+mrgRxbuf}: ${Math.round(rate / 1000)} kframes/s (${s.rxPackets} frames in ${r.forwardingMs} ms)`,
+      );
     }, 30_000);
   }
 });

@@ -18,7 +18,8 @@ const NS = `vhu-e2e-tap-${process.pid}`;
 const TAP = `vhue${process.pid % 100000}`;
 const MIB = 50;
 const PORT = 5001;
-const NO_OFFLOADS = 'csum=off,guest_csum=off,host_tso4=off,host_tso6=off,guest_tso4=off,guest_tso6=off,host_ecn=off,guest_ecn=off,host_ufo=off,guest_ufo=off';
+const NO_OFFLOADS =
+  'csum=off,guest_csum=off,host_tso4=off,host_tso6=off,guest_tso4=off,guest_tso6=off,host_ecn=off,guest_ecn=off,host_ufo=off,guest_ufo=off';
 const OFFLOAD_NAMES = ['CSUM', 'GUEST_CSUM', 'HOST_TSO4', 'GUEST_TSO4'];
 
 describe.skipIf(!available)('a QEMU guest on the tap port', () => {

@@ -43,7 +43,10 @@ const message: fc.Arbitrary<Message> = fc.oneof(
     { request: Request.GET_STATUS },
     { request: Request.GET_MAX_MEM_SLOTS },
   ),
-  fc.record({ request: fc.constantFrom(Request.SET_FEATURES, Request.SET_PROTOCOL_FEATURES, Request.SET_STATUS, Request.NET_SET_MTU), value: u64 }) as fc.Arbitrary<Message>,
+  fc.record({
+    request: fc.constantFrom(Request.SET_FEATURES, Request.SET_PROTOCOL_FEATURES, Request.SET_STATUS, Request.NET_SET_MTU),
+    value: u64,
+  }) as fc.Arbitrary<Message>,
   fc.record({
     request: fc.constantFrom(Request.SET_VRING_NUM, Request.SET_VRING_BASE, Request.GET_VRING_BASE, Request.SET_VRING_ENABLE),
     index: smallIndex,
@@ -63,13 +66,27 @@ const message: fc.Arbitrary<Message> = fc.oneof(
     index: fc.nat({ max: 255 }),
     fd: fc.constantFrom(-1, null),
   }) as fc.Arbitrary<Message>,
-  fc.record({ request: fc.constant(Request.SET_MEM_TABLE), regions: fc.array(region.map((r) => ({ ...r, fd: -1 })), { minLength: 1, maxLength: 8 }) }) as fc.Arbitrary<Message>,
+  fc.record({
+    request: fc.constant(Request.SET_MEM_TABLE),
+    regions: fc.array(
+      region.map((r) => ({ ...r, fd: -1 })),
+      { minLength: 1, maxLength: 8 },
+    ),
+  }) as fc.Arbitrary<Message>,
   fc.record({ request: fc.constantFrom(Request.ADD_MEM_REG, Request.REM_MEM_REG), region, fd: fc.constant(-1) }) as fc.Arbitrary<Message>,
 );
 
 /** What goes on the wire: an encoded message (maybe with extra fds), or raw bytes. */
 const wireItem = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ msg: message, needReply: fc.boolean(), extraFds: fc.nat({ max: 2 }), fdKind: fc.constantFrom('eventfd', 'memfd') }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      msg: message,
+      needReply: fc.boolean(),
+      extraFds: fc.nat({ max: 2 }),
+      fdKind: fc.constantFrom('eventfd', 'memfd'),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ raw: fc.uint8Array({ minLength: 1, maxLength: 64 }), fds: fc.nat({ max: 2 }) }) },
 );
 
@@ -80,15 +97,19 @@ function makeFd(kind: 'eventfd' | 'memfd'): number {
 describe('codec properties', () => {
   it('decodes arbitrary bytes to a message or a VhostUserError, never anything else', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: HEADER_SIZE, maxLength: 400 }), fc.array(fc.nat({ max: 5000 }), { maxLength: 10 }), (bytes, fds) => {
-        const buf = Buffer.from(bytes);
-        try {
-          const h = parseRequestHeader(buf);
-          decodeRequest({ request: h.request, flags: h.flags, payload: buf.subarray(HEADER_SIZE, HEADER_SIZE + h.size), fds });
-        } catch (err) {
-          if (!(err instanceof VhostUserError)) throw err;
-        }
-      }),
+      fc.property(
+        fc.uint8Array({ minLength: HEADER_SIZE, maxLength: 400 }),
+        fc.array(fc.nat({ max: 5000 }), { maxLength: 10 }),
+        (bytes, fds) => {
+          const buf = Buffer.from(bytes);
+          try {
+            const h = parseRequestHeader(buf);
+            decodeRequest({ request: h.request, flags: h.flags, payload: buf.subarray(HEADER_SIZE, HEADER_SIZE + h.size), fds });
+          } catch (err) {
+            if (!(err instanceof VhostUserError)) throw err;
+          }
+        },
+      ),
       { numRuns: RUNS * 50 },
     );
   });
@@ -96,8 +117,9 @@ describe('codec properties', () => {
   it('round-trips every well-formed message', () => {
     fc.assert(
       fc.property(message, fc.boolean(), (msg, needReply) => {
-        const withFds = JSON.parse(JSON.stringify(msg, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)), (_, v) =>
-          typeof v === 'string' && /^\d+n$/.test(v) ? BigInt(v.slice(0, -1)) : v,
+        const withFds = JSON.parse(
+          JSON.stringify(msg, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)),
+          (_, v) => (typeof v === 'string' && /^\d+n$/.test(v) ? BigInt(v.slice(0, -1)) : v),
         ) as Message;
         // Give every fd slot a (fake) fd so that the message is well-formed.
         if ('fd' in withFds && withFds.fd === -1) (withFds as { fd: number }).fd = 100;
@@ -125,7 +147,10 @@ describe('session state machine under random message sequences', () => {
 
   beforeAll(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-fuzz-'));
-    backend = new VhostUserBackend({ socketPath: path.join(dir, 'fuzz.sock'), log: process.env.FUZZ_LOG ? (l, m) => console.log(l, m) : undefined });
+    backend = new VhostUserBackend({
+      socketPath: path.join(dir, 'fuzz.sock'),
+      log: process.env.FUZZ_LOG ? (l, m) => console.log(l, m) : undefined,
+    });
     backend.start();
     memory = new GuestMemory();
   });

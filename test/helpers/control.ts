@@ -82,21 +82,17 @@ export class RawPeer {
 
   constructor(socketPath: string) {
     const fd = native.connect(socketPath);
-    this.channel = new Channel(
-      fd,
-      (b) => ({ request: b.readUInt32LE(0), flags: b.readUInt32LE(4), size: b.readUInt32LE(8) }),
-      {
-        onMessage: (h, payload, fds) => {
-          for (const f of fds) native.close(f);
-          this.replies.push({ header: h, payload });
-          this.wake?.();
-        },
-        onClose: () => {
-          this.closed = true;
-          this.wake?.();
-        },
+    this.channel = new Channel(fd, (b) => ({ request: b.readUInt32LE(0), flags: b.readUInt32LE(4), size: b.readUInt32LE(8) }), {
+      onMessage: (h, payload, fds) => {
+        for (const f of fds) native.close(f);
+        this.replies.push({ header: h, payload });
+        this.wake?.();
       },
-    );
+      onClose: () => {
+        this.closed = true;
+        this.wake?.();
+      },
+    });
   }
 
   send(bytes: Buffer, fds: number[] = []): void {

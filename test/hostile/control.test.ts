@@ -78,7 +78,9 @@ describe('memory regions that lie', () => {
     const mappings = countGuestMappings();
     const [r0, r1] = memory.table();
     // mmap_offset + size beyond the file: mapping it would fault on first touch.
-    await nacked(fe.request({ request: Request.SET_MEM_TABLE, regions: [{ ...r1, mmapOffset: r1.mmapOffset + 4096n }] }, { needReply: true }));
+    await nacked(
+      fe.request({ request: Request.SET_MEM_TABLE, regions: [{ ...r1, mmapOffset: r1.mmapOffset + 4096n }] }, { needReply: true }),
+    );
     await nacked(fe.request({ request: Request.SET_MEM_TABLE, regions: [r0, { ...r1, size: r1.size * 4n }] }, { needReply: true }));
     // Two regions over the same guest-physical range.
     await nacked(fe.request({ request: Request.SET_MEM_TABLE, regions: [r0, { ...r1, guestPhysAddr: 4096n }] }, { needReply: true }));

@@ -65,7 +65,11 @@ describe('guest memory shrunk under the back-end', () => {
 
     // The process goes on, and so does another device.
     let got = 0;
-    const other = await VirtioNetDriver.start({ socketPath: bystander.socketPath, memory: bystanderMemory, onFrames: (f) => (got += f.length) });
+    const other = await VirtioNetDriver.start({
+      socketPath: bystander.socketPath,
+      memory: bystanderMemory,
+      onFrames: (f) => (got += f.length),
+    });
     for (let i = 0; i < 100; i++) other.send(makeFrame(i));
     other.flush();
     expect(await until(() => got === 100)).toBe(true);

@@ -121,20 +121,28 @@ describe('hostile TX rings', () => {
 
   it('drops a descriptor loop (next pointing back)', async () => {
     const buf = frameBuffer(victim, 1);
-    await expectTxError(victim, ([a, b]) => {
-      tx().writeRawDescriptor(a, buf.gpa, HDR, F_NEXT, b);
-      tx().writeRawDescriptor(b, buf.gpa + HDR, buf.len - HDR, F_NEXT, a);
-      return a;
-    }, 'loop');
+    await expectTxError(
+      victim,
+      ([a, b]) => {
+        tx().writeRawDescriptor(a, buf.gpa, HDR, F_NEXT, b);
+        tx().writeRawDescriptor(b, buf.gpa + HDR, buf.len - HDR, F_NEXT, a);
+        return a;
+      },
+      'loop',
+    );
     await stillServes(victim, 2);
   });
 
   it('drops a chain whose next index is outside the table', async () => {
     const buf = frameBuffer(victim, 3);
-    await expectTxError(victim, ([a]) => {
-      tx().writeRawDescriptor(a, buf.gpa, buf.len, F_NEXT, 60000);
-      return a;
-    }, 'next out of range');
+    await expectTxError(
+      victim,
+      ([a]) => {
+        tx().writeRawDescriptor(a, buf.gpa, buf.len, F_NEXT, 60000);
+        return a;
+      },
+      'next out of range',
+    );
     await stillServes(victim, 4);
   });
 
@@ -144,10 +152,14 @@ describe('hostile TX rings', () => {
     const inner = victim.memory.alloc(16, 16);
     tx().writeRawDescriptor(0, buf.gpa, buf.len, 0, 0, inner);
     tx().writeRawDescriptor(0, inner, 16, F_INDIRECT, 0, outer);
-    await expectTxError(victim, ([a]) => {
-      tx().writeRawDescriptor(a, outer, 16, F_INDIRECT, 0);
-      return a;
-    }, 'nested indirect');
+    await expectTxError(
+      victim,
+      ([a]) => {
+        tx().writeRawDescriptor(a, outer, 16, F_INDIRECT, 0);
+        return a;
+      },
+      'nested indirect',
+    );
     await stillServes(victim, 6);
   });
 
@@ -159,10 +171,14 @@ describe('hostile TX rings', () => {
       const buf = frameBuffer(victim, 7);
       const table = victim.memory.alloc(32, 16);
       tx().writeRawDescriptor(0, buf.gpa, buf.len, 0, 0, table);
-      await expectTxError(victim, ([a]) => {
-        tx().writeRawDescriptor(a, table, len, F_INDIRECT, 0);
-        return a;
-      }, what);
+      await expectTxError(
+        victim,
+        ([a]) => {
+          tx().writeRawDescriptor(a, table, len, F_INDIRECT, 0);
+          return a;
+        },
+        what,
+      );
       await stillServes(victim, 8);
     });
   }
@@ -171,40 +187,64 @@ describe('hostile TX rings', () => {
     const buf = frameBuffer(victim, 9);
     const table = victim.memory.alloc(16, 16);
     tx().writeRawDescriptor(0, buf.gpa, buf.len, 0, 0, table);
-    await expectTxError(victim, ([a, b]) => {
-      tx().writeRawDescriptor(a, table, 16, F_INDIRECT | F_NEXT, b);
-      tx().writeRawDescriptor(b, buf.gpa, 8, 0, 0);
-      return a;
-    }, 'indirect + next');
+    await expectTxError(
+      victim,
+      ([a, b]) => {
+        tx().writeRawDescriptor(a, table, 16, F_INDIRECT | F_NEXT, b);
+        tx().writeRawDescriptor(b, buf.gpa, 8, 0, 0);
+        return a;
+      },
+      'indirect + next',
+    );
     await stillServes(victim, 10);
   });
 
   it('drops buffers outside guest memory: past the last region, and straddling a region end', async () => {
-    await expectTxError(victim, ([a]) => {
-      tx().writeRawDescriptor(a, 0x1_0000_0000 + REGION_SIZE + 4096, 100, 0, 0);
-      return a;
-    }, 'beyond the last region');
-    await expectTxError(victim, ([a]) => {
-      tx().writeRawDescriptor(a, REGION_SIZE - 8, 64, 0, 0); // region 0 ends; region 1 is at 4 GiB
-      return a;
-    }, 'straddling');
-    await expectTxError(victim, ([a]) => {
-      tx().writeRawDescriptor(a, 0xffff_ffff_ffff_fff0n, 64, 0, 0); // wraps the address space
-      return a;
-    }, 'wrapping');
+    await expectTxError(
+      victim,
+      ([a]) => {
+        tx().writeRawDescriptor(a, 0x1_0000_0000 + REGION_SIZE + 4096, 100, 0, 0);
+        return a;
+      },
+      'beyond the last region',
+    );
+    await expectTxError(
+      victim,
+      ([a]) => {
+        tx().writeRawDescriptor(a, REGION_SIZE - 8, 64, 0, 0); // region 0 ends; region 1 is at 4 GiB
+        return a;
+      },
+      'straddling',
+    );
+    await expectTxError(
+      victim,
+      ([a]) => {
+        tx().writeRawDescriptor(a, 0xffff_ffff_ffff_fff0n, 64, 0, 0); // wraps the address space
+        return a;
+      },
+      'wrapping',
+    );
     await stillServes(victim, 11);
   });
 
   it('drops a header longer than the chain, and a device-writable buffer on TX', async () => {
     const buf = frameBuffer(victim, 12);
-    await expectTxError(victim, ([a]) => {
-      tx().writeRawDescriptor(a, buf.gpa, HDR - 4, 0, 0);
-      return a;
-    }, 'short header');
-    await expectTxError(victim, ([a]) => {
-      tx().writeRawDescriptor(a, buf.gpa, buf.len, F_WRITE, 0);
-      return a;
-    }, 'writable TX buffer');
+    await expectTxError(
+      victim,
+      ([a]) => {
+        tx().writeRawDescriptor(a, buf.gpa, HDR - 4, 0, 0);
+        return a;
+      },
+      'short header',
+    );
+    await expectTxError(
+      victim,
+      ([a]) => {
+        tx().writeRawDescriptor(a, buf.gpa, buf.len, F_WRITE, 0);
+        return a;
+      },
+      'writable TX buffer',
+    );
     await stillServes(victim, 13);
   });
 

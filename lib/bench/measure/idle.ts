@@ -8,9 +8,20 @@ import { startBackendUnderTest, workerArgs } from './peers';
 export const IDLE_SECONDS = 3;
 
 export async function runIdle(opts: Options, code: Code, idle: IdleRun, socketPath: string): Promise<void> {
-  const be = await startBackendUnderTest(opts, code, { kind: idle.backend, socketPath, extraArgs: workerArgs(opts, idle.worker), forwardMode: 'macswap' });
+  const be = await startBackendUnderTest(opts, code, {
+    kind: idle.backend,
+    socketPath,
+    extraArgs: workerArgs(opts, idle.worker),
+    forwardMode: 'macswap',
+  });
   try {
-    const { s0, s1 } = await runOursFrontend(opts, code, be, ['--mode', 'rx', '--seconds', String(IDLE_SECONDS), '--warmup', '0.5'], 30_000);
+    const { s0, s1 } = await runOursFrontend(
+      opts,
+      code,
+      be,
+      ['--mode', 'rx', '--seconds', String(IDLE_SECONDS), '--warmup', '0.5'],
+      30_000,
+    );
     if (!s0 || !s1) throw new Error('no CPU snapshots of the back-end');
     const wall = Number(s1.t - s0.t) / 1e9;
     idle.seconds = wall;

@@ -8,7 +8,12 @@ import { runOursFrontend } from './ours_child';
 import { startBackendUnderTest, workerArgs } from './peers';
 
 export async function runLatency(opts: Options, code: Code, lat: LatencyRun, socketPath: string): Promise<void> {
-  const be = await startBackendUnderTest(opts, code, { kind: lat.backend, socketPath, extraArgs: workerArgs(opts, lat.worker), forwardMode: 'macswap' });
+  const be = await startBackendUnderTest(opts, code, {
+    kind: lat.backend,
+    socketPath,
+    extraArgs: workerArgs(opts, lat.worker),
+    forwardMode: 'macswap',
+  });
   try {
     const { result, s0, s1 } = await runOursFrontend(
       opts,

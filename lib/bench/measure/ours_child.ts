@@ -15,10 +15,14 @@ export interface ChildRun {
 }
 
 export async function runOursFrontend(opts: Options, code: Code, be: BackendProcess, args: string[], timeoutMs: number): Promise<ChildRun> {
-  const child = spawn('taskset', ['-c', String(opts.cpuFrontend), process.execPath, code.frontendScript, '--socket', be.socketPath, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: code.env,
-  });
+  const child = spawn(
+    'taskset',
+    ['-c', String(opts.cpuFrontend), process.execPath, code.frontendScript, '--socket', be.socketPath, ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: code.env,
+    },
+  );
   let out = '';
   let err = '';
   let s0: Snapshot | null = null;
@@ -43,6 +47,7 @@ export async function runOursFrontend(opts: Options, code: Code, be: BackendProc
   clearTimeout(timer);
   await pending;
   const line = out.split('\n').find((l) => l.startsWith('{'));
-  if (exitCode !== 0 || !line) throw new Error(`our front-end failed (exit ${exitCode}): ${excerpt(err || out)}\n--- back-end output ---\n${excerpt(be.output())}`);
+  if (exitCode !== 0 || !line)
+    throw new Error(`our front-end failed (exit ${exitCode}): ${excerpt(err || out)}\n--- back-end output ---\n${excerpt(be.output())}`);
   return { result: JSON.parse(line) as FrontendResult, s0, s1 };
 }

@@ -27,7 +27,15 @@ export function startBackendUnderTest(
   code: Code,
   backend: { kind: BackendKind; socketPath: string; extraArgs: string[]; forwardMode: DpdkForwardMode; txPkts?: number },
 ): Promise<BackendProcess> {
-  return startBackend({ ...backend, cpu: opts.cpuBackend, root: ROOT, cliPath: code.cli, env: code.env, memory: opts.memory, memoryMb: 256 });
+  return startBackend({
+    ...backend,
+    cpu: opts.cpuBackend,
+    root: ROOT,
+    cliPath: code.cli,
+    env: code.env,
+    memory: opts.memory,
+    memoryMb: 256,
+  });
 }
 
 /** The tail of a process's output, for an error message. */

@@ -25,7 +25,13 @@ export function clockTicks(): number {
 function statFields(text: string): { comm: string; rest: string[] } {
   const open = text.indexOf('(');
   const close = text.lastIndexOf(')');
-  return { comm: text.slice(open + 1, close), rest: text.slice(close + 2).trim().split(/\s+/) };
+  return {
+    comm: text.slice(open + 1, close),
+    rest: text
+      .slice(close + 2)
+      .trim()
+      .split(/\s+/),
+  };
 }
 
 function readStat(path: string): { comm: string; ticks: number; systemTicks: number } | null {

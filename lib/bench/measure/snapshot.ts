@@ -4,7 +4,17 @@
  */
 import { ourStatsDelta, type BackendProcess, type OurStats } from '../backends';
 import type { Direction, RunResult } from '../types';
-import { contextSwitches, cpuOf, foreignLoad, memoryUse, processCpuSeconds, processSystemSeconds, systemCpu, threadCpu, type ThreadCpu } from './procstat';
+import {
+  contextSwitches,
+  cpuOf,
+  foreignLoad,
+  memoryUse,
+  processCpuSeconds,
+  processSystemSeconds,
+  systemCpu,
+  threadCpu,
+  type ThreadCpu,
+} from './procstat';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -9,7 +9,13 @@ import { direction, fillBackendFigures } from './snapshot';
 
 export async function runWithOurFrontend(opts: Options, code: Code, run: RunResult, socketPath: string): Promise<void> {
   const role = backendRole(run.mode, run.size, opts.oursArgs);
-  const be = await startBackendUnderTest(opts, code, { kind: run.backend, socketPath, extraArgs: role.oursArgs, forwardMode: role.dpdk, txPkts: run.size });
+  const be = await startBackendUnderTest(opts, code, {
+    kind: run.backend,
+    socketPath,
+    extraArgs: role.oursArgs,
+    forwardMode: role.dpdk,
+    txPkts: run.size,
+  });
   let child: ChildRun;
   try {
     const mode = run.mode === 'io' ? 'io' : run.mode === 'rxonly' ? 'rx' : 'tx';
@@ -17,12 +23,24 @@ export async function runWithOurFrontend(opts: Options, code: Code, run: RunResu
       opts,
       code,
       be,
-      ['--mode', mode, '--size', String(run.size), '--queue-size', String(run.queueSize), '--seconds', String(opts.seconds), '--warmup', String(opts.warmup)],
+      [
+        '--mode',
+        mode,
+        '--size',
+        String(run.size),
+        '--queue-size',
+        String(run.queueSize),
+        '--seconds',
+        String(opts.seconds),
+        '--warmup',
+        String(opts.warmup),
+      ],
       (opts.seconds + opts.warmup) * 1000 + 20_000,
     );
   } finally {
     const exit = await be.stop();
-    if (exit.forward) run.dpdkForward = { rxPackets: exit.forward.rxPackets, txPackets: exit.forward.txPackets, txDropped: exit.forward.txDropped };
+    if (exit.forward)
+      run.dpdkForward = { rxPackets: exit.forward.rxPackets, txPackets: exit.forward.txPackets, txDropped: exit.forward.txDropped };
   }
   const res = child.result as ThroughputResult;
   run.seconds = res.seconds;

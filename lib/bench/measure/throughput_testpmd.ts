@@ -17,7 +17,13 @@ interface Driven {
 
 export async function runWithTestpmd(opts: Options, code: Code, run: RunResult, socketPath: string): Promise<void> {
   const role = backendRole(run.mode, run.size, opts.oursArgs);
-  const be = await startBackendUnderTest(opts, code, { kind: run.backend, socketPath, extraArgs: role.oursArgs, forwardMode: role.dpdk, txPkts: run.size });
+  const be = await startBackendUnderTest(opts, code, {
+    kind: run.backend,
+    socketPath,
+    extraArgs: role.oursArgs,
+    forwardMode: role.dpdk,
+    txPkts: run.size,
+  });
   let driven: Driven;
   try {
     driven = await driveTestpmd(opts, run, be, socketPath);
@@ -137,7 +143,9 @@ function runNotes(run: RunResult, p1: MeasuredPhase): string[] {
   }
   if (run.dpdkForward && run.dpdkForward.txDropped > 0) {
     const total = run.dpdkForward.txPackets + run.dpdkForward.txDropped;
-    notes.push(`DPDK back-end dropped ${((100 * run.dpdkForward.txDropped) / total).toFixed(1)}% of the frames it tried to send to the guest (guest RX ring full)`);
+    notes.push(
+      `DPDK back-end dropped ${((100 * run.dpdkForward.txDropped) / total).toFixed(1)}% of the frames it tried to send to the guest (guest RX ring full)`,
+    );
   }
   return notes;
 }

@@ -21,7 +21,9 @@ export function buildReport(opts: Options, done: Finished): Report {
   const { host, plan, started } = done;
   const notes = setupNotes(opts);
   if (buildStamp() !== host.build) {
-    notes.push(`the checkout was rebuilt while the benchmark ran (${host.build} at the start, ${buildStamp()} at the end); every run used the copy taken at the start`);
+    notes.push(
+      `the checkout was rebuilt while the benchmark ran (${host.build} at the start, ${buildStamp()} at the end); every run used the copy taken at the start`,
+    );
   }
   if (opts.frontend === 'dpdk') notes.push(...modeNotes());
   const finished = new Date();

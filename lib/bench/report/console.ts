@@ -58,14 +58,18 @@ export function idleLine(label: string, idle: IdleRun): string {
 /** The tables and the notes, after the last run. */
 export function printSummary(report: Report): void {
   const { rounds, backends, notes } = report.setup;
-  process.stdout.write(`\nThroughput, Mpps: median of ${rounds} round(s) and the best round; ratio = ours / DPDK of the medians, best r. = of the best rounds\n`);
+  process.stdout.write(
+    `\nThroughput, Mpps: median of ${rounds} round(s) and the best round; ratio = ours / DPDK of the medians, best r. = of the best rounds\n`,
+  );
   process.stdout.write(`${formatTable(report.cells, backends)}\n`);
   if (report.latency.length) {
     process.stdout.write(`\nLatency: one frame ping-pong with our event-driven driver (median over rounds of p50 / p99)\n`);
     process.stdout.write(`${formatLatency(report.latency, backends)}\n`);
   }
   if (report.idle.length) {
-    process.stdout.write(`\nIdle: back-end CPU with a connected front-end sending nothing (${IDLE_SECONDS} s per run)\n${formatIdle(report.idle)}\n`);
+    process.stdout.write(
+      `\nIdle: back-end CPU with a connected front-end sending nothing (${IDLE_SECONDS} s per run)\n${formatIdle(report.idle)}\n`,
+    );
   }
   for (const n of notes) process.stdout.write(`\nnote: ${n}`);
   process.stdout.write('\n');

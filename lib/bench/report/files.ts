@@ -36,5 +36,7 @@ export function saveResults(outDir: string, report: Report): void {
   pointLatest(outDir, 'latest.json', path.basename(json));
   pointLatest(outDir, 'latest.svg', path.basename(svg));
   const shown = (f: string) => path.relative(process.cwd(), f);
-  process.stdout.write(`\nresults: ${shown(json)}, ${shown(svg)} (${shown(path.join(outDir, 'latest.json'))} and latest.svg point to them)\n`);
+  process.stdout.write(
+    `\nresults: ${shown(json)}, ${shown(svg)} (${shown(path.join(outDir, 'latest.json'))} and latest.svg point to them)\n`,
+  );
 }

@@ -95,7 +95,11 @@ export function summariseLatency(runs: LatencyRun[], backends: BackendKind[]): L
       if (!backends.includes(b)) return null;
       const ok = runs.filter((r) => r.size === size && r.backend === b && r.worker === worker && !r.error && r.p50Us !== undefined);
       if (ok.length === 0) return null;
-      return { p50Us: median(ok.map((r) => r.p50Us as number)) as number, p99Us: median(ok.map((r) => r.p99Us as number)) as number, runs: ok.length };
+      return {
+        p50Us: median(ok.map((r) => r.p50Us as number)) as number,
+        p99Us: median(ok.map((r) => r.p99Us as number)) as number,
+        runs: ok.length,
+      };
     };
     const ours = pick('ours', 'adaptive');
     const oursEvent = pick('ours', 'event-driven');
@@ -116,7 +120,13 @@ export function summariseIdle(runs: IdleRun[]): IdleSummary[] {
   for (const r of runs) {
     if (out.some((o) => o.backend === r.backend && o.worker === r.worker)) continue;
     const ok = runs.filter((x) => x.backend === r.backend && x.worker === r.worker && !x.error && x.cpuUtilisation !== undefined);
-    if (ok.length) out.push({ backend: r.backend, worker: r.worker, runs: ok.length, cpuUtilisation: median(ok.map((x) => x.cpuUtilisation as number)) as number });
+    if (ok.length)
+      out.push({
+        backend: r.backend,
+        worker: r.worker,
+        runs: ok.length,
+        cpuUtilisation: median(ok.map((x) => x.cpuUtilisation as number)) as number,
+      });
   }
   return out;
 }

@@ -11,7 +11,18 @@ function esc(s: string): string {
 function niceAxis(x: number): { max: number; steps: number } {
   if (!(x > 0)) return { max: 1, steps: 4 };
   const e = Math.pow(10, Math.floor(Math.log10(x)));
-  const options: [number, number][] = [[1, 5], [1.5, 3], [2, 4], [2.5, 5], [3, 3], [4, 4], [5, 5], [6, 3], [8, 4], [10, 5]];
+  const options: [number, number][] = [
+    [1, 5],
+    [1.5, 3],
+    [2, 4],
+    [2.5, 5],
+    [3, 3],
+    [4, 4],
+    [5, 5],
+    [6, 3],
+    [8, 4],
+    [10, 5],
+  ];
   for (const [m, steps] of options) if (m * e >= x) return { max: m * e, steps };
   return { max: 10 * e, steps: 5 };
 }
@@ -36,11 +47,15 @@ export function renderSvg(cells: CellSummary[], backends: BackendKind[], title: 
   const W = (width - margin.left * 2) / cols;
   const height = margin.top + modes.length * H + 20;
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="11">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="11">`,
+  );
   out.push(`<rect width="100%" height="100%" fill="#ffffff"/>`);
   out.push(`<text x="${margin.left}" y="22" font-size="16" font-weight="bold">${esc(title)}</text>`);
   out.push(`<text x="${margin.left}" y="40" fill="#444">${esc(subtitle)}</text>`);
-  out.push(`<text x="${margin.left}" y="80" fill="#444">bars: median over rounds · whiskers: slowest and fastest round · n/a: not measurable (see bench/README.md)</text>`);
+  out.push(
+    `<text x="${margin.left}" y="80" fill="#444">bars: median over rounds · whiskers: slowest and fastest round · n/a: not measurable (see bench/README.md)</text>`,
+  );
   let lx = margin.left;
   for (const b of backends) {
     out.push(`<rect x="${lx}" y="50" width="12" height="12" fill="${COLOURS[b]}"/>`);
@@ -53,7 +68,9 @@ export function renderSvg(cells: CellSummary[], backends: BackendKind[], title: 
       const y0 = margin.top + row * H;
       const panel = cells.filter((c) => c.mode === mode && c.queueSize === q).sort((a, b) => a.size - b.size);
       const plot = { x: x0 + 45, y: y0 + 28, w: W - 65, h: H - 78 };
-      out.push(`<text x="${x0 + 10}" y="${y0 + 16}" font-size="12" font-weight="bold">${esc(`${modeLabel(mode)}, queue size ${q}`)}</text>`);
+      out.push(
+        `<text x="${x0 + 10}" y="${y0 + 16}" font-size="12" font-weight="bold">${esc(`${modeLabel(mode)}, queue size ${q}`)}</text>`,
+      );
       const values = panel.flatMap((c) => backends.map((b) => (b === 'ours' ? c.ours?.mppsMax : c.dpdk?.mppsMax) ?? 0));
       const axis = niceAxis(Math.max(0.001, ...values) * 1.1);
       const ymax = axis.max;
@@ -63,7 +80,9 @@ export function renderSvg(cells: CellSummary[], backends: BackendKind[], title: 
         out.push(`<line x1="${plot.x}" y1="${y.toFixed(1)}" x2="${plot.x + plot.w}" y2="${y.toFixed(1)}" stroke="#ddd"/>`);
         out.push(`<text x="${plot.x - 4}" y="${(y + 4).toFixed(1)}" text-anchor="end" fill="#555">${v.toFixed(ymax < 2 ? 2 : 1)}</text>`);
       }
-      out.push(`<text x="${x0 + 10}" y="${plot.y + plot.h / 2}" transform="rotate(-90 ${x0 + 10} ${plot.y + plot.h / 2})" text-anchor="middle" fill="#555">Mpps</text>`);
+      out.push(
+        `<text x="${x0 + 10}" y="${plot.y + plot.h / 2}" transform="rotate(-90 ${x0 + 10} ${plot.y + plot.h / 2})" text-anchor="middle" fill="#555">Mpps</text>`,
+      );
       const groupW = plot.w / Math.max(1, panel.length);
       const barW = Math.min(40, (groupW - 20) / Math.max(1, backends.length));
       panel.forEach((c, i) => {
@@ -78,7 +97,9 @@ export function renderSvg(cells: CellSummary[], backends: BackendKind[], title: 
             return;
           }
           const h = (plot.h * v) / ymax;
-          out.push(`<rect x="${bx.toFixed(1)}" y="${(plot.y + plot.h - h).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${COLOURS[b]}"><title>${esc(`${NAMES[b]}: ${v.toFixed(3)} Mpps`)}</title></rect>`);
+          out.push(
+            `<rect x="${bx.toFixed(1)}" y="${(plot.y + plot.h - h).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${COLOURS[b]}"><title>${esc(`${NAMES[b]}: ${v.toFixed(3)} Mpps`)}</title></rect>`,
+          );
           // Whisker: the slowest and fastest round.
           const lo = agg?.mppsMin ?? v;
           const hi = agg?.mppsMax ?? v;
@@ -86,9 +107,15 @@ export function renderSvg(cells: CellSummary[], backends: BackendKind[], title: 
           if (hi > lo) {
             const yl = plot.y + plot.h - (plot.h * lo) / ymax;
             const yh = plot.y + plot.h - (plot.h * hi) / ymax;
-            out.push(`<line x1="${cx.toFixed(1)}" y1="${yl.toFixed(1)}" x2="${cx.toFixed(1)}" y2="${yh.toFixed(1)}" stroke="#111" stroke-width="1"/>`);
-            out.push(`<line x1="${(cx - 4).toFixed(1)}" y1="${yh.toFixed(1)}" x2="${(cx + 4).toFixed(1)}" y2="${yh.toFixed(1)}" stroke="#111" stroke-width="1"/>`);
-            out.push(`<line x1="${(cx - 4).toFixed(1)}" y1="${yl.toFixed(1)}" x2="${(cx + 4).toFixed(1)}" y2="${yl.toFixed(1)}" stroke="#111" stroke-width="1"/>`);
+            out.push(
+              `<line x1="${cx.toFixed(1)}" y1="${yl.toFixed(1)}" x2="${cx.toFixed(1)}" y2="${yh.toFixed(1)}" stroke="#111" stroke-width="1"/>`,
+            );
+            out.push(
+              `<line x1="${(cx - 4).toFixed(1)}" y1="${yh.toFixed(1)}" x2="${(cx + 4).toFixed(1)}" y2="${yh.toFixed(1)}" stroke="#111" stroke-width="1"/>`,
+            );
+            out.push(
+              `<line x1="${(cx - 4).toFixed(1)}" y1="${yl.toFixed(1)}" x2="${(cx + 4).toFixed(1)}" y2="${yl.toFixed(1)}" stroke="#111" stroke-width="1"/>`,
+            );
           }
           const label = agg?.stalled ? 'stall' : v.toFixed(v < 10 ? 2 : 1);
           const top = plot.y + plot.h - (plot.h * Math.max(v, hi)) / ymax;
@@ -97,8 +124,13 @@ export function renderSvg(cells: CellSummary[], backends: BackendKind[], title: 
         const cx = plot.x + i * groupW + groupW / 2;
         out.push(`<text x="${cx.toFixed(1)}" y="${plot.y + plot.h + 14}" text-anchor="middle">${c.size} B</text>`);
         if (c.ratio !== null) {
-          out.push(`<text x="${cx.toFixed(1)}" y="${plot.y + plot.h + 27}" text-anchor="middle" fill="#444" font-size="10">ours/DPDK ${c.ratio.toFixed(2)}</text>`);
-          if (c.bestRatio !== null) out.push(`<text x="${cx.toFixed(1)}" y="${plot.y + plot.h + 39}" text-anchor="middle" fill="#777" font-size="9">best rounds ${c.bestRatio.toFixed(2)}</text>`);
+          out.push(
+            `<text x="${cx.toFixed(1)}" y="${plot.y + plot.h + 27}" text-anchor="middle" fill="#444" font-size="10">ours/DPDK ${c.ratio.toFixed(2)}</text>`,
+          );
+          if (c.bestRatio !== null)
+            out.push(
+              `<text x="${cx.toFixed(1)}" y="${plot.y + plot.h + 39}" text-anchor="middle" fill="#777" font-size="9">best rounds ${c.bestRatio.toFixed(2)}</text>`,
+            );
         }
       });
       out.push(`<line x1="${plot.x}" y1="${plot.y + plot.h}" x2="${plot.x + plot.w}" y2="${plot.y + plot.h}" stroke="#333"/>`);

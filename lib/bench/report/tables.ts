@@ -66,17 +66,40 @@ export function formatTable(cells: CellSummary[], backends: BackendKind[]): stri
 
 export function formatLatency(lat: LatencySummary[], backends: BackendKind[]): string {
   const both = backends.includes('ours') && backends.includes('dpdk');
-  const head = [pad('size', 5, true), pad('ours p50 µs', 12, true), pad('p99 µs', 8, true), pad('event-driven p50', 17, true), pad('p99 µs', 8, true)];
+  const head = [
+    pad('size', 5, true),
+    pad('ours p50 µs', 12, true),
+    pad('p99 µs', 8, true),
+    pad('event-driven p50', 17, true),
+    pad('p99 µs', 8, true),
+  ];
   if (both) head.push(pad('DPDK p50 µs', 12, true), pad('p99 µs', 8, true), pad('p50 ratio', 10, true), pad('p99 ratio', 10, true));
   const lines = [head.join(' '), '-'.repeat(head.join(' ').length)];
   for (const l of lat) {
-    const row = [pad(String(l.size), 5, true), pad(f(l.ours?.p50Us, 1), 12, true), pad(f(l.ours?.p99Us, 1), 8, true), pad(f(l.oursEvent?.p50Us, 1), 17, true), pad(f(l.oursEvent?.p99Us, 1), 8, true)];
-    if (both) row.push(pad(f(l.dpdk?.p50Us, 1), 12, true), pad(f(l.dpdk?.p99Us, 1), 8, true), pad(f(l.p50Ratio), 10, true), pad(f(l.p99Ratio), 10, true));
+    const row = [
+      pad(String(l.size), 5, true),
+      pad(f(l.ours?.p50Us, 1), 12, true),
+      pad(f(l.ours?.p99Us, 1), 8, true),
+      pad(f(l.oursEvent?.p50Us, 1), 17, true),
+      pad(f(l.oursEvent?.p99Us, 1), 8, true),
+    ];
+    if (both)
+      row.push(
+        pad(f(l.dpdk?.p50Us, 1), 12, true),
+        pad(f(l.dpdk?.p99Us, 1), 8, true),
+        pad(f(l.p50Ratio), 10, true),
+        pad(f(l.p99Ratio), 10, true),
+      );
     lines.push(row.join(' '));
   }
   return lines.join('\n');
 }
 
 export function formatIdle(idle: IdleSummary[]): string {
-  return idle.map((i) => `  ${pad(backendLabel(i.backend, i.worker), 24)} ${(100 * i.cpuUtilisation).toFixed(2).padStart(7)} % of a CPU (median of ${i.runs})`).join('\n');
+  return idle
+    .map(
+      (i) =>
+        `  ${pad(backendLabel(i.backend, i.worker), 24)} ${(100 * i.cpuUtilisation).toFixed(2).padStart(7)} % of a CPU (median of ${i.runs})`,
+    )
+    .join('\n');
 }

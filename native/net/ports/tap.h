@@ -37,8 +37,8 @@ class TapPort : public Port {
 
   TapPort(int fd, std::string ifname) : fd_(fd), ifname_(std::move(ifname)), bounce_(kBounceSize) {}
   int GuestTx(const GuestMemory& mem, const NetSettings& settings, Queue& tx, const Reporter& report);
-  int GuestRx(const GuestMemory& mem, const NetSettings& settings, Queue& rx, const Reporter& report,
-              bool* rx_short, bool* tap_empty);
+  int GuestRx(const GuestMemory& mem, const NetSettings& settings, Queue& rx, const Reporter& report, bool* rx_short,
+              bool* tap_empty);
 
   int fd_;
   std::string ifname_;

@@ -44,7 +44,12 @@ export function resolveModules(modulesDir: string, roots: readonly string[]): Mo
     const colon = line.indexOf(':');
     if (colon < 0) continue;
     const file = line.slice(0, colon).trim();
-    const deps = line.slice(colon + 1).trim().split(/\s+/).filter(Boolean).map(moduleName);
+    const deps = line
+      .slice(colon + 1)
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(moduleName);
     entries.set(moduleName(file), { file, deps });
   }
   const builtinFile = path.join(modulesDir, 'modules.builtin');

@@ -27,9 +27,7 @@ export function findKernel(): KernelInfo | null {
   const forced = process.env.VHOST_USER_E2E_KERNEL;
   const images = forced
     ? [forced]
-    : (fs.existsSync('/boot') ? fs.readdirSync('/boot') : [])
-        .filter((f) => f.startsWith('vmlinuz-'))
-        .map((f) => path.join('/boot', f));
+    : (fs.existsSync('/boot') ? fs.readdirSync('/boot') : []).filter((f) => f.startsWith('vmlinuz-')).map((f) => path.join('/boot', f));
   const kernels: KernelInfo[] = [];
   for (const image of images) {
     const version = path.basename(image).replace(/^vmlinuz-/, '');

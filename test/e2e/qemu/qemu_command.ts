@@ -50,13 +50,7 @@ function kernelCommandLine(opts: GuestOptions): string {
     timeout: opts.guestTimeoutSec ?? 120,
     ...opts.params,
   };
-  return [
-    'console=ttyS0',
-    'quiet',
-    'panic=-1',
-    ...Object.entries(params).map(([k, v]) => `vhu.${k}=${v}`),
-    ...words(opts.kernelParams),
-  ]
+  return ['console=ttyS0', 'quiet', 'panic=-1', ...Object.entries(params).map(([k, v]) => `vhu.${k}=${v}`), ...words(opts.kernelParams)]
     .filter(Boolean)
     .join(' ');
 }
@@ -85,16 +79,26 @@ export function qemuArgs(boot: BootFiles, opts: GuestOptions): string[] {
     '-no-user-config',
     '-nographic',
     '-no-reboot',
-    '-accel', 'tcg',
-    '-cpu', 'max',
-    '-m', mem,
-    '-machine', 'q35,memory-backend=mem',
-    '-object', `memory-backend-memfd,id=mem,size=${mem},share=on`,
-    '-chardev', 'stdio,id=con,signal=off',
-    '-serial', 'chardev:con',
-    '-kernel', boot.kernel,
-    '-initrd', boot.initrd,
-    '-append', append,
+    '-accel',
+    'tcg',
+    '-cpu',
+    'max',
+    '-m',
+    mem,
+    '-machine',
+    'q35,memory-backend=mem',
+    '-object',
+    `memory-backend-memfd,id=mem,size=${mem},share=on`,
+    '-chardev',
+    'stdio,id=con,signal=off',
+    '-serial',
+    'chardev:con',
+    '-kernel',
+    boot.kernel,
+    '-initrd',
+    boot.initrd,
+    '-append',
+    append,
     ...nicArgs(opts),
     ...(opts.extraArgs ?? []),
   ];

@@ -190,7 +190,7 @@ export async function writeRandomFile(file: string, bytes: number): Promise<stri
   const h = crypto.createHash('md5');
   const fd = fs.openSync(file, 'w');
   try {
-    for (let left = bytes; left > 0; ) {
+    for (let left = bytes; left > 0;) {
       const chunk = crypto.randomBytes(Math.min(left, 1 << 20));
       h.update(chunk);
       fs.writeSync(fd, chunk);
