@@ -33,6 +33,13 @@ const NAMES: Record<BackendKind, string> = {
   dpdk: 'DPDK vhost PMD (testpmd macswap, rxonly or txonly)',
 };
 
+interface Box {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
 /**
  * Grouped bars of Mpps per frame size, ours next to DPDK, one panel per (mode, queue size), with
  * the ours/DPDK ratio under each group. Written by hand: no dependency.
@@ -67,75 +74,75 @@ export function renderSvg(cells: CellSummary[], backends: BackendKind[], title: 
       const x0 = margin.left + col * W;
       const y0 = margin.top + row * H;
       const panel = cells.filter((c) => c.mode === mode && c.queueSize === q).sort((a, b) => a.size - b.size);
-      const plot = { x: x0 + 45, y: y0 + 28, w: W - 65, h: H - 78 };
       out.push(
         `<text x="${x0 + 10}" y="${y0 + 16}" font-size="12" font-weight="bold">${esc(`${modeLabel(mode)}, queue size ${q}`)}</text>`,
       );
-      const values = panel.flatMap((c) => backends.map((b) => (b === 'ours' ? c.ours?.mppsMax : c.dpdk?.mppsMax) ?? 0));
-      const axis = niceAxis(Math.max(0.001, ...values) * 1.1);
-      const ymax = axis.max;
-      for (let i = 0; i <= axis.steps; i++) {
-        const v = (ymax * i) / axis.steps;
-        const y = plot.y + plot.h - (plot.h * i) / axis.steps;
-        out.push(`<line x1="${plot.x}" y1="${y.toFixed(1)}" x2="${plot.x + plot.w}" y2="${y.toFixed(1)}" stroke="#ddd"/>`);
-        out.push(`<text x="${plot.x - 4}" y="${(y + 4).toFixed(1)}" text-anchor="end" fill="#555">${v.toFixed(ymax < 2 ? 2 : 1)}</text>`);
-      }
-      out.push(
-        `<text x="${x0 + 10}" y="${plot.y + plot.h / 2}" transform="rotate(-90 ${x0 + 10} ${plot.y + plot.h / 2})" text-anchor="middle" fill="#555">Mpps</text>`,
-      );
-      const groupW = plot.w / Math.max(1, panel.length);
-      const barW = Math.min(40, (groupW - 20) / Math.max(1, backends.length));
-      panel.forEach((c, i) => {
-        const gx = plot.x + i * groupW + (groupW - barW * backends.length) / 2;
-        backends.forEach((b, k) => {
-          const agg = b === 'ours' ? c.ours : c.dpdk;
-          const v = agg?.mpps ?? null;
-          const bx = gx + k * barW;
-          if (v === null) {
-            const label = agg?.note?.startsWith('not run') ? 'n/a' : agg?.note?.startsWith('failed') ? 'fail' : '—';
-            out.push(`<text x="${(bx + barW / 2).toFixed(1)}" y="${plot.y + plot.h - 4}" text-anchor="middle" fill="#888">${label}</text>`);
-            return;
-          }
-          const h = (plot.h * v) / ymax;
-          out.push(
-            `<rect x="${bx.toFixed(1)}" y="${(plot.y + plot.h - h).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${COLOURS[b]}"><title>${esc(`${NAMES[b]}: ${v.toFixed(3)} Mpps`)}</title></rect>`,
-          );
-          // Whisker: the slowest and fastest round.
-          const lo = agg?.mppsMin ?? v;
-          const hi = agg?.mppsMax ?? v;
-          const cx = bx + barW / 2 - 1;
-          if (hi > lo) {
-            const yl = plot.y + plot.h - (plot.h * lo) / ymax;
-            const yh = plot.y + plot.h - (plot.h * hi) / ymax;
-            out.push(
-              `<line x1="${cx.toFixed(1)}" y1="${yl.toFixed(1)}" x2="${cx.toFixed(1)}" y2="${yh.toFixed(1)}" stroke="#111" stroke-width="1"/>`,
-            );
-            out.push(
-              `<line x1="${(cx - 4).toFixed(1)}" y1="${yh.toFixed(1)}" x2="${(cx + 4).toFixed(1)}" y2="${yh.toFixed(1)}" stroke="#111" stroke-width="1"/>`,
-            );
-            out.push(
-              `<line x1="${(cx - 4).toFixed(1)}" y1="${yl.toFixed(1)}" x2="${(cx + 4).toFixed(1)}" y2="${yl.toFixed(1)}" stroke="#111" stroke-width="1"/>`,
-            );
-          }
-          const label = agg?.stalled ? 'stall' : v.toFixed(v < 10 ? 2 : 1);
-          const top = plot.y + plot.h - (plot.h * Math.max(v, hi)) / ymax;
-          out.push(`<text x="${cx.toFixed(1)}" y="${(top - 3).toFixed(1)}" text-anchor="middle" font-size="9">${label}</text>`);
-        });
-        const cx = plot.x + i * groupW + groupW / 2;
-        out.push(`<text x="${cx.toFixed(1)}" y="${plot.y + plot.h + 14}" text-anchor="middle">${c.size} B</text>`);
-        if (c.ratio !== null) {
-          out.push(
-            `<text x="${cx.toFixed(1)}" y="${plot.y + plot.h + 27}" text-anchor="middle" fill="#444" font-size="10">ours/DPDK ${c.ratio.toFixed(2)}</text>`,
-          );
-          if (c.bestRatio !== null)
-            out.push(
-              `<text x="${cx.toFixed(1)}" y="${plot.y + plot.h + 39}" text-anchor="middle" fill="#777" font-size="9">best rounds ${c.bestRatio.toFixed(2)}</text>`,
-            );
-        }
-      });
-      out.push(`<line x1="${plot.x}" y1="${plot.y + plot.h}" x2="${plot.x + plot.w}" y2="${plot.y + plot.h}" stroke="#333"/>`);
+      renderPanel(out, panel, backends, x0, { x: x0 + 45, y: y0 + 28, w: W - 65, h: H - 78 });
     });
   });
   out.push('</svg>');
   return out.join('\n') + '\n';
+}
+
+/** One panel: its axis and gridlines, then a group of bars per frame size with the ratios under it. */
+function renderPanel(out: string[], panel: CellSummary[], backends: BackendKind[], x0: number, plot: Box): void {
+  const values = panel.flatMap((c) => backends.map((b) => (b === 'ours' ? c.ours?.mppsMax : c.dpdk?.mppsMax) ?? 0));
+  const axis = niceAxis(Math.max(0.001, ...values) * 1.1);
+  const ymax = axis.max;
+  for (let i = 0; i <= axis.steps; i++) {
+    const v = (ymax * i) / axis.steps;
+    const y = plot.y + plot.h - (plot.h * i) / axis.steps;
+    out.push(`<line x1="${plot.x}" y1="${y.toFixed(1)}" x2="${plot.x + plot.w}" y2="${y.toFixed(1)}" stroke="#ddd"/>`);
+    out.push(`<text x="${plot.x - 4}" y="${(y + 4).toFixed(1)}" text-anchor="end" fill="#555">${v.toFixed(ymax < 2 ? 2 : 1)}</text>`);
+  }
+  out.push(
+    `<text x="${x0 + 10}" y="${plot.y + plot.h / 2}" transform="rotate(-90 ${x0 + 10} ${plot.y + plot.h / 2})" text-anchor="middle" fill="#555">Mpps</text>`,
+  );
+  const groupW = plot.w / Math.max(1, panel.length);
+  const barW = Math.min(40, (groupW - 20) / Math.max(1, backends.length));
+  panel.forEach((c, i) => {
+    const gx = plot.x + i * groupW + (groupW - barW * backends.length) / 2;
+    backends.forEach((b, k) => renderBar(out, c, b, gx + k * barW, barW, plot, ymax));
+    const cx = plot.x + i * groupW + groupW / 2;
+    out.push(`<text x="${cx.toFixed(1)}" y="${plot.y + plot.h + 14}" text-anchor="middle">${c.size} B</text>`);
+    if (c.ratio !== null) {
+      out.push(
+        `<text x="${cx.toFixed(1)}" y="${plot.y + plot.h + 27}" text-anchor="middle" fill="#444" font-size="10">ours/DPDK ${c.ratio.toFixed(2)}</text>`,
+      );
+      if (c.bestRatio !== null)
+        out.push(
+          `<text x="${cx.toFixed(1)}" y="${plot.y + plot.h + 39}" text-anchor="middle" fill="#777" font-size="9">best rounds ${c.bestRatio.toFixed(2)}</text>`,
+        );
+    }
+  });
+  out.push(`<line x1="${plot.x}" y1="${plot.y + plot.h}" x2="${plot.x + plot.w}" y2="${plot.y + plot.h}" stroke="#333"/>`);
+}
+
+/** One back-end's bar of a group: the median, a whisker from the slowest to the fastest round, its label. */
+function renderBar(out: string[], c: CellSummary, b: BackendKind, bx: number, barW: number, plot: Box, ymax: number): void {
+  const agg = b === 'ours' ? c.ours : c.dpdk;
+  const v = agg?.mpps ?? null;
+  if (v === null) {
+    const label = agg?.note?.startsWith('not run') ? 'n/a' : agg?.note?.startsWith('failed') ? 'fail' : '—';
+    out.push(`<text x="${(bx + barW / 2).toFixed(1)}" y="${plot.y + plot.h - 4}" text-anchor="middle" fill="#888">${label}</text>`);
+    return;
+  }
+  const h = (plot.h * v) / ymax;
+  out.push(
+    `<rect x="${bx.toFixed(1)}" y="${(plot.y + plot.h - h).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${COLOURS[b]}"><title>${esc(`${NAMES[b]}: ${v.toFixed(3)} Mpps`)}</title></rect>`,
+  );
+  // Whisker: the slowest and fastest round.
+  const lo = agg?.mppsMin ?? v;
+  const hi = agg?.mppsMax ?? v;
+  const cx = bx + barW / 2 - 1;
+  if (hi > lo) {
+    const yl = plot.y + plot.h - (plot.h * lo) / ymax;
+    const yh = plot.y + plot.h - (plot.h * hi) / ymax;
+    const line = (x1: number, y1: number, x2: number, y2: number) =>
+      `<line x1="${x1.toFixed(1)}" y1="${y1.toFixed(1)}" x2="${x2.toFixed(1)}" y2="${y2.toFixed(1)}" stroke="#111" stroke-width="1"/>`;
+    out.push(line(cx, yl, cx, yh), line(cx - 4, yh, cx + 4, yh), line(cx - 4, yl, cx + 4, yl));
+  }
+  const label = agg?.stalled ? 'stall' : v.toFixed(v < 10 ? 2 : 1);
+  const top = plot.y + plot.h - (plot.h * Math.max(v, hi)) / ymax;
+  out.push(`<text x="${cx.toFixed(1)}" y="${(top - 3).toFixed(1)}" text-anchor="middle" font-size="9">${label}</text>`);
 }
