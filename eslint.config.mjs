@@ -20,6 +20,16 @@ export default defineConfig(
     },
   },
   {
+    // The house limits (ARCHITECTURE.md): no source file over ~600 lines, no function over ~80.
+    // Test files are exempt from the function limit: a describe() callback holds a whole suite.
+    files: ['lib/**/*.ts', 'test/**/*.ts'],
+    rules: { 'max-lines': ['error', { max: 600, skipBlankLines: true, skipComments: true }] },
+  },
+  {
+    files: ['lib/**/*.ts'],
+    rules: { 'max-lines-per-function': ['error', { max: 80, skipBlankLines: true, skipComments: true }] },
+  },
+  {
     files: ['**/*.js', '**/*.cjs'],
     languageOptions: { sourceType: 'commonjs', globals: globals.node },
   },
