@@ -112,6 +112,11 @@ export class VirtioNetDriver {
     await this.fe.request({ request: Request.SET_MEM_TABLE, regions: this.opts.memory.table() }, { needReply: true });
   }
 
+  /** Kicks the device's RX queue (after raw writes to the ring whose publish() asked for a kick). */
+  kickRx(): void {
+    native.eventfdWrite(this.fds[RX_KICK]);
+  }
+
   /** Kicks the device's TX queue (after raw writes to the ring). */
   kickTx(): void {
     native.eventfdWrite(this.fds[TX_KICK]);
