@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "core/split_ring.h"
@@ -36,5 +37,12 @@ struct Queue {
     Count(kStatCalls);
   }
 };
+
+// Where the data path sends reasons for the log (a queue broken, frames dropped); the device queues
+// them for JS (takeEvents).
+using Reporter = std::function<void(const std::string&)>;
+
+// Marks a queue broken (it is served no more until reconfigured) and logs why, once.
+void BreakQueue(Queue& q, const char* which, const std::string& why, const Reporter& report);
 
 }  // namespace vhost

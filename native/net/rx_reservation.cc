@@ -4,12 +4,6 @@
 
 namespace vhost {
 
-void BreakQueue(Queue& q, const char* which, const std::string& why, const Reporter& report) {
-  if (!q.broken) report(std::string(which) + " queue broken: " + why);
-  q.broken = true;
-  q.Count(kStatErrors);
-}
-
 void RxReservation::GiveBack(Queue& rx) {
   rx.ring.Unpop(static_cast<uint16_t>(nbufs_));
   nbufs_ = nsegs_ = 0;

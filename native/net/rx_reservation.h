@@ -6,7 +6,6 @@
 
 #include <cstdint>
 #include <cstring>
-#include <functional>
 #include <string>
 
 #include "core/guest_memory.h"
@@ -15,11 +14,6 @@
 #include "net/virtio_net.h"
 
 namespace vhost {
-
-using Reporter = std::function<void(const std::string&)>;
-
-// Marks a queue broken (it is served no more until reconfigured) and logs why, once.
-void BreakQueue(Queue& q, const char* which, const std::string& why, const Reporter& report);
 
 class RxReservation {
  public:
