@@ -1,9 +1,10 @@
 // One split virtqueue as the device sees it (virtio 1.x, 2.6 "Split Virtqueues").
 // The ring lives in guest memory, which the guest may rewrite at any moment: every shared field is
 // read exactly once into a local, every index is bounded by the ring size, every buffer address is
-// translated through GuestMemory with bounds checks. Used entries are written into the ring as the
-// burst goes and published by a single store of used->idx (the shadow-used-ring idea), so the guest
-// sees one update per burst.
+// translated through GuestMemory with bounds checks. Used entries of a burst are kept aside (a shadow
+// used ring) and written into the ring together at PublishUsed, followed by a single store of
+// used->idx, so each used-ring line crosses between the CPUs once and the guest sees one update per
+// burst.
 #pragma once
 
 #include <cstdint>

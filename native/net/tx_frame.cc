@@ -10,8 +10,9 @@ TxFrame::Result TxFrame::Next(const GuestMemory& mem, const NetSettings& setting
   }
   ChainError err;
   chain_ = tx.ring.Pop(mem, false, segs_, kMaxSegs, &err);
-  if (err == ChainError::kNone && chain_.len < settings.hdr_len) err = ChainError::kTooLong;
-  if (err == ChainError::kNone) return Result::kFrame;
+  // A chain with no room for the virtio-net header is dropped like a malformed one.
+  const bool too_short = err == ChainError::kNone && chain_.len < settings.hdr_len;
+  if (err == ChainError::kNone && !too_short) return Result::kFrame;
   tx.Count(kStatErrors);
   if (err != ChainError::kBadHead) tx.ring.PushUsed(chain_.head, 0);
   return Result::kDropped;
