@@ -5,12 +5,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { backendLabel, modeLabel } from './report/summary';
+import { backendLabel, fixed as f, modeLabel } from './report/summary';
 import type { Aggregate, Report } from './types';
-
-function f(x: number | null | undefined, digits = 2): string {
-  return x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits);
-}
 
 function mpps(a: Aggregate | null): string {
   if (!a) return '—';

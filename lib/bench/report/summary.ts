@@ -144,6 +144,11 @@ const MODE_LABEL: Record<Mode, string> = {
   rxonly: 'rxonly (guest RX)',
 };
 
+/** A figure with `digits` decimals, or a dash when there is none. */
+export function fixed(x: number | null | undefined, digits = 2): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits);
+}
+
 export function modeLabel(m: Mode): string {
   return MODE_LABEL[m];
 }

@@ -1,12 +1,7 @@
 /** The terminal tables printed at the end of a run. */
 import type { BackendKind } from '../backends';
 import type { Aggregate, CellSummary, IdleSummary, LatencySummary } from '../types';
-import { backendLabel, modeLabel } from './summary';
-
-function f(x: number | null | undefined, digits = 2): string {
-  if (x === null || x === undefined || !Number.isFinite(x)) return '—';
-  return x.toFixed(digits);
-}
+import { backendLabel, fixed as f, modeLabel } from './summary';
 
 /** Small ratios (kicks per frame): fixed point down to 0.001, then exponent notation. */
 function small(x: number | null | undefined): string {
