@@ -2,7 +2,7 @@
 import { startBackend, type BackendKind, type BackendProcess, type DpdkForwardMode } from '../backends';
 import type { Options } from '../cli';
 import { ROOT, type Code } from '../host';
-import type { Mode, OursWorker } from '../types';
+import type { Mode, OursWorker, RunResult } from '../types';
 
 /**
  * What each back-end runs in a mode: both do the same job for the front-end.
@@ -41,4 +41,16 @@ export function startBackendUnderTest(
 /** The tail of a process's output, for an error message. */
 export function excerpt(text: string, n = 1500): string {
   return text.length > n ? `…${text.slice(-n)}` : text;
+}
+
+/** Starts the back-end of a throughput run with what its mode needs (port for ours, engine for DPDK). */
+export function startThroughputBackend(opts: Options, code: Code, run: RunResult, socketPath: string): Promise<BackendProcess> {
+  const role = backendRole(run.mode, run.size, opts.oursArgs);
+  return startBackendUnderTest(opts, code, {
+    kind: run.backend,
+    socketPath,
+    extraArgs: role.oursArgs,
+    forwardMode: role.dpdk,
+    txPkts: run.size,
+  });
 }

@@ -4,18 +4,11 @@ import type { Code } from '../host';
 import type { ThroughputResult } from '../ours_frontend';
 import type { RunResult } from '../types';
 import { runOursFrontend, type ChildRun } from './ours_child';
-import { backendRole, startBackendUnderTest } from './peers';
+import { startThroughputBackend } from './peers';
 import { direction, fillBackendFigures } from './snapshot';
 
 export async function runWithOurFrontend(opts: Options, code: Code, run: RunResult, socketPath: string): Promise<void> {
-  const role = backendRole(run.mode, run.size, opts.oursArgs);
-  const be = await startBackendUnderTest(opts, code, {
-    kind: run.backend,
-    socketPath,
-    extraArgs: role.oursArgs,
-    forwardMode: role.dpdk,
-    txPkts: run.size,
-  });
+  const be = await startThroughputBackend(opts, code, run, socketPath);
   let child: ChildRun;
   try {
     const mode = run.mode === 'io' ? 'io' : run.mode === 'rxonly' ? 'rx' : 'tx';

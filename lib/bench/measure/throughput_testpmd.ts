@@ -4,7 +4,7 @@ import type { Options } from '../cli';
 import type { Code } from '../host';
 import { runTestpmd, type PhaseResult, type TestpmdResult } from '../testpmd';
 import type { RunResult } from '../types';
-import { backendRole, excerpt, startBackendUnderTest } from './peers';
+import { excerpt, startThroughputBackend } from './peers';
 import { pidsWithArg } from './procstat';
 import { direction, fillBackendFigures, snapshot, type Snapshot } from './snapshot';
 
@@ -16,14 +16,7 @@ interface Driven {
 }
 
 export async function runWithTestpmd(opts: Options, code: Code, run: RunResult, socketPath: string): Promise<void> {
-  const role = backendRole(run.mode, run.size, opts.oursArgs);
-  const be = await startBackendUnderTest(opts, code, {
-    kind: run.backend,
-    socketPath,
-    extraArgs: role.oursArgs,
-    forwardMode: role.dpdk,
-    txPkts: run.size,
-  });
+  const be = await startThroughputBackend(opts, code, run, socketPath);
   let driven: Driven;
   try {
     driven = await driveTestpmd(opts, run, be, socketPath);
