@@ -9,3 +9,4 @@ export { GuestMemory, type GuestMemoryOptions } from './frontend/guest_memory';
 export { VhostUserFrontend } from './frontend/frontend';
 export { VirtioNetDriver, type NetDriverOptions, type TxLayout } from './frontend/net_driver';
 export * as protocol from './protocol/constants';
+export { VirtioNetFeature } from './net/features';

@@ -10,17 +10,8 @@ import { once } from 'node:events';
 import { native } from '../lib/binding';
 import type { VhostUserFrontend } from '../lib/frontend/frontend';
 import { encodeRequest, type MemoryRegion } from '../lib/protocol/codec';
-import {
-  HEADER_SIZE,
-  HeaderFlag,
-  ProtocolFeature,
-  Request,
-  VRING_NOFD_MASK,
-  VirtioFeature,
-  VirtioNetFeature,
-  bit,
-  hasBit,
-} from '../lib/protocol/constants';
+import { HEADER_SIZE, HeaderFlag, ProtocolFeature, Request, VRING_NOFD_MASK, VirtioFeature, bit, hasBit } from '../lib/protocol/constants';
+import { VirtioNetFeature } from '../lib/net/features';
 import { ALL_PROTOCOL, expectNack, mappingsOf, memfd, useControlFixture, within } from './helpers/control';
 import { fdKinds } from './helpers/frames';
 import { rawHeader as header } from './helpers/messages';

@@ -6,7 +6,8 @@
  */
 import { native, type NativePoller } from '../binding';
 import { VhostUserError } from '../errors';
-import { ProtocolFeature, Request, VirtioFeature, VirtioNetFeature, bit, hasBit } from '../protocol/constants';
+import { VirtioNetFeature } from '../net/features';
+import { ProtocolFeature, Request, VirtioFeature, bit, hasBit } from '../protocol/constants';
 import { DriverRing } from './driver_ring';
 import { VhostUserFrontend } from './frontend';
 import type { GuestMemory } from './guest_memory';

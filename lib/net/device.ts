@@ -5,7 +5,8 @@
 import { native, type NativeNetDevice } from '../binding';
 import { VhostUserError } from '../errors';
 import type { MemoryRegion, MemoryRegionWithFd } from '../protocol/codec';
-import { ProtocolFeature, VirtioFeature, VirtioNetFeature, bit } from '../protocol/constants';
+import { ProtocolFeature, VirtioFeature, bit } from '../protocol/constants';
+import { VirtioNetFeature } from './features';
 import type { VhostUserDevice, VringAddresses } from '../protocol/device';
 import { featureNames } from '../protocol/features';
 import { LIBRARY_WORDING, integerProblem, type Wording } from './ports/port';

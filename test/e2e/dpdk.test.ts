@@ -16,7 +16,8 @@ import * as path from 'node:path';
 import { VhostUserBackend } from '../../lib/backend';
 import type { NetDeviceOptions } from '../../lib/net/device';
 import type { QueueStats } from '../../lib/net/stats';
-import { VirtioFeature, VirtioNetFeature } from '../../lib/protocol/constants';
+import { VirtioNetFeature } from '../../lib/net/features';
+import { VirtioFeature } from '../../lib/protocol/constants';
 import {
   describeRun,
   dpdkAvailable,

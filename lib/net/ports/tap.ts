@@ -3,7 +3,8 @@
  * (native/net/ports/tap.cc). The virtio-net header passes through unchanged, so the host kernel does
  * the checksum and segmentation offloads the guest negotiated.
  */
-import { VirtioNetFeature, bit } from '../../protocol/constants';
+import { bit } from '../../protocol/constants';
+import { VirtioNetFeature } from '../features';
 import { definePort } from './port';
 
 /** Linux interface names: IFNAMSIZ (16) with its terminating NUL. */
