@@ -15,7 +15,8 @@ import { VirtioNetDriver } from '../lib/frontend/net_driver';
 import { encodeRequest } from '../lib/protocol/codec';
 import { HeaderFlag, Request } from '../lib/protocol/constants';
 import type { LogLevel } from '../lib/protocol/session';
-import { ALL_PROTOCOL, closedOf, sleep, useControlFixture, within } from './helpers/control';
+import { ALL_PROTOCOL, closedOf, useControlFixture } from './helpers/control';
+import { sleep, within } from './helpers/until';
 import { fdKinds, macSwapped, makeFrame } from './helpers/frames';
 import { rawHeader as header } from './helpers/messages';
 

@@ -12,7 +12,8 @@ import type { VhostUserFrontend } from '../lib/frontend/frontend';
 import { encodeRequest, type MemoryRegion } from '../lib/protocol/codec';
 import { HEADER_SIZE, HeaderFlag, ProtocolFeature, Request, VRING_NOFD_MASK, VirtioFeature, bit, hasBit } from '../lib/protocol/constants';
 import { VirtioNetFeature } from '../lib/net/features';
-import { ALL_PROTOCOL, expectNack, mappingsOf, memfd, useControlFixture, within } from './helpers/control';
+import { ALL_PROTOCOL, expectNack, mappingsOf, memfd, useControlFixture } from './helpers/control';
+import { within } from './helpers/until';
 import { fdKinds } from './helpers/frames';
 import { rawHeader as header } from './helpers/messages';
 

@@ -16,7 +16,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cleanupPrefix, parseForwardStats, shellQuote, type ForwardStats } from './testpmd';
+import { shellQuote } from './shell_quote';
+import { cleanupPrefix, parseForwardStats, type ForwardStats } from './testpmd';
 
 export type BackendKind = 'ours' | 'dpdk';
 export type DpdkForwardMode = 'macswap' | 'txonly' | 'rxonly';

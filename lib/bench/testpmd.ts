@@ -28,6 +28,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { findProgram } from './find_program';
+import { shellQuote } from './shell_quote';
 
 export const TESTPMD = 'dpdk-testpmd';
 
@@ -349,11 +350,6 @@ export function testpmdArgs(opts: TestpmdOptions, prefix: string): string[] {
   if (opts.txPkts !== undefined) app.push(`--txpkts=${opts.txPkts}`);
   app.push(...(opts.extraAppArgs ?? []));
   return [...eal, '--', ...app];
-}
-
-/** A command line as a shell would take it back, for reports and error messages. */
-export function shellQuote(args: string[]): string {
-  return args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

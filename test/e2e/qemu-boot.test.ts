@@ -16,16 +16,9 @@ import { startGuest, type Guest } from './qemu/guest';
 import { buildInitramfs } from './qemu/initramfs';
 import { GUEST_MAC, guestFeatureNames } from './qemu/scenarios';
 import { qemuAvailable } from './qemu/tools';
+import { within } from '../helpers/until';
 
 const available = qemuAvailable();
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
 
 describe.skipIf(!available)('a QEMU guest on the loopback port', () => {
   let dir = '';

@@ -16,6 +16,7 @@ import type { MessageHeader } from '../../lib/protocol/codec';
 import { ProtocolFeature, Request, bit } from '../../lib/protocol/constants';
 import type { LogLevel } from '../../lib/protocol/session';
 import { fdKinds } from './frames';
+import { within } from './until';
 
 /** Every protocol feature the back-end offers. */
 export const ALL_PROTOCOL =
@@ -27,17 +28,6 @@ export const ALL_PROTOCOL =
   bit(ProtocolFeature.RARP);
 
 export type LogLine = { level: LogLevel; msg: string };
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Rejects with a readable message if `p` does not settle within `ms`. */
-export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 export function closedOf(fe: { isOpen: boolean; onClosed(l: (reason?: Error) => void): void }): Promise<Error | undefined> {
   return new Promise((resolve) => {

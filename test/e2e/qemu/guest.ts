@@ -4,6 +4,7 @@
  * serial console (scenarios.ts, console.ts).
  */
 import type { ChildProcess } from 'node:child_process';
+import { shellQuote } from '../../../lib/bench/shell_quote';
 import { GuestConsole } from './console';
 import { buildInitramfs } from './initramfs';
 import { argvInNetns } from './netns';
@@ -43,8 +44,6 @@ export interface Guest {
   /** SIGTERM, then SIGKILL after 3 s; resolves when QEMU is gone. Safe to call more than once. */
   kill(): Promise<GuestExit>;
 }
-
-const shellQuote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
 
 /** Feeds QEMU's output to `serial`; resolves when QEMU has exited (or could not be spawned). */
 function collect(child: ChildProcess, serial: GuestConsole, program: string): Promise<GuestExit> {
@@ -98,7 +97,7 @@ export async function startGuest(opts: GuestOptions): Promise<Guest> {
 
   return {
     args,
-    commandLine: argv.map(shellQuote).join(' '),
+    commandLine: shellQuote(argv),
     startedAt,
     pid: child.pid,
     output: () => serial.output(),
