@@ -76,7 +76,7 @@ export class VhostUserBackend extends EventEmitter {
       fs.rmSync(this.socketPath, { force: true });
     }
     this.drainDeviceEvents();
-    this.device.native.close();
+    this.device.close();
   }
 
   private listen(): void {
@@ -141,7 +141,7 @@ export class VhostUserBackend extends EventEmitter {
   }
 
   private drainDeviceEvents(): void {
-    for (const e of this.device.native.takeEvents()) this.log('warn', `data path: ${e}`);
+    for (const e of this.device.takeEvents()) this.log('warn', `data path: ${e}`);
   }
 }
 

@@ -124,6 +124,16 @@ export class NetDevice implements VhostUserDevice {
     return readAllStats(this.native.stats);
   }
 
+  /** What the data path logged since the last call (queues broken, chains dropped, memory faults). */
+  takeEvents(): string[] {
+    return this.native.takeEvents();
+  }
+
+  /** Stops the data path for good and releases the port (closes a tap); only reset() works afterwards. */
+  close(): void {
+    this.native.close();
+  }
+
   // VhostUserDevice: what the protocol asks of the device, handed to the native half.
 
   /** GET_QUEUE_NUM counts queue pairs for virtio-net (QEMU compares it with -netdev vhost-user,queues=N). */
