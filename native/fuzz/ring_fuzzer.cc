@@ -13,8 +13,8 @@
 #include <string>
 
 #include "core/guest_memory.h"
+#include "core/virtqueue.h"
 #include "net/ports/registry.h"
-#include "net/queue.h"
 #include "net/virtio_net.h"
 
 using namespace vhost;
@@ -76,8 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!tx.ring.Attach(w->mem, tx_num, kUser0 + 0x080, kUser0 + 0x000, kUser0 + 0x280, &err)) abort();
   if (!rx.ring.Attach(w->mem, rx_num, kUser0 + 0x180, kUser0 + 0x040, kUser0 + 0x310, &err)) abort();
   for (Queue* q : {&rx, &tx}) {
-    q->ring.set_event_idx(settings.event_idx);
-    q->ring.set_indirect(settings.indirect);
+    q->SetRingFeatures(features);
     q->enabled = true;
     q->kick_fd = w->kick_fd;  // never signalled: only Ready() looks at it
   }

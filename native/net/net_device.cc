@@ -85,8 +85,7 @@ int NetDevice::AttachQueue(Queue& q, std::string* err) {
     q.ring.Detach();
     return EINVAL;
   }
-  q.ring.set_event_idx(settings_.event_idx);
-  q.ring.set_indirect(settings_.indirect);
+  q.SetRingFeatures(features_);
   return 0;
 }
 
@@ -141,10 +140,8 @@ int NetDevice::SetFeatures(uint64_t features, std::string* err) {
   }
   Quiesce q(this);
   settings_ = NetSettings::FromFeatures(features);
-  for (Queue& queue : queues_) {
-    queue.ring.set_event_idx(settings_.event_idx);
-    queue.ring.set_indirect(settings_.indirect);
-  }
+  features_ = features;
+  for (Queue& queue : queues_) queue.SetRingFeatures(features);
   return port_->OnFeatures(features, settings_, err);
 }
 
@@ -229,6 +226,7 @@ void NetDevice::Reset() {
   memory_->Clear();
   memory_faulted_ = false;
   settings_ = NetSettings();
+  features_ = 0;
   if (port_) port_->OnReset();
 }
 

@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "core/guest_memory.h"
+#include "core/virtqueue.h"
 #include "core/worker.h"
 #include "net/port.h"
-#include "net/queue.h"
 #include "net/virtio_net.h"
 
 namespace vhost {
@@ -72,6 +72,7 @@ class NetDevice {
   std::unique_ptr<GuestMemory> memory_;
   std::vector<Queue> queues_;
   NetSettings settings_;
+  uint64_t features_ = 0;
   Worker worker_;
   bool shut_down_ = false;
   uint32_t poll_us_ = 0;

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/guest_memory.h"
-#include "net/queue.h"
+#include "core/virtqueue.h"
 #include "net/rx_reservation.h"
 #include "net/virtio_net.h"
 

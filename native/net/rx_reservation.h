@@ -9,7 +9,7 @@
 #include <string>
 
 #include "core/guest_memory.h"
-#include "net/queue.h"
+#include "core/virtqueue.h"
 #include "net/segment_cursor.h"
 #include "net/virtio_net.h"
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "core/guest_memory.h"
-#include "net/queue.h"
+#include "core/virtqueue.h"
 #include "net/rx_reservation.h"
 #include "net/virtio_net.h"
 

@@ -1,4 +1,5 @@
 // virtio-net header facts (virtio 1.x, 5.1.6) and the per-device settings decided at negotiation.
+// The ring features (EVENT_IDX, INDIRECT_DESC) are every device's: core/virtqueue.h.
 #pragma once
 
 #include <cstdint>
@@ -6,8 +7,6 @@
 namespace vhost {
 
 constexpr int kFeatureMrgRxbuf = 15;
-constexpr int kFeatureIndirectDesc = 28;
-constexpr int kFeatureEventIdx = 29;
 constexpr int kFeatureVersion1 = 32;
 
 constexpr uint32_t kNetHdrLegacy = 10;  // struct virtio_net_hdr
@@ -18,16 +17,12 @@ constexpr uint32_t kNetHdrNumBuffersOffset = 10;
 struct NetSettings {
   uint32_t hdr_len = kNetHdrLegacy;
   bool mrg_rxbuf = false;
-  bool event_idx = false;
-  bool indirect = false;
 
   static NetSettings FromFeatures(uint64_t f) {
     auto has = [f](int bit) { return (f >> bit) & 1; };
     NetSettings s;
     s.mrg_rxbuf = has(kFeatureMrgRxbuf);
     s.hdr_len = (s.mrg_rxbuf || has(kFeatureVersion1)) ? kNetHdrMrg : kNetHdrLegacy;
-    s.event_idx = has(kFeatureEventIdx);
-    s.indirect = has(kFeatureIndirectDesc);
     return s;
   }
 };

@@ -1,4 +1,4 @@
-#include "net/queue.h"
+#include "core/virtqueue.h"
 
 namespace vhost {
 

@@ -1,16 +1,21 @@
 // A device queue: the split ring plus what the control plane attached to it (size, addresses,
-// eventfds, enable) and its counters. Owned by NetDevice; touched by the worker only while running.
+// eventfds, enable) and its counters. Owned by the core device (VhostDevice); touched by the worker
+// that serves it only while that worker runs. Any device kind's data path works on these.
 #pragma once
 
 #include <unistd.h>
 
 #include <cstdint>
-#include <functional>
 #include <string>
 
+#include "core/report.h"
 #include "core/split_ring.h"
 
 namespace vhost {
+
+// Ring features (virtio 1.x, 6): they change how every queue is walked, whatever the device kind.
+constexpr int kFeatureIndirectDesc = 28;
+constexpr int kFeatureEventIdx = 29;
 
 // Counter slots per queue, in this order; lib/net/stats.ts reads the same layout.
 enum QueueStat : int { kStatPackets, kStatBytes, kStatDrops, kStatErrors, kStatKicks, kStatCalls, kStatsPerQueue };
@@ -28,6 +33,11 @@ struct Queue {
   uint64_t* stats = nullptr;  // kStatsPerQueue counters, inside the device's shared stats buffer
 
   bool Ready() const { return enabled && !broken && ring.attached() && kick_fd >= 0; }
+  // The ring features the driver negotiated; decided at SET_FEATURES, never per chain.
+  void SetRingFeatures(uint64_t features) {
+    ring.set_event_idx((features >> kFeatureEventIdx) & 1);
+    ring.set_indirect((features >> kFeatureIndirectDesc) & 1);
+  }
   // Relaxed stores: JS reads the counters from another thread, a torn or stale read is fine.
   void Count(QueueStat s, uint64_t n = 1) { __atomic_store_n(&stats[s], stats[s] + n, __ATOMIC_RELAXED); }
   void Call() {
@@ -37,10 +47,6 @@ struct Queue {
     Count(kStatCalls);
   }
 };
-
-// Where the data path sends reasons for the log (a queue broken, frames dropped); the device queues
-// them for JS (takeEvents).
-using Reporter = std::function<void(const std::string&)>;
 
 // Marks a queue broken (it is served no more until reconfigured) and logs why, once.
 void BreakQueue(Queue& q, const char* which, const std::string& why, const Reporter& report);
