@@ -1,0 +1,345 @@
+#include "core/device.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace vhost {
+
+namespace {
+constexpr size_t kMaxPendingEvents = 64;
+// Worker tags: queue indexes for kicks, kGroupTag + group for the fds a group's kind watches.
+constexpr uint32_t kGroupTag = 0x10000;
+// ServeGroup keeps which queues of a group were broken in a bit mask.
+constexpr int kMaxQueuesPerGroup = 32;
+
+void CloseFd(int* fd) {
+  if (*fd >= 0) close(*fd);
+  *fd = -1;
+}
+
+// Accepts a kick/call/err fd only if it is an eventfd, and makes it non-blocking: a worker writes
+// calls from its thread and must never block on an fd the front-end controls. On failure the fd is
+// closed.
+int AdoptEventfd(int fd, const char* what, std::string* err) {
+  if (fd < 0) return 0;
+  char link[64] = {};
+  std::string proc = "/proc/self/fd/" + std::to_string(fd);
+  ssize_t n = readlink(proc.c_str(), link, sizeof link - 1);
+  if (n <= 0 || strcmp(link, "anon_inode:[eventfd]") != 0) {
+    close(fd);
+    *err = std::string(what) + " fd is not an eventfd";
+    return EINVAL;
+  }
+  if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
+    int e = errno;
+    close(fd);
+    *err = std::string(what) + " fd: " + strerror(e);
+    return e;
+  }
+  return 0;
+}
+}  // namespace
+
+// Stops the workers a change touches for the lifetime of the scope (every worker, or the one that
+// serves a queue) and starts them again with the queues then ready.
+class VhostDevice::Quiesce {
+ public:
+  explicit Quiesce(VhostDevice* d, int worker = kEveryWorker) : d_(d), worker_(worker) { d_->StopWorkers(worker_); }
+  static Quiesce ForQueue(VhostDevice* d, int q) { return Quiesce(d, d->WorkerOfQueue(q)); }
+  ~Quiesce() {
+    for (size_t w = 0; w < d_->workers_.size(); w++)
+      if (worker_ == kEveryWorker || worker_ == static_cast<int>(w)) d_->StartWorker(static_cast<int>(w));
+  }
+  Quiesce(const Quiesce&) = delete;
+
+ private:
+  VhostDevice* d_;
+  int worker_;
+};
+
+VhostDevice::VhostDevice(int groups, int queues_per_group)
+    : queues_per_group_(queues_per_group),
+      stats_(new uint64_t[groups * queues_per_group * kStatsPerQueue]()),
+      memory_(std::make_unique<GuestMemory>()),
+      queues_(groups * queues_per_group),
+      report_([this](const std::string& what) { Report(what); }) {
+  if (queues_per_group < 1 || queues_per_group > kMaxQueuesPerGroup) abort();  // a programming error
+  for (size_t i = 0; i < queues_.size(); i++) queues_[i].stats = stats_.get() + i * kStatsPerQueue;
+  int workers = 0;
+  for (int g = 0; g < groups; g++) workers = std::max(workers, WorkerOfGroup(g) + 1);
+  for (int w = 0; w < workers; w++) {
+    workers_.push_back(std::make_unique<Worker>());
+    Worker* worker = workers_.back().get();
+    should_stop_.push_back([worker] { return worker->stop_requested(); });
+  }
+}
+
+VhostDevice::~VhostDevice() { StopAndClear(); }
+
+void VhostDevice::SetPollMicros(uint32_t us) {
+  Quiesce q(this);
+  poll_us_ = us;
+}
+
+bool VhostDevice::CheckQueue(int q, std::string* err) const {
+  if (q >= 0 && q < queue_count()) return true;
+  *err = "queue index " + std::to_string(q) + " out of range (device has " + std::to_string(queue_count()) + " queues)";
+  return false;
+}
+
+int VhostDevice::AttachQueue(Queue& q, std::string* err) {
+  if (!q.addr_set) return 0;
+  if (q.num == 0) {
+    *err = "SET_VRING_ADDR before SET_VRING_NUM";
+    q.ring.Detach();
+    return EINVAL;
+  }
+  if (!q.ring.Attach(*memory_, q.num, q.desc_ua, q.avail_ua, q.used_ua, err)) {
+    q.ring.Detach();
+    return EINVAL;
+  }
+  q.SetRingFeatures(features_);
+  return 0;
+}
+
+void VhostDevice::Reattach() {
+  for (size_t i = 0; i < queues_.size(); i++) {
+    std::string err;
+    if (queues_[i].addr_set && AttachQueue(queues_[i], &err) != 0)
+      Report("queue " + std::to_string(i) + " detached after memory change: " + err);
+  }
+}
+
+int VhostDevice::SetMemTable(const std::vector<RegionSpec>& regions, const std::vector<int>& fds, std::string* err) {
+  auto next = std::make_unique<GuestMemory>();
+  int rc = 0;
+  for (size_t i = 0; i < regions.size(); i++) {
+    if (rc == 0) {
+      rc = next->Add(regions[i], fds[i], err);
+      if (rc != 0) *err = "region " + std::to_string(i) + ": " + *err;
+    } else if (fds[i] >= 0) {
+      close(fds[i]);
+    }
+  }
+  if (rc != 0) return rc;  // `next` unmaps what it had mapped
+  Quiesce q(this);
+  memory_ = std::move(next);
+  memory_faulted_ = false;
+  Reattach();
+  return 0;
+}
+
+int VhostDevice::AddMemRegion(const RegionSpec& region, int fd, std::string* err) {
+  Quiesce q(this);
+  int rc = memory_->Add(region, fd, err);
+  if (rc == 0) Reattach();
+  return rc;
+}
+
+int VhostDevice::RemoveMemRegion(const RegionSpec& region, std::string* err) {
+  Quiesce q(this);
+  if (!memory_->Remove(region)) {
+    *err = "REM_MEM_REG: no region with that guest address, size and user address";
+    return ENOENT;
+  }
+  Reattach();
+  return 0;
+}
+
+int VhostDevice::SetFeatures(uint64_t features, std::string* err) {
+  if (closed_) {
+    *err = "the device is closed";
+    return EBADF;
+  }
+  Quiesce q(this);
+  features_ = features;
+  for (Queue& queue : queues_) queue.SetRingFeatures(features);
+  return OnFeatures(features, err);
+}
+
+int VhostDevice::SetVringNum(int qi, uint32_t num, std::string* err) {
+  if (!CheckQueue(qi, err)) return EINVAL;
+  if (num == 0 || num > kMaxRingSize || (num & (num - 1)) != 0) {
+    *err = "ring size " + std::to_string(num) + " is not a power of two in 1..32768";
+    return EINVAL;
+  }
+  Quiesce q = Quiesce::ForQueue(this, qi);
+  queues_[qi].num = num;
+  return AttachQueue(queues_[qi], err);
+}
+
+int VhostDevice::SetVringBase(int qi, uint16_t base, std::string* err) {
+  if (!CheckQueue(qi, err)) return EINVAL;
+  Quiesce q = Quiesce::ForQueue(this, qi);
+  queues_[qi].ring.set_last_avail(base);
+  return 0;
+}
+
+int VhostDevice::SetVringAddr(int qi, uint64_t desc_ua, uint64_t used_ua, uint64_t avail_ua, std::string* err) {
+  if (!CheckQueue(qi, err)) return EINVAL;
+  Quiesce q = Quiesce::ForQueue(this, qi);
+  Queue& queue = queues_[qi];
+  queue.addr_set = true;
+  queue.desc_ua = desc_ua;
+  queue.used_ua = used_ua;
+  queue.avail_ua = avail_ua;
+  queue.broken = false;
+  int rc = AttachQueue(queue, err);
+  if (rc != 0) queue.addr_set = false;
+  return rc;
+}
+
+int VhostDevice::GetVringBase(int qi, uint16_t* base, std::string* err) {
+  if (!CheckQueue(qi, err)) return EINVAL;
+  Quiesce q = Quiesce::ForQueue(this, qi);
+  Queue& queue = queues_[qi];
+  *base = queue.ring.last_avail();
+  // The ring is stopped: it starts again only after a new kick fd (vhost-user "Starting and
+  // stopping rings").
+  queue.enabled = false;
+  CloseFd(&queue.kick_fd);
+  return 0;
+}
+
+int VhostDevice::SetVringFd(int qi, int fd, int Queue::*slot, const char* what, std::string* err) {
+  if (!CheckQueue(qi, err)) {
+    if (fd >= 0) close(fd);
+    return EINVAL;
+  }
+  int rc = AdoptEventfd(fd, what, err);
+  if (rc != 0) return rc;
+  Quiesce q = Quiesce::ForQueue(this, qi);
+  CloseFd(&(queues_[qi].*slot));
+  queues_[qi].*slot = fd;
+  return 0;
+}
+
+int VhostDevice::SetVringKick(int q, int fd, std::string* err) {
+  return SetVringFd(q, fd, &Queue::kick_fd, "kick", err);
+}
+int VhostDevice::SetVringCall(int q, int fd, std::string* err) {
+  return SetVringFd(q, fd, &Queue::call_fd, "call", err);
+}
+int VhostDevice::SetVringErr(int q, int fd, std::string* err) { return SetVringFd(q, fd, &Queue::err_fd, "err", err); }
+
+int VhostDevice::SetVringEnable(int qi, bool on, std::string* err) {
+  if (!CheckQueue(qi, err)) return EINVAL;
+  Quiesce q = Quiesce::ForQueue(this, qi);
+  queues_[qi].enabled = on;
+  return 0;
+}
+
+void VhostDevice::StopAndClear() {
+  StopWorkers(kEveryWorker);
+  for (Queue& queue : queues_) {
+    CloseFd(&queue.kick_fd);
+    CloseFd(&queue.call_fd);
+    CloseFd(&queue.err_fd);
+    uint64_t* stats = queue.stats;
+    queue = Queue();
+    queue.stats = stats;
+  }
+  memory_->Clear();
+  memory_faulted_ = false;
+  features_ = 0;
+}
+
+void VhostDevice::Reset() {
+  StopAndClear();
+  OnReset();
+}
+
+void VhostDevice::Shutdown() {
+  shut_down_ = true;
+  StopWorkers(kEveryWorker);
+}
+
+void VhostDevice::Close() {
+  Shutdown();
+  Reset();
+  closed_ = true;
+  OnClose();
+}
+
+void VhostDevice::StopWorkers(int worker) {
+  for (size_t w = 0; w < workers_.size(); w++)
+    if (worker == kEveryWorker || worker == static_cast<int>(w)) workers_[w]->Stop();
+}
+
+void VhostDevice::StartWorker(int w) {
+  if (shut_down_) return;
+  std::vector<int> groups;
+  for (int g = 0; g < group_count(); g++)
+    if (WorkerOfGroup(g) == w) groups.push_back(g);
+  std::vector<Worker::Watch> watches;
+  for (int g : groups)
+    for (int i = g * queues_per_group_; i < (g + 1) * queues_per_group_; i++)
+      if (queues_[i].Ready()) watches.push_back(Worker::Watch{queues_[i].kick_fd, static_cast<uint32_t>(i)});
+  if (watches.empty()) return;
+  for (int g : groups)
+    for (int fd : GroupWatchFds(g)) watches.push_back(Worker::Watch{fd, kGroupTag + static_cast<uint32_t>(g)});
+  // With a poll budget the worker arms kicks only when it stops polling (Poll(true)).
+  const bool arm = poll_us_ == 0;
+  const StopCheck& stop = should_stop_[w];
+  auto handler = [this, arm, &stop](uint32_t tag, bool kicked) {
+    if (tag >= kGroupTag) {
+      ServeGroup(static_cast<int>(tag - kGroupTag), arm, stop);
+      return;
+    }
+    if (kicked) queues_[tag].Count(kStatKicks);
+    ServeGroup(static_cast<int>(tag) / queues_per_group_, arm, stop);
+  };
+  auto poll = [this, groups, &stop](bool arm_now) {
+    bool moved = false;
+    for (int g : groups) moved = ServeGroup(g, arm_now, stop) || moved;
+    return moved;
+  };
+  std::string err;
+  if (workers_[w]->Start(
+          watches, handler, poll, poll_us_, [this] { OnMemoryFault(); }, &err) != 0)
+    Report(err);
+}
+
+// Runs on the worker thread, once per wake-up of `group` (or per busy-poll pass).
+bool VhostDevice::ServeGroup(int group, bool arm_when_idle, const StopCheck& should_stop) {
+  if (memory_faulted_.load(std::memory_order_relaxed)) return false;
+  Queue* first = &queues_[group * queues_per_group_];
+  uint32_t was_broken = 0;
+  for (int i = 0; i < queues_per_group_; i++)
+    if (first[i].broken) was_broken |= 1u << i;
+  bool moved = ServiceGroup(group, arm_when_idle, should_stop);
+  // A broken queue raises its error eventfd (VHOST_USER_SET_VRING_ERR) once.
+  for (int i = 0; i < queues_per_group_; i++) {
+    if (first[i].broken && !(was_broken & (1u << i)) && first[i].err_fd >= 0) {
+      uint64_t one = 1;
+      (void)!write(first[i].err_fd, &one, sizeof one);
+    }
+  }
+  return moved;
+}
+
+void VhostDevice::OnMemoryFault() {
+  memory_faulted_ = true;
+  Report(
+      "guest memory faulted (SIGBUS): the front-end shrank a memory region's file under us; the data path is "
+      "stopped until it sends a new memory table");
+}
+
+void VhostDevice::Report(const std::string& what) {
+  std::lock_guard<std::mutex> lock(events_mu_);
+  if (events_.size() < kMaxPendingEvents) events_.push_back(what);
+}
+
+std::vector<std::string> VhostDevice::TakeEvents() {
+  std::lock_guard<std::mutex> lock(events_mu_);
+  std::vector<std::string> out;
+  out.swap(events_);
+  return out;
+}
+
+}  // namespace vhost

@@ -1,0 +1,131 @@
+// The generic vhost device served to one front-end connection: its guest memory table, its queues
+// (ring, eventfds, enable, counters), the negotiated ring features, the worker threads that serve
+// the queues and which worker serves which queue, and the reasons the data path logged. What a
+// device kind adds (virtio-net: settings, net header, ports) plugs in through the hooks below.
+//
+// All public methods run on the JS thread. A change the workers read stops the workers concerned
+// first and starts them again afterwards (Quiesce): a memory-table or feature change stops every
+// worker, a vring change only the worker that serves that vring.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/guest_memory.h"
+#include "core/report.h"
+#include "core/virtqueue.h"
+#include "core/worker.h"
+
+namespace vhost {
+
+class VhostDevice {
+ public:
+  // Polled by a service pass between bursts; true once its worker is asked to stop.
+  using StopCheck = std::function<bool()>;
+
+  // The queues come in groups of `queues_per_group` that are always served together (virtio-net:
+  // an RX/TX pair). The counters (queue_count * kStatsPerQueue) are shared with whoever reads them
+  // (the JS buffer), so that they outlive the device if the reader does.
+  VhostDevice(int groups, int queues_per_group);
+  // A kind's destructor calls Reset first: the workers call its ServiceGroup until they stop.
+  virtual ~VhostDevice();
+  VhostDevice(const VhostDevice&) = delete;
+  VhostDevice& operator=(const VhostDevice&) = delete;
+
+  const std::shared_ptr<uint64_t[]>& stats() const { return stats_; }
+  size_t stats_bytes() const { return queues_.size() * kStatsPerQueue * sizeof(uint64_t); }
+  int queue_count() const { return static_cast<int>(queues_.size()); }
+  int group_count() const { return queue_count() / queues_per_group_; }
+
+  // Each returns 0 or an errno value with *err set. Fds passed in are always consumed.
+  int SetMemTable(const std::vector<RegionSpec>& regions, const std::vector<int>& fds, std::string* err);
+  int AddMemRegion(const RegionSpec& region, int fd, std::string* err);
+  int RemoveMemRegion(const RegionSpec& region, std::string* err);
+  int SetFeatures(uint64_t features, std::string* err);
+  // Busy-poll budget of the workers in microseconds; 0: event-driven only (idle CPU ~0).
+  void SetPollMicros(uint32_t us);
+  int SetVringNum(int q, uint32_t num, std::string* err);
+  int SetVringBase(int q, uint16_t base, std::string* err);
+  int SetVringAddr(int q, uint64_t desc_ua, uint64_t used_ua, uint64_t avail_ua, std::string* err);
+  // Stops the queue and returns the index of the next available entry it would have processed.
+  int GetVringBase(int q, uint16_t* base, std::string* err);
+  int SetVringKick(int q, int fd, std::string* err);  // fd -1: none
+  int SetVringCall(int q, int fd, std::string* err);
+  int SetVringErr(int q, int fd, std::string* err);
+  int SetVringEnable(int q, bool on, std::string* err);
+  // Back to the state of a new connection: workers stopped, fds closed, memory unmapped.
+  void Reset();
+  // Stops the workers for good (env teardown); the device only accepts Reset afterwards.
+  void Shutdown();
+  // Shutdown, Reset, and the kind's resources released (a tap interface is closed): the device is done.
+  void Close();
+  // Reasons logged by the workers since the last call (queue broken, chains dropped, memory faulted).
+  std::vector<std::string> TakeEvents();
+
+ protected:
+  // The hooks of a device kind. All but ServiceGroup run on the JS thread with every worker of the
+  // device stopped; ServiceGroup runs on a worker thread, once per wake-up, never per descriptor.
+
+  // The driver's features (SET_FEATURES), after the ring features were applied to every queue.
+  virtual int OnFeatures(uint64_t features, std::string* err) = 0;
+  // Moves what can be moved for the queues of `group` (queues group * queues_per_group and on);
+  // returns whether anything moved. `arm_when_idle` false while the worker busy-polls: leave the
+  // guest's kicks suppressed.
+  virtual bool ServiceGroup(int group, bool arm_when_idle, const StopCheck& should_stop) = 0;
+  // Fds of `group` the worker must watch besides the kicks (edge-triggered), e.g. a tap's.
+  virtual std::vector<int> GroupWatchFds(int group) const { return {}; }
+  // The front-end went away: drop the kind's per-connection state.
+  virtual void OnReset() {}
+  // Close: release what the kind holds for good.
+  virtual void OnClose() {}
+
+  const GuestMemory& memory() const { return *memory_; }
+  Queue& queue(int q) { return queues_[q]; }
+  const Reporter& reporter() const { return report_; }
+
+ private:
+  class Quiesce;
+  static constexpr int kEveryWorker = -1;
+
+  // The worker map: which worker serves the queues of `group`. Today one worker serves them all;
+  // a worker per queue group changes only this method.
+  int WorkerOfGroup(int group) const { return 0; }
+  int WorkerOfQueue(int q) const { return WorkerOfGroup(q / queues_per_group_); }
+
+  // Reset without the kind's hook (the destructor's: the kind is gone by then).
+  void StopAndClear();
+  bool CheckQueue(int q, std::string* err) const;
+  int SetVringFd(int q, int fd, int Queue::*slot, const char* what, std::string* err);
+  int AttachQueue(Queue& q, std::string* err);
+  void Reattach();
+  void StopWorkers(int worker);  // kEveryWorker: all of them
+  void StartWorker(int worker);
+  bool ServeGroup(int group, bool arm_when_idle, const StopCheck& should_stop);
+  void OnMemoryFault();
+  void Report(const std::string& what);
+
+  const int queues_per_group_;
+  std::shared_ptr<uint64_t[]> stats_;
+  std::unique_ptr<GuestMemory> memory_;
+  std::vector<Queue> queues_;
+  uint64_t features_ = 0;
+  std::vector<std::unique_ptr<Worker>> workers_;  // indexed by WorkerOfGroup
+  std::vector<StopCheck> should_stop_;            // one per worker
+  bool shut_down_ = false;
+  bool closed_ = false;
+  uint32_t poll_us_ = 0;
+  // Set by a worker when guest memory faulted (SIGBUS: the front-end shrank its file); the data
+  // path stays off until the front-end sends a new memory table.
+  std::atomic<bool> memory_faulted_{false};
+  const Reporter report_;
+
+  std::mutex events_mu_;
+  std::vector<std::string> events_;
+};
+
+}  // namespace vhost
