@@ -187,7 +187,7 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
     return Napi::Number::New(info.Env(), base);
   }
 
-  template <int (NetDevice::*Set)(int, int, std::string*)>
+  template <int (VhostDevice::*Set)(int, int, std::string*)>
   Napi::Value SetVringFd(const Napi::CallbackInfo& info) {
     std::string err;
     Check((device_.get()->*Set)(Queue(info), info[1].As<Napi::Number>().Int32Value(), &err), err, "SET_VRING_FD");
