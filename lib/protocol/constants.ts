@@ -174,7 +174,8 @@ export const CONFIG_SPACE_MAX = 256;
 export const VRING_ADDR_F_LOG = 0x1;
 
 /**
- * Most regions a front-end may add with ADD_MEM_REG (GET_MAX_MEM_SLOTS). The native guest memory
- * holds this many whatever the device kind (GuestMemory::kMaxRegions).
+ * Most regions a front-end may add with ADD_MEM_REG (GET_MAX_MEM_SLOTS): 509, what QEMU's
+ * libvhost-user offers for memory hotplug (VHOST_USER_MAX_RAM_SLOTS). The native guest memory
+ * holds this many whatever the device kind (GuestMemory::kMaxRegions, kept in step by hand).
  */
-export const MAX_MEM_SLOTS = 32;
+export const MAX_MEM_SLOTS = 509;

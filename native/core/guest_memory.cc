@@ -53,11 +53,19 @@ int GuestMemory::Add(const RegionSpec& s, int fd, std::string* err) {
   void* base = mmap(nullptr, static_cast<size_t>(need), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) return fail(errno, std::string("mmap of memory region: ") + strerror(errno));
   close(fd);
-  MappedRegion& r = regions_[count_++];
+  // Insert in guest-physical order: after every region that starts below it (none overlaps it).
+  int at = count_;
+  while (at > 0 && regions_[at - 1].spec.guest_phys_addr > s.guest_phys_addr) {
+    regions_[at] = regions_[at - 1];
+    at--;
+  }
+  count_++;
+  MappedRegion& r = regions_[at];
   r.spec = s;
   r.map_base = base;
   r.map_len = static_cast<size_t>(need);
   r.host = static_cast<uint8_t*>(base) + s.mmap_offset;
+  last_hit_ = at;
   return 0;
 }
 
@@ -66,7 +74,8 @@ bool GuestMemory::Remove(const RegionSpec& s) {
     const RegionSpec& o = regions_[i].spec;
     if (o.guest_phys_addr == s.guest_phys_addr && o.size == s.size && o.user_addr == s.user_addr) {
       munmap(regions_[i].map_base, regions_[i].map_len);
-      regions_[i] = regions_[--count_];
+      for (int j = i + 1; j < count_; j++) regions_[j - 1] = regions_[j];
+      count_--;
       last_hit_ = 0;
       return true;
     }
@@ -81,17 +90,21 @@ void GuestMemory::Clear() {
 }
 
 uint8_t* GuestMemory::GpaToHostScan(uint64_t gpa, uint64_t len, uint64_t* contiguous) const {
-  for (int i = 0; i < count_; i++) {
-    const MappedRegion& r = regions_[i];
-    if (gpa >= r.spec.guest_phys_addr && gpa - r.spec.guest_phys_addr < r.spec.size) {
-      last_hit_ = i;
-      uint64_t off = gpa - r.spec.guest_phys_addr;
-      uint64_t room = r.spec.size - off;
-      *contiguous = len < room ? len : room;
-      return r.host + off;
-    }
+  // The last region that starts at or below gpa is the only one that can hold it.
+  int lo = 0, hi = count_;  // regions_[lo, hi) still in question
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    if (regions_[mid].spec.guest_phys_addr <= gpa) lo = mid + 1;
+    else hi = mid;
   }
-  return nullptr;
+  if (lo == 0) return nullptr;
+  const MappedRegion& r = regions_[lo - 1];
+  uint64_t off = gpa - r.spec.guest_phys_addr;
+  if (off >= r.spec.size) return nullptr;
+  last_hit_ = lo - 1;
+  uint64_t room = r.spec.size - off;
+  *contiguous = len < room ? len : room;
+  return r.host + off;
 }
 
 uint8_t* GuestMemory::GpaToHost(uint64_t gpa, uint64_t len) const {

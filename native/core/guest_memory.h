@@ -2,6 +2,8 @@
 // Two address spaces are translated: guest-physical addresses (descriptor buffers) and the
 // front-end's own virtual addresses (ring addresses in SET_VRING_ADDR). Every translation is
 // bounds-checked against one mapped region; nothing outside the table is ever returned.
+// Regions are kept sorted by guest-physical address: a translation that misses the last-hit
+// region is a binary search, so 509 slots (QEMU's memory hotplug) cost O(log n) per miss.
 #pragma once
 
 #include <cstddef>
@@ -26,8 +28,10 @@ struct MappedRegion {
 
 class GuestMemory {
  public:
-  // Enough for QEMU's CONFIGURE_MEM_SLOTS use (DIMM hotplug) and DPDK's segments.
-  static constexpr int kMaxRegions = 32;
+  // What QEMU's libvhost-user offers with CONFIGURE_MEM_SLOTS (VHOST_USER_MAX_RAM_SLOTS), for
+  // memory hotplug. The table is a fixed array (~28 KiB) inside the object: it never reallocates
+  // under a reader, and the inline fast path below stays one indexed load as with fewer slots.
+  static constexpr int kMaxRegions = 509;
 
   GuestMemory() = default;
   ~GuestMemory() { Clear(); }
@@ -35,12 +39,15 @@ class GuestMemory {
   GuestMemory& operator=(const GuestMemory&) = delete;
 
   // Maps `fd` for `spec`. The fd is always consumed (closed), mapped or not. On failure returns an
-  // errno-style code and fills *err with what was wrong; the table is unchanged.
+  // errno-style code and fills *err with what was wrong; the table is unchanged. The new region
+  // is inserted in guest-physical order (callers quiesce readers around every change).
   int Add(const RegionSpec& spec, int fd, std::string* err);
-  // Removes the region that matches gpa/size/user_addr exactly. Returns false if none does.
+  // Removes the region that matches gpa/size/user_addr exactly, keeping the others in order.
+  // Returns false if none does.
   bool Remove(const RegionSpec& spec);
   void Clear();
   int count() const { return count_; }
+  // Region i in guest-physical order.
   const MappedRegion& region(int i) const { return regions_[i]; }
 
   // Host pointer for [gpa, gpa+len) if it lies inside one region; otherwise nullptr.
@@ -61,13 +68,15 @@ class GuestMemory {
     return GpaToHostScan(gpa, len, contiguous);
   }
   // Host pointer for the front-end virtual range [uaddr, uaddr+len) inside one region, else nullptr.
+  // A linear scan: only the control path asks (ring addresses at SET_VRING_ADDR and after each
+  // memory change), so a second index sorted by user address would not pay for its upkeep.
   uint8_t* UserToHost(uint64_t uaddr, uint64_t len) const;
 
  private:
-  // GpaToHostPartial over every region (and remembering the hit).
+  // GpaToHostPartial by binary search over the sorted regions (and remembering the hit).
   uint8_t* GpaToHostScan(uint64_t gpa, uint64_t len, uint64_t* contiguous) const;
 
-  MappedRegion regions_[kMaxRegions];
+  MappedRegion regions_[kMaxRegions];  // [0, count_) sorted by guest_phys_addr, never overlapping
   int count_ = 0;
   mutable int last_hit_ = 0;  // region of the previous translation; buffers cluster
 };
