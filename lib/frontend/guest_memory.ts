@@ -56,9 +56,10 @@ export class GuestMemory {
     });
   }
 
-  /** Guest-physical range of `size` bytes aligned to `align`, inside one region. */
-  alloc(size: number, align = 64): number {
-    for (const r of this.regions) {
+  /** Guest-physical range of `size` bytes aligned to `align`, inside one region (region `only` if given). */
+  alloc(size: number, align = 64, only?: number): number {
+    if (only !== undefined && !this.regions[only]) throw new VhostUserError('EINVAL', `guest memory has no region ${only}`);
+    for (const r of only === undefined ? this.regions : [this.regions[only]]) {
       const start = Math.ceil(r.next / align) * align;
       if (start + size <= r.gpa + r.size) {
         r.next = start + size;

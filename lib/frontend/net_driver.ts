@@ -7,7 +7,7 @@
 import { native, type NativePoller } from '../binding';
 import { VhostUserError } from '../errors';
 import { VirtioNetFeature } from '../net/features';
-import { ProtocolFeature, Request, VirtioFeature, bit, hasBit } from '../protocol/constants';
+import { MEMORY_BASELINE_NREGIONS, ProtocolFeature, Request, VirtioFeature, bit, hasBit } from '../protocol/constants';
 import { DriverRing } from './driver_ring';
 import { VhostUserFrontend } from './frontend';
 import type { GuestMemory } from './guest_memory';
@@ -25,6 +25,11 @@ export interface NetDriverOptions {
   rxBufferSize?: number;
   /** Receive buffers to keep posted (default: as many as the ring takes). */
   rxBuffers?: number;
+  /**
+   * Regions of `memory` (indices) to place the TX and RX buffers in, to put traffic in a chosen
+   * memory slot; the rings stay where the allocator puts them. Default: the first that fits.
+   */
+  bufferRegions?: { tx?: number; rx?: number };
   /** Called once per batch of received frames (copies, safe to keep). */
   onFrames?: (frames: Buffer[]) => void;
 }
@@ -110,7 +115,7 @@ export class VirtioNetDriver {
 
   /** Sends the memory table again, as QEMU does when guest memory changes (the device must quiesce). */
   async resendMemTable(): Promise<void> {
-    await this.fe.request({ request: Request.SET_MEM_TABLE, regions: this.opts.memory.table() }, { needReply: true });
+    await this.sendMemTable();
   }
 
   /** Kicks the device's RX queue (after raw writes to the ring whose publish() asked for a kick). */
@@ -208,12 +213,13 @@ export class VirtioNetDriver {
     if (this.opts.indirect ?? true) wanted |= bit(VirtioFeature.RING_INDIRECT_DESC);
     this.features = offered & wanted;
     await fe.request({ request: Request.SET_FEATURES, value: this.features });
-    await fe.request({ request: Request.SET_MEM_TABLE, regions: mem.table() }, { needReply: true });
+    await this.sendMemTable();
 
     const eventIdx = hasBit(this.features, VirtioFeature.RING_EVENT_IDX);
     this.rx = new DriverRing(mem, queueSize, eventIdx);
     this.tx = new DriverRing(mem, queueSize, eventIdx);
-    for (let i = 0; i < queueSize; i++) this.txSlots.push(mem.alloc(TX_SLOT, 64));
+    const { tx: txRegion, rx: rxRegion } = this.opts.bufferRegions ?? {};
+    for (let i = 0; i < queueSize; i++) this.txSlots.push(mem.alloc(TX_SLOT, 64, txRegion));
     for (const [index, ring, kick, call] of [
       [0, this.rx, rxKick, rxCall],
       [1, this.tx, txKick, txCall],
@@ -244,8 +250,23 @@ export class VirtioNetDriver {
     this.rx.armCall();
     this.tx.armCall();
     this.rxSlotSize = this.mrgRxbuf ? (this.opts.rxBufferSize ?? 1024) : RX_SLOT_NO_MRG;
-    for (let n = 0; n < (this.opts.rxBuffers ?? queueSize) && this.postRxBuffer(mem.alloc(this.rxSlotSize, 64)); n++);
+    for (let n = 0; n < (this.opts.rxBuffers ?? queueSize) && this.postRxBuffer(mem.alloc(this.rxSlotSize, 64, rxRegion)); n++);
     if (this.rx.publish()) native.eventfdWrite(rxKick);
+  }
+
+  /**
+   * The memory table: SET_MEM_TABLE takes at most MEMORY_BASELINE_NREGIONS regions; the rest are
+   * added one by one with ADD_MEM_REG (memory slots, as QEMU's hotplugged DIMMs), which needs
+   * CONFIGURE_MEM_SLOTS.
+   */
+  private async sendMemTable(): Promise<void> {
+    const table = this.opts.memory.table();
+    await this.fe.request({ request: Request.SET_MEM_TABLE, regions: table.slice(0, MEMORY_BASELINE_NREGIONS) }, { needReply: true });
+    const rest = table.slice(MEMORY_BASELINE_NREGIONS);
+    if (rest.length && !hasBit(this.fe.protocolFeatures, ProtocolFeature.CONFIGURE_MEM_SLOTS)) {
+      throw new VhostUserError('ENOTSUP', `${table.length} memory regions need CONFIGURE_MEM_SLOTS, which was not negotiated`);
+    }
+    for (const { fd, ...region } of rest) await this.fe.request({ request: Request.ADD_MEM_REG, region, fd }, { needReply: true });
   }
 
   /** Adds one receive buffer at `slot`; false when the ring is full. */
