@@ -24,10 +24,17 @@ namespace {
 constexpr uint64_t kRegionSize = 32 * 1024;
 constexpr uint64_t kUser0 = 0x10000000, kUser1 = 0x20000000;
 constexpr uint64_t kGpa1 = 0x100000;  // a hole between the regions, as below/above 4 GiB
+// Small slots above region 0 (past a hole), so that mutated addresses reach the binary search over
+// many regions: pairs of adjacent ones (a buffer may span both) with a hole after each pair.
+// Zeroed for every input; rings and the seeds' buffers stay in region 0.
+constexpr int kSlots = 16;
+constexpr uint64_t kSlotGpa = 0x10000, kSlotStride = 0x1000, kUserSlots = 0x30000000;
+constexpr uint64_t SlotSize(int k) { return k % 2 == 0 ? kSlotStride : kSlotStride / 2; }
 
 struct World {
   GuestMemory mem;
   uint8_t* host[2];
+  uint8_t* slot_host[kSlots];
   int kick_fd;
   World() {
     std::string err;
@@ -37,7 +44,22 @@ struct World {
       RegionSpec spec{i == 0 ? 0 : kGpa1, kRegionSize, i == 0 ? kUser0 : kUser1, i * kRegionSize};
       if (mem.Add(spec, fd, &err) != 0) abort();
     }
-    for (int i = 0; i < 2; i++) host[i] = mem.region(i).host;
+    host[0] = mem.GpaToHost(0, kRegionSize);
+    host[1] = mem.GpaToHost(kGpa1, kRegionSize);
+    int slots_fd = memfd_create("fuzz-slots", MFD_CLOEXEC);
+    if (slots_fd < 0 || ftruncate(slots_fd, kSlots * kSlotStride) != 0) abort();
+    // Added out of order: the table sorts them.
+    for (int i = 0; i < kSlots; i++) {
+      int k = (i * 7) % kSlots;
+      RegionSpec spec{kSlotGpa + k * kSlotStride, SlotSize(k), kUserSlots + k * kSlotStride, k * kSlotStride};
+      if (mem.Add(spec, dup(slots_fd), &err) != 0) abort();
+    }
+    close(slots_fd);
+    if (!host[0] || !host[1]) abort();
+    for (int k = 0; k < kSlots; k++) {
+      slot_host[k] = mem.GpaToHost(kSlotGpa + k * kSlotStride, SlotSize(k));
+      if (!slot_host[k]) abort();
+    }
     kick_fd = eventfd(0, EFD_NONBLOCK);
   }
 };
@@ -61,6 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The rest is guest memory: region 0 then region 1; untouched bytes stay zero.
   memset(w->host[0], 0, kRegionSize);
   memset(w->host[1], 0, kRegionSize);
+  for (int k = 0; k < kSlots; k++) memset(w->slot_host[k], 0, SlotSize(k));
   size_t n0 = size < kRegionSize ? size : kRegionSize;
   memcpy(w->host[0], data, n0);
   if (size > n0) memcpy(w->host[1], data + n0, size - n0 < kRegionSize ? size - n0 : kRegionSize);
