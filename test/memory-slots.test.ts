@@ -12,7 +12,8 @@ import { GuestMemory } from '../lib/frontend/guest_memory';
 import { VirtioNetDriver, type NetDriverOptions } from '../lib/frontend/net_driver';
 import type { MemoryRegion } from '../lib/protocol/codec';
 import { MAX_MEM_SLOTS, Request } from '../lib/protocol/constants';
-import { expectNack, mappingsOf, memfd, within } from './helpers/control';
+import { expectNack, mappingsOf, memfd } from './helpers/control';
+import { within } from './helpers/until';
 import { useBackendFixture } from './helpers/fixture';
 import { countGuestMappings, fdKinds, macSwapped, makeFrame } from './helpers/frames';
 
