@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The style and structure checks, one place for both npm scripts:
-#   scripts/lint.sh          (npm run lint)    ESLint, Prettier, clang-format and the import rules of lib/;
+#   scripts/lint.sh          (npm run lint)    ESLint, Prettier, clang-format, the import rules of lib/ and
+#                                               the types of the test suites (tsconfig.test.json);
 #                                               runs them all, names each that failed, exits non-zero
 #   scripts/lint.sh format   (npm run format)  rewrites the files Prettier and clang-format would change
 # Configuration: eslint.config.mjs, .prettierrc, .clang-format, .dependency-cruiser.cjs.
@@ -39,8 +40,11 @@ check eslint "$bin/eslint" --max-warnings 0 .
 check prettier "$bin/prettier" --check --log-level warn "${js[@]}"
 check clang-format clang-format --dry-run -Werror "${cpp[@]}"
 check imports "$bin/depcruise" --config .dependency-cruiser.cjs lib
+# The suites are type-checked too (tsconfig.json builds lib/ only): a test importing a name that
+# moved fails here, not at run time.
+check test-types "$bin/tsc" -p tsconfig.test.json
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "lint failed: ${failed[*]} (npm run format fixes what Prettier and clang-format report)" >&2
   exit 1
 fi
-echo "lint: ESLint, Prettier, clang-format and the import rules pass"
+echo "lint: ESLint, Prettier, clang-format, the import rules and the test types pass"
