@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -62,18 +61,20 @@ class VhostDevice::Quiesce {
   int worker_;
 };
 
-VhostDevice::VhostDevice(int groups, int queues_per_group)
+VhostDevice::VhostDevice(int groups, int queues_per_group, int workers)
     : queues_per_group_(queues_per_group),
       stats_(new uint64_t[groups * queues_per_group * kStatsPerQueue]()),
       memory_(std::make_unique<GuestMemory>()),
       queues_(groups * queues_per_group),
       report_([this](const std::string& what) { Report(what); }) {
-  if (queues_per_group < 1 || queues_per_group > kMaxQueuesPerGroup) abort();  // a programming error
+  // Programming errors: the callers have checked these.
+  if (queues_per_group < 1 || queues_per_group > kMaxQueuesPerGroup || workers < 1 || workers > groups) abort();
   for (size_t i = 0; i < queues_.size(); i++) queues_[i].stats = stats_.get() + i * kStatsPerQueue;
-  int workers = 0;
-  for (int g = 0; g < groups; g++) workers = std::max(workers, WorkerOfGroup(g) + 1);
+  // Thread names (`vhu-<device>-w<worker>`, /proc/PID/task/*/comm) tell the devices of a process apart.
+  static std::atomic<unsigned> devices{0};
+  const unsigned device = ++devices % 10000;
   for (int w = 0; w < workers; w++) {
-    workers_.push_back(std::make_unique<Worker>());
+    workers_.push_back(std::make_unique<Worker>("vhu-" + std::to_string(device) + "-w" + std::to_string(w)));
     Worker* worker = workers_.back().get();
     should_stop_.push_back([worker] { return worker->stop_requested(); });
   }

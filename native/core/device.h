@@ -29,9 +29,10 @@ class VhostDevice {
   using StopCheck = std::function<bool()>;
 
   // The queues come in groups of `queues_per_group` that are always served together (virtio-net:
-  // an RX/TX pair). The counters (queue_count * kStatsPerQueue) are shared with whoever reads them
-  // (the JS buffer), so that they outlive the device if the reader does.
-  VhostDevice(int groups, int queues_per_group);
+  // an RX/TX pair), on `workers` threads (1..groups; see WorkerOfGroup). The counters
+  // (queue_count * kStatsPerQueue) are shared with whoever reads them (the JS buffer), so that
+  // they outlive the device if the reader does.
+  VhostDevice(int groups, int queues_per_group, int workers);
   // A kind's destructor calls Reset first: the workers call its ServiceGroup until they stop.
   virtual ~VhostDevice();
   VhostDevice(const VhostDevice&) = delete;
@@ -41,6 +42,9 @@ class VhostDevice {
   size_t stats_bytes() const { return queues_.size() * kStatsPerQueue * sizeof(uint64_t); }
   int queue_count() const { return static_cast<int>(queues_.size()); }
   int group_count() const { return queue_count() / queues_per_group_; }
+  int worker_count() const { return static_cast<int>(workers_.size()); }
+  // The thread name of worker w (`vhu-<device>-w<w>`, as /proc/PID/task/*/comm shows it).
+  const std::string& worker_name(int w) const { return workers_[w]->name(); }
 
   // Each returns 0 or an errno value with *err set. Fds passed in are always consumed.
   int SetMemTable(const std::vector<RegionSpec>& regions, const std::vector<int>& fds, std::string* err);
@@ -92,9 +96,10 @@ class VhostDevice {
   class Quiesce;
   static constexpr int kEveryWorker = -1;
 
-  // The worker map: which worker serves the queues of `group`. Today one worker serves them all;
-  // a worker per queue group changes only this method.
-  int WorkerOfGroup(int group) const { return 0; }
+  // The worker map: which worker serves the queues of `group`. Round robin rather than blocks: a
+  // guest that enables fewer groups than offered enables the first ones, and these then still get
+  // a thread each.
+  int WorkerOfGroup(int group) const { return group % static_cast<int>(workers_.size()); }
   int WorkerOfQueue(int q) const { return WorkerOfGroup(q / queues_per_group_); }
 
   // Reset without the kind's hook (the destructor's: the kind is gone by then).

@@ -1,5 +1,6 @@
 #include "core/worker.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <string>
 
 namespace vhost {
 
@@ -132,6 +134,7 @@ void Worker::Stop() {
 }
 
 void Worker::Run(std::vector<Watch> watches, Handler handler, Poll poll, uint32_t poll_us, OnFault on_fault) noexcept {
+  pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
   jmp_buf recovery;
   while (!stop_requested()) {
     if (setjmp(recovery) == 0) {

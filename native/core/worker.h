@@ -1,4 +1,5 @@
-// The thread that serves one device's queues: epoll over the kick eventfds plus a wake eventfd.
+// A thread that serves some of one device's queues (the groups the device's worker map gives it):
+// epoll over their kick eventfds plus a wake eventfd. It is named (pthread_setname_np) for ps and top.
 // Its owner stops and joins it before changing anything the thread reads (memory table, rings),
 // then starts a new one with the new set of fds: the quiesce rule in one place.
 #pragma once
@@ -8,6 +9,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace vhost {
@@ -25,7 +27,8 @@ class Worker {
   // moved), then once with arm = true when `poll_us` passed without work, before the thread sleeps.
   using Poll = std::function<bool(bool arm)>;
 
-  Worker() = default;
+  // `name`: the thread's name (at most 15 characters are kept).
+  explicit Worker(std::string name) : name_(std::move(name)) {}
   ~Worker() { Stop(); }
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -41,6 +44,7 @@ class Worker {
   // Wakes the thread and joins it. Safe to call when not running.
   void Stop();
   bool running() const { return thread_.joinable(); }
+  const std::string& name() const { return name_; }
   // Long-running handlers check this between bursts so that Stop is prompt.
   bool stop_requested() const { return stop_.load(std::memory_order_relaxed); }
 
@@ -50,6 +54,7 @@ class Worker {
 
   static void InstallFaultHandler();
 
+  const std::string name_;
   std::thread thread_;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;

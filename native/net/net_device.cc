@@ -3,7 +3,7 @@
 namespace vhost {
 
 NetDevice::NetDevice(int queue_pairs, std::unique_ptr<Port> port)
-    : VhostDevice(queue_pairs, 2), port_(std::move(port)) {}
+    : VhostDevice(queue_pairs, 2, 1), port_(std::move(port)) {}
 
 int NetDevice::OnFeatures(uint64_t features, std::string* err) {
   settings_ = NetSettings::FromFeatures(features);
