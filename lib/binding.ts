@@ -24,15 +24,17 @@ export interface NativeMapping {
   unmap(): void;
 }
 
-/** One virtio-net device's native half: guest memory, queues, worker thread, port. */
+/** One virtio-net device's native half: guest memory, queues, worker threads, a port per queue pair. */
 export interface NativeNetDevice {
   /** queueCount * STATS_PER_QUEUE u64 counters written by the worker (see lib/net/stats.ts). */
   readonly stats: ArrayBuffer;
+  /** The worker threads' names (`vhu-<device>-w<k>`), indexed by worker; pair p is on worker p % count. */
+  readonly workerNames: string[];
   setMemTable(regions: NativeRegion[]): void;
   addMemReg(region: NativeRegion): void;
   remMemReg(region: Omit<NativeRegion, 'fd'>): void;
   setFeatures(features: bigint): void;
-  /** Busy-poll budget of the worker, microseconds; 0 = event-driven only. */
+  /** Busy-poll budget of the workers, microseconds; 0 = event-driven only. */
   setPollMicros(us: number): void;
   setVringNum(queue: number, num: number): void;
   setVringBase(queue: number, base: number): void;
@@ -85,10 +87,11 @@ export interface Binding {
   memoryFence(): void;
   Mapping: new (fd: number, size: number) => NativeMapping;
   /**
-   * A device with `queuePairs` pairs and the port `port` (a name in native/net/ports/registry.cc),
-   * made with `options`: what the port's file in lib/net/ports gives, already checked.
+   * A device with `queuePairs` pairs, each with its own instance of the port `port` (a name in
+   * native/net/ports/registry.cc) made with `options`: what the port's file in lib/net/ports gives,
+   * already checked. `workers` threads (1..queuePairs, default queuePairs) serve the pairs.
    */
-  NetDevice: new (queuePairs: number, port: string, options: NativePortOptions) => NativeNetDevice;
+  NetDevice: new (queuePairs: number, port: string, options: NativePortOptions, workers?: number) => NativeNetDevice;
 }
 
 // VHOST_USER_ADDON points at another build of the addon (the ASan build of `npm run test:asan`).

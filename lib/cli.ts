@@ -41,6 +41,8 @@ Options:
                        instead of listening, and reconnect whenever the connection drops.
 ${portHelp()}
   --queues N           queue pairs the device reports (1..${MAX_QUEUE_PAIRS}, default 1).
+  --workers N          worker threads serving the queue pairs (1..queues, default: one per pair);
+                       pair p is served by worker p % N. Threads are named vhu-<device>-w<k>.
   --mtu N              offer VIRTIO_NET_F_MTU and accept NET_SET_MTU up to N (68..65535).
   --poll-us N          busy-poll budget of the data path, microseconds (default ${DEFAULT_POLL_US}): while traffic
                        flows the worker polls the rings with guest kicks suppressed, and sleeps once N µs
@@ -92,6 +94,7 @@ function deviceOptions(values: Record<string, string | boolean | string[] | unde
     queuePairs: integer(values.queues as string | undefined),
     mtu: integer(values.mtu as string | undefined),
     pollUs: integer(values['poll-us'] as string | undefined),
+    workers: integer(values.workers as string | undefined),
   };
   for (const o of PORT_OPTIONS) {
     const raw = values[o.flag] as string | undefined;
@@ -122,6 +125,7 @@ function main(argv: string[]): void {
         port: { type: 'string' },
         ...Object.fromEntries(PORT_OPTIONS.map((o) => [o.flag, { type: 'string' as const }])),
         queues: { type: 'string' },
+        workers: { type: 'string' },
         mtu: { type: 'string' },
         'socket-mode': { type: 'string' },
         'poll-us': { type: 'string' },

@@ -24,11 +24,16 @@ export interface NetDeviceOptions extends PortOptionValues {
   /** If set, the device offers VIRTIO_NET_F_MTU and accepts NET_SET_MTU up to this value. */
   mtu?: number;
   /**
-   * Busy-poll budget of the device's worker thread, in microseconds: while traffic flows it polls
+   * Busy-poll budget of each of the device's worker threads, in microseconds: while traffic flows it polls
    * the rings (guest kicks suppressed) and sleeps once this long passed without work. 0: purely
    * event-driven (a kick wakes it for every burst). Default DEFAULT_POLL_US.
    */
   pollUs?: number;
+  /**
+   * Worker threads serving the queue pairs (1..queuePairs): pair p is served by worker p % workers.
+   * Default queuePairs, a thread per pair.
+   */
+  workers?: number;
 }
 
 export const DEFAULT_POLL_US = 50;
@@ -39,6 +44,7 @@ export const MAX_QUEUE_PAIRS = 16;
 /** The device's own options as messages name them (the CLI by flag, the library by label). */
 export const QUEUES_OPTION = { key: 'queuePairs', flag: 'queues', label: 'queue pairs', min: 1, max: MAX_QUEUE_PAIRS };
 export const MTU_OPTION = { key: 'mtu', flag: 'mtu', label: 'MTU', min: 68, max: 65535 };
+export const WORKERS_OPTION = { key: 'workers', flag: 'workers', label: 'worker threads', min: 1 };
 export const POLL_OPTION = { key: 'pollUs', flag: 'poll-us', label: 'poll budget', min: 0, max: MAX_POLL_US, unit: ' µs' };
 
 /** Device options, checked and with their defaults. */
@@ -46,6 +52,7 @@ export interface CheckedDeviceOptions {
   queuePairs: number;
   mtu: number | undefined;
   pollUs: number;
+  workers: number;
   port: ResolvedPort;
 }
 
@@ -61,7 +68,11 @@ export function checkDeviceOptions(opts: NetDeviceOptions, w: Wording): CheckedD
     (opts.mtu === undefined ? undefined : integerProblem(MTU_OPTION, opts.mtu, w)) ??
     integerProblem(POLL_OPTION, pollUs, w);
   if (problem) throw new VhostUserError('EINVAL', problem);
-  return { queuePairs, mtu: opts.mtu, pollUs, port: resolvePort(opts, { queuePairs, mtu: opts.mtu }, w) };
+  const workers = opts.workers ?? queuePairs;
+  // At most one thread per pair: a pair is served by one thread, so more would idle.
+  const workersProblem = integerProblem({ ...WORKERS_OPTION, max: queuePairs, unit: ' (at most one per queue pair)' }, workers, w);
+  if (workersProblem) throw new VhostUserError('EINVAL', workersProblem);
+  return { queuePairs, mtu: opts.mtu, pollUs, workers, port: resolvePort(opts, { queuePairs, mtu: opts.mtu }, w) };
 }
 
 /**
@@ -91,6 +102,8 @@ const PROTOCOL_FEATURES =
 
 export class NetDevice implements VhostUserDevice {
   readonly queuePairs: number;
+  /** Worker threads serving the pairs (pair p on worker p % workers). */
+  readonly workers: number;
   readonly port: PortKind;
   /** The tap interface of the tap port. */
   readonly tap: string | undefined;
@@ -105,6 +118,7 @@ export class NetDevice implements VhostUserDevice {
     const checked = checkDeviceOptions(opts, LIBRARY_WORDING);
     const port = checked.port;
     this.queuePairs = checked.queuePairs;
+    this.workers = checked.workers;
     this.port = port.spec.name as PortKind;
     this.tap = opts.tap;
     this.maxMtu = checked.mtu;
@@ -112,12 +126,17 @@ export class NetDevice implements VhostUserDevice {
     if (this.maxMtu !== undefined) features |= bit(VirtioNetFeature.MTU);
     if (this.queuePairs > 1) features |= bit(VirtioNetFeature.MQ);
     this.features = features;
-    this.native = new native.NetDevice(this.queuePairs, this.port, port.native);
+    this.native = new native.NetDevice(this.queuePairs, this.port, port.native, this.workers);
     this.native.setPollMicros(checked.pollUs);
   }
 
   get queueCount(): number {
     return 2 * this.queuePairs;
+  }
+
+  /** The names of the worker threads (`vhu-<device>-w<k>` in /proc/PID/task/TID/comm), one per worker. */
+  get workerNames(): string[] {
+    return this.native.workerNames;
   }
 
   stats(): QueueStats[] {

@@ -69,23 +69,30 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
          InstanceMethod<&NetDeviceWrap::SetVringFd<&NetDevice::SetVringErr>>("setVringErr"),
          InstanceMethod<&NetDeviceWrap::SetVringEnable>("setVringEnable"),
          InstanceMethod<&NetDeviceWrap::Reset>("reset"), InstanceMethod<&NetDeviceWrap::Close>("close"),
-         InstanceMethod<&NetDeviceWrap::TakeEvents>("takeEvents"), InstanceAccessor<&NetDeviceWrap::Stats>("stats")});
+         InstanceMethod<&NetDeviceWrap::TakeEvents>("takeEvents"), InstanceAccessor<&NetDeviceWrap::Stats>("stats"),
+         InstanceAccessor<&NetDeviceWrap::WorkerNames>("workerNames")});
   }
 
-  // new NetDevice(queuePairs, portName, portOptions): the port comes from the registry.
+  // new NetDevice(queuePairs, portName, portOptions, workers): the registry makes one port per pair.
   explicit NetDeviceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetDeviceWrap>(info) {
     Napi::Env env = info.Env();
     int pairs = info[0].As<Napi::Number>().Int32Value();
     std::string port = info[1].As<Napi::String>();
+    int workers = info[3].IsUndefined() ? pairs : info[3].As<Napi::Number>().Int32Value();
     if (pairs < 1 || pairs > NetDevice::kMaxQueuePairs)
       ThrowError(env, "EINVAL", "queue pairs must be 1.." + std::to_string(NetDevice::kMaxQueuePairs));
-    PortError err;
-    std::unique_ptr<Port> p = CreatePort(port, ToPortOptions(env, info[2]), &err);
-    if (!p) {
-      const char* code = strerrorname_np(err.err_no);
-      ThrowError(env, code ? code : "EUNKNOWN", err.message, err.err_no, port.c_str());
+    if (workers < 1 || workers > pairs) ThrowError(env, "EINVAL", "workers must be 1.." + std::to_string(pairs));
+    PortOptions options = ToPortOptions(env, info[2]);
+    std::vector<std::unique_ptr<Port>> ports;
+    for (int p = 0; p < pairs; p++) {
+      PortError err;
+      ports.push_back(CreatePort(port, options, &err));
+      if (!ports.back()) {
+        const char* code = strerrorname_np(err.err_no);
+        ThrowError(env, code ? code : "EUNKNOWN", err.message, err.err_no, port.c_str());
+      }
     }
-    device_ = std::make_unique<NetDevice>(pairs, std::move(p));
+    device_ = std::make_unique<NetDevice>(std::move(ports), workers);
     // The buffer keeps its own reference to the counters: JS may hold (or detach) it longer than
     // the device lives, and the worker may write while JS reads.
     auto* hold = new std::shared_ptr<uint64_t[]>(device_->stats());
@@ -219,6 +226,12 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
   }
 
   Napi::Value Stats(const Napi::CallbackInfo&) { return stats_.Value(); }
+
+  Napi::Value WorkerNames(const Napi::CallbackInfo& info) {
+    Napi::Array out = Napi::Array::New(info.Env(), device_->worker_count());
+    for (int w = 0; w < device_->worker_count(); w++) out.Set(static_cast<uint32_t>(w), device_->worker_name(w));
+    return out;
+  }
 
   Napi::Reference<Napi::ArrayBuffer> stats_;
   std::unique_ptr<NetDevice> device_;

@@ -2,28 +2,34 @@
 
 namespace vhost {
 
-NetDevice::NetDevice(int queue_pairs, std::unique_ptr<Port> port)
-    : VhostDevice(queue_pairs, 2, 1), port_(std::move(port)) {}
+NetDevice::NetDevice(std::vector<std::unique_ptr<Port>> ports, int workers)
+    : VhostDevice(static_cast<int>(ports.size()), 2, workers), ports_(std::move(ports)) {}
 
 int NetDevice::OnFeatures(uint64_t features, std::string* err) {
   settings_ = NetSettings::FromFeatures(features);
-  return port_->OnFeatures(features, settings_, err);
+  for (auto& port : ports_) {
+    int rc = port->OnFeatures(features, settings_, err);
+    if (rc != 0) return rc;
+  }
+  return 0;
 }
 
-// Once per wake-up of the pair's worker: the port moves what it can (one virtual call per pass,
-// none per frame).
+// Once per wake-up of the pair's worker: the pair's port moves what it can (one virtual call per
+// pass, none per frame).
 bool NetDevice::ServiceGroup(int pair, bool arm_when_idle, const StopCheck& should_stop) {
   PairContext c{memory(), settings_, queue(2 * pair), queue(2 * pair + 1), arm_when_idle, should_stop, reporter()};
-  return port_->Service(c);
+  return ports_[pair]->Service(c);
 }
 
-std::vector<int> NetDevice::GroupWatchFds(int pair) const { return port_ ? port_->WatchFds(pair) : std::vector<int>{}; }
+std::vector<int> NetDevice::GroupWatchFds(int pair) const {
+  return ports_.empty() ? std::vector<int>{} : ports_[pair]->WatchFds();
+}
 
 void NetDevice::OnReset() {
   settings_ = NetSettings();
-  if (port_) port_->OnReset();
+  for (auto& port : ports_) port->OnReset();
 }
 
-void NetDevice::OnClose() { port_.reset(); }
+void NetDevice::OnClose() { ports_.clear(); }
 
 }  // namespace vhost

@@ -1,7 +1,8 @@
 // One virtio-net device: the generic vhost device (core/device.h: memory, queues, workers,
-// quiesce, events) plus what is virtio-net's: the settings its features decide and the port its
+// quiesce, events) plus what is virtio-net's: the settings its features decide and the ports its
 // frames go to. Queues come in RX/TX pairs (queue 2p receives, 2p+1 transmits), one service group
-// each; the port serves a pair when its worker wakes.
+// each, and every pair has its own port instance: ports keep per-burst scratch state (the frame in
+// hand, reservations, copy jobs), and two workers serving two pairs must never share it.
 #pragma once
 
 #include <memory>
@@ -18,8 +19,9 @@ class NetDevice final : public VhostDevice {
  public:
   static constexpr int kMaxQueuePairs = 16;
 
-  NetDevice(int queue_pairs, std::unique_ptr<Port> port);
-  // The workers call ServiceGroup, which uses the port: they stop before the port goes.
+  // `ports`: one per queue pair (ports.size() pairs), served by `workers` threads (1..pairs).
+  NetDevice(std::vector<std::unique_ptr<Port>> ports, int workers);
+  // The workers call ServiceGroup, which uses the ports: they stop before the ports go.
   ~NetDevice() override { Reset(); }
 
  private:
@@ -29,7 +31,7 @@ class NetDevice final : public VhostDevice {
   void OnReset() override;
   void OnClose() override;
 
-  std::unique_ptr<Port> port_;
+  std::vector<std::unique_ptr<Port>> ports_;  // indexed by pair; empty once closed
   NetSettings settings_;
 };
 

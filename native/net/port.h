@@ -1,5 +1,6 @@
 // A packet port: where the frames of a queue pair go and come from (loopback, tap, later peer, JS).
-// Service runs on the device's worker thread whenever a queue of the pair was kicked, one of the
+// A device has one instance per queue pair, so its scratch state belongs to one worker thread.
+// Service runs on the pair's worker thread whenever a queue of the pair was kicked, one of the
 // port's own fds was signalled, or the worker (re)started; it returns when it has no more work or
 // when the worker asks it to stop. The other hooks run on the JS thread with the worker stopped.
 #pragma once
@@ -36,8 +37,8 @@ class Port {
   virtual bool Service(PairContext& c) = 0;
   // The driver's features changed (SET_FEATURES). Returns 0 or an errno with *err set.
   virtual int OnFeatures(uint64_t features, const NetSettings& settings, std::string* err) { return 0; }
-  // Fds of queue pair `pair` the worker must watch besides the kicks (edge-triggered).
-  virtual std::vector<int> WatchFds(int pair) const { return {}; }
+  // Fds of its queue pair the worker must watch besides the kicks (edge-triggered).
+  virtual std::vector<int> WatchFds() const { return {}; }
   // The front-end went away: drop per-connection state (frames held for the guest).
   virtual void OnReset() {}
 };

@@ -27,7 +27,7 @@ class TapPort : public Port {
   const char* name() const override { return "tap"; }
   bool Service(PairContext& c) override;
   int OnFeatures(uint64_t features, const NetSettings& settings, std::string* err) override;
-  std::vector<int> WatchFds(int pair) const override { return {fd_}; }
+  std::vector<int> WatchFds() const override { return {fd_}; }
   void OnReset() override { pending_len_ = 0; }
 
  private:
