@@ -1,16 +1,19 @@
 /**
  * A virtio-net driver over vhost-user, as a guest's driver would be, but in this process: it
- * negotiates like QEMU (same messages, same order), owns an RX and a TX ring in shared guest memory,
- * sends frames and hands back the frames the device returns. Tests and benchmarks use it to drive a
- * back-end without a VM.
+ * negotiates like QEMU (same messages, same order), owns an RX and a TX ring per queue pair in shared
+ * guest memory (net_queue_pair.ts), sends frames and hands back the frames the device returns. Tests
+ * and benchmarks use it to drive a back-end without a VM.
  */
-import { native, type NativePoller } from '../binding';
+import { native } from '../binding';
 import { VhostUserError } from '../errors';
 import { VirtioNetFeature } from '../net/features';
 import { MEMORY_BASELINE_NREGIONS, ProtocolFeature, Request, VirtioFeature, bit, hasBit } from '../protocol/constants';
-import { DriverRing } from './driver_ring';
+import type { DriverRing } from './driver_ring';
 import { VhostUserFrontend } from './frontend';
 import type { GuestMemory } from './guest_memory';
+import { MAX_FRAME, NetQueuePair, type PairFds, type TxLayout } from './net_queue_pair';
+
+export type { TxLayout } from './net_queue_pair';
 
 export interface NetDriverOptions {
   socketPath: string;
@@ -30,14 +33,15 @@ export interface NetDriverOptions {
    * memory slot; the rings stay where the allocator puts them. Default: the first that fits.
    */
   bufferRegions?: { tx?: number; rx?: number };
-  /** Called once per batch of received frames (copies, safe to keep). */
-  onFrames?: (frames: Buffer[]) => void;
+  /** Called once per batch of received frames (copies, safe to keep), with the pair they came on. */
+  onFrames?: (frames: Buffer[], pair: number) => void;
+  /**
+   * Queue pairs to drive (default 1). More than 1 negotiates MQ; the device must offer that many.
+   * send() spreads frames over the pairs; frames are received on all of them.
+   */
+  queuePairs?: number;
 }
 
-const NET_HDR_LEN = 12; // VERSION_1 is always negotiated by this driver
-const MAX_FRAME = 1514;
-const TX_SLOT = 2048;
-const RX_SLOT_NO_MRG = 2048;
 /** The protocol features this front-end uses (those QEMU uses for a net device, minus logging). */
 const WANTED_PROTOCOL =
   bit(ProtocolFeature.MQ) |
@@ -48,38 +52,23 @@ const WANTED_PROTOCOL =
   bit(ProtocolFeature.STATUS);
 const STATUS_DRIVER_OK = 0x1 | 0x2 | 0x8 | 0x4; // ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK
 
-/** Slots of the driver's eventfds. */
-const RX_KICK = 0;
-const RX_CALL = 1;
-const TX_KICK = 2;
-const TX_CALL = 3;
-
-/** How a frame is laid out in descriptors, to exercise the device's chain walking. */
-export type TxLayout = 'single' | 'split-header' | 'indirect';
-
 export class VirtioNetDriver {
   features = 0n;
   received = 0;
-  /** Receive buffers the device returned without a frame (shorter than the header). */
-  rxEmpty = 0;
+  readonly queuePairs: number;
   private readonly fe: VhostUserFrontend;
-  private rx!: DriverRing;
-  private tx!: DriverRing;
-  private readonly fds: number[] = []; // indexed by RX_KICK, RX_CALL, TX_KICK, TX_CALL
-  private pollers: NativePoller[] = [];
-  private txSlots: number[] = [];
-  private readonly txSlotOfHead = new Map<number, number>();
-  private readonly rxSlotOfHead = new Map<number, number>();
-  private rxSlotSize = 0;
-  private partial: { parts: Buffer[]; left: number } | null = null;
+  private pairs: NetQueuePair[] = [];
+  private readonly fds: PairFds[] = [];
+  private nextTxPair = 0;
   private txWaiters: (() => void)[] = [];
   private closed = false;
 
   private constructor(private readonly opts: NetDriverOptions) {
     this.fe = new VhostUserFrontend(opts.socketPath);
+    this.queuePairs = opts.queuePairs ?? 1;
   }
 
-  /** Connects, negotiates, sets up both rings and posts receive buffers. */
+  /** Connects, negotiates, sets up every pair's rings and posts receive buffers. */
   static async start(opts: NetDriverOptions): Promise<VirtioNetDriver> {
     const d = new VirtioNetDriver(opts);
     try {
@@ -99,13 +88,23 @@ export class VirtioNetDriver {
     return !this.closed && this.fe.isOpen;
   }
 
+  /** Receive buffers the device returned without a frame (shorter than the header), on every pair. */
+  get rxEmpty(): number {
+    return this.pairs.reduce((n, p) => n + p.rxEmpty, 0);
+  }
+
   onClosed(listener: (reason?: Error) => void): void {
     this.fe.onClosed(listener);
   }
 
-  /** The rings themselves, for tests that play a hostile guest (see DriverRing's raw hooks). */
+  /** Pair 0's rings, for tests that play a hostile guest (see DriverRing's raw hooks). */
   get rings(): { rx: DriverRing; tx: DriverRing } {
-    return { rx: this.rx, tx: this.tx };
+    return this.ringsOf(0);
+  }
+
+  /** A pair's rings. */
+  ringsOf(pair: number): { rx: DriverRing; tx: DriverRing } {
+    return { rx: this.pairs[pair].rx, tx: this.pairs[pair].tx };
   }
 
   /** The control channel, for tests that send requests of their own in the middle of traffic. */
@@ -118,115 +117,146 @@ export class VirtioNetDriver {
     await this.sendMemTable();
   }
 
-  /** Kicks the device's RX queue (after raw writes to the ring whose publish() asked for a kick). */
-  kickRx(): void {
-    native.eventfdWrite(this.fds[RX_KICK]);
+  /** Kicks a pair's RX queue (after raw writes to the ring whose publish() asked for a kick). */
+  kickRx(pair = 0): void {
+    native.eventfdWrite(this.pairs[pair].rxKick);
   }
 
-  /** Kicks the device's TX queue (after raw writes to the ring). */
-  kickTx(): void {
-    native.eventfdWrite(this.fds[TX_KICK]);
+  /** Kicks a pair's TX queue (after raw writes to the ring). */
+  kickTx(pair = 0): void {
+    native.eventfdWrite(this.pairs[pair].txKick);
   }
 
-  /** Frames that can be queued now. */
+  /** Frames that can be queued now, on every pair together. */
   get txSpace(): number {
-    return Math.min(this.txSlots.length, Math.floor(this.tx.freeDescriptors / 3));
+    return this.pairs.reduce((n, p) => n + p.txSpace, 0);
   }
 
-  /** Queues one frame (14..1514 bytes); false when the ring is full. Call flush() after a batch. */
-  send(frame: Buffer, layout: TxLayout = 'single'): boolean {
+  /** Frames that can be queued now on one pair. */
+  txSpaceOf(pair: number): number {
+    return this.pairs[pair].txSpace;
+  }
+
+  /**
+   * Queues one frame (14..1514 bytes) on `pair`, or, without one, on the next pair in turn that has
+   * room; false when there is none. Call flush() after a batch.
+   */
+  send(frame: Buffer, layout: TxLayout = 'single', pair?: number): boolean {
     if (frame.length < 14 || frame.length > MAX_FRAME) throw new VhostUserError('EINVAL', `frame of ${frame.length} bytes`);
-    if (this.txSpace === 0) return false;
-    const slot = this.txSlots.pop()!;
-    const buf = this.opts.memory.view(slot, TX_SLOT);
-    buf.fill(0, 0, NET_HDR_LEN);
-    frame.copy(buf, NET_HDR_LEN);
-    const total = NET_HDR_LEN + frame.length;
-    const half = NET_HDR_LEN + (frame.length >> 1);
-    let head: number | null;
-    if (layout === 'single') {
-      head = this.tx.add([{ gpa: slot, len: total, write: false }]);
-    } else {
-      const indirect = layout === 'indirect' && hasBit(this.features, VirtioFeature.RING_INDIRECT_DESC);
-      head = this.tx.add(
-        [
-          { gpa: slot, len: NET_HDR_LEN, write: false },
-          { gpa: slot + NET_HDR_LEN, len: half - NET_HDR_LEN, write: false },
-          { gpa: slot + half, len: total - half, write: false },
-        ],
-        indirect,
-      );
+    if (pair !== undefined) return this.pairs[pair].send(frame, layout);
+    for (let tried = 0; tried < this.pairs.length; tried++) {
+      const p = this.pairs[this.nextTxPair];
+      this.nextTxPair = (this.nextTxPair + 1) % this.pairs.length;
+      if (p.send(frame, layout)) return true;
     }
-    this.txSlotOfHead.set(head!, slot);
-    return true;
+    return false;
   }
 
-  /** Makes queued frames visible and kicks the device if it asked for kicks. */
+  /** Makes queued frames visible on every pair and kicks the device where it asked for kicks. */
   flush(): void {
-    if (this.tx.publish()) native.eventfdWrite(this.fds[TX_KICK]);
+    for (const p of this.pairs) p.flush();
   }
 
   /** Resolves when transmitted buffers came back (at once if none is out, or the connection closed). */
   waitTxSpace(): Promise<void> {
-    if (!this.isOpen || this.tx.outstanding === 0) return Promise.resolve();
+    if (!this.isOpen || this.pairs.every((p) => p.tx.outstanding === 0)) return Promise.resolve();
     return new Promise((resolve) => this.txWaiters.push(resolve));
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const p of this.pollers) p.stop();
-    this.pollers = [];
+    for (const p of this.pairs) p.close();
     this.fe.close();
-    for (const fd of this.fds) native.close(fd);
-    this.fds.length = 0;
+    for (const f of this.fds.splice(0)) for (const fd of [f.rxKick, f.rxCall, f.txKick, f.txCall]) native.close(fd);
     for (const w of this.txWaiters.splice(0)) w();
+  }
+
+  /** Initialisation, in QEMU's order (vhost_user_backend_init, vhost_dev_init). Returns the offered features. */
+  private async init(): Promise<bigint> {
+    const fe = this.fe;
+    const offered = await fe.requestU64({ request: Request.GET_FEATURES });
+    if (!hasBit(offered, VirtioFeature.VERSION_1)) throw new VhostUserError('ENOTSUP', 'the device does not offer VERSION_1');
+    let queueNum = 1;
+    if (hasBit(offered, VirtioFeature.PROTOCOL_FEATURES)) {
+      const pf = await fe.requestU64({ request: Request.GET_PROTOCOL_FEATURES });
+      const agreed = pf & WANTED_PROTOCOL;
+      await fe.request({ request: Request.SET_PROTOCOL_FEATURES, value: agreed });
+      fe.protocolFeatures = agreed;
+      if (hasBit(agreed, ProtocolFeature.MQ)) queueNum = Number(await fe.requestU64({ request: Request.GET_QUEUE_NUM }));
+      if (hasBit(agreed, ProtocolFeature.CONFIGURE_MEM_SLOTS)) await fe.requestU64({ request: Request.GET_MAX_MEM_SLOTS });
+    }
+    if (this.queuePairs > 1 && (queueNum < this.queuePairs || !hasBit(offered, VirtioNetFeature.MQ))) {
+      throw new VhostUserError('ENOTSUP', `the device offers ${queueNum} queue pair(s), the driver wants ${this.queuePairs}`);
+    }
+    await fe.request({ request: Request.SET_OWNER });
+    await fe.requestU64({ request: Request.GET_FEATURES });
+    for (let p = 0; p < this.queuePairs; p++) {
+      const f = { rxKick: native.eventfd(), rxCall: native.eventfd(), txKick: native.eventfd(), txCall: native.eventfd() };
+      this.fds.push(f);
+      await fe.request({ request: Request.SET_VRING_CALL, index: 2 * p, fd: f.rxCall });
+      await fe.request({ request: Request.SET_VRING_CALL, index: 2 * p + 1, fd: f.txCall });
+    }
+    return offered;
   }
 
   private async negotiate(): Promise<void> {
     const fe = this.fe;
     const mem = this.opts.memory;
     const queueSize = this.opts.queueSize ?? 256;
-    for (let i = 0; i <= TX_CALL; i++) this.fds.push(native.eventfd());
-    const [rxKick, rxCall, txKick, txCall] = [RX_KICK, RX_CALL, TX_KICK, TX_CALL].map((i) => this.fds[i]);
-
-    // Initialisation, in QEMU's order (vhost_user_backend_init, vhost_dev_init).
-    const offered = await fe.requestU64({ request: Request.GET_FEATURES });
-    if (!hasBit(offered, VirtioFeature.VERSION_1)) throw new VhostUserError('ENOTSUP', 'the device does not offer VERSION_1');
-    if (hasBit(offered, VirtioFeature.PROTOCOL_FEATURES)) {
-      const pf = await fe.requestU64({ request: Request.GET_PROTOCOL_FEATURES });
-      const agreed = pf & WANTED_PROTOCOL;
-      await fe.request({ request: Request.SET_PROTOCOL_FEATURES, value: agreed });
-      fe.protocolFeatures = agreed;
-      if (hasBit(agreed, ProtocolFeature.MQ)) await fe.requestU64({ request: Request.GET_QUEUE_NUM });
-      if (hasBit(agreed, ProtocolFeature.CONFIGURE_MEM_SLOTS)) await fe.requestU64({ request: Request.GET_MAX_MEM_SLOTS });
-    }
-    await fe.request({ request: Request.SET_OWNER });
-    await fe.requestU64({ request: Request.GET_FEATURES });
-    await fe.request({ request: Request.SET_VRING_CALL, index: 0, fd: rxCall });
-    await fe.request({ request: Request.SET_VRING_CALL, index: 1, fd: txCall });
+    const offered = await this.init();
 
     // Start (vhost_dev_start): features, memory, then each ring, then enable.
     let wanted = bit(VirtioFeature.VERSION_1) | bit(VirtioFeature.PROTOCOL_FEATURES);
     if (this.opts.eventIdx ?? true) wanted |= bit(VirtioFeature.RING_EVENT_IDX);
     if (this.opts.mrgRxbuf ?? true) wanted |= bit(VirtioNetFeature.MRG_RXBUF);
     if (this.opts.indirect ?? true) wanted |= bit(VirtioFeature.RING_INDIRECT_DESC);
+    if (this.queuePairs > 1) wanted |= bit(VirtioNetFeature.MQ);
     this.features = offered & wanted;
     await fe.request({ request: Request.SET_FEATURES, value: this.features });
     await this.sendMemTable();
 
-    const eventIdx = hasBit(this.features, VirtioFeature.RING_EVENT_IDX);
-    this.rx = new DriverRing(mem, queueSize, eventIdx);
-    this.tx = new DriverRing(mem, queueSize, eventIdx);
-    const { tx: txRegion, rx: rxRegion } = this.opts.bufferRegions ?? {};
-    for (let i = 0; i < queueSize; i++) this.txSlots.push(mem.alloc(TX_SLOT, 64, txRegion));
+    for (let p = 0; p < this.queuePairs; p++) {
+      const pair = new NetQueuePair({
+        fds: this.fds[p],
+        memory: mem,
+        queueSize,
+        features: this.features,
+        mrgRxbuf: this.mrgRxbuf,
+        rxBufferSize: this.opts.rxBufferSize ?? 1024,
+        rxBuffers: this.opts.rxBuffers ?? queueSize,
+        bufferRegions: this.opts.bufferRegions ?? {},
+        onFrames: (frames) => {
+          this.received += frames.length;
+          this.opts.onFrames?.(frames, p);
+        },
+        onTxSpace: () => {
+          for (const w of this.txWaiters.splice(0)) w();
+        },
+      });
+      this.pairs.push(pair);
+      await this.setUpRings(p, pair, queueSize);
+    }
+    if (hasBit(this.features, VirtioFeature.PROTOCOL_FEATURES)) {
+      for (let index = 0; index < 2 * this.queuePairs; index++) {
+        await fe.request({ request: Request.SET_VRING_ENABLE, index, num: 1 }, { needReply: true });
+      }
+    }
+    if (hasBit(fe.protocolFeatures, ProtocolFeature.STATUS)) {
+      await fe.request({ request: Request.SET_STATUS, value: BigInt(STATUS_DRIVER_OK) }, { needReply: true });
+    }
+    for (const pair of this.pairs) pair.start();
+  }
+
+  private async setUpRings(p: number, pair: NetQueuePair, queueSize: number): Promise<void> {
+    const mem = this.opts.memory;
     for (const [index, ring, kick, call] of [
-      [0, this.rx, rxKick, rxCall],
-      [1, this.tx, txKick, txCall],
+      [2 * p, pair.rx, pair.rxKick, pair.rxCall],
+      [2 * p + 1, pair.tx, pair.txKick, pair.txCall],
     ] as const) {
-      await fe.request({ request: Request.SET_VRING_NUM, index, num: queueSize });
-      await fe.request({ request: Request.SET_VRING_BASE, index, num: 0 });
-      await fe.request({
+      await this.fe.request({ request: Request.SET_VRING_NUM, index, num: queueSize });
+      await this.fe.request({ request: Request.SET_VRING_BASE, index, num: 0 });
+      await this.fe.request({
         request: Request.SET_VRING_ADDR,
         index,
         flags: 0,
@@ -235,23 +265,9 @@ export class VirtioNetDriver {
         availUserAddr: mem.userAddr(ring.availGpa),
         logGuestAddr: 0n,
       });
-      await fe.request({ request: Request.SET_VRING_KICK, index, fd: kick });
-      await fe.request({ request: Request.SET_VRING_CALL, index, fd: call });
+      await this.fe.request({ request: Request.SET_VRING_KICK, index, fd: kick });
+      await this.fe.request({ request: Request.SET_VRING_CALL, index, fd: call });
     }
-    if (hasBit(this.features, VirtioFeature.PROTOCOL_FEATURES)) {
-      for (const index of [0, 1]) await fe.request({ request: Request.SET_VRING_ENABLE, index, num: 1 }, { needReply: true });
-    }
-    if (hasBit(fe.protocolFeatures, ProtocolFeature.STATUS)) {
-      await fe.request({ request: Request.SET_STATUS, value: BigInt(STATUS_DRIVER_OK) }, { needReply: true });
-    }
-
-    this.pollers.push(new native.Poller(rxCall, () => this.onRxCall()));
-    this.pollers.push(new native.Poller(txCall, () => this.onTxCall()));
-    this.rx.armCall();
-    this.tx.armCall();
-    this.rxSlotSize = this.mrgRxbuf ? (this.opts.rxBufferSize ?? 1024) : RX_SLOT_NO_MRG;
-    for (let n = 0; n < (this.opts.rxBuffers ?? queueSize) && this.postRxBuffer(mem.alloc(this.rxSlotSize, 64, rxRegion)); n++);
-    if (this.rx.publish()) native.eventfdWrite(rxKick);
   }
 
   /**
@@ -267,82 +283,5 @@ export class VirtioNetDriver {
       throw new VhostUserError('ENOTSUP', `${table.length} memory regions need CONFIGURE_MEM_SLOTS, which was not negotiated`);
     }
     for (const { fd, ...region } of rest) await this.fe.request({ request: Request.ADD_MEM_REG, region, fd }, { needReply: true });
-  }
-
-  /** Adds one receive buffer at `slot`; false when the ring is full. */
-  private postRxBuffer(slot: number): boolean {
-    const head = this.mrgRxbuf
-      ? this.rx.add([{ gpa: slot, len: this.rxSlotSize, write: true }])
-      : this.rx.add([
-          { gpa: slot, len: NET_HDR_LEN, write: true },
-          { gpa: slot + NET_HDR_LEN, len: this.rxSlotSize - NET_HDR_LEN, write: true },
-        ]);
-    if (head === null) return false;
-    this.rxSlotOfHead.set(head, slot);
-    return true;
-  }
-
-  private onRxCall(): void {
-    if (this.closed) return;
-    native.eventfdRead(this.fds[RX_CALL]);
-    const frames: Buffer[] = [];
-    do {
-      // Look up every slot before reposting any: a reposted buffer may reuse a head of this batch.
-      const used: { slot: number; len: number }[] = [];
-      for (const { id, len } of this.rx.takeUsed()) {
-        const slot = this.rxSlotOfHead.get(id);
-        if (slot === undefined) continue; // a raw buffer a hostile-guest test posted
-        this.rxSlotOfHead.delete(id);
-        used.push({ slot, len });
-      }
-      for (const { slot, len } of used) {
-        const frame = this.receiveBuffer(slot, len);
-        if (frame) frames.push(frame);
-      }
-      for (const { slot } of used) this.postRxBuffer(slot);
-    } while (this.rx.armCall());
-    if (this.rx.publish()) native.eventfdWrite(this.fds[RX_KICK]);
-    this.received += frames.length;
-    if (frames.length) this.opts.onFrames?.(frames);
-  }
-
-  /** Turns one used receive buffer into a frame, or part of one (mergeable buffers). */
-  private receiveBuffer(slot: number, len: number): Buffer | null {
-    if (len > this.rxSlotSize) throw new VhostUserError('EPROTO', `device wrote ${len} bytes into a ${this.rxSlotSize}-byte buffer`);
-    const data = this.opts.memory.view(slot, len);
-    if (this.partial) {
-      this.partial.parts.push(Buffer.from(data));
-      if (--this.partial.left > 0) return null;
-      const frame = Buffer.concat(this.partial.parts);
-      this.partial = null;
-      return frame;
-    }
-    if (len < NET_HDR_LEN) {
-      // The device gave the buffer back unused (it dropped a frame): Linux counts this and goes on.
-      this.rxEmpty++;
-      return null;
-    }
-    const numBuffers = data.readUInt16LE(10);
-    const body = Buffer.from(data.subarray(NET_HDR_LEN));
-    if (numBuffers === 0 || (!this.mrgRxbuf && numBuffers !== 1)) {
-      throw new VhostUserError('EPROTO', `num_buffers is ${numBuffers}`);
-    }
-    if (numBuffers === 1) return body;
-    this.partial = { parts: [body], left: numBuffers - 1 };
-    return null;
-  }
-
-  private onTxCall(): void {
-    if (this.closed) return;
-    native.eventfdRead(this.fds[TX_CALL]);
-    do {
-      for (const { id } of this.tx.takeUsed()) {
-        const slot = this.txSlotOfHead.get(id);
-        if (slot === undefined) continue; // a raw chain a hostile-guest test posted
-        this.txSlots.push(slot);
-        this.txSlotOfHead.delete(id);
-      }
-    } while (this.tx.armCall());
-    for (const w of this.txWaiters.splice(0)) w();
   }
 }
