@@ -40,7 +40,7 @@ Options:
   --client             connect to PATH (a front-end listening, e.g. QEMU -chardev socket,server=on)
                        instead of listening, and reconnect whenever the connection drops.
 ${portHelp()}
-  --queues N           queue pairs the device reports (1..${MAX_QUEUE_PAIRS}, default 1).
+  --queues N           queue pairs the device reports (1..${MAX_QUEUE_PAIRS}, default 1); with --tap, one tap queue each.
   --workers N          worker threads serving the queue pairs (1..queues, default: one per pair);
                        pair p is served by worker p % N. Threads are named vhu-<device>-w<k>.
   --mtu N              offer VIRTIO_NET_F_MTU and accept NET_SET_MTU up to N (68..65535).

@@ -202,7 +202,8 @@ int VhostDevice::GetVringBase(int qi, uint16_t* base, std::string* err) {
   *base = queue.ring.last_avail();
   // The ring is stopped: it starts again only after a new kick fd (vhost-user "Starting and
   // stopping rings").
-  queue.enabled = false;
+  std::string why;
+  if (SetEnabled(qi, false, &why) != 0) Report(why);
   CloseFd(&queue.kick_fd);
   return 0;
 }
@@ -231,8 +232,21 @@ int VhostDevice::SetVringErr(int q, int fd, std::string* err) { return SetVringF
 int VhostDevice::SetVringEnable(int qi, bool on, std::string* err) {
   if (!CheckQueue(qi, err)) return EINVAL;
   Quiesce q = Quiesce::ForQueue(this, qi);
+  return SetEnabled(qi, on, err);
+}
+
+bool VhostDevice::GroupEnabled(int group) const {
+  for (int i = 0; i < queues_per_group_; i++)
+    if (!queues_[group * queues_per_group_ + i].enabled) return false;
+  return true;
+}
+
+int VhostDevice::SetEnabled(int qi, bool on, std::string* err) {
+  int group = qi / queues_per_group_;
+  bool was = GroupEnabled(group);
   queues_[qi].enabled = on;
-  return 0;
+  bool now = GroupEnabled(group);
+  return now == was ? 0 : OnGroupEnable(group, now, err);
 }
 
 void VhostDevice::StopAndClear() {

@@ -81,6 +81,9 @@ class VhostDevice {
   // returns whether anything moved. `arm_when_idle` false while the worker busy-polls: leave the
   // guest's kicks suppressed.
   virtual bool ServiceGroup(int group, bool arm_when_idle, const StopCheck& should_stop) = 0;
+  // Every queue of `group` is now enabled (`on`), or one of them no longer is (SET_VRING_ENABLE,
+  // GET_VRING_BASE). Runs with the group's worker stopped (the others may run).
+  virtual int OnGroupEnable(int group, bool on, std::string* err) { return 0; }
   // Fds of `group` the worker must watch besides the kicks (edge-triggered), e.g. a tap's.
   virtual std::vector<int> GroupWatchFds(int group) const { return {}; }
   // The front-end went away: drop the kind's per-connection state.
@@ -105,6 +108,9 @@ class VhostDevice {
   // Reset without the kind's hook (the destructor's: the kind is gone by then).
   void StopAndClear();
   bool CheckQueue(int q, std::string* err) const;
+  bool GroupEnabled(int group) const;
+  // Sets queue q's enable and calls OnGroupEnable when that changed its group's.
+  int SetEnabled(int q, bool on, std::string* err);
   int SetVringFd(int q, int fd, int Queue::*slot, const char* what, std::string* err);
   int AttachQueue(Queue& q, std::string* err);
   void Reattach();

@@ -3,7 +3,21 @@
 namespace vhost {
 
 NetDevice::NetDevice(std::vector<std::unique_ptr<Port>> ports, int workers)
-    : VhostDevice(static_cast<int>(ports.size()), 2, workers), ports_(std::move(ports)) {}
+    : VhostDevice(static_cast<int>(ports.size()), 2, workers), ports_(std::move(ports)) {
+  DeactivateExtraPairs();
+}
+
+void NetDevice::DeactivateExtraPairs() {
+  for (size_t p = 1; p < ports_.size(); p++) {
+    std::string err;
+    if (ports_[p]->OnActive(false, &err) != 0) reporter()(err);
+  }
+}
+
+int NetDevice::OnGroupEnable(int pair, bool on, std::string* err) {
+  if (pair == 0 || ports_.empty()) return 0;  // closed: no port left to tell
+  return ports_[pair]->OnActive(on, err);
+}
 
 int NetDevice::OnFeatures(uint64_t features, std::string* err) {
   settings_ = NetSettings::FromFeatures(features);
@@ -28,6 +42,7 @@ std::vector<int> NetDevice::GroupWatchFds(int pair) const {
 void NetDevice::OnReset() {
   settings_ = NetSettings();
   for (auto& port : ports_) port->OnReset();
+  DeactivateExtraPairs();
 }
 
 void NetDevice::OnClose() { ports_.clear(); }

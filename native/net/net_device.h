@@ -3,6 +3,8 @@
 // frames go to. Queues come in RX/TX pairs (queue 2p receives, 2p+1 transmits), one service group
 // each, and every pair has its own port instance: ports keep per-burst scratch state (the frame in
 // hand, reservations, copy jobs), and two workers serving two pairs must never share it.
+// A port knows whether its pair is active (Port::OnActive): the first pair always is (the driver
+// always has queue pair 0), the others while the driver enables both their rings.
 #pragma once
 
 #include <memory>
@@ -26,10 +28,13 @@ class NetDevice final : public VhostDevice {
 
  private:
   int OnFeatures(uint64_t features, std::string* err) override;
+  int OnGroupEnable(int pair, bool on, std::string* err) override;
   bool ServiceGroup(int pair, bool arm_when_idle, const StopCheck& should_stop) override;
   std::vector<int> GroupWatchFds(int pair) const override;
   void OnReset() override;
   void OnClose() override;
+  // Pairs past the first back to inactive, as for a new connection (their rings are disabled).
+  void DeactivateExtraPairs();
 
   std::vector<std::unique_ptr<Port>> ports_;  // indexed by pair; empty once closed
   NetSettings settings_;

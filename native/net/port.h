@@ -37,6 +37,9 @@ class Port {
   virtual bool Service(PairContext& c) = 0;
   // The driver's features changed (SET_FEATURES). Returns 0 or an errno with *err set.
   virtual int OnFeatures(uint64_t features, const NetSettings& settings, std::string* err) { return 0; }
+  // The pair became active (the driver enabled both its rings) or inactive; pairs past the first
+  // start inactive. Runs with the pair's worker stopped. Returns 0 or an errno with *err set.
+  virtual int OnActive(bool active, std::string* err) { return 0; }
   // Fds of its queue pair the worker must watch besides the kicks (edge-triggered).
   virtual std::vector<int> WatchFds() const { return {}; }
   // The front-end went away: drop per-connection state (frames held for the guest).

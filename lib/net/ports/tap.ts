@@ -1,7 +1,8 @@
 /**
  * The tap port: the device's frames go to a Linux tap interface and come from it
  * (native/net/ports/tap.cc). The virtio-net header passes through unchanged, so the host kernel does
- * the checksum and segmentation offloads the guest negotiated.
+ * the checksum and segmentation offloads the guest negotiated. The tap is multiqueue: each queue pair
+ * (--queues) is one queue of the interface.
  */
 import { bit } from '../../protocol/constants';
 import { VirtioNetFeature } from '../features';
@@ -41,12 +42,12 @@ export const tap = definePort({
         'connect the device to the Linux tap interface NAME (implies --port tap),\n' +
         'creating it if absent (needs root or CAP_NET_ADMIN). Checksum and TSO offloads\n' +
         'the guest negotiates are passed to the host kernel. Bring the interface up and\n' +
-        'address it on the host side as usual (ip link set NAME up). One --socket only.',
+        'address it on the host side as usual (ip link set NAME up). One --socket only.\n' +
+        'The tap is multiqueue: each of --queues N pairs is one tap queue (an existing\n' +
+        'tap must have been made with `ip tuntap add NAME mode tap vnet_hdr multi_queue`).',
     },
   ],
   features: TAP_OFFLOADS,
-  // One tap file descriptor serves one queue pair; IFF_MULTI_QUEUE would lift both limits.
-  maxQueuePairs: 1,
   singleDevice: true,
   describe: ({ tap }) => ` ${tap}`,
   native: ({ tap }) => ({ tap: String(tap) }),

@@ -42,7 +42,8 @@ std::unique_ptr<TapPort> TapPort::Open(const std::string& ifname, int* err_no, s
   }
   ifreq ifr{};
   memcpy(ifr.ifr_name, ifname.data(), ifname.size());
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  // Always multiqueue: every queue pair opens its own queue of the interface, one pair is one queue.
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE;
   int hdr = static_cast<int>(kNetHdrMrg);
   unsigned offload = 0;
   const char* step = "TUNSETIFF";
@@ -53,7 +54,12 @@ std::unique_ptr<TapPort> TapPort::Open(const std::string& ifname, int* err_no, s
     *err_no = errno;
     *err = "tap " + ifname + ": " + step + ": " + strerror(errno);
     if (errno == EPERM)
-      *err += " (run as root, or create it first with `ip tuntap add " + ifname + " mode tap vnet_hdr user $USER`)";
+      *err += " (run as root, or create it first with `ip tuntap add " + ifname +
+              " mode tap vnet_hdr multi_queue user $USER`)";
+    // The kernel refuses IFF_MULTI_QUEUE on a tap created without it.
+    if (errno == EINVAL && strcmp(step, "TUNSETIFF") == 0)
+      *err += " (it exists without multi_queue: delete it with `ip link del " + ifname +
+              "`, or create it with `ip tuntap add " + ifname + " mode tap vnet_hdr multi_queue`)";
     if (errno == EBUSY) *err += " (another process holds the tap; stop it or choose another --tap name)";
     close(fd);
     return nullptr;
@@ -77,6 +83,21 @@ int TapPort::OnFeatures(uint64_t features, const NetSettings& settings, std::str
     *err = "tap " + ifname_ + ": setting header size/offloads: " + strerror(e);
     return e;
   }
+  return 0;
+}
+
+// TUNSETQUEUE: a detached queue is no longer one the kernel picks for frames to the guest, so none
+// wait on a queue whose pair the guest does not serve; the interface keeps its other queues.
+int TapPort::OnActive(bool active, std::string* err) {
+  if (active == attached_) return 0;
+  ifreq ifr{};
+  ifr.ifr_flags = active ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
+  if (ioctl(fd_, TUNSETQUEUE, &ifr) != 0) {
+    int e = errno;
+    *err = "tap " + ifname_ + ": " + (active ? "attaching" : "detaching") + " a queue: " + strerror(e);
+    return e;
+  }
+  attached_ = active;
   return 0;
 }
 

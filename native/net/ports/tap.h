@@ -1,5 +1,6 @@
 // The tap port: the device's frames go to a Linux tap interface and come from it
-// (/dev/net/tun, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR). The virtio-net header passes through
+// (/dev/net/tun, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE: each queue pair's port opens
+// its own queue of the same interface, attached while the pair is active). The virtio-net header passes through
 // unchanged in both directions, so checksum and segmentation offloads the guest negotiated are
 // done by the host kernel, never in software here; the tap is told which offloads the guest can
 // receive (TUNSETOFFLOAD) and how long the header is (TUNSETVNETHDRSZ).
@@ -28,6 +29,7 @@ class TapPort : public Port {
   bool Service(PairContext& c) override;
   int OnFeatures(uint64_t features, const NetSettings& settings, std::string* err) override;
   std::vector<int> WatchFds() const override { return {fd_}; }
+  int OnActive(bool active, std::string* err) override;
   void OnReset() override { pending_len_ = 0; }
 
  private:
@@ -47,6 +49,7 @@ class TapPort : public Port {
   std::vector<uint8_t> bounce_;
   uint32_t pending_len_ = 0;  // a frame read from the tap that waits for guest buffers
   bool tx_error_reported_ = false;
+  bool attached_ = true;  // TUNSETIFF attaches the queue it opens
 };
 
 }  // namespace vhost
