@@ -55,7 +55,7 @@ describe('vhost-user CLI', () => {
 
   it('refuses a bad port option or combination in one line, before building anything, without a stack trace', () => {
     const cases: [string[], string][] = [
-      [['net', '--socket', '/tmp/x.sock', '--tap', 'T', '--queues', '2'], 'the tap port serves one queue pair for now (--queues 1)'],
+      [['net', '--socket', '/tmp/x.sock', '--tap', 'T', '--queues', '17'], '--queues must be an integer in 1..16'],
       [['net', '--socket', '/tmp/x.sock', '--socket', '/tmp/y.sock', '--tap', 'T'], 'the tap port serves one device: give one --socket'],
       [['net', '--socket', '/tmp/x.sock', '--tap', 'a-name-too-long-for-linux'], '--tap must be 1..15 characters'],
       [['net', '--socket', '/tmp/x.sock', '--port', 'tap'], '--port tap needs --tap NAME'],

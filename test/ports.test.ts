@@ -161,7 +161,7 @@ describe('port registry', () => {
   });
 
   it('checks port options in TypeScript, one line each', () => {
-    expect(() => new NetDevice({ tap: 'T', queuePairs: 2 })).toThrow('the tap port serves one queue pair for now (--queues 1)');
+    expect(() => new NetDevice({ tap: 'T', queuePairs: 17 })).toThrow('queue pairs must be an integer in 1..16, got 17');
     expect(() => new NetDevice({ port: 'sink', tap: 'T' })).toThrow("--tap needs the tap port, not 'sink'");
     expect(() => new NetDevice({ port: 'tap' })).toThrow("the tap port needs the tap interface name (option 'tap', --tap NAME)");
     expect(() => new NetDevice({ port: 'nope' as PortKind })).toThrow("port must be one of loopback, tap, sink, source, got 'nope'");
