@@ -440,14 +440,32 @@ describe('memory slots (CONFIGURE_MEM_SLOTS)', () => {
     const m = memfd(1 << 20);
     await fe.request({ request: Request.ADD_MEM_REG, region: region(0), fd: m.fd }, { needReply: true });
 
-    // Same guest range again: overlap.
-    const p1 = fe.request({ request: Request.ADD_MEM_REG, region: region(0), fd: m.fd }, { needReply: true });
+    // Same guest range again, from another front-end address: overlap.
+    const p1 = fe.request(
+      { request: Request.ADD_MEM_REG, region: { ...region(0), userAddr: region(5).userAddr }, fd: m.fd },
+      { needReply: true },
+    );
     await expectNack(p1);
     // Beyond the end of the file.
     const p2 = fe.request({ request: Request.ADD_MEM_REG, region: region(1, 2n << 20n), fd: m.fd }, { needReply: true });
     await expectNack(p2);
     expect(mappingsOf(m.name)).toBe(1);
 
+    await fe.request({ request: Request.REM_MEM_REG, region: region(0), fd: m.fd }, { needReply: true });
+    native.close(m.fd);
+    expect(mappingsOf(m.name)).toBe(0);
+    expect(fdKinds()).toEqual(before);
+  });
+
+  it('counts an identical ADD_MEM_REG (QEMU before 8.0 sends one per queue pair): mapped once, gone with the last REM_MEM_REG', async () => {
+    const fe = await negotiated();
+    const before = fdKinds();
+    const m = memfd(1 << 20);
+    await fe.request({ request: Request.ADD_MEM_REG, region: region(0), fd: m.fd }, { needReply: true });
+    await fe.request({ request: Request.ADD_MEM_REG, region: region(0), fd: m.fd }, { needReply: true });
+    expect(mappingsOf(m.name)).toBe(1);
+    await fe.request({ request: Request.REM_MEM_REG, region: region(0), fd: m.fd }, { needReply: true });
+    expect(mappingsOf(m.name)).toBe(1);
     await fe.request({ request: Request.REM_MEM_REG, region: region(0), fd: m.fd }, { needReply: true });
     native.close(m.fd);
     expect(mappingsOf(m.name)).toBe(0);

@@ -28,6 +28,17 @@ int GuestMemory::Add(const RegionSpec& s, int fd, std::string* err) {
     *err = why;
     return code;
   };
+  struct stat st;
+  if (fstat(fd, &st) != 0) return fail(errno, std::string("fstat of region fd: ") + strerror(errno));
+  for (int i = 0; i < count_; i++) {
+    MappedRegion& o = regions_[i];
+    if (o.spec.guest_phys_addr == s.guest_phys_addr && o.spec.size == s.size && o.spec.user_addr == s.user_addr &&
+        o.spec.mmap_offset == s.mmap_offset && o.file_dev == st.st_dev && o.file_ino == st.st_ino) {
+      close(fd);
+      o.refs++;
+      return 0;
+    }
+  }
   if (count_ >= kMaxRegions) return fail(ENOSPC, "too many memory regions (limit " + std::to_string(kMaxRegions) + ")");
   if (s.size == 0) return fail(EINVAL, "memory region of size 0");
   uint64_t end;
@@ -42,8 +53,6 @@ int GuestMemory::Add(const RegionSpec& s, int fd, std::string* err) {
     if (Overlaps(o.user_addr, o.size, s.user_addr, s.size))
       return fail(EINVAL, "memory region overlaps another region's front-end address range");
   }
-  struct stat st;
-  if (fstat(fd, &st) != 0) return fail(errno, std::string("fstat of region fd: ") + strerror(errno));
   uint64_t need = s.mmap_offset + s.size;
   // mmap past the end of a file succeeds but faults on access: refuse it here.
   if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) < need)
@@ -65,6 +74,9 @@ int GuestMemory::Add(const RegionSpec& s, int fd, std::string* err) {
   r.map_base = base;
   r.map_len = static_cast<size_t>(need);
   r.host = static_cast<uint8_t*>(base) + s.mmap_offset;
+  r.file_dev = st.st_dev;
+  r.file_ino = st.st_ino;
+  r.refs = 1;
   last_hit_ = at;
   return 0;
 }
@@ -73,6 +85,7 @@ bool GuestMemory::Remove(const RegionSpec& s) {
   for (int i = 0; i < count_; i++) {
     const RegionSpec& o = regions_[i].spec;
     if (o.guest_phys_addr == s.guest_phys_addr && o.size == s.size && o.user_addr == s.user_addr) {
+      if (--regions_[i].refs > 0) return true;
       munmap(regions_[i].map_base, regions_[i].map_len);
       for (int j = i + 1; j < count_; j++) regions_[j - 1] = regions_[j];
       count_--;

@@ -6,6 +6,8 @@
 // region is a binary search, so 509 slots (QEMU's memory hotplug) cost O(log n) per miss.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -24,6 +26,9 @@ struct MappedRegion {
   uint8_t* host;   // host address of guest_phys_addr (map_base + mmap_offset)
   void* map_base;  // what mmap returned
   size_t map_len;
+  dev_t file_dev;  // the backing file, to recognise the same region added again
+  ino_t file_ino;
+  int refs;  // times added (QEMU before 8.0 adds each region once per queue pair), removes to go
 };
 
 class GuestMemory {
@@ -40,10 +45,12 @@ class GuestMemory {
 
   // Maps `fd` for `spec`. The fd is always consumed (closed), mapped or not. On failure returns an
   // errno-style code and fills *err with what was wrong; the table is unchanged. The new region
-  // is inserted in guest-physical order (callers quiesce readers around every change).
+  // is inserted in guest-physical order (callers quiesce readers around every change). A region
+  // identical to one in the table (all of spec, same file) is not mapped again but counted: QEMU
+  // before 8.0 sends ADD_MEM_REG and REM_MEM_REG once per queue pair of a multiqueue device.
   int Add(const RegionSpec& spec, int fd, std::string* err);
-  // Removes the region that matches gpa/size/user_addr exactly, keeping the others in order.
-  // Returns false if none does.
+  // Removes the region that matches gpa/size/user_addr exactly (unmapped once removed as often as
+  // it was added), keeping the others in order. Returns false if none does.
   bool Remove(const RegionSpec& spec);
   void Clear();
   int count() const { return count_; }
