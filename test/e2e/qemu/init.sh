@@ -7,6 +7,8 @@
 #   vhu.mb=50            tcp-tx: MiB sent (random data made in /tmp, a tmpfs)
 #   vhu.port=5001        tcp-tx connects to host:port, tcp-rx to host:port+1
 #   vhu.count=20  vhu.interval=1                      ping
+#   vhu.tx_cpu=N  vhu.rx_cpu=N   tcp-tx / tcp-rx run on CPU N (taskset): with several queue pairs the
+#                        driver maps CPU i to TX queue i, so each transfer leaves on a queue of its own
 #   vhu.timeout=120      the guest powers itself off after this many seconds, whatever it is doing
 #
 # Output, one line each (the host parses them; keep them single-line, key=value, no spaces in values):
@@ -41,6 +43,7 @@ die() {
 
 # Parameters: vhu.KEY=VALUE -> P_KEY (KEY restricted to [a-z0-9_] before it reaches eval).
 P_run=link P_ip=10.0.2.15/24 P_host=10.0.2.1 P_iface=eth0 P_mb=50 P_port=5001 P_count=20 P_interval=1 P_timeout=120
+P_tx_cpu= P_rx_cpu=
 for w in $(cat /proc/cmdline); do
 	case "$w" in
 	vhu.*=*)
@@ -120,6 +123,12 @@ sc_ping_loop() {
 }
 
 md5_of() { md5sum "$1" | cut -d' ' -f1; }
+# on_cpu N cmd...: cmd on CPU N, or wherever the scheduler puts it when N is empty.
+on_cpu() {
+	cpu=$1
+	shift
+	if [ -n "$cpu" ]; then taskset -c "$cpu" "$@"; else "$@"; fi
+}
 
 sc_tcp_tx() {
 	dd if=/dev/urandom of=/tmp/tx.bin bs=1048576 count="$P_mb" 2>/dev/null || {
@@ -130,7 +139,7 @@ sc_tcp_tx() {
 	bytes=$(wc -c </tmp/tx.bin)
 	echo "VHU-INFO tcp-tx md5=$md5 bytes=$bytes"
 	t0=$(uptime_s)
-	nc -w 5 "$P_host" "$P_port" </tmp/tx.bin
+	on_cpu "$P_tx_cpu" nc -w 5 "$P_host" "$P_port" </tmp/tx.bin
 	rc=$?
 	t1=$(uptime_s)
 	rm -f /tmp/tx.bin
@@ -139,7 +148,7 @@ sc_tcp_tx() {
 
 sc_tcp_rx() {
 	t0=$(uptime_s)
-	nc -w 5 "$P_host" $((P_port + 1)) </dev/null >/tmp/rx.bin
+	on_cpu "$P_rx_cpu" nc -w 5 "$P_host" $((P_port + 1)) </dev/null >/tmp/rx.bin
 	rc=$?
 	t1=$(uptime_s)
 	echo "VHU-RESULT tcp-rx md5=$(md5_of /tmp/rx.bin) bytes=$(wc -c </tmp/rx.bin) rc=$rc secs=$(elapsed "$t0" "$t1")"

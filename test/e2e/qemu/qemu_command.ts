@@ -30,6 +30,10 @@ export interface GuestOptions {
   netdev?: string;
   /** Run QEMU inside this network namespace (`ip netns exec`). */
   netns?: string;
+  /** Virtual CPUs (`-smp`). Default 1. */
+  smp?: number;
+  /** Queue pairs of the vhost-user NIC: more than 1 adds `queues=N` to its netdev and `mq=on` to the device. Default 1. */
+  queuePairs?: number;
   /** Guest RAM in MiB. Default 256. */
   memoryMiB?: number;
   /** Copy each console line to stderr as it arrives. Default: VHOST_USER_E2E_ECHO=1 in the environment. */
@@ -64,7 +68,17 @@ function nicArgs(opts: GuestOptions): string[] {
     chardev.push('-chardev', `socket,id=c0,path=${opts.socketPath}${opts.server ? ',server=on,wait=off' : ''}`);
     netdev = 'vhost-user,id=n0,chardev=c0';
   }
-  const device = ['virtio-net-pci', 'netdev=n0', `mac=${opts.mac ?? GUEST_MAC}`, 'romfile=', 'vectors=0', ...words(opts.deviceOptions)]
+  const mq = (opts.queuePairs ?? 1) > 1;
+  if (mq) netdev += `,queues=${opts.queuePairs}`;
+  const device = [
+    'virtio-net-pci',
+    'netdev=n0',
+    `mac=${opts.mac ?? GUEST_MAC}`,
+    'romfile=',
+    'vectors=0',
+    mq ? 'mq=on' : '',
+    ...words(opts.deviceOptions),
+  ]
     .filter(Boolean)
     .join(',');
   return [...chardev, '-netdev', netdev, '-device', device];
@@ -83,6 +97,7 @@ export function qemuArgs(boot: BootFiles, opts: GuestOptions): string[] {
     'tcg',
     '-cpu',
     'max',
+    ...(opts.smp ? ['-smp', String(opts.smp)] : []),
     '-m',
     mem,
     '-machine',
