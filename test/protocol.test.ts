@@ -472,6 +472,20 @@ describe('memory slots (CONFIGURE_MEM_SLOTS)', () => {
     expect(fdKinds()).toEqual(before);
   });
 
+  it('bounds that count: the 1025th identical ADD_MEM_REG is nacked, its fd closed, the region kept', async () => {
+    const fe = await negotiated();
+    const before = fdKinds();
+    const m = memfd(1 << 20);
+    for (let i = 0; i < 1024; i++) await fe.request({ request: Request.ADD_MEM_REG, region: region(0), fd: m.fd }, { needReply: true });
+    await expectNack(fe.request({ request: Request.ADD_MEM_REG, region: region(0), fd: m.fd }, { needReply: true }));
+    expect(mappingsOf(m.name)).toBe(1);
+    expect(warnings().some((w) => /added 1024 times already \(limit 1024\)/.test(w))).toBe(true);
+    for (let i = 0; i < 1024; i++) await fe.request({ request: Request.REM_MEM_REG, region: region(0), fd: m.fd }, { needReply: true });
+    native.close(m.fd);
+    expect(mappingsOf(m.name)).toBe(0);
+    expect(fdKinds()).toEqual(before);
+  });
+
   it('refuses ADD_MEM_REG when CONFIGURE_MEM_SLOTS was not negotiated, closing its fd', async () => {
     const fe = await negotiated(bit(ProtocolFeature.REPLY_ACK));
     const before = fdKinds();

@@ -34,6 +34,10 @@ int GuestMemory::Add(const RegionSpec& s, int fd, std::string* err) {
     MappedRegion& o = regions_[i];
     if (o.spec.guest_phys_addr == s.guest_phys_addr && o.spec.size == s.size && o.spec.user_addr == s.user_addr &&
         o.spec.mmap_offset == s.mmap_offset && o.file_dev == st.st_dev && o.file_ino == st.st_ino) {
+      if (o.refs >= kMaxRegionRefs) {
+        return fail(ENOSPC, "memory region added " + std::to_string(o.refs) + " times already (limit " +
+                                std::to_string(kMaxRegionRefs) + ")");
+      }
       close(fd);
       o.refs++;
       return 0;

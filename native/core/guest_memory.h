@@ -37,6 +37,9 @@ class GuestMemory {
   // memory hotplug. The table is a fixed array (~28 KiB) inside the object: it never reallocates
   // under a reader, and the inline fast path below stays one indexed load as with fewer slots.
   static constexpr int kMaxRegions = 509;
+  // Times one region may be added again (QEMU before 8.0: once per vhost device, i.e. per queue
+  // pair); the bound keeps a hostile front-end from overflowing the count.
+  static constexpr int kMaxRegionRefs = 1024;
 
   GuestMemory() = default;
   ~GuestMemory() { Clear(); }
