@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { VhostUserBackend } from '../lib/backend';
-import { NetDevice } from '../lib/net/device';
+import { NetDevice, type NetDeviceOptions } from '../lib/net/device';
 import { GuestMemory } from '../lib/frontend/guest_memory';
 import { VirtioNetDriver } from '../lib/frontend/net_driver';
 import { hasProgram, hasTun, isRoot, missing, run, skipUnless } from './helpers/peers';
@@ -74,46 +74,65 @@ function echoRequest(dstMac: Buffer, seq: number, payloadLen: number, mac = GUES
   return Buffer.concat([eth, ip, icmp]);
 }
 
-describe.skipIf(skip)('tap port', () => {
-  let dir: string;
-  let backend: VhostUserBackend;
-  let memory: GuestMemory;
-  const warnings: string[] = [];
+/**
+ * A back-end on tap `tapName`, the tap moved into its own network namespace `ns` and addressed
+ * there (nothing of these tests touches the machine's network), and guest memory for a driver.
+ */
+class TapBackend {
+  backend!: VhostUserBackend;
+  memory!: GuestMemory;
+  readonly warnings: string[] = [];
+  private dir = '';
 
-  beforeAll(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-tap-'));
-    backend = new VhostUserBackend({
-      socketPath: path.join(dir, 'net.sock'),
-      device: { tap: TAP },
-      log: (level, m) => level === 'warn' && warnings.push(m),
+  constructor(
+    private readonly ns: string,
+    private readonly tapName: string,
+    private readonly device: NetDeviceOptions,
+  ) {}
+
+  setUp(): void {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-tap-'));
+    this.backend = new VhostUserBackend({
+      socketPath: path.join(this.dir, 'net.sock'),
+      device: { ...this.device, tap: this.tapName },
+      log: (level, m) => level === 'warn' && this.warnings.push(m),
     });
-    backend.start();
-    // The host side lives in its own namespace: nothing of this test touches the machine's network.
-    run('ip', ['netns', 'add', NS]);
-    run('ip', ['link', 'set', TAP, 'netns', NS]);
-    run('ip', ['-n', NS, 'link', 'set', TAP, 'up']);
-    run('ip', ['-n', NS, 'addr', 'add', `${HOST_IP.join('.')}/24`, 'dev', TAP]);
-    memory = new GuestMemory();
-  });
+    this.backend.start();
+    run('ip', ['netns', 'add', this.ns]);
+    run('ip', ['link', 'set', this.tapName, 'netns', this.ns]);
+    run('ip', ['-n', this.ns, 'link', 'set', this.tapName, 'up']);
+    run('ip', ['-n', this.ns, 'addr', 'add', `${HOST_IP.join('.')}/24`, 'dev', this.tapName]);
+    this.memory = new GuestMemory();
+  }
 
-  afterAll(() => {
-    backend?.close();
-    memory?.close();
-    if (!skip) spawnQuiet('ip', ['netns', 'del', NS]);
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  tearDown(): void {
+    this.backend?.close();
+    this.memory?.close();
+    if (!skip) spawnQuiet('ip', ['netns', 'del', this.ns]);
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The first of `frames` that `pred` accepts, waiting up to 5 s for it to arrive; undefined if none. */
+async function waitForFrame(frames: Buffer[], pred: (f: Buffer) => boolean): Promise<Buffer | undefined> {
+  for (let t = 0; t < 500; t++) {
+    const hit = frames.find(pred);
+    if (hit) return hit;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return undefined;
+}
+
+describe.skipIf(skip)('tap port', () => {
+  const t = new TapBackend(NS, TAP, {});
+  beforeAll(() => t.setUp());
+  afterAll(() => t.tearDown());
 
   it('carries ARP and ping both ways between the guest and the host kernel', async () => {
+    const { backend, memory, warnings } = t;
     const frames: Buffer[] = [];
     const driver = await VirtioNetDriver.start({ socketPath: backend.socketPath, memory, onFrames: (f) => frames.push(...f) });
-    const waitFor = async (pred: (f: Buffer) => boolean) => {
-      for (let t = 0; t < 500; t++) {
-        const hit = frames.find(pred);
-        if (hit) return hit;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      return undefined;
-    };
+    const waitFor = (pred: (f: Buffer) => boolean) => waitForFrame(frames, pred);
 
     driver.send(arpRequest());
     driver.flush();
@@ -143,38 +162,11 @@ describe.skipIf(skip)('tap port', () => {
 });
 
 describe.skipIf(skip)('tap port with two queue pairs (a multiqueue tap)', () => {
-  const ns = `${NS}-mq`;
-  const tapName = `vhum${process.pid % 100000}`;
-  let dir: string;
-  let backend: VhostUserBackend;
-  let memory: GuestMemory;
-  const warnings: string[] = [];
+  const t = new TapBackend(`${NS}-mq`, `vhum${process.pid % 100000}`, { queuePairs: 2 });
+  const { warnings } = t;
+  beforeAll(() => t.setUp());
+  afterAll(() => t.tearDown());
 
-  beforeAll(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-tap-mq-'));
-    backend = new VhostUserBackend({
-      socketPath: path.join(dir, 'net.sock'),
-      device: { tap: tapName, queuePairs: 2 },
-      log: (level, m) => level === 'warn' && warnings.push(m),
-    });
-    backend.start();
-    run('ip', ['netns', 'add', ns]);
-    run('ip', ['link', 'set', tapName, 'netns', ns]);
-    run('ip', ['-n', ns, 'link', 'set', tapName, 'up']);
-    run('ip', ['-n', ns, 'addr', 'add', `${HOST_IP.join('.')}/24`, 'dev', tapName]);
-    memory = new GuestMemory();
-  });
-
-  afterAll(() => {
-    backend?.close();
-    memory?.close();
-    if (!skip) spawnQuiet('ip', ['netns', 'del', ns]);
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-
-  // Eight guest addresses (eight flows), sent in turn on the `pairs` first pairs: ARP, then five
-  // pings each. Resolves once every reply came back; returns the device's per-queue packet counts
-  // this took.
   it('names the fix for an existing tap made without multi_queue', () => {
     const old = `vhus${process.pid % 100000}`;
     run('ip', ['tuntap', 'add', old, 'mode', 'tap', 'vnet_hdr']);
@@ -188,7 +180,11 @@ describe.skipIf(skip)('tap port with two queue pairs (a multiqueue tap)', () => 
     }
   });
 
+  // Eight guest addresses (eight flows), sent in turn on the `pairs` first pairs: ARP, then five
+  // pings each. Resolves once every reply came back; returns the device's per-queue packet counts
+  // this took.
   async function pingFromEight(pairs: number): Promise<bigint[]> {
+    const { backend, memory } = t;
     const before = backend.device.stats().map((q) => q.packets);
     const got: Buffer[] = [];
     const driver = await VirtioNetDriver.start({
@@ -201,14 +197,7 @@ describe.skipIf(skip)('tap port with two queue pairs (a multiqueue tap)', () => 
       mac: Buffer.from([0x52, 0x54, 0x00, 0xaa, 0xbb, 0x10 + g]),
       ip: [10, 99, 0, 10 + g],
     }));
-    const waitFor = async (pred: (f: Buffer) => boolean) => {
-      for (let t = 0; t < 500; t++) {
-        const hit = got.find(pred);
-        if (hit) return hit;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      return undefined;
-    };
+    const waitFor = (pred: (f: Buffer) => boolean) => waitForFrame(got, pred);
     let hostMac: Buffer | undefined;
     for (const [i, g] of guests.entries()) {
       driver.send(arpRequest(g.mac, g.ip), 'single', i % pairs);
@@ -241,7 +230,7 @@ describe.skipIf(skip)('tap port with two queue pairs (a multiqueue tap)', () => 
     expect(rx0 + rx1).toBeGreaterThanOrEqual(48n);
     expect(rx0, 'pair 0 RX').toBeGreaterThan(0n);
     expect(rx1, 'pair 1 RX').toBeGreaterThan(0n);
-    expect(backend.device.stats().reduce((n, q) => n + q.errors, 0n)).toBe(0n);
+    expect(t.backend.device.stats().reduce((n, q) => n + q.errors, 0n)).toBe(0n);
     expect(warnings).toEqual([]);
   });
 
