@@ -9,6 +9,7 @@ import { VhostUserBackend } from '../../lib/backend';
 import { startGuest } from './qemu/guest';
 import { HostSide, trafficTestsAvailable } from './qemu/host_side';
 import { moveLinkToNetns } from './qemu/netns';
+import { expectPingAndTcp } from './qemu/traffic_checks';
 import { startTcpPeers, writeRandomFile } from './qemu/tcp_peers';
 
 const available = trafficTestsAvailable();
@@ -52,16 +53,7 @@ describe.skipIf(!available)('a two-CPU QEMU guest on two queue pairs of a multiq
       guestTimeoutSec: 200,
     });
     try {
-      const ping = await guest.result('ping', 60_000);
-      expect(ping).toMatchObject({ transmitted: '20', received: '20', rc: '0' });
-
-      const tx = await guest.result('tcp-tx', 120_000);
-      expect(tx.rc).toBe('0');
-      expect(await sink.done).toMatchObject({ bytes: MIB << 20, md5: tx.md5 });
-
-      const rx = await guest.result('tcp-rx', 120_000);
-      expect((await source.done).md5).toBe(sentMd5);
-      expect(rx).toMatchObject({ rc: '0', bytes: String(MIB << 20), md5: sentMd5 });
+      await expectPingAndTcp(guest, sink, source, { pings: 20, bytes: MIB << 20, sentMd5, pingMs: 60_000, tcpMs: 120_000 });
 
       const [rx0, tx0, rx1, tx1] = backend.device.stats();
       const counts = `pair 0 rx ${rx0.packets} tx ${tx0.packets}, pair 1 rx ${rx1.packets} tx ${tx1.packets}`;

@@ -6,11 +6,12 @@
  *
  * Needs root (ip netns, a tap device). Skipped without QEMU or root, except in CI (CI=true).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import * as path from 'node:path';
 import { startGuest } from './qemu/guest';
 import { HostSide, trafficTestsAvailable } from './qemu/host_side';
 import { addTap } from './qemu/netns';
+import { expectPingAndTcp } from './qemu/traffic_checks';
 import { startTcpPeers, writeRandomFile } from './qemu/tcp_peers';
 
 const available = trafficTestsAvailable();
@@ -41,17 +42,7 @@ describe.skipIf(!available)("the guest scenarios over QEMU's own tap back-end", 
       guestTimeoutSec: 60,
     });
     try {
-      const ping = await guest.result('ping', 30_000);
-      expect(ping).toMatchObject({ transmitted: '5', received: '5', rc: '0' });
-
-      const tx = await guest.result('tcp-tx', 30_000);
-      const got = await sink.done;
-      expect(tx.rc).toBe('0');
-      expect(got).toMatchObject({ bytes: MIB << 20, md5: tx.md5 });
-
-      const rx = await guest.result('tcp-rx', 30_000);
-      expect((await source.done).md5).toBe(sentMd5);
-      expect(rx).toMatchObject({ rc: '0', bytes: String(MIB << 20), md5: sentMd5 });
+      await expectPingAndTcp(guest, sink, source, { pings: 5, bytes: MIB << 20, sentMd5, pingMs: 30_000, tcpMs: 30_000 });
 
       await guest.waitFor(/^VHU-DONE /m, 10_000);
     } finally {

@@ -11,6 +11,7 @@ import { VhostUserBackend } from '../../lib/backend';
 import { startGuest } from './qemu/guest';
 import { HostSide, trafficTestsAvailable } from './qemu/host_side';
 import { moveLinkToNetns } from './qemu/netns';
+import { expectPingAndTcp } from './qemu/traffic_checks';
 import { startTcpPeers, writeRandomFile } from './qemu/tcp_peers';
 
 const available = trafficTestsAvailable();
@@ -63,16 +64,7 @@ describe.skipIf(!available)('a QEMU guest on the tap port', () => {
         guestTimeoutSec: 150,
       });
       try {
-        const ping = await guest.result('ping', 60_000);
-        expect(ping).toMatchObject({ transmitted: '20', received: '20', rc: '0' });
-
-        const tx = await guest.result('tcp-tx', 90_000);
-        expect(tx.rc).toBe('0');
-        expect(await sink.done).toMatchObject({ bytes: MIB << 20, md5: tx.md5 });
-
-        const rx = await guest.result('tcp-rx', 90_000);
-        expect((await source.done).md5).toBe(sentMd5);
-        expect(rx).toMatchObject({ rc: '0', bytes: String(MIB << 20), md5: sentMd5 });
+        await expectPingAndTcp(guest, sink, source, { pings: 20, bytes: MIB << 20, sentMd5, pingMs: 60_000, tcpMs: 90_000 });
 
         const acked = logs.find((l) => l.includes('features acked:')) ?? '';
         for (const name of OFFLOAD_NAMES) expect(acked.includes(` ${name}`), `${name} in: ${acked}`).toBe(offloads);
