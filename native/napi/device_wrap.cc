@@ -24,6 +24,8 @@ uint64_t ToU64(Napi::Env env, Napi::Value v, const char* what) {
   return out;
 }
 
+constexpr double kMaxSafeInteger = 9007199254740991.0;  // Number.MAX_SAFE_INTEGER
+
 // A port's options object -> plain values: strings stay strings, integral numbers become int64.
 // lib/net/ports has checked them; anything else is a caller that bypassed it.
 PortOptions ToPortOptions(Napi::Env env, Napi::Value v) {
@@ -37,10 +39,11 @@ PortOptions ToPortOptions(Napi::Env env, Napi::Value v) {
     double number = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : NAN;
     if (value.IsString()) {
       out.Set(key, value.As<Napi::String>().Utf8Value());
-    } else if (std::trunc(number) == number) {  // false for NaN: not a number at all
+    } else if (std::trunc(number) == number && std::fabs(number) <= kMaxSafeInteger) {  // false for NaN
+      // Within JS's safe integers, so the conversion to int64 is exact and defined.
       out.Set(key, static_cast<int64_t>(number));
     } else if (!value.IsUndefined()) {
-      ThrowError(env, "EINVAL", "port option '" + key + "' must be a string or an integer");
+      ThrowError(env, "EINVAL", "port option '" + key + "' must be a string or a safe integer");
     }
   }
   return out;
