@@ -30,10 +30,12 @@ describe('negotiation', () => {
       VirtioFeature.RING_EVENT_IDX,
       VirtioFeature.RING_INDIRECT_DESC,
       VirtioFeature.PROTOCOL_FEATURES,
+      VirtioFeature.RING_PACKED,
+      VirtioFeature.IN_ORDER,
     ]) {
       expect(hasBit(features, n), `feature bit ${n}`).toBe(true);
     }
-    expect(hasBit(features, VirtioFeature.RING_PACKED)).toBe(false);
+    expect(hasBit(features, VirtioFeature.ACCESS_PLATFORM)).toBe(false);
 
     const protocol = await fe.requestU64({ request: Request.GET_PROTOCOL_FEATURES });
     expect(protocol).toBe(ALL_PROTOCOL);
@@ -315,10 +317,12 @@ describe('ring indices out of range', () => {
 });
 
 describe('features the device did not offer', () => {
-  it('are nacked with REPLY_ACK (RING_PACKED, LOG_SHMFD) and the previous negotiation stands', async () => {
+  it('are nacked with REPLY_ACK (ACCESS_PLATFORM, LOG_SHMFD) and the previous negotiation stands', async () => {
     const fe = await negotiated();
     const offered = t.backend.device.features;
-    await expectNack(fe.request({ request: Request.SET_FEATURES, value: offered | bit(VirtioFeature.RING_PACKED) }, { needReply: true }));
+    await expectNack(
+      fe.request({ request: Request.SET_FEATURES, value: offered | bit(VirtioFeature.ACCESS_PLATFORM) }, { needReply: true }),
+    );
     await expectNack(
       fe.request({ request: Request.SET_PROTOCOL_FEATURES, value: ALL_PROTOCOL | bit(ProtocolFeature.LOG_SHMFD) }, { needReply: true }),
     );
@@ -332,7 +336,7 @@ describe('features the device did not offer', () => {
 
   it('close the connection without REPLY_ACK', async () => {
     const r1 = await expectClosedByBackend(
-      (fe) => void fe.request({ request: Request.SET_FEATURES, value: bit(VirtioFeature.VERSION_1) | bit(VirtioFeature.RING_PACKED) }),
+      (fe) => void fe.request({ request: Request.SET_FEATURES, value: bit(VirtioFeature.VERSION_1) | bit(VirtioFeature.ACCESS_PLATFORM) }),
     );
     expect(r1?.message).toMatch(/SET_FEATURES.*did not offer/);
     const r2 = await expectClosedByBackend(

@@ -76,8 +76,9 @@ export function checkDeviceOptions(opts: NetDeviceOptions, w: Wording): CheckedD
 }
 
 /**
- * The split-ring and virtio-net features the native data path implements for every port. IN_ORDER
- * holds because every port returns buffers in the order the guest made them available.
+ * The ring and virtio-net features the native data path implements for every port: both ring
+ * layouts (split and packed, chosen by the driver). IN_ORDER holds because every port returns
+ * buffers in the order the guest made them available.
  */
 const RING_FEATURES =
   bit(VirtioFeature.VERSION_1) |
@@ -85,6 +86,7 @@ const RING_FEATURES =
   bit(VirtioFeature.RING_INDIRECT_DESC) |
   bit(VirtioFeature.RING_EVENT_IDX) |
   bit(VirtioFeature.IN_ORDER) |
+  bit(VirtioFeature.RING_PACKED) |
   bit(VirtioFeature.PROTOCOL_FEATURES) |
   bit(VirtioNetFeature.MRG_RXBUF);
 

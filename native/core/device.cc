@@ -100,11 +100,11 @@ int VhostDevice::AttachQueue(Queue& q, std::string* err) {
     q.ring.Detach();
     return EINVAL;
   }
+  q.SetRingFeatures(features_);  // the layout first: it decides how the addresses are read
   if (!q.ring.Attach(*memory_, q.num, q.desc_ua, q.avail_ua, q.used_ua, err)) {
     q.ring.Detach();
     return EINVAL;
   }
-  q.SetRingFeatures(features_);
   return 0;
 }
 
@@ -160,13 +160,16 @@ int VhostDevice::SetFeatures(uint64_t features, std::string* err) {
   Quiesce q(this);
   features_ = features;
   for (Queue& queue : queues_) queue.SetRingFeatures(features);
+  Reattach();  // the layout may have changed (split or packed)
   return OnFeatures(features, err);
 }
 
 int VhostDevice::SetVringNum(int qi, uint32_t num, std::string* err) {
   if (!CheckQueue(qi, err)) return EINVAL;
-  if (num == 0 || num > kMaxRingSize || (num & (num - 1)) != 0) {
-    *err = "ring size " + std::to_string(num) + " is not a power of two in 1..32768";
+  // A packed ring may have any size (virtio 2.8.10.1), a split one only a power of two.
+  const bool packed = (features_ >> kFeatureRingPacked) & 1;
+  if (num == 0 || num > kMaxRingSize || (!packed && (num & (num - 1)) != 0)) {
+    *err = "ring size " + std::to_string(num) + (packed ? " is not in 1..32768" : " is not a power of two in 1..32768");
     return EINVAL;
   }
   Quiesce q = Quiesce::ForQueue(this, qi);
@@ -174,11 +177,14 @@ int VhostDevice::SetVringNum(int qi, uint32_t num, std::string* err) {
   return AttachQueue(queues_[qi], err);
 }
 
-int VhostDevice::SetVringBase(int qi, uint16_t base, std::string* err) {
+int VhostDevice::SetVringBase(int qi, uint32_t base, std::string* err) {
   if (!CheckQueue(qi, err)) return EINVAL;
   Quiesce q = Quiesce::ForQueue(this, qi);
-  queues_[qi].ring.set_last_avail(base);
-  return 0;
+  queues_[qi].ring.SetBase(base);
+  // An attached ring checks the new base against its size (packed: an index beyond it).
+  int rc = AttachQueue(queues_[qi], err);
+  if (rc != 0) queues_[qi].addr_set = false;
+  return rc;
 }
 
 int VhostDevice::SetVringAddr(int qi, uint64_t desc_ua, uint64_t used_ua, uint64_t avail_ua, std::string* err) {
@@ -195,11 +201,11 @@ int VhostDevice::SetVringAddr(int qi, uint64_t desc_ua, uint64_t used_ua, uint64
   return rc;
 }
 
-int VhostDevice::GetVringBase(int qi, uint16_t* base, std::string* err) {
+int VhostDevice::GetVringBase(int qi, uint32_t* base, std::string* err) {
   if (!CheckQueue(qi, err)) return EINVAL;
   Quiesce q = Quiesce::ForQueue(this, qi);
   Queue& queue = queues_[qi];
-  *base = queue.ring.last_avail();
+  *base = queue.ring.GetBase();
   // The ring is stopped: it starts again only after a new kick fd (vhost-user "Starting and
   // stopping rings").
   std::string why;

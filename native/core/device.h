@@ -54,10 +54,11 @@ class VhostDevice {
   // Busy-poll budget of the workers in microseconds; 0: event-driven only (idle CPU ~0).
   void SetPollMicros(uint32_t us);
   int SetVringNum(int q, uint32_t num, std::string* err);
-  int SetVringBase(int q, uint16_t base, std::string* err);
+  int SetVringBase(int q, uint32_t base, std::string* err);  // in the layout's format
   int SetVringAddr(int q, uint64_t desc_ua, uint64_t used_ua, uint64_t avail_ua, std::string* err);
-  // Stops the queue and returns the index of the next available entry it would have processed.
-  int GetVringBase(int q, uint16_t* base, std::string* err);
+  // Stops the queue and returns where it stands: split, the next available index it would have
+  // taken; packed, that index and the used one with their wrap counters (vhost-user "Ring states").
+  int GetVringBase(int q, uint32_t* base, std::string* err);
   int SetVringKick(int q, int fd, std::string* err);  // fd -1: none
   int SetVringCall(int q, int fd, std::string* err);
   int SetVringErr(int q, int fd, std::string* err);

@@ -15,20 +15,6 @@ inline bool Aligned(const void* p, uintptr_t a) { return (reinterpret_cast<uintp
 
 }  // namespace
 
-const char* ChainErrorName(ChainError e) {
-  switch (e) {
-    case ChainError::kNone: return "none";
-    case ChainError::kBadHead: return "head index out of range";
-    case ChainError::kBadIndex: return "next index out of range";
-    case ChainError::kTooLong: return "chain longer than its table (loop)";
-    case ChainError::kBadAddress: return "buffer outside guest memory";
-    case ChainError::kBadIndirect: return "invalid indirect table";
-    case ChainError::kWrongDirection: return "buffer of the wrong direction";
-    case ChainError::kTooManySegments: return "too many buffer pieces";
-  }
-  return "unknown";
-}
-
 bool SplitRing::Attach(const GuestMemory& mem, uint32_t num, uint64_t desc_ua, uint64_t avail_ua, uint64_t used_ua,
                        std::string* err) {
   if (num == 0 || num > kMaxRingSize || (num & (num - 1)) != 0) {
@@ -89,42 +75,15 @@ SplitRing::Desc SplitRing::ReadDesc(const uint8_t* table, uint16_t i) const {
   return d;
 }
 
-// Inlined into Pop: a call's register saves are stores, and the store buffer is what fills up while
-// the writes into the guest's buffers wait for their cache lines.
-__attribute__((always_inline)) inline bool SplitRing::AddBuffer(const GuestMemory& mem, const Desc& d, Segment* segs,
-                                                                int max_segs, Chain* c, ChainError* err) {
-  if (d.len > UINT32_MAX - c->len) {
-    *err = ChainError::kTooLong;
-    return false;
-  }
-  uint64_t addr = d.addr, left = d.len;
-  while (left > 0) {  // a buffer may span adjacent regions
-    uint64_t got = 0;
-    uint8_t* p = mem.GpaToHostPartial(addr, left, &got);
-    if (!p || got == 0) {
-      *err = ChainError::kBadAddress;
-      return false;
-    }
-    if (c->nseg >= max_segs) {
-      *err = ChainError::kTooManySegments;
-      return false;
-    }
-    segs[c->nseg++] = Segment{p, static_cast<uint32_t>(got)};
-    c->len += static_cast<uint32_t>(got);
-    addr += got;
-    left -= got;
-  }
-  return true;
-}
-
 Chain SplitRing::Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs, ChainError* err) {
-  Chain c{0, 0, 0};
+  Chain c{0, 1, 0, 0};
   *err = ChainError::kNone;
   uint16_t head = LoadU16(avail_ + 4 + 2u * (last_avail_ & mask_));
   last_avail_++;
   c.head = head;
   if (head >= num_) {
     *err = ChainError::kBadHead;
+    c.ndesc = 0;
     return c;
   }
   const uint8_t* table = desc_;
@@ -160,7 +119,7 @@ Chain SplitRing::Pop(const GuestMemory& mem, bool device_writes, Segment* segs, 
       *err = ChainError::kWrongDirection;
       return c;
     }
-    if (!AddBuffer(mem, d, segs, max_segs, &c, err)) return c;
+    if (!AppendBuffer(mem, d.addr, d.len, segs, max_segs, &c, err)) return c;
     if (!(d.flags & kDescFlagNext)) return c;
     i = d.next;
     if (i >= table_size) {
@@ -170,9 +129,9 @@ Chain SplitRing::Pop(const GuestMemory& mem, bool device_writes, Segment* segs, 
   }
 }
 
-void SplitRing::PushUsed(uint16_t head, uint32_t len) {
+void SplitRing::PushUsed(const Chain& c, uint32_t len) {
   if (shadow_n_ == kShadowUsed) FlushShadowUsed();
-  shadow_[shadow_n_++] = UsedElem{head, len};
+  shadow_[shadow_n_++] = UsedElem{c.head, len};
   used_idx_++;
 }
 

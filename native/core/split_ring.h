@@ -10,44 +10,13 @@
 #include <cstdint>
 #include <string>
 
+#include "core/chain.h"
 #include "core/guest_memory.h"
 
 namespace vhost {
 
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio 1.x rings are little-endian");
-
-constexpr uint16_t kDescFlagNext = 1;
-constexpr uint16_t kDescFlagWrite = 2;
-constexpr uint16_t kDescFlagIndirect = 4;
 constexpr uint16_t kAvailFlagNoInterrupt = 1;
 constexpr uint16_t kUsedFlagNoNotify = 1;
-constexpr uint32_t kMaxRingSize = 32768;
-
-// A piece of a buffer in host memory.
-struct Segment {
-  uint8_t* ptr;
-  uint32_t len;
-};
-
-enum class ChainError : uint8_t {
-  kNone = 0,
-  kBadHead,          // head index >= ring size (the entry cannot even be returned)
-  kBadIndex,         // a next index >= table size
-  kTooLong,          // more descriptors than the table holds: a loop
-  kBadAddress,       // buffer not inside guest memory
-  kBadIndirect,      // indirect table: wrong size, nested, with NEXT, or not negotiated
-  kWrongDirection,   // a device-writable buffer where a readable one was due, or the reverse
-  kTooManySegments,  // more pieces than the caller can take
-};
-
-const char* ChainErrorName(ChainError e);
-
-// Result of walking one descriptor chain.
-struct Chain {
-  uint16_t head;
-  uint32_t len;  // total bytes over all segments
-  int nseg;
-};
 
 class SplitRing {
  public:
@@ -61,8 +30,9 @@ class SplitRing {
   void set_indirect(bool on) { indirect_ = on; }
 
   uint32_t size() const { return num_; }
-  uint16_t last_avail() const { return last_avail_; }
-  void set_last_avail(uint16_t v) { last_avail_ = avail_seen_ = v; }
+  // vhost-user's ring base: the next available index we will take (bits 16-31 unused).
+  uint32_t GetBase() const { return last_avail_; }
+  void SetBase(uint32_t base) { last_avail_ = avail_seen_ = static_cast<uint16_t>(base); }
   // Picks up the guest's used index as the starting point (used entries already returned).
   void SyncUsedIndex();
 
@@ -78,11 +48,13 @@ class SplitRing {
   // be device-writable (device_writes) or all readable. On error the chain is still taken (when
   // its head is valid the caller returns it with length 0) and *err says why.
   Chain Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs, ChainError* err);
-  // Gives back the last n chains taken by Pop (nothing of them was published yet).
-  void Unpop(uint16_t n) { last_avail_ -= n; }
+  // Where the next Pop takes from; Rewind(pos) gives back every chain taken since (none of them
+  // may have been pushed as used).
+  RingPos Position() const { return last_avail_; }
+  void Rewind(RingPos pos) { last_avail_ = static_cast<uint16_t>(pos); }
 
   // Adds a used entry; the guest sees it after PublishUsed.
-  void PushUsed(uint16_t head, uint32_t len);
+  void PushUsed(const Chain& c, uint32_t len);
   // Publishes the used entries written since the last publish. Returns whether the guest wants a call.
   bool PublishUsed();
   // Tells the guest to kick us when it adds buffers past what we have taken (EVENT_IDX), then re-checks
@@ -107,8 +79,6 @@ class SplitRing {
   // Writes the shadowed used entries into the ring (not yet visible: used->idx is not moved).
   void FlushShadowUsed();
   Desc ReadDesc(const uint8_t* table, uint16_t i) const;
-  // Appends the segments of one descriptor's buffer; returns false on error.
-  bool AddBuffer(const GuestMemory& mem, const Desc& d, Segment* segs, int max_segs, Chain* c, ChainError* err);
 
   uint8_t* desc_ = nullptr;
   uint8_t* avail_ = nullptr;  // flags u16, idx u16, ring[num] u16, used_event u16

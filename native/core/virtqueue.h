@@ -1,6 +1,7 @@
-// A device queue: the split ring plus what the control plane attached to it (size, addresses,
-// eventfds, enable) and its counters. Owned by the core device (VhostDevice); touched by the worker
-// that serves it only while that worker runs. Any device kind's data path works on these.
+// A device queue: the ring (split or packed, behind the ring verbs) plus what the control plane
+// attached to it (size, addresses, eventfds, enable) and its counters. Owned by the core device
+// (VhostDevice); touched by the worker that serves it only while that worker runs. Any device
+// kind's data path works on these.
 #pragma once
 
 #include <unistd.h>
@@ -9,19 +10,15 @@
 #include <string>
 
 #include "core/report.h"
-#include "core/split_ring.h"
+#include "core/ring.h"
 
 namespace vhost {
-
-// Ring features (virtio 1.x, 6): they change how every queue is walked, whatever the device kind.
-constexpr int kFeatureIndirectDesc = 28;
-constexpr int kFeatureEventIdx = 29;
 
 // Counter slots per queue, in this order; lib/net/stats.ts reads the same layout.
 enum QueueStat : int { kStatPackets, kStatBytes, kStatDrops, kStatErrors, kStatKicks, kStatCalls, kStatsPerQueue };
 
 struct Queue {
-  SplitRing ring;
+  Ring ring;
   uint32_t num = 0;
   bool addr_set = false;
   uint64_t desc_ua = 0, avail_ua = 0, used_ua = 0;
@@ -34,10 +31,7 @@ struct Queue {
 
   bool Ready() const { return enabled && !broken && ring.attached() && kick_fd >= 0; }
   // The ring features the driver negotiated; decided at SET_FEATURES, never per chain.
-  void SetRingFeatures(uint64_t features) {
-    ring.set_event_idx((features >> kFeatureEventIdx) & 1);
-    ring.set_indirect((features >> kFeatureIndirectDesc) & 1);
-  }
+  void SetRingFeatures(uint64_t features) { ring.SetFeatures(features); }
   // Relaxed stores: JS reads the counters from another thread, a torn or stale read is fine.
   void Count(QueueStat s, uint64_t n = 1) { __atomic_store_n(&stats[s], stats[s] + n, __ATOMIC_RELAXED); }
   void Call() {

@@ -1,5 +1,5 @@
-// libFuzzer target: the device side of the data path — descriptor-chain walking (direct and
-// indirect), receive-buffer reservation (mergeable or not), virtio-net header handling and the
+// libFuzzer target: the device side of the data path — descriptor-chain walking (split and packed
+// rings, direct and indirect), receive-buffer reservation (mergeable or not), virtio-net header handling and the
 // ports that touch guest memory (loopback copy, sink, source) — run on a synthetic guest memory
 // whose every byte (rings and buffers) comes from the fuzzer. Built with ASan/UBSan by native/fuzz/run.sh; any
 // out-of-bounds access is a crash.
@@ -70,13 +70,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static World* w = new World();
   if (size < 4) return 0;
   // Header bytes: ring sizes, negotiated features, the port (and the source's frame size).
-  uint32_t tx_num = 1u << (data[0] % 5);  // 1..16: small rings keep the layout dense
-  uint32_t rx_num = 1u << (data[1] % 5);
   uint64_t features = 0;
   if (data[2] & 1) features |= 1ull << kFeatureMrgRxbuf;
   if (data[2] & 2) features |= 1ull << kFeatureIndirectDesc;
   if (data[2] & 4) features |= 1ull << kFeatureEventIdx;
   if (data[2] & 8) features |= 1ull << kFeatureVersion1;
+  if (data[2] & 16) features |= 1ull << kFeatureRingPacked;
+  if (data[2] & 32) features |= 1ull << kFeatureInOrder;
+  // Small rings keep the layout dense: split 1..16 (powers of two), packed any size 1..16.
+  const bool packed = (data[2] & 16) != 0;
+  uint32_t tx_num = packed ? 1 + data[0] % 16 : 1u << (data[0] % 5);
+  uint32_t rx_num = packed ? 1 + data[1] % 16 : 1u << (data[1] % 5);
   const uint8_t port_byte = data[3];
   data += 4;
   size -= 4;
@@ -94,12 +98,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   rx.stats = stats[0];
   tx.stats = stats[1];
   std::string err;
-  // Rings packed at the start of region 0, most decisive fields first, so that short inputs
-  // reach deep: avail rings, descriptor tables, used rings; buffers from 0x400 on.
+  // Rings at the start of region 0, most decisive fields first, so that short inputs reach deep:
+  // avail rings (packed: the driver's event areas), descriptor tables (packed: the rings), used
+  // rings (packed: our event areas); buffers from 0x400 on.
+  for (Queue* q : {&rx, &tx}) q->SetRingFeatures(features);  // the layout first
   if (!tx.ring.Attach(w->mem, tx_num, kUser0 + 0x080, kUser0 + 0x000, kUser0 + 0x280, &err)) abort();
   if (!rx.ring.Attach(w->mem, rx_num, kUser0 + 0x180, kUser0 + 0x040, kUser0 + 0x310, &err)) abort();
   for (Queue* q : {&rx, &tx}) {
-    q->SetRingFeatures(features);
     q->enabled = true;
     q->kick_fd = w->kick_fd;  // never signalled: only Ready() looks at it
   }

@@ -27,6 +27,28 @@ def seed(features, tx_frames, rx_bufs, rx_len, indirect=False, port=0):
     struct.pack_into('<H', mem, 0x042, rx_bufs)
     return bytes([3, 3, features, port]) + bytes(mem)
 
+def packed_seed(features, tx_frames, rx_bufs, rx_len, indirect=False, port=0):
+    """Packed rings (features bit 4): descriptors made available in the first lap (AVAIL set, USED clear)."""
+    mem = bytearray(0x2000)
+    avail = 1 << 7
+    def desc(ring, i, addr, length, buf_id, flags):
+        struct.pack_into('<QIHH', mem, ring + 16 * i, addr, length, buf_id, flags)
+    buf = 0x400
+    for i in range(tx_frames):
+        if indirect and i == 0:
+            table = 0x1800
+            desc(table, 0, buf, 12, 0, 0)
+            desc(table, 1, buf + 12, 60, 0, 0)
+            desc(0x080, i, table, 32, i, avail | 4)
+        else:
+            desc(0x080, i, buf, 12 + 60, i, avail)
+        mem[buf + 12:buf + 24] = bytes(range(1, 13))
+        buf += 128
+    for i in range(rx_bufs):
+        desc(0x180, i, buf, rx_len, i, avail | 2)
+        buf += 256
+    return bytes([3, 3, 16 | features, port]) + bytes(mem)
+
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
 for name, data in {
@@ -36,6 +58,11 @@ for name, data in {
     'event-idx-legacy': seed(4, 3, 3, 100),
     'sink': seed(8, 4, 0, 200, port=1),
     'source-mrg': seed(8 | 1, 0, 8, 40, port=2 | (4 << 2)),
+    'packed-plain': packed_seed(8, 4, 4, 200),
+    'packed-mrg-small': packed_seed(8 | 1, 4, 8, 40),
+    'packed-indirect-in-order': packed_seed(8 | 2 | 32, 2, 4, 200, indirect=True),
+    'packed-event-idx': packed_seed(8 | 4, 3, 3, 100),
+    'packed-source-mrg': packed_seed(8 | 1, 0, 8, 40, port=2 | (4 << 2)),
 }.items():
     with open(os.path.join(out, 'seed-' + name), 'wb') as f:
         f.write(data)

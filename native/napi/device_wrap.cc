@@ -177,7 +177,7 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
   Napi::Value SetVringBase(const Napi::CallbackInfo& info) {
     std::string err;
     uint32_t base = info[1].As<Napi::Number>().Uint32Value();
-    Check(device_->SetVringBase(Queue(info), static_cast<uint16_t>(base), &err), err, "SET_VRING_BASE");
+    Check(device_->SetVringBase(Queue(info), base, &err), err, "SET_VRING_BASE");
     return info.Env().Undefined();
   }
 
@@ -192,7 +192,7 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
 
   Napi::Value GetVringBase(const Napi::CallbackInfo& info) {
     std::string err;
-    uint16_t base = 0;
+    uint32_t base = 0;
     Check(device_->GetVringBase(Queue(info), &base, &err), err, "GET_VRING_BASE");
     return Napi::Number::New(info.Env(), base);
   }

@@ -5,18 +5,21 @@
 namespace vhost {
 
 void RxReservation::GiveBack(Queue& rx) {
-  rx.ring.Unpop(static_cast<uint16_t>(nbufs_));
+  rx.ring.Rewind(start_);
   nbufs_ = nsegs_ = 0;
 }
 
 void RxReservation::ReturnEmpty(Queue& rx) {
-  for (int i = 0; i < nbufs_; i++) rx.ring.PushUsed(bufs_[i].head, 0);
+  for (int i = 0; i < nbufs_; i++)
+    if (bufs_[i].returnable()) rx.ring.PushUsed(bufs_[i], 0);
   nbufs_ = nsegs_ = 0;
+  start_ = rx.ring.Position();
 }
 
 RxReservation::Result RxReservation::Reserve(const GuestMemory& mem, const NetSettings& settings, Queue& rx,
                                              uint32_t need, const Reporter& report) {
   nbufs_ = nsegs_ = 0;
+  start_ = rx.ring.Position();
   uint32_t cap = 0;
   // A frame never takes more buffers than the ring holds: waiting for more would wait forever.
   const uint32_t ring = rx.ring.size();
@@ -46,21 +49,25 @@ RxReservation::Result RxReservation::Reserve(const GuestMemory& mem, const NetSe
     Chain c = rx.ring.Pop(mem, true, segs_ + nsegs_, kMaxSegs - nsegs_, &err);
     if (err == ChainError::kTooManySegments && nbufs_ > 0) {
       // Out of room in our segment table, not the guest's fault: leave its buffers, drop the frame.
-      rx.ring.Unpop(1);
       GiveBack(rx);
       return Result::kTooSmall;
+    }
+    if (err == ChainError::kEndless) {
+      ReturnEmpty(rx);
+      BreakQueue(rx, "RX", "a descriptor chain runs round the whole ring", report);
+      return Result::kBroken;
     }
     // The first buffer must hold the whole header (virtio 1.x, 5.1.6.3.1).
     bool header_fits = nbufs_ > 0 || c.len >= settings.hdr_len;
     if (err != ChainError::kNone || !header_fits) {
       // A malformed receive buffer: hand back everything taken for this frame, empty, and go on.
       rx.Count(kStatErrors);
-      if (err != ChainError::kBadHead) bufs_[nbufs_++] = Buf{c.head, 0};
+      bufs_[nbufs_++] = c;
       ReturnEmpty(rx);
       cap = 0;
       continue;
     }
-    bufs_[nbufs_++] = Buf{c.head, c.len};
+    bufs_[nbufs_++] = c;
     nsegs_ += c.nseg;
     cap += c.len;
     if (!settings.mrg_rxbuf && cap < need) {
@@ -73,8 +80,8 @@ RxReservation::Result RxReservation::Reserve(const GuestMemory& mem, const NetSe
 
 void RxReservation::Commit(Queue& rx, uint32_t total) {
   for (int i = 0; i < nbufs_; i++) {
-    uint32_t len = total < bufs_[i].cap ? total : bufs_[i].cap;
-    rx.ring.PushUsed(bufs_[i].head, len);
+    uint32_t len = total < bufs_[i].len ? total : bufs_[i].len;
+    rx.ring.PushUsed(bufs_[i], len);
     total -= len;
   }
   nbufs_ = nsegs_ = 0;

@@ -37,15 +37,12 @@ class RxReservation {
   static constexpr int kMaxSegs = 256;
   static constexpr int kMaxBufs = 64;  // mergeable buffers for one frame
 
-  struct Buf {
-    uint16_t head;
-    uint32_t cap;
-  };
   void GiveBack(Queue& rx);     // un-take the held buffers (nothing published)
   void ReturnEmpty(Queue& rx);  // return the held buffers used with length 0
 
   Segment segs_[kMaxSegs];
-  Buf bufs_[kMaxBufs];
+  Chain bufs_[kMaxBufs];  // len: the buffer's capacity
+  RingPos start_ = 0;     // where the held buffers were taken from
   int nbufs_ = 0;
   int nsegs_ = 0;
 };

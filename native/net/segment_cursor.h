@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "core/split_ring.h"
+#include "core/segment.h"
 
 namespace vhost {
 

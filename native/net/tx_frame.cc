@@ -9,12 +9,17 @@ TxFrame::Result TxFrame::Next(const GuestMemory& mem, const NetSettings& setting
     return Result::kNone;
   }
   ChainError err;
+  start_ = tx.ring.Position();
   chain_ = tx.ring.Pop(mem, false, segs_, kMaxSegs, &err);
   // A chain with no room for the virtio-net header is dropped like a malformed one.
   const bool too_short = err == ChainError::kNone && chain_.len < settings.hdr_len;
   if (err == ChainError::kNone && !too_short) return Result::kFrame;
+  if (err == ChainError::kEndless) {
+    BreakQueue(tx, "TX", "a descriptor chain runs round the whole ring", report);
+    return Result::kNone;
+  }
   tx.Count(kStatErrors);
-  if (err != ChainError::kBadHead) tx.ring.PushUsed(chain_.head, 0);
+  if (chain_.returnable()) tx.ring.PushUsed(chain_, 0);
   return Result::kDropped;
 }
 

@@ -16,13 +16,17 @@ namespace vhost {
 class TxFrame {
  public:
   enum class Result {
-    kFrame,    // a frame is held: segments(), chain(); the port returns it with PushUsed
+    kFrame,    // a frame is held: segments(), chain(); the port returns it with Done (or GiveBack)
     kDropped,  // a malformed chain was returned to the guest and counted: try the next one
     kNone,     // nothing available (or the queue broke)
   };
 
   Result Next(const GuestMemory& mem, const NetSettings& settings, Queue& tx, const Reporter& report);
   const Chain& chain() const { return chain_; }
+  // Gives the held frame back to the ring untouched (it is taken again next time).
+  void GiveBack(Queue& tx) { tx.ring.Rewind(start_); }
+  // Returns the held frame to the guest as used (transmitted or dropped).
+  void Done(Queue& tx) { tx.ring.PushUsed(chain_, 0); }
   const Segment* segments() const { return segs_; }
 
   static constexpr int kMaxSegs = 256;
@@ -30,6 +34,7 @@ class TxFrame {
  private:
   Segment segs_[kMaxSegs];
   Chain chain_{};
+  RingPos start_ = 0;
 };
 
 }  // namespace vhost

@@ -28,7 +28,7 @@ describe.skipIf(skip)('native ring fuzzer', () => {
     expect(executed.length, out).toBe(inputs.length);
   });
 
-  const title = `runs ${SECONDS} s of libFuzzer over chain walking, RX reservation and the loopback copy without a crash`;
+  const title = `runs ${SECONDS} s of libFuzzer over split and packed chain walking, RX reservation and the loopback copy without a crash`;
   it(title, { timeout: (SECONDS + 120) * 1000 }, () => {
     const { status, out } = runFuzzScript(String(SECONDS));
     expect(status, out).toBe(0);

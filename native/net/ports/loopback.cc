@@ -53,13 +53,13 @@ int LoopbackPort::Burst(const GuestMemory& mem, const NetSettings& settings, Que
     uint32_t frame_len = tc.len - hdr_len;
     RxReservation::Result r = rx_.Reserve(mem, settings, rx, hdr_len + frame_len, report);
     if (r == RxReservation::Result::kShort || r == RxReservation::Result::kBroken) {
-      tx.ring.Unpop(1);
+      tx_.GiveBack(tx);
       *rx_short = r == RxReservation::Result::kShort;
       break;
     }
     if (r == RxReservation::Result::kTooSmall) {  // the guest can never take this frame: drop it
       tx.Count(kStatDrops);
-      tx.ring.PushUsed(tc.head, 0);
+      tx_.Done(tx);
       moved++;
       continue;
     }
@@ -72,7 +72,7 @@ int LoopbackPort::Burst(const GuestMemory& mem, const NetSettings& settings, Que
       CopyPieces(hdr_len, frame_len, tc.nseg);
     }
     rx_.Commit(rx, hdr_len + frame_len);
-    tx.ring.PushUsed(tc.head, 0);
+    tx_.Done(tx);
     tx.Count(kStatPackets);
     tx.Count(kStatBytes, frame_len);
     rx.Count(kStatPackets);

@@ -11,10 +11,9 @@ int DiscardTx(PairContext& c, TxFrame& frame, int max) {
     if (t == TxFrame::Result::kNone) break;
     taken++;
     if (t == TxFrame::Result::kDropped) continue;
-    const Chain& chain = frame.chain();
-    c.tx.ring.PushUsed(chain.head, 0);
+    frame.Done(c.tx);
     c.tx.Count(kStatPackets);
-    c.tx.Count(kStatBytes, chain.len - c.settings.hdr_len);
+    c.tx.Count(kStatBytes, frame.chain().len - c.settings.hdr_len);
   }
   return taken;
 }

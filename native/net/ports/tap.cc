@@ -125,7 +125,7 @@ int TapPort::GuestTx(const GuestMemory& mem, const NetSettings& settings, Queue&
       tx.Count(kStatPackets);
       tx.Count(kStatBytes, c.len - settings.hdr_len);
     }
-    tx.ring.PushUsed(c.head, 0);
+    tx_.Done(tx);
   }
   return moved;
 }

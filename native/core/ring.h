@@ -1,0 +1,85 @@
+// The ring verbs: what every port and TX/RX helper does to a virtqueue, whatever its layout. The
+// layout (split or packed) is chosen once, when the driver's features are set; each verb is then a
+// branch that always goes the same way (no virtual call, no per-descriptor dispatch), and both
+// layouts' hot paths stay inline where they were.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/chain.h"
+#include "core/guest_memory.h"
+#include "core/packed_ring.h"
+#include "core/split_ring.h"
+
+namespace vhost {
+
+// Ring features (virtio 1.x, 6): they change how every queue is walked, whatever the device kind.
+constexpr int kFeatureIndirectDesc = 28;
+constexpr int kFeatureEventIdx = 29;
+constexpr int kFeatureRingPacked = 34;
+constexpr int kFeatureInOrder = 35;
+
+class Ring {
+ public:
+  // The driver's features: the layout and how it is walked. Attach again after a layout change.
+  void SetFeatures(uint64_t features) {
+    auto has = [features](int bit) { return ((features >> bit) & 1) != 0; };
+    packed_ = has(kFeatureRingPacked);
+    split_.set_event_idx(has(kFeatureEventIdx));
+    split_.set_indirect(has(kFeatureIndirectDesc));
+    packed_ring_.set_event_idx(has(kFeatureEventIdx));
+    packed_ring_.set_indirect(has(kFeatureIndirectDesc));
+    packed_ring_.set_in_order(has(kFeatureInOrder));
+  }
+  bool packed() const { return packed_; }
+
+  // Addresses as SET_VRING_ADDR gives them (packed: avail = the driver's event area, used = ours).
+  bool Attach(const GuestMemory& mem, uint32_t num, uint64_t desc_ua, uint64_t avail_ua, uint64_t used_ua,
+              std::string* err) {
+    Detach();
+    return packed_ ? packed_ring_.Attach(mem, num, desc_ua, avail_ua, used_ua, err)
+                   : split_.Attach(mem, num, desc_ua, avail_ua, used_ua, err);
+  }
+  void Detach() {
+    split_.Detach();
+    packed_ring_.Detach();
+  }
+  bool attached() const { return packed_ ? packed_ring_.attached() : split_.attached(); }
+  uint32_t size() const { return packed_ ? packed_ring_.size() : split_.size(); }
+  // SET/GET_VRING_BASE's number, in the layout's own format (vhost-user "Ring states").
+  uint32_t GetBase() const { return packed_ ? packed_ring_.GetBase() : split_.GetBase(); }
+  void SetBase(uint32_t base) {
+    split_.SetBase(base);
+    packed_ring_.SetBase(base);
+  }
+
+  // Chains made available and not yet taken (packed: 1 or 0). *broken: the guest's index ran
+  // more than the ring ahead (split only).
+  uint16_t Available(bool* broken) { return packed_ ? packed_ring_.Available() : split_.Available(broken); }
+  // Takes the next chain (only after Available). See SplitRing::Pop and PackedRing::Pop.
+  Chain Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs, ChainError* err) {
+    return packed_ ? packed_ring_.Pop(mem, device_writes, segs, max_segs, err)
+                   : split_.Pop(mem, device_writes, segs, max_segs, err);
+  }
+  RingPos Position() const { return packed_ ? packed_ring_.Position() : split_.Position(); }
+  // Gives back every chain taken since Position() was `pos`; none of them may have been pushed.
+  void Rewind(RingPos pos) { packed_ ? packed_ring_.Rewind(pos) : split_.Rewind(pos); }
+  // Returns a chain (only a returnable one) as used with `len` bytes written; seen at PublishUsed.
+  void PushUsed(const Chain& c, uint32_t len) { packed_ ? packed_ring_.PushUsed(c, len) : split_.PushUsed(c, len); }
+  // Makes the pushed entries visible; returns whether the guest wants a call.
+  bool PublishUsed() { return packed_ ? packed_ring_.PublishUsed() : split_.PublishUsed(); }
+  // Asks for a kick on the next buffer and looks again: true if one is already there.
+  bool ArmKick() { return packed_ ? packed_ring_.ArmKick() : split_.ArmKick(); }
+  // Asks for a kick on any buffer beyond those already available; true if one came meanwhile.
+  bool ArmKickBeyondAvail() { return packed_ ? packed_ring_.ArmKickBeyondAvail() : split_.ArmKickBeyondAvail(); }
+  // While busy-polling: no kicks wanted.
+  void SuppressKicks() { packed_ ? packed_ring_.SuppressKicks() : split_.SuppressKicks(); }
+
+ private:
+  bool packed_ = false;
+  SplitRing split_;
+  PackedRing packed_ring_;
+};
+
+}  // namespace vhost
