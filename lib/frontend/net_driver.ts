@@ -12,6 +12,8 @@ import type { DriverRing } from './driver_ring';
 import { VhostUserFrontend } from './frontend';
 import type { GuestMemory } from './guest_memory';
 import { MAX_FRAME, NetQueuePair, type PairFds, type TxLayout } from './net_queue_pair';
+import type { PackedDriverRing } from './packed_driver_ring';
+import type { SplitDriverRing } from './split_driver_ring';
 
 export type { TxLayout } from './net_queue_pair';
 
@@ -24,6 +26,20 @@ export interface NetDriverOptions {
   eventIdx?: boolean;
   mrgRxbuf?: boolean;
   indirect?: boolean;
+  /**
+   * Drive packed rings (VIRTIO_F_RING_PACKED); a device that does not offer them is refused.
+   * Default false: split rings.
+   */
+  packed?: boolean;
+  /** Accept VIRTIO_F_IN_ORDER when offered. Default false (this driver never took it before). */
+  inOrder?: boolean;
+  /**
+   * SET_VRING_BASE per queue index (packed rings: indexes and wrap counters, as GET_VRING_BASE
+   * returned them), to resume where a previous connection stopped. Default: each ring's start.
+   */
+  vringBases?: number[];
+  /** Largest frame this driver sends or receives (default 1514): sizes its buffer slots. */
+  maxFrame?: number;
   /** Size of each receive buffer with MRG_RXBUF (frames larger than this span several). Default 1024. */
   rxBufferSize?: number;
   /** Receive buffers to keep posted (default: as many as the ring takes). */
@@ -97,9 +113,20 @@ export class VirtioNetDriver {
     this.fe.onClosed(listener);
   }
 
-  /** Pair 0's rings, for tests that play a hostile guest (see DriverRing's raw hooks). */
-  get rings(): { rx: DriverRing; tx: DriverRing } {
-    return this.ringsOf(0);
+  get packed(): boolean {
+    return hasBit(this.features, VirtioFeature.RING_PACKED);
+  }
+
+  /** Pair 0's split rings, for tests that play a hostile guest (see SplitDriverRing's raw hooks). */
+  get rings(): { rx: SplitDriverRing; tx: SplitDriverRing } {
+    if (this.packed) throw new VhostUserError('EINVAL', 'the rings are packed: use packedRings');
+    return this.ringsOf(0) as { rx: SplitDriverRing; tx: SplitDriverRing };
+  }
+
+  /** Pair 0's packed rings, for tests that play a hostile guest (see PackedDriverRing's raw hooks). */
+  get packedRings(): { rx: PackedDriverRing; tx: PackedDriverRing } {
+    if (!this.packed) throw new VhostUserError('EINVAL', 'the rings are split: use rings');
+    return this.ringsOf(0) as { rx: PackedDriverRing; tx: PackedDriverRing };
   }
 
   /** A pair's rings. */
@@ -110,6 +137,13 @@ export class VirtioNetDriver {
   /** The control channel, for tests that send requests of their own in the middle of traffic. */
   get control(): VhostUserFrontend {
     return this.fe;
+  }
+
+  /** GET_VRING_BASE of a queue: stops the ring and returns where the device got to. */
+  async vringBase(index: number): Promise<number> {
+    const body = await this.fe.request({ request: Request.GET_VRING_BASE, index, num: 0 });
+    if (body?.kind !== 'vringState') throw new VhostUserError('EPROTO', 'GET_VRING_BASE: expected a vring state reply');
+    return body.num;
   }
 
   /** Sends the memory table again, as QEMU does when guest memory changes (the device must quiesce). */
@@ -142,7 +176,8 @@ export class VirtioNetDriver {
    * room; false when there is none. Call flush() after a batch.
    */
   send(frame: Buffer, layout: TxLayout = 'single', pair?: number): boolean {
-    if (frame.length < 14 || frame.length > MAX_FRAME) throw new VhostUserError('EINVAL', `frame of ${frame.length} bytes`);
+    if (frame.length < 14 || frame.length > (this.opts.maxFrame ?? MAX_FRAME))
+      throw new VhostUserError('EINVAL', `frame of ${frame.length} bytes`);
     if (pair !== undefined) return this.pairs[pair].send(frame, layout);
     for (let tried = 0; tried < this.pairs.length; tried++) {
       const p = this.pairs[this.nextTxPair];
@@ -211,6 +246,12 @@ export class VirtioNetDriver {
     if (this.opts.eventIdx ?? true) wanted |= bit(VirtioFeature.RING_EVENT_IDX);
     if (this.opts.mrgRxbuf ?? true) wanted |= bit(VirtioNetFeature.MRG_RXBUF);
     if (this.opts.indirect ?? true) wanted |= bit(VirtioFeature.RING_INDIRECT_DESC);
+    if (this.opts.inOrder ?? false) wanted |= bit(VirtioFeature.IN_ORDER);
+    if (this.opts.packed) {
+      if (!hasBit(offered, VirtioFeature.RING_PACKED))
+        throw new VhostUserError('ENOTSUP', 'the device does not offer packed rings (VIRTIO_F_RING_PACKED): drop the packed option');
+      wanted |= bit(VirtioFeature.RING_PACKED);
+    }
     if (this.queuePairs > 1) wanted |= bit(VirtioNetFeature.MQ);
     this.features = offered & wanted;
     await fe.request({ request: Request.SET_FEATURES, value: this.features });
@@ -222,6 +263,8 @@ export class VirtioNetDriver {
         memory: mem,
         queueSize,
         features: this.features,
+        bases: { rx: this.opts.vringBases?.[2 * p], tx: this.opts.vringBases?.[2 * p + 1] },
+        maxFrame: this.opts.maxFrame ?? MAX_FRAME,
         mrgRxbuf: this.mrgRxbuf,
         rxBufferSize: this.opts.rxBufferSize ?? 1024,
         rxBuffers: this.opts.rxBuffers ?? queueSize,
@@ -255,7 +298,7 @@ export class VirtioNetDriver {
       [2 * p + 1, pair.tx, pair.txKick, pair.txCall],
     ] as const) {
       await this.fe.request({ request: Request.SET_VRING_NUM, index, num: queueSize });
-      await this.fe.request({ request: Request.SET_VRING_BASE, index, num: 0 });
+      await this.fe.request({ request: Request.SET_VRING_BASE, index, num: ring.base });
       await this.fe.request({
         request: Request.SET_VRING_ADDR,
         index,

@@ -6,13 +6,15 @@
 import { native, type NativePoller } from '../binding';
 import { VhostUserError } from '../errors';
 import { VirtioFeature, hasBit } from '../protocol/constants';
-import { DriverRing } from './driver_ring';
+import type { DriverRing } from './driver_ring';
 import type { GuestMemory } from './guest_memory';
+import { PackedDriverRing } from './packed_driver_ring';
+import { SplitDriverRing } from './split_driver_ring';
 
 export const NET_HDR_LEN = 12; // VERSION_1 is always negotiated by this driver
 export const MAX_FRAME = 1514;
-const TX_SLOT = 2048;
-const RX_SLOT_NO_MRG = 2048;
+/** A buffer slot of ours (TX, and RX without MRG_RXBUF) holds the header and a frame of `maxFrame`. */
+const slotSize = (maxFrame: number) => Math.max(2048, (NET_HDR_LEN + maxFrame + 63) & ~63);
 
 /** How a frame is laid out in descriptors, to exercise the device's chain walking. */
 export type TxLayout = 'single' | 'split-header' | 'indirect';
@@ -30,6 +32,10 @@ export interface PairSettings {
   memory: GuestMemory;
   queueSize: number;
   features: bigint;
+  /** SET_VRING_BASE of a packed pair's rings (default: the start of a ring). */
+  bases?: { rx?: number; tx?: number };
+  /** Largest frame sent or received (default MAX_FRAME): sizes the buffer slots. */
+  maxFrame: number;
   mrgRxbuf: boolean;
   /** Size of each receive buffer with MRG_RXBUF. */
   rxBufferSize: number;
@@ -55,16 +61,17 @@ export class NetQueuePair {
   private readonly txSlotOfHead = new Map<number, number>();
   private readonly rxSlotOfHead = new Map<number, number>();
   private readonly rxSlotSize: number;
+  private readonly txSlotSize: number;
   private partial: { parts: Buffer[]; left: number } | null = null;
   private closed = false;
 
   constructor(private readonly s: PairSettings) {
     ({ rxKick: this.rxKick, rxCall: this.rxCall, txKick: this.txKick, txCall: this.txCall } = s.fds);
-    const eventIdx = hasBit(s.features, VirtioFeature.RING_EVENT_IDX);
-    this.rx = new DriverRing(s.memory, s.queueSize, eventIdx);
-    this.tx = new DriverRing(s.memory, s.queueSize, eventIdx);
-    for (let i = 0; i < s.queueSize; i++) this.txSlots.push(s.memory.alloc(TX_SLOT, 64, s.bufferRegions.tx));
-    this.rxSlotSize = s.mrgRxbuf ? s.rxBufferSize : RX_SLOT_NO_MRG;
+    this.rx = makeRing(s, s.bases?.rx);
+    this.tx = makeRing(s, s.bases?.tx);
+    this.txSlotSize = slotSize(s.maxFrame);
+    for (let i = 0; i < s.queueSize; i++) this.txSlots.push(s.memory.alloc(this.txSlotSize, 64, s.bufferRegions.tx));
+    this.rxSlotSize = s.mrgRxbuf ? s.rxBufferSize : slotSize(s.maxFrame);
   }
 
   /** After the rings are set up and enabled: watch the calls and post the receive buffers. */
@@ -86,7 +93,7 @@ export class NetQueuePair {
   send(frame: Buffer, layout: TxLayout): boolean {
     if (this.txSpace === 0) return false;
     const slot = this.txSlots.pop()!;
-    const buf = this.s.memory.view(slot, TX_SLOT);
+    const buf = this.s.memory.view(slot, this.txSlotSize);
     buf.fill(0, 0, NET_HDR_LEN);
     frame.copy(buf, NET_HDR_LEN);
     const total = NET_HDR_LEN + frame.length;
@@ -196,4 +203,11 @@ export class NetQueuePair {
     } while (this.tx.armCall());
     this.s.onTxSpace();
   }
+}
+
+/** The ring layout negotiated: packed with VIRTIO_F_RING_PACKED, split otherwise. */
+function makeRing(s: PairSettings, base: number | undefined): DriverRing {
+  const eventIdx = hasBit(s.features, VirtioFeature.RING_EVENT_IDX);
+  if (!hasBit(s.features, VirtioFeature.RING_PACKED)) return new SplitDriverRing(s.memory, s.queueSize, eventIdx);
+  return new PackedDriverRing(s.memory, s.queueSize, { eventIdx, inOrder: hasBit(s.features, VirtioFeature.IN_ORDER), base });
 }
