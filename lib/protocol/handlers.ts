@@ -8,7 +8,7 @@
  */
 import { VhostUserError } from '../errors';
 import type { Message, ReplyBody } from './codec';
-import { MAX_MEM_SLOTS, ProtocolFeature, Request, VRING_ADDR_F_LOG, type RequestCode } from './constants';
+import { MAX_MEM_SLOTS, ProtocolFeature, Request, VRING_ADDR_F_LOG, VirtioFeature, hasBit, type RequestCode } from './constants';
 import type { Session } from './session';
 
 /** The message variant(s) whose request union includes C. */
@@ -111,7 +111,9 @@ export const HANDLERS: HandlerTable = {
   [Request.SET_VRING_BASE]: {
     run(s, m) {
       const q = s.queue(m.index, 'SET_VRING_BASE');
-      if (m.num > 0xffff) throw new VhostUserError('EINVAL', `SET_VRING_BASE: base ${m.num} exceeds 16 bits (split ring)`);
+      // A packed ring's base holds both positions and wrap counters in 32 bits; a split ring's is 16.
+      const packed = s.ackedFeatures !== null && hasBit(s.ackedFeatures, VirtioFeature.RING_PACKED);
+      if (!packed && m.num > 0xffff) throw new VhostUserError('EINVAL', `SET_VRING_BASE: base ${m.num} exceeds 16 bits (split ring)`);
       s.device.setVringBase(q, m.num);
       return undefined;
     },
