@@ -91,6 +91,7 @@ describe('packed rings through the loopback port', () => {
         expect(hasBit(driver.features, VirtioFeature.RING_EVENT_IDX)).toBe(eventIdx);
         // 3,000 frames in 256 descriptors: the TX ring went round more than three times.
         expect(driver.packedRings.tx.position).toEqual(lapsOf(descriptorsOf(3000), 256));
+        expect(driver.packedRings.tx.usedRead).toBe(3000); // without IN_ORDER: one used descriptor per buffer
         driver.close();
       });
     }
@@ -106,6 +107,9 @@ describe('packed rings through the loopback port', () => {
   it('IN_ORDER: negotiated when asked, batched returns retire every buffer', async () => {
     const { driver } = await roundTrip({ inOrder: true }, 3000, JUMBO);
     expect(hasBit(driver.features, VirtioFeature.IN_ORDER)).toBe(true);
+    // The device returned TX buffers in batches: fewer used descriptors than buffers.
+    expect(driver.packedRings.tx.usedRead).toBeLessThan(3000);
+    expect(driver.packedRings.tx.position).toEqual(lapsOf(descriptorsOf(3000), 256));
     driver.close();
   });
 

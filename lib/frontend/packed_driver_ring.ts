@@ -90,6 +90,8 @@ export class PackedDriverRing implements DriverRing {
   /** Descriptors made available since the last kick decision. */
   private added = 0;
   private outstandingBuffers = 0;
+  /** Used descriptors read (with IN_ORDER one may stand for several buffers). */
+  usedRead = 0;
 
   constructor(
     private readonly mem: GuestMemory,
@@ -205,6 +207,7 @@ export class PackedDriverRing implements DriverRing {
       if (id >= this.size || this.counts[id] === undefined) {
         throw new VhostUserError('EPROTO', `device returned id ${id}, which is not outstanding`);
       }
+      this.usedRead++;
       if (this.inOrder) this.retireInOrder(id, len, out);
       else this.retire(id, len, out);
     }
