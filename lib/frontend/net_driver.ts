@@ -31,7 +31,11 @@ export interface NetDriverOptions {
    * Default false: split rings.
    */
   packed?: boolean;
-  /** Accept VIRTIO_F_IN_ORDER when offered. Default false (this driver never took it before). */
+  /**
+   * Accept VIRTIO_F_IN_ORDER when offered. Default false (this driver never took it before). Only
+   * the packed ring retires batched used entries; the split ring takes one used entry per buffer
+   * and does not hand out descriptors in ring order, which our back-end's split ring does not need.
+   */
   inOrder?: boolean;
   /**
    * SET_VRING_BASE per queue index (packed rings: indexes and wrap counters, as GET_VRING_BASE
