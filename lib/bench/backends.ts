@@ -1,9 +1,10 @@
 /**
  * The two back-ends the benchmark compares, each run as its own process pinned to one CPU:
  *
- *  - 'ours': `node dist/cli.js net --socket SOCK --quiet` (+ the port for the mode), under `taskset`.
- *    Per-queue counters (packets, bytes, drops, errors, kicks, calls) are read by sending SIGUSR1,
- *    on which the CLI prints them.
+ *  - 'ours': `node dist/cli.js net --socket SOCK` (+ the port for the mode, `--queues N`), under
+ *    `taskset`. Per-queue counters (packets, bytes, drops, errors, kicks, calls) are read by sending
+ *    SIGUSR1, on which the CLI prints them. Not `--quiet`: its info lines (a handful per connection)
+ *    include the features it acked, which say the ring layout it negotiated (layout.ts).
  *  - 'dpdk': DPDK testpmd with the vhost PMD, `--vdev net_vhost0,iface=SOCK,queues=1`, both of its
  *    lcores on the same CPU (`--lcores 0@C,1@C`) and the whole process under `taskset` so that its
  *    control threads (vhost-events, eal-intr-thread) stay there too. Non-interactive with `-a`
@@ -32,10 +33,15 @@ export interface QueueCounters {
   calls: number;
 }
 
-/** Our CLI's statistics: q0 is the RX queue (device to guest), q1 the TX queue (guest to device). */
+/**
+ * Our CLI's statistics: q(2p) is pair p's RX queue (device to guest), q(2p+1) its TX queue (guest to
+ * device); rx and tx are the sums over the pairs.
+ */
 export interface OurStats {
   rx: QueueCounters;
   tx: QueueCounters;
+  /** Per queue pair (one entry with one pair). */
+  pairs: { rx: QueueCounters; tx: QueueCounters }[];
 }
 
 export interface BackendProcess {
@@ -68,6 +74,8 @@ export interface BackendOptions {
   cpu: number;
   /** Repository root (for dist/cli.js). */
   root: string;
+  /** Queue pairs (ours: --queues N with its default worker per pair; DPDK: vhost queues=N, one lcore). Default 1. */
+  queuePairs?: number;
   /** Ours only: more arguments for the CLI (e.g. --poll-us 0). */
   extraArgs?: string[];
   /** Ours only: the CLI to run (default <root>/dist/cli.js). */
@@ -99,21 +107,36 @@ process.once('exit', killAllBackends);
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function parseOurStatsBlocks(text: string, socketPath: string): OurStats[] {
+const COUNTER_NAMES = ['packets', 'bytes', 'drops', 'errors', 'kicks', 'calls'] as const;
+
+function parseCounters(s: string): QueueCounters {
+  const v = (name: string) => Number(new RegExp(`${name}=(\\d+)`).exec(s)?.[1] ?? NaN);
+  return { packets: v('packets'), bytes: v('bytes'), drops: v('drops'), errors: v('errors'), kicks: v('kicks'), calls: v('calls') };
+}
+
+function sumCounters(list: QueueCounters[]): QueueCounters {
+  const out = { packets: 0, bytes: 0, drops: 0, errors: 0, kicks: 0, calls: 0 };
+  for (const c of list) for (const n of COUNTER_NAMES) out[n] += c[n];
+  return out;
+}
+
+/** Every complete statistics block our CLI printed for the socket (all `pairs` pairs present). */
+function parseOurStatsBlocks(text: string, socketPath: string, pairs: number): OurStats[] {
   const out: OurStats[] = [];
   const header = `statistics for ${socketPath}:`;
   let at = text.indexOf(header);
   while (at >= 0) {
     const next = text.indexOf(header, at + header.length);
-    const body = text.slice(at + header.length, next >= 0 ? next : at + header.length + 1000);
-    const q0 = /q0 \(rx0\):([^\n]*)/.exec(body);
-    const q1 = /q1 \(tx0\):([^\n]*)/.exec(body);
-    if (!q0 || !q1) break; // block not complete yet
-    const parse = (s: string): QueueCounters => {
-      const v = (name: string) => Number(new RegExp(`${name}=(\\d+)`).exec(s)?.[1] ?? NaN);
-      return { packets: v('packets'), bytes: v('bytes'), drops: v('drops'), errors: v('errors'), kicks: v('kicks'), calls: v('calls') };
-    };
-    out.push({ rx: parse(q0[1]), tx: parse(q1[1]) });
+    const body = text.slice(at + header.length, next >= 0 ? next : at + header.length + 200 * pairs + 1000);
+    const perPair: OurStats['pairs'] = [];
+    for (let p = 0; p < pairs; p++) {
+      const rx = new RegExp(`q${2 * p} \\(rx${p}\\):([^\\n]*)\\n`).exec(body);
+      const tx = new RegExp(`q${2 * p + 1} \\(tx${p}\\):([^\\n]*)\\n`).exec(body);
+      if (!rx || !tx) break;
+      perPair.push({ rx: parseCounters(rx[1]), tx: parseCounters(tx[1]) });
+    }
+    if (perPair.length < pairs) break; // block not complete yet
+    out.push({ rx: sumCounters(perPair.map((q) => q.rx)), tx: sumCounters(perPair.map((q) => q.tx)), pairs: perPair });
     at = next;
   }
   return out;
@@ -128,11 +151,16 @@ export function ourStatsDelta(a: OurStats, b: OurStats): OurStats {
     kicks: y.kicks - x.kicks,
     calls: y.calls - x.calls,
   });
-  return { rx: d(a.rx, b.rx), tx: d(a.tx, b.tx) };
+  return {
+    rx: d(a.rx, b.rx),
+    tx: d(a.tx, b.tx),
+    pairs: b.pairs.map((q, i) => ({ rx: d(a.pairs[i].rx, q.rx), tx: d(a.pairs[i].tx, q.tx) })),
+  };
 }
 
 /** The back-end's command line, as taskset's arguments. */
 function backendArgs(opts: BackendOptions, prefix: string | null): string[] {
+  const pairs = opts.queuePairs ?? 1;
   if (opts.kind === 'ours') {
     return [
       '-c',
@@ -142,7 +170,7 @@ function backendArgs(opts: BackendOptions, prefix: string | null): string[] {
       'net',
       '--socket',
       opts.socketPath,
-      '--quiet',
+      ...(pairs > 1 ? ['--queues', String(pairs)] : []),
       ...(opts.extraArgs ?? []),
     ];
   }
@@ -152,6 +180,7 @@ function backendArgs(opts: BackendOptions, prefix: string | null): string[] {
       : ['--huge-dir', '/dev/hugepages', '--single-file-segments', '--socket-mem', String(opts.memoryMb ?? 512)];
   const app = [`--forward-mode=${opts.forwardMode ?? 'macswap'}`, '-a', '--disable-link-check', '--total-num-mbufs=16384', '--burst=32'];
   if (opts.forwardMode === 'txonly' && opts.txPkts !== undefined) app.push(`--txpkts=${opts.txPkts}`);
+  if (pairs > 1) app.push(`--rxq=${pairs}`, `--txq=${pairs}`, '--nb-cores=1');
   return [
     '-c',
     String(opts.cpu),
@@ -168,7 +197,7 @@ function backendArgs(opts: BackendOptions, prefix: string | null): string[] {
     `--file-prefix=${prefix}`,
     ...mem,
     '--vdev',
-    `net_vhost0,iface=${opts.socketPath},queues=1`,
+    `net_vhost0,iface=${opts.socketPath},queues=${pairs}`,
     '--',
     ...app,
   ];
@@ -244,7 +273,7 @@ export async function startBackend(opts: BackendOptions): Promise<BackendProcess
       prefixes.delete(prefix);
     }
     fs.rmSync(opts.socketPath, { force: true });
-    const blocks = opts.kind === 'ours' ? parseOurStatsBlocks(w.out, opts.socketPath) : [];
+    const blocks = opts.kind === 'ours' ? parseOurStatsBlocks(w.out, opts.socketPath, opts.queuePairs ?? 1) : [];
     return {
       code: w.exitCode,
       signal: w.exitSignal,
@@ -272,11 +301,11 @@ export async function startBackend(opts: BackendOptions): Promise<BackendProcess
     output: () => w.out,
     stats: async () => {
       if (opts.kind !== 'ours' || w.exited) return null;
-      const before = parseOurStatsBlocks(w.out, opts.socketPath).length;
+      const before = parseOurStatsBlocks(w.out, opts.socketPath, opts.queuePairs ?? 1).length;
       child.kill('SIGUSR1');
-      const got = await waitFor(() => parseOurStatsBlocks(w.out, opts.socketPath).length > before, 2_000);
+      const got = await waitFor(() => parseOurStatsBlocks(w.out, opts.socketPath, opts.queuePairs ?? 1).length > before, 2_000);
       if (!got) return null;
-      const all = parseOurStatsBlocks(w.out, opts.socketPath);
+      const all = parseOurStatsBlocks(w.out, opts.socketPath, opts.queuePairs ?? 1);
       return all[all.length - 1];
     },
     stop,

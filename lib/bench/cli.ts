@@ -2,7 +2,8 @@
  * The benchmark's command line: the options, their defaults and checks, and the help text.
  *
  *   vhost-user bench [--quick] [--seconds N] [--sizes 64,512,1518] [--queue-sizes 1024,256]
- *        [--modes io,flowgen,txonly,rxonly] [--rounds N] [--warmup S] [--frontend auto|dpdk|ours]
+ *        [--modes io,flowgen,txonly,rxonly] [--layouts split,packed] [--pairs 1,2] [--rounds N] [--warmup S]
+ *        [--frontend auto|dpdk|ours]
  *        [--backends ours,dpdk] [--memory no-huge|hugepages] [--mrg-rxbuf 0|1] [--in-order 0|1]
  *        [--latency-count N] [--no-latency] [--cpu-backend C] [--cpu-frontend C] [--out DIR]
  */
@@ -11,6 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendKind, MemoryMode } from './backends';
+import { parseLayouts, type RingLayout } from './layout';
+import { parsePairs } from './pairs';
 import { dpdkMissing, dpdkPluginDirs } from './testpmd';
 import { MODES, type FrontendKind, type Mode } from './types';
 
@@ -19,12 +22,20 @@ const HELP = `Usage: vhost-user bench [options]
 Our vhost-user back-end (vhost-user net: loopback, sink or source port by mode) against DPDK's vhost PMD (testpmd),
 driven by DPDK testpmd's virtio-user front-end (or, without DPDK, by our VirtioNetDriver).
 
-  --quick               smoke run: one size (64), one queue size (256), io and rxonly, 1 round, 5 s cells
+  --quick               smoke run: one size (64), one queue size (256), io and rxonly, split rings, 1 pair,
+                        1 round
   --seconds N           measured seconds per run (default 5)
   --warmup S            seconds of traffic before each measurement (default 1; 0.5 with --quick)
   --sizes LIST          frame sizes in bytes (default 64,512,1518)
   --queue-sizes LIST    virtio ring sizes (default 1024,256)
   --modes LIST          io,flowgen,txonly,rxonly (default: all four)
+  --layouts LIST        ring layouts, split,packed (default both; split with --quick): the front-end asks
+                        with packed_vq=0|1, both back-ends run the same layout in a cell, and a run whose
+                        back-end negotiated another layout fails (never reported under the asked one)
+  --pairs LIST          queue pairs, e.g. 1,2 (default 1): virtio-user and vhost PMD queues=N, testpmd
+                        --rxq=N --txq=N with one forwarding lcore for all pairs (front-end and DPDK alike),
+                        ours --queues N with its default worker thread per pair on the back-end's CPU;
+                        per-pair counts and fairness (Jain's index, slowest/fastest pair) for N > 1
   --rounds N            A/B alternations per cell (default 2; 1 with --quick)
   --frontend KIND       auto (DPDK if installed, else ours), dpdk or ours
   --backends LIST       ours,dpdk (default: both when DPDK is installed)
@@ -53,6 +64,8 @@ export interface Options {
   sizes: number[];
   queueSizes: number[];
   modes: Mode[];
+  layouts: RingLayout[];
+  pairs: number[];
   rounds: number;
   frontend: FrontendKind;
   backends: BackendKind[];
@@ -125,6 +138,8 @@ export function parseOptions(argv: string[]): Options {
     sizes: list(v.sizes, 'sizes') ?? (quick ? [64] : [64, 512, 1518]),
     queueSizes: list(v['queue-sizes'], 'queue-sizes') ?? (quick ? [256] : [1024, 256]),
     modes,
+    layouts: checked(v.layouts, parseLayouts) ?? (quick ? ['split'] : ['split', 'packed']),
+    pairs: checked(v.pairs, parsePairs) ?? [1],
     rounds: num(v.rounds, 'rounds', 1) ?? (quick ? 1 : 2),
     frontend,
     backends,
@@ -156,6 +171,8 @@ function readArgs(argv: string[]) {
         sizes: { type: 'string' },
         'queue-sizes': { type: 'string' },
         modes: { type: 'string' },
+        layouts: { type: 'string' },
+        pairs: { type: 'string' },
         rounds: { type: 'string' },
         frontend: { type: 'string' },
         backends: { type: 'string' },
@@ -193,6 +210,14 @@ function peersOf(frontendArg: string | undefined, backendsOpt: string | undefine
   if (backends.includes('dpdk') && !dpdkBackendOk)
     fail('the DPDK back-end needs dpdk-testpmd and the vhost PMD (Debian: dpdk-dev librte-net-vhost23)');
   return { frontend, backends };
+}
+
+/** A list option read by its parser, which returns the values or a one-line complaint. */
+function checked<T>(value: string | undefined, parse: (s: string) => T[] | string): T[] | undefined {
+  if (value === undefined) return undefined;
+  const r = parse(value);
+  if (typeof r === 'string') fail(r);
+  return r;
 }
 
 function bool01(s: string | undefined, name: string, dflt: boolean): boolean {

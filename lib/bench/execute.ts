@@ -79,8 +79,19 @@ async function throughputWithRetries(
 ): Promise<RunResult> {
   let best: RunResult | null = null;
   for (let attempt = 1; ; attempt++) {
-    const { cell, mode, size, queueSize, backend, round } = planned;
-    const run: RunResult = { cell, mode, size, queueSize, backend, round, attempts: attempt, startedAt: new Date().toISOString() };
+    const { cell, mode, size, queueSize, layout, pairs, backend, round } = planned;
+    const run: RunResult = {
+      cell,
+      mode,
+      size,
+      queueSize,
+      layout,
+      pairs,
+      backend,
+      round,
+      attempts: attempt,
+      startedAt: new Date().toISOString(),
+    };
     try {
       run.foreignLoad = await waitQuiet(opts.quietWait);
       run.crossCpuNs = await probeCpus(opts, ws.code);

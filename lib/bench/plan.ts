@@ -1,7 +1,8 @@
 /** The plan of a benchmark: every run in the order it happens, and what the set-up is, in words. */
 import type { Options } from './cli';
 import { dpdkMissing } from './testpmd';
-import type { IdleRun, LatencyRun, OursWorker, RunResult } from './types';
+import type { RingLayout } from './layout';
+import type { IdleRun, LatencyRun, Mode, OursWorker, RunResult } from './types';
 
 /** Latency and idle runs measure our back-end in both worker modes. */
 export const OURS_WORKERS: readonly OursWorker[] = ['adaptive', 'event-driven'];
@@ -12,19 +13,48 @@ export interface Plan {
   idle: IdleRun[];
 }
 
-/** Cells in order, each run A B A B (rounds) before the next cell; then the latency and the idle runs. */
-export function buildPlan(opts: Options): Plan {
+/** The name of a throughput cell (queue size × frame size × mode × layout × pairs). */
+export function cellName(c: { queueSize: number; size: number; mode: Mode; layout: RingLayout; pairs: number }): string {
+  return `q${c.queueSize}-${c.size}B-${c.mode}-${c.layout}-${c.pairs}p`;
+}
+
+/** Why our own front-end cannot make a cell's runs (it drives one pair of split rings), or undefined. */
+function oursFrontendCannot(opts: Options, layout: RingLayout, pairs: number): string | undefined {
+  if (opts.frontend !== 'ours') return undefined;
+  if (layout !== 'split') return 'the front-end (our VirtioNetDriver) drives split rings only';
+  if (pairs > 1) return 'the front-end (our VirtioNetDriver, as the benchmark runs it) drives one queue pair';
+  return undefined;
+}
+
+/**
+ * The throughput runs: each cell's runs A B A B (rounds) before the next cell. The layouts and pair
+ * counts of one (mode, size) follow each other, so that the runs the faster-layout ratio compares are
+ * close in time.
+ */
+function throughputPlan(opts: Options): RunResult[] {
   const throughput: RunResult[] = [];
   for (const queueSize of opts.queueSizes) {
     for (const size of opts.sizes) {
       for (const mode of opts.modes) {
-        const cell = `q${queueSize}-${size}B-${mode}`;
-        for (let round = 1; round <= opts.rounds; round++) {
-          for (const backend of opts.backends) throughput.push({ cell, mode, size, queueSize, backend, round });
+        for (const pairs of opts.pairs) {
+          for (const layout of opts.layouts) {
+            const cell = cellName({ queueSize, size, mode, layout, pairs });
+            const skipped = oursFrontendCannot(opts, layout, pairs);
+            for (let round = 1; round <= opts.rounds; round++) {
+              for (const backend of opts.backends)
+                throughput.push({ cell, mode, size, queueSize, layout, pairs, backend, round, ...(skipped ? { skipped } : {}) });
+            }
+          }
         }
       }
     }
   }
+  return throughput;
+}
+
+/** Cells in order (see throughputPlan); then the latency and the idle runs (split rings, one pair). */
+export function buildPlan(opts: Options): Plan {
+  const throughput = throughputPlan(opts);
   const latency: LatencyRun[] = [];
   if (opts.latency) {
     for (const size of [...new Set(opts.sizes.map((s) => Math.min(1514, s)))]) {
@@ -55,7 +85,7 @@ export function plannedRuns(plan: Plan): number {
 
 export function describeFrontend(opts: Options): string {
   return opts.frontend === 'dpdk'
-    ? `DPDK testpmd, virtio-user PMD (net_virtio_user0,queues=1,packed_vq=0,mrg_rxbuf=${+opts.mrgRxbuf},in_order=${+opts.inOrder}), both lcores on CPU ${opts.cpuFrontend}, burst 32, ${opts.memory}`
+    ? `DPDK testpmd, virtio-user PMD (net_virtio_user0,queues=${opts.pairs.join('|')},packed_vq=${opts.layouts.map((l) => +(l === 'packed')).join('|')},mrg_rxbuf=${+opts.mrgRxbuf},in_order=${+opts.inOrder}), both lcores on CPU ${opts.cpuFrontend}${opts.pairs.some((p) => p > 1) ? ' (one forwarding lcore for all pairs)' : ''}, burst 32, ${opts.memory}`
     : `our VirtioNetDriver (lib/frontend/net_driver.ts), event-driven, in a node process on CPU ${opts.cpuFrontend}`;
 }
 
@@ -71,5 +101,17 @@ export function setupNotes(opts: Options): string[] {
   }
   if (!opts.backends.includes('dpdk'))
     notes.push('DPDK vhost PMD back-end not measured (not installed, or --backends without dpdk): no ratios.');
+  if (opts.layouts.includes('packed'))
+    notes.push(
+      'packed: the front-end asks with packed_vq=1; a run counts only when its back-end negotiated VIRTIO_F_RING_PACKED ' +
+        "(ours: its 'features acked' line; DPDK: 'negotiated Virtio features'), otherwise it fails with the reason and no figure.",
+    );
+  if (opts.pairs.some((p) => p > 1))
+    notes.push(
+      `pairs > 1: each side keeps its one CPU. The front-end testpmd serves all pairs from one forwarding lcore (CPU ${opts.cpuFrontend}), ` +
+        `DPDK's vhost PMD from one forwarding lcore (CPU ${opts.cpuBackend}); ours runs its default worker thread per pair, ` +
+        `all on CPU ${opts.cpuBackend} (the kernel time-shares them). The figure is the total over the pairs; perPair and fairness ` +
+        "(Jain's index, slowest / fastest pair) are per run in the JSON. --ours-args='--workers 1' serves all pairs from one worker.",
+    );
   return notes;
 }

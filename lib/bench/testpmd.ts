@@ -28,6 +28,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { findProgram } from './find_program';
+import { parseStreamStats, type StreamStats } from './pairs';
 import { shellQuote } from './shell_quote';
 
 export const TESTPMD = 'dpdk-testpmd';
@@ -87,6 +88,8 @@ export interface TestpmdOptions extends TestpmdPhase {
   mrgRxbuf?: boolean;
   inOrder?: boolean;
   packedVq?: boolean;
+  /** Queue pairs of the virtio-user port (`queues=N`, `--rxq=N --txq=N`, one forwarding lcore for all). Default 1. */
+  queues?: number;
   /** txonly frame length (`--txpkts`); testpmd's default is 64 bytes. */
   txPkts?: number;
   /** How often to poll `show port stats`. Default 200 ms. */
@@ -129,6 +132,8 @@ export interface PhaseResult {
   stats: PortStats | null;
   /** Forward-engine counters of this phase (testpmd resets them at `start`), or null. */
   forward: ForwardStats | null;
+  /** Per-stream counters of this phase (printed only with more than one stream, i.e. queue pairs > 1). */
+  streams: StreamStats[];
 }
 
 export interface TestpmdResult {
@@ -339,7 +344,7 @@ export function testpmdArgs(opts: TestpmdOptions, prefix: string): string[] {
   }
   const devargs = [
     `path=${opts.socketPath}`,
-    'queues=1',
+    `queues=${opts.queues ?? 1}`,
     `queue_size=${opts.queueSize ?? 256}`,
     `packed_vq=${opts.packedVq ? 1 : 0}`,
     `mrg_rxbuf=${opts.mrgRxbuf ? 1 : 0}`,
@@ -348,6 +353,7 @@ export function testpmdArgs(opts: TestpmdOptions, prefix: string): string[] {
   eal.push('--vdev', `net_virtio_user0,${devargs.join(',')}`, ...(opts.extraEalArgs ?? []));
   const app = ['-i', `--forward-mode=${opts.forwardMode}`, `--total-num-mbufs=${opts.totalMbufs ?? 16384}`, `--burst=${opts.burst ?? 32}`];
   if (opts.txPkts !== undefined) app.push(`--txpkts=${opts.txPkts}`);
+  if ((opts.queues ?? 1) > 1) app.push(`--rxq=${opts.queues}`, `--txq=${opts.queues}`, '--nb-cores=1');
   app.push(...(opts.extraAppArgs ?? []));
   return [...eal, '--', ...app];
 }
@@ -482,8 +488,10 @@ async function runPhase(t: TestpmdSession, phase: TestpmdPhase, i: number, pollM
     }
   }
   const forwardingMs = Date.now() - t0;
+  const mark = t.stdout.length;
   const stats = await t.showStats('stop');
-  return { forwardMode: phase.forwardMode, stopReason, samples, forwardingMs, stats, forward: parseForwardStats(t.stdout) };
+  const streams = parseStreamStats(t.stdout.slice(mark));
+  return { forwardMode: phase.forwardMode, stopReason, samples, forwardingMs, stats, forward: parseForwardStats(t.stdout), streams };
 }
 
 /**

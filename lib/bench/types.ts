@@ -1,5 +1,7 @@
 /** The shapes of the benchmark's results (what bench/results/*.json holds). */
 import type { BackendKind, OurStats } from './backends';
+import type { RingLayout } from './layout';
+import type { Fairness, PairFigure } from './pairs';
 
 /**
  * Front-end forwarding modes (testpmd's names):
@@ -30,8 +32,20 @@ export interface RunResult {
   mode: Mode;
   size: number;
   queueSize: number;
+  /** The ring layout the cell asks for (front-end packed_vq=0|1). */
+  layout: RingLayout;
+  /** Queue pairs (front-end queues=N, back-end queues=N). */
+  pairs: number;
   backend: BackendKind;
   round: number;
+  /** The layout the back-end negotiated (from its log of SET_FEATURES); null when it did not say. */
+  negotiatedLayout?: RingLayout | null;
+  /** The virtio features the back-end negotiated, hexadecimal. */
+  features?: string;
+  /** Pairs > 1: each pair's frames of the mode's figure (testpmd's per-stream counters of the measured phase). */
+  perPair?: PairFigure[];
+  /** Pairs > 1: how evenly the pairs' rates were served. */
+  fairness?: Fairness;
   /** When the (kept attempt of the) run started. */
   startedAt?: string;
   /** The rate changed by more than 25 % between polls within the measured interval (see timeline). */
@@ -151,6 +165,10 @@ export interface CellSummary {
   mode: Mode;
   size: number;
   queueSize: number;
+  layout: RingLayout;
+  pairs: number;
+  /** Pairs > 1: median over rounds of Jain's index and of slowest / fastest pair, per back-end. */
+  fairness?: Partial<Record<BackendKind, Fairness | null>>;
   ours: Aggregate | null;
   dpdk: Aggregate | null;
   /** ours / DPDK of the median Mpps, null when either is missing. */
@@ -163,6 +181,23 @@ export interface CellSummary {
   cpuRatio: number | null;
   /** ours / DPDK Mpps within each round (runs adjacent in time). */
   roundRatios: number[];
+}
+
+/**
+ * The issue's headline per (queue size, mode, size, pairs): our faster layout against DPDK's faster
+ * layout (each side's best median over the layouts measured), and the ratio of the two.
+ */
+export interface LayoutRatio {
+  queueSize: number;
+  mode: Mode;
+  size: number;
+  pairs: number;
+  ours: { layout: RingLayout; mpps: number } | null;
+  dpdk: { layout: RingLayout; mpps: number } | null;
+  /** ours / DPDK of the two faster layouts' medians. */
+  ratio: number | null;
+  /** Layouts of the group a back-end has no figure for (failed, e.g. not negotiated, or not run): "ours packed". */
+  unmeasured: string[];
 }
 
 export interface LatencySummary {
@@ -227,10 +262,14 @@ export interface Report {
     sizes: number[];
     queueSizes: number[];
     modes: Mode[];
+    layouts: RingLayout[];
+    pairs: number[];
     notes: string[];
   };
   runs: RunResult[];
   cells: CellSummary[];
+  /** Ours' faster layout against DPDK's faster layout (empty before layouts were a dimension). */
+  layoutRatios?: LayoutRatio[];
   latencyRuns: LatencyRun[];
   latency: LatencySummary[];
   idleRuns: IdleRun[];

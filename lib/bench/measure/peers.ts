@@ -2,6 +2,7 @@
 import { startBackend, type BackendKind, type BackendProcess, type DpdkForwardMode } from '../backends';
 import type { Options } from '../cli';
 import { ROOT, type Code } from '../host';
+import { checkLayout, negotiatedFeatures } from '../layout';
 import type { Mode, OursWorker, RunResult } from '../types';
 
 /**
@@ -25,7 +26,14 @@ export function workerArgs(opts: Options, worker: OursWorker | undefined): strin
 export function startBackendUnderTest(
   opts: Options,
   code: Code,
-  backend: { kind: BackendKind; socketPath: string; extraArgs: string[]; forwardMode: DpdkForwardMode; txPkts?: number },
+  backend: {
+    kind: BackendKind;
+    socketPath: string;
+    extraArgs: string[];
+    forwardMode: DpdkForwardMode;
+    txPkts?: number;
+    queuePairs?: number;
+  },
 ): Promise<BackendProcess> {
   return startBackend({
     ...backend,
@@ -52,5 +60,17 @@ export function startThroughputBackend(opts: Options, code: Code, run: RunResult
     extraArgs: role.oursArgs,
     forwardMode: role.dpdk,
     txPkts: run.size,
+    queuePairs: run.pairs,
   });
+}
+
+/**
+ * Records the layout the back-end negotiated in the run; throws (the run fails, its figures unset)
+ * when it is not the layout the cell asked for.
+ */
+export function requireAskedLayout(run: RunResult, be: BackendProcess): void {
+  const check = checkLayout(run.backend, run.layout, negotiatedFeatures(run.backend, be.output()));
+  run.negotiatedLayout = check.negotiated;
+  if (check.features) run.features = check.features;
+  if (check.invalid) throw new Error(check.invalid);
 }

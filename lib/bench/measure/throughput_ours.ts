@@ -4,7 +4,7 @@ import type { Code } from '../host';
 import type { ThroughputResult } from '../ours_frontend';
 import type { RunResult } from '../types';
 import { runOursFrontend, type ChildRun } from './ours_child';
-import { startThroughputBackend } from './peers';
+import { requireAskedLayout, startThroughputBackend } from './peers';
 import { direction, fillBackendFigures } from './snapshot';
 
 export async function runWithOurFrontend(opts: Options, code: Code, run: RunResult, socketPath: string): Promise<void> {
@@ -35,6 +35,7 @@ export async function runWithOurFrontend(opts: Options, code: Code, run: RunResu
     if (exit.forward)
       run.dpdkForward = { rxPackets: exit.forward.rxPackets, txPackets: exit.forward.txPackets, txDropped: exit.forward.txDropped };
   }
+  requireAskedLayout(run, be);
   const res = child.result as ThroughputResult;
   run.seconds = res.seconds;
   run.guestTx = direction(res.txFrames, res.txBytes, res.seconds);

@@ -4,7 +4,8 @@ import type { Options } from '../cli';
 import type { Code } from '../host';
 import { runTestpmd, type PhaseResult, type TestpmdResult } from '../testpmd';
 import type { RunResult } from '../types';
-import { excerpt, startThroughputBackend } from './peers';
+import { fairness, pairFigures } from '../pairs';
+import { excerpt, requireAskedLayout, startThroughputBackend } from './peers';
 import { pidsWithArg } from './procstat';
 import { direction, fillBackendFigures, snapshot, type Snapshot } from './snapshot';
 
@@ -34,7 +35,12 @@ export async function runWithTestpmd(opts: Options, code: Code, run: RunResult, 
         `command: ${r.command}\n--- testpmd output ---\n${excerpt(r.output)}\n--- back-end output ---\n${excerpt(be.output())}`,
     );
   }
+  requireAskedLayout(run, be);
   const seconds = fillRates(run, p0, p1);
+  if (run.pairs > 1) {
+    run.perPair = pairFigures(run.mode === 'io' || run.mode === 'rxonly' ? 'rx' : 'tx', run.pairs, p1.streams, seconds);
+    run.fairness = fairness(run.perPair.map((p) => p.mpps)) ?? undefined;
+  }
   fillBackendFigures(run, be, s0, s1, seconds, Math.max(run.guestTx?.packets ?? 0, run.guestRx?.packets ?? 0));
   const notes = runNotes(run, p1);
   if (notes.length) run.notes = notes;
@@ -42,7 +48,7 @@ export async function runWithTestpmd(opts: Options, code: Code, run: RunResult, 
 
 /** Runs testpmd through the warm-up and the measured phase, snapshotting the back-end after each. */
 async function driveTestpmd(opts: Options, run: RunResult, be: BackendProcess, socketPath: string): Promise<Driven> {
-  const { mode, size, queueSize } = run;
+  const { mode, size, queueSize, layout, pairs } = run;
   let s0: Snapshot | null = null;
   let s1: Snapshot | null = null;
   let lastProgress = { tx: -1, rx: -1, t: 0 };
@@ -56,13 +62,14 @@ async function driveTestpmd(opts: Options, run: RunResult, be: BackendProcess, s
     queueSize,
     mrgRxbuf: opts.mrgRxbuf,
     inOrder: opts.inOrder,
-    packedVq: false,
+    packedVq: layout === 'packed',
+    queues: pairs,
     cpu: opts.cpuFrontend,
     memory: opts.memory === 'hugepages' ? 'hugepages' : 'no-huge',
     memoryMb: 256,
     burst: 32,
     pollMs: 500,
-    // io: half a ring of frames circulates (tx_first N sends N bursts of 32).
+    // io: half a ring of frames circulates per pair (tx_first N sends N bursts of 32 on each stream).
     txFirstBursts: mode === 'io' ? Math.max(1, Math.floor(queueSize / 64)) : 0,
     durationMs: opts.warmup * 1000,
     timeoutMs: opts.warmup * 1000 + 10_000,

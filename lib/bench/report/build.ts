@@ -4,6 +4,7 @@ import type { Options } from '../cli';
 import { buildStamp } from '../host';
 import { describeFrontend, setupNotes, type Plan } from '../plan';
 import type { Report, RunResult } from '../types';
+import { layoutRatios } from './layouts';
 import { summarise, summariseIdle, summariseLatency } from './summary';
 
 /** What the execution of a plan left behind. */
@@ -27,6 +28,7 @@ export function buildReport(opts: Options, done: Finished): Report {
   }
   if (opts.frontend === 'dpdk') notes.push(...modeNotes());
   const finished = new Date();
+  const cells = summarise(done.runs, opts.backends);
   return {
     version: 1,
     startedAt: started.toISOString(),
@@ -50,10 +52,13 @@ export function buildReport(opts: Options, done: Finished): Report {
       sizes: opts.sizes,
       queueSizes: opts.queueSizes,
       modes: opts.modes,
+      layouts: opts.layouts,
+      pairs: opts.pairs,
       notes,
     },
     runs: done.runs,
-    cells: summarise(done.runs, opts.backends),
+    cells,
+    layoutRatios: layoutRatios(cells),
     latencyRuns: plan.latency,
     latency: summariseLatency(plan.latency, opts.backends),
     idleRuns: plan.idle,
@@ -65,12 +70,12 @@ export function buildReport(opts: Options, done: Finished): Report {
 /** Each back-end's command, as run, with a placeholder socket. */
 function backendCommands(opts: Options): Partial<Record<BackendKind, string>> {
   const commands: Partial<Record<BackendKind, string>> = {};
-  commands.ours = `taskset -c ${opts.cpuBackend} node dist/cli.js net --socket SOCK --quiet${opts.oursArgs.length ? ` ${opts.oursArgs.join(' ')}` : ''} (txonly: --port sink; rxonly: --port source --frame-size SIZE)`;
+  commands.ours = `taskset -c ${opts.cpuBackend} node dist/cli.js net --socket SOCK${opts.oursArgs.length ? ` ${opts.oursArgs.join(' ')}` : ''} (txonly: --port sink; rxonly: --port source --frame-size SIZE; N pairs: --queues N)`;
   if (opts.backends.includes('dpdk')) {
     commands.dpdk =
       `taskset -c ${opts.cpuBackend} dpdk-testpmd --lcores 0@${opts.cpuBackend},1@${opts.cpuBackend} --main-lcore 0 --no-pci --no-telemetry ` +
       `${opts.memory === 'no-huge' ? '--no-huge -m 256 --no-shconf' : '--huge-dir /dev/hugepages --single-file-segments --socket-mem 256'} ` +
-      `--vdev net_vhost0,iface=SOCK,queues=1 -- --forward-mode=macswap (txonly mode: rxonly; rxonly mode: txonly --txpkts=SIZE) -a --disable-link-check --total-num-mbufs=16384 --burst=32`;
+      `--vdev net_vhost0,iface=SOCK,queues=N -- --forward-mode=macswap (txonly mode: rxonly; rxonly mode: txonly --txpkts=SIZE) -a --disable-link-check --total-num-mbufs=16384 --burst=32 (N > 1: --rxq=N --txq=N --nb-cores=1)`;
   }
   return commands;
 }

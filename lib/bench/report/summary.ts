@@ -1,5 +1,6 @@
 /** Turning runs into per-cell, latency and idle figures; the labels every output uses. */
 import type { BackendKind } from '../backends';
+import type { Fairness } from '../pairs';
 import type { Aggregate, CellSummary, IdleRun, IdleSummary, LatencyRun, LatencySummary, Mode, OursWorker, RunResult } from '../types';
 
 export function median(xs: number[]): number | null {
@@ -68,7 +69,7 @@ export function summarise(runs: RunResult[], backends: BackendKind[]): CellSumma
   }
   const out: CellSummary[] = [];
   for (const [cell, list] of cells) {
-    const { mode, size, queueSize } = list[0];
+    const { mode, size, queueSize, layout, pairs } = list[0];
     const ours = backends.includes('ours') ? aggregate(list.filter((r) => r.backend === 'ours')) : null;
     const dpdk = backends.includes('dpdk') ? aggregate(list.filter((r) => r.backend === 'dpdk')) : null;
     const ratio = ours?.mpps != null && dpdk?.mpps ? ours.mpps / dpdk.mpps : null;
@@ -83,9 +84,18 @@ export function summarise(runs: RunResult[], backends: BackendKind[]): CellSumma
     }
     const probes = list.map((x) => x.crossCpuNs).filter((x): x is number => x !== undefined);
     const crossCpuNs: [number, number] | null = probes.length ? [Math.min(...probes), Math.max(...probes)] : null;
-    out.push({ cell, mode, size, queueSize, ours, dpdk, ratio, bestRatio, crossCpuNs, cpuRatio, roundRatios });
+    const cs: CellSummary = { cell, mode, size, queueSize, layout, pairs, ours, dpdk, ratio, bestRatio, crossCpuNs, cpuRatio, roundRatios };
+    if (pairs > 1) cs.fairness = Object.fromEntries(backends.map((b) => [b, medianFairness(list.filter((r) => r.backend === b))]));
+    out.push(cs);
   }
   return out;
+}
+
+/** Median over a cell's runs of Jain's index and of slowest / fastest pair; null when no run had per-pair figures. */
+function medianFairness(runs: RunResult[]): Fairness | null {
+  const ok = runs.filter((r) => !r.error && r.fairness);
+  if (ok.length === 0) return null;
+  return { jain: median(ok.map((r) => r.fairness!.jain)) as number, minMax: median(ok.map((r) => r.fairness!.minMax)) as number };
 }
 
 export function summariseLatency(runs: LatencyRun[], backends: BackendKind[]): LatencySummary[] {
