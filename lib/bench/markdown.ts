@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backendLabel, fixed as f, modeLabel } from './report/summary';
-import type { Aggregate, Report } from './types';
+import type { Aggregate, CellSummary, LayoutRatio, Report } from './types';
 
 function mpps(a: Aggregate | null): string {
   if (!a) return '—';
@@ -19,6 +19,46 @@ function mpps(a: Aggregate | null): string {
 function kicks(x: number | null | undefined): string {
   if (x === null || x === undefined || !Number.isFinite(x)) return '—';
   return x === 0 ? '0' : x >= 0.001 ? x.toFixed(3) : x.toExponential(1);
+}
+
+/** One row per cell; the fairness columns (Jain's index of the pairs' rates) only when a cell has more than one pair. */
+function throughputTable(cells: CellSummary[]): string[] {
+  const multi = cells.some((c) => (c.pairs ?? 1) > 1);
+  const out = [
+    `| Q | size | mode | layout | pairs | ours Mpps | DPDK Mpps | ratio | best | ours Gb/s | DPDK Gb/s | CPU s/Mpkt ours | DPDK | RSS MiB ours | DPDK | kicks/frame |${multi ? ' Jain ours | DPDK |' : ''}`,
+    `| ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |${multi ? ' ---: | ---: |' : ''}`,
+  ];
+  for (const c of cells) {
+    // Results from before layouts and pairs were dimensions: split rings, one pair.
+    const layout = c.layout ?? 'split';
+    const pairs = c.pairs ?? 1;
+    out.push(
+      `| ${c.queueSize} | ${c.size} | ${modeLabel(c.mode)} | ${layout} | ${pairs} | ${mpps(c.ours)} | ${mpps(c.dpdk)} | ${f(c.ratio)} | ${f(c.bestRatio)} | ${f(c.ours?.gbps, 1)} | ${f(c.dpdk?.gbps, 1)} | ` +
+        `${f(c.ours?.cpuPerMpkt, 3)} | ${f(c.dpdk?.cpuPerMpkt, 3)} | ${f(c.ours?.rssMiB, 0)} | ${f(c.dpdk?.rssMiB, 0)} | ${kicks(c.ours?.txKicksPerPkt)} |` +
+        (multi ? ` ${f(c.fairness?.ours?.jain, 3)} | ${f(c.fairness?.dpdk?.jain, 3)} |` : ''),
+    );
+  }
+  return out;
+}
+
+/** The faster-layout ratios (ours' best layout against DPDK's), when there is more than one layout to choose from. */
+function layoutTable(ratios: LayoutRatio[]): string[] {
+  if (!ratios.some((x) => x.ratio !== null)) return [];
+  const out = [
+    '',
+    "ours / DPDK's faster layout: each back-end at its faster ring layout (median Mpps), and the ratio of the two; " +
+      'unmeasured = layouts a back-end has no figure for (failed or not run), which the choice could not consider:',
+    '',
+    '| Q | size | mode | pairs | ours Mpps | ours layout | DPDK Mpps | DPDK layout | ratio | unmeasured |',
+    '| ---: | ---: | --- | ---: | ---: | --- | ---: | --- | ---: | --- |',
+  ];
+  for (const x of ratios) {
+    out.push(
+      `| ${x.queueSize} | ${x.size} | ${modeLabel(x.mode)} | ${x.pairs} | ${f(x.ours?.mpps)} | ${x.ours?.layout ?? '—'} | ` +
+        `${f(x.dpdk?.mpps)} | ${x.dpdk?.layout ?? '—'} | ${f(x.ratio)} | ${x.unmeasured.join(', ') || '—'} |`,
+    );
+  }
+  return out;
 }
 
 export function toMarkdown(r: Report): string {
@@ -34,15 +74,9 @@ export function toMarkdown(r: Report): string {
     'Mpps: median over rounds (min–max); ratio = ours / DPDK of the medians; CPU = back-end CPU seconds per million frames; ' +
       'RSS = back-end VmRSS; kicks = our TX-queue kicks per guest-TX frame; best = ratio of the fastest rounds.',
     '',
-    '| Q | size | mode | ours Mpps | DPDK Mpps | ratio | best | ours Gb/s | DPDK Gb/s | CPU s/Mpkt ours | DPDK | RSS MiB ours | DPDK | kicks/frame |',
-    '| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...throughputTable(r.cells),
+    ...layoutTable(r.layoutRatios ?? []),
   );
-  for (const c of r.cells) {
-    out.push(
-      `| ${c.queueSize} | ${c.size} | ${modeLabel(c.mode)} | ${mpps(c.ours)} | ${mpps(c.dpdk)} | ${f(c.ratio)} | ${f(c.bestRatio)} | ${f(c.ours?.gbps, 1)} | ${f(c.dpdk?.gbps, 1)} | ` +
-        `${f(c.ours?.cpuPerMpkt, 3)} | ${f(c.dpdk?.cpuPerMpkt, 3)} | ${f(c.ours?.rssMiB, 0)} | ${f(c.dpdk?.rssMiB, 0)} | ${kicks(c.ours?.txKicksPerPkt)} |`,
-    );
-  }
   if (r.latency.length) {
     out.push(
       '',

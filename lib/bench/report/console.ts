@@ -3,7 +3,7 @@ import type { Options } from '../cli';
 import { IDLE_SECONDS } from '../measure/idle';
 import type { IdleRun, LatencyRun, Report, RunResult } from '../types';
 import { backendLabel } from './summary';
-import { formatIdle, formatLatency, formatTable } from './tables';
+import { formatIdle, formatLatency, formatLayoutRatios, formatTable } from './tables';
 
 export function printBanner(opts: Options, host: Report['host'], frontendDescription: string, total: number): void {
   process.stdout.write(
@@ -37,8 +37,16 @@ export function throughputLine(label: string, run: RunResult): string {
     `CPU ${run.cpu?.utilisation.toFixed(2)} (${run.cpu?.perMpkt.toFixed(3)} s/Mpkt, ${((run.cpu?.systemShare ?? 0) * 100).toFixed(0)}% kernel), RSS ${run.memory?.rssMiB.toFixed(1)} MiB${extra}` +
     `, x-CPU ${run.crossCpuNs?.toFixed(0)} ns` +
     `${(run.foreignLoadDuring ?? 0) > 0.1 ? `, other load ${run.foreignLoadDuring?.toFixed(2)} CPU` : ''}` +
-    `${(run.stealDuring ?? 0) > 0.05 ? `, steal ${run.stealDuring?.toFixed(2)} CPU` : ''}`
+    `${(run.stealDuring ?? 0) > 0.05 ? `, steal ${run.stealDuring?.toFixed(2)} CPU` : ''}` +
+    pairsText(run)
   );
+}
+
+/** Pairs > 1: each pair's Mpps and the fairness, for the run's line. */
+function pairsText(run: RunResult): string {
+  if (!run.perPair) return '';
+  const each = run.perPair.map((p) => p.mpps.toFixed(2)).join('/');
+  return `, pairs ${each} Mpps${run.fairness ? ` (Jain ${run.fairness.jain.toFixed(3)}, min/max ${run.fairness.minMax.toFixed(2)})` : ''}`;
 }
 
 export function latencyLine(label: string, lat: LatencyRun): string {
@@ -62,6 +70,11 @@ export function printSummary(report: Report): void {
     `\nThroughput, Mpps: median of ${rounds} round(s) and the best round; ratio = ours / DPDK of the medians, best r. = of the best rounds\n`,
   );
   process.stdout.write(`${formatTable(report.cells, backends)}\n`);
+  const ratios = report.layoutRatios ?? [];
+  if (backends.length > 1 && report.setup.layouts.length > 1 && ratios.length) {
+    process.stdout.write(`\nours / DPDK's faster layout: each back-end's best layout (median Mpps), the ratio of the two\n`);
+    process.stdout.write(`${formatLayoutRatios(ratios)}\n`);
+  }
   if (report.latency.length) {
     process.stdout.write(`\nLatency: one frame ping-pong with our event-driven driver (median over rounds of p50 / p99)\n`);
     process.stdout.write(`${formatLatency(report.latency, backends)}\n`);

@@ -1,5 +1,6 @@
 /** The SVG chart of a run: grouped bars of Mpps, ours next to DPDK. */
 import type { BackendKind } from '../backends';
+import { LAYOUTS } from '../layout';
 import type { CellSummary } from '../types';
 import { modeLabel } from './summary';
 
@@ -47,10 +48,13 @@ interface Box {
 export function renderSvg(cells: CellSummary[], backends: BackendKind[], title: string, subtitle: string): string {
   const modes = [...new Set(cells.map((c) => c.mode))];
   const queues = [...new Set(cells.map((c) => c.queueSize))];
-  const H = 250;
+  // Several layouts or pair counts: a group per (size, layout, pairs), labelled under its size.
+  const variants = new Set(cells.map((c) => `${c.layout}/${c.pairs}`)).size > 1;
+  const H = variants ? 262 : 250;
   const margin = { top: 88, left: 20 };
   const cols = Math.max(1, queues.length);
-  const width = Math.max(800, margin.left * 2 + cols * 380);
+  const groups = Math.max(1, ...modes.flatMap((m) => queues.map((q) => cells.filter((c) => c.mode === m && c.queueSize === q).length)));
+  const width = Math.max(800, margin.left * 2 + cols * Math.max(380, 65 + groups * 80));
   const W = (width - margin.left * 2) / cols;
   const height = margin.top + modes.length * H + 20;
   const out: string[] = [];
@@ -73,11 +77,13 @@ export function renderSvg(cells: CellSummary[], backends: BackendKind[], title: 
     queues.forEach((q, col) => {
       const x0 = margin.left + col * W;
       const y0 = margin.top + row * H;
-      const panel = cells.filter((c) => c.mode === mode && c.queueSize === q).sort((a, b) => a.size - b.size);
+      const panel = cells
+        .filter((c) => c.mode === mode && c.queueSize === q)
+        .sort((a, b) => a.size - b.size || a.pairs - b.pairs || LAYOUTS.indexOf(a.layout) - LAYOUTS.indexOf(b.layout));
       out.push(
         `<text x="${x0 + 10}" y="${y0 + 16}" font-size="12" font-weight="bold">${esc(`${modeLabel(mode)}, queue size ${q}`)}</text>`,
       );
-      renderPanel(out, panel, backends, x0, { x: x0 + 45, y: y0 + 28, w: W - 65, h: H - 78 });
+      renderPanel(out, panel, backends, x0, { x: x0 + 45, y: y0 + 28, w: W - 65, h: H - (variants ? 90 : 78) }, variants);
     });
   });
   out.push('</svg>');
@@ -85,7 +91,7 @@ export function renderSvg(cells: CellSummary[], backends: BackendKind[], title: 
 }
 
 /** One panel: its axis and gridlines, then a group of bars per frame size with the ratios under it. */
-function renderPanel(out: string[], panel: CellSummary[], backends: BackendKind[], x0: number, plot: Box): void {
+function renderPanel(out: string[], panel: CellSummary[], backends: BackendKind[], x0: number, plot: Box, variants: boolean): void {
   const values = panel.flatMap((c) => backends.map((b) => (b === 'ours' ? c.ours?.mppsMax : c.dpdk?.mppsMax) ?? 0));
   const axis = niceAxis(Math.max(0.001, ...values) * 1.1);
   const ymax = axis.max;
@@ -105,13 +111,18 @@ function renderPanel(out: string[], panel: CellSummary[], backends: BackendKind[
     backends.forEach((b, k) => renderBar(out, c, b, gx + k * barW, barW, plot, ymax));
     const cx = plot.x + i * groupW + groupW / 2;
     out.push(`<text x="${cx.toFixed(1)}" y="${plot.y + plot.h + 14}" text-anchor="middle">${c.size} B</text>`);
+    const dy = variants ? 12 : 0;
+    if (variants)
+      out.push(
+        `<text x="${cx.toFixed(1)}" y="${plot.y + plot.h + 26}" text-anchor="middle" font-size="10">${esc(`${c.layout}${c.pairs > 1 ? `, ${c.pairs} pairs` : ''}`)}</text>`,
+      );
     if (c.ratio !== null) {
       out.push(
-        `<text x="${cx.toFixed(1)}" y="${plot.y + plot.h + 27}" text-anchor="middle" fill="#444" font-size="10">ours/DPDK ${c.ratio.toFixed(2)}</text>`,
+        `<text x="${cx.toFixed(1)}" y="${plot.y + plot.h + 27 + dy}" text-anchor="middle" fill="#444" font-size="10">ours/DPDK ${c.ratio.toFixed(2)}</text>`,
       );
       if (c.bestRatio !== null)
         out.push(
-          `<text x="${cx.toFixed(1)}" y="${plot.y + plot.h + 39}" text-anchor="middle" fill="#777" font-size="9">best rounds ${c.bestRatio.toFixed(2)}</text>`,
+          `<text x="${cx.toFixed(1)}" y="${plot.y + plot.h + 39 + dy}" text-anchor="middle" fill="#777" font-size="9">best rounds ${c.bestRatio.toFixed(2)}</text>`,
         );
     }
   });

@@ -1,6 +1,6 @@
 /** The terminal tables printed at the end of a run. */
 import type { BackendKind } from '../backends';
-import type { Aggregate, CellSummary, IdleSummary, LatencySummary } from '../types';
+import type { Aggregate, CellSummary, IdleSummary, LatencySummary, LayoutRatio } from '../types';
 import { backendLabel, fixed as f, modeLabel } from './summary';
 
 /** Small ratios (kicks per frame): fixed point down to 0.001, then exponent notation. */
@@ -31,6 +31,8 @@ export function formatTable(cells: CellSummary[], backends: BackendKind[]): stri
     ['Q', 5, true],
     ['size', 5, true],
     ['mode', 25, false],
+    ['layout', 6, false],
+    ['pairs', 5, true],
     ['ours Mpps', 11, true],
     ['best', 6, true],
   ];
@@ -42,10 +44,21 @@ export function formatTable(cells: CellSummary[], backends: BackendKind[]): stri
   cols.push(['RSS MiB ours', 12, true]);
   if (both) cols.push(['DPDK', 6, true]);
   cols.push(['kicks/frame tx', 14, true], ['rx', 7, true]);
+  const multi = cells.some((c) => c.pairs > 1);
+  if (multi) cols.push(['Jain ours', 9, true], ['min/max', 7, true]);
+  if (multi && both) cols.push(['Jain DPDK', 9, true], ['min/max', 7, true]);
   const head = cols.map(([name, n, right]) => pad(name, n, right)).join(' ');
   const lines = [head, '-'.repeat(head.length)];
   for (const c of cells) {
-    const v: string[] = [String(c.queueSize), String(c.size), modeLabel(c.mode), medianCell(c.ours), bestCell(c.ours)];
+    const v: string[] = [
+      String(c.queueSize),
+      String(c.size),
+      modeLabel(c.mode),
+      c.layout,
+      String(c.pairs),
+      medianCell(c.ours),
+      bestCell(c.ours),
+    ];
     if (both) v.push(medianCell(c.dpdk), bestCell(c.dpdk), f(c.ratio), f(c.bestRatio));
     v.push(f(c.ours?.gbps));
     if (both) v.push(f(c.dpdk?.gbps));
@@ -54,6 +67,32 @@ export function formatTable(cells: CellSummary[], backends: BackendKind[]): stri
     v.push(f(c.ours?.rssMiB, 1));
     if (both) v.push(f(c.dpdk?.rssMiB, 1));
     v.push(small(c.ours?.txKicksPerPkt), small(c.ours?.rxKicksPerPkt));
+    if (multi) v.push(f(c.fairness?.ours?.jain, 3), f(c.fairness?.ours?.minMax));
+    if (multi && both) v.push(f(c.fairness?.dpdk?.jain, 3), f(c.fairness?.dpdk?.minMax));
+    lines.push(v.map((x, i) => pad(x, cols[i][1], cols[i][2])).join(' '));
+  }
+  return lines.join('\n');
+}
+
+/** The faster-layout ratios: one row per (queue size, size, mode, pairs). */
+export function formatLayoutRatios(ratios: LayoutRatio[]): string {
+  const cols: [string, number, boolean][] = [
+    ['Q', 5, true],
+    ['size', 5, true],
+    ['mode', 25, false],
+    ['pairs', 5, true],
+    ['ours best', 10, true],
+    ['layout', 7, false],
+    ['DPDK best', 10, true],
+    ['layout', 7, false],
+    ['ratio', 6, true],
+    ['unmeasured', 10, false],
+  ];
+  const head = cols.map(([name, n, right]) => pad(name, n, right)).join(' ');
+  const lines = [head, '-'.repeat(head.length)];
+  for (const r of ratios) {
+    const v = [String(r.queueSize), String(r.size), modeLabel(r.mode), String(r.pairs), f(r.ours?.mpps), r.ours?.layout ?? '—'];
+    v.push(f(r.dpdk?.mpps), r.dpdk?.layout ?? '—', f(r.ratio), r.unmeasured.join(', ') || '—');
     lines.push(v.map((x, i) => pad(x, cols[i][1], cols[i][2])).join(' '));
   }
   return lines.join('\n');
