@@ -52,11 +52,26 @@ describe('benchmark harness', () => {
     }
   }, 240_000);
 
-  it('--layouts split,packed --pairs 2: per-pair counts and fairness, each run on the layout it asked for or failed saying so', () => {
+  it('--layouts split,packed --pairs 2: per-pair counts and fairness, each run on the layout it asked for', () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-bench-'));
     try {
       const args = ['bench', '--modes', 'io', '--sizes', '64', '--queue-sizes', '256', '--layouts', 'split,packed', '--pairs', '2'];
-      args.push('--seconds', '1', '--warmup', '0.5', '--rounds', '1', '--no-latency', '--no-idle', '--quiet-wait', '0', '--out', out);
+      args.push(
+        '--seconds',
+        '1',
+        '--warmup',
+        '0.5',
+        '--rounds',
+        '1',
+        '--no-latency',
+        '--no-idle',
+        '--quiet-wait',
+        '0',
+        '--retries',
+        '0',
+        '--out',
+        out,
+      );
       const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
       const json = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8'));
       type Run = { cell: string; backend: string; layout: string; negotiatedLayout?: string; mpps?: number; error?: string };
@@ -68,22 +83,14 @@ describe('benchmark harness', () => {
       }
       const backends = json.setup.backends as string[];
       expect(runs.map((x) => x.cell)).toEqual(['split', 'packed'].flatMap((l) => backends.map(() => `q256-64B-io-${l}-2p`)));
+      // Both back-ends offer packed rings: every run negotiated the layout it asked for (DPDK's log may not say).
       for (const run of runs) {
-        if (run.layout === 'split' || run.backend === 'dpdk') {
-          expect(run.error, JSON.stringify(run)).toBeUndefined();
-          expect(run.negotiatedLayout ?? run.layout).toBe(run.layout);
-          expect(run.perPair!.map((p) => p.packets > 0)).toEqual([true, true]);
-          expect(run.fairness!.jain).toBeGreaterThan(0.5);
-        } else if (run.negotiatedLayout === 'packed') {
-          expect(run.mpps).toBeGreaterThan(0); // our back-end offers packed rings
-        } else {
-          // Before our back-end offers packed rings: the run failed, with no figure under 'packed'.
-          expect(run.error).toMatch(/^asked for packed rings but our back-end negotiated split/);
-          expect(run.mpps).toBeUndefined();
-          expect(r.stdout).toMatch(/q256-64B-io-packed-2p ours round 1\/1: FAILED: asked for packed rings/);
-        }
+        expect(run.error, JSON.stringify(run)).toBeUndefined();
+        expect(run.negotiatedLayout ?? (run.backend === 'dpdk' ? run.layout : null)).toBe(run.layout);
+        expect(run.perPair!.map((p) => p.packets > 0)).toEqual([true, true]);
+        expect(run.fairness!.jain).toBeGreaterThan(0.5);
       }
-      expect(r.status, r.stdout + r.stderr).toBe(runs.some((x) => x.error) ? 1 : 0);
+      expect(r.status, r.stdout + r.stderr).toBe(0);
       expect(json.layoutRatios).toHaveLength(1);
       expect(json.layoutRatios[0].pairs).toBe(2);
     } finally {
