@@ -1,13 +1,15 @@
 /**
  * A Linux VM whose only NIC is served by our back-end on a tap port, talking to the host: the
  * host side is a network namespace holding the tap (nothing touches the machine's own network).
- * Ping and 50 MiB TCP transfers each way, with the guest's offloads negotiated and with them off;
- * then the back-end as the client of a QEMU server socket, restarted while the guest pings.
+ * Ping and 50 MiB TCP transfers each way, with the guest's offloads negotiated and with them off, on
+ * the split ring and on the packed ring (`packed=on`, asserted negotiated: no split fallback); then
+ * the back-end as the client of a QEMU server socket, restarted while the guest pings.
  * Needs QEMU, a Debian kernel, busybox and root: skipped without them, except in CI (CI=true).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as path from 'node:path';
 import { VhostUserBackend } from '../../lib/backend';
+import { expectRingNegotiated } from './features';
 import { startGuest } from './qemu/guest';
 import { HostSide, trafficTestsAvailable } from './qemu/host_side';
 import { moveLinkToNetns } from './qemu/netns';
@@ -50,14 +52,21 @@ describe.skipIf(!available)('a QEMU guest on the tap port', () => {
     return backend;
   }
 
-  for (const offloads of [true, false]) {
-    it(`pings and moves ${MIB} MiB each way with offloads ${offloads ? 'negotiated' : 'off'}`, async () => {
+  for (const { offloads, packed } of [
+    { offloads: true, packed: false },
+    { offloads: false, packed: false },
+    { offloads: true, packed: true },
+    { offloads: false, packed: true },
+  ]) {
+    const ring = packed ? 'packed' : 'split';
+    it(`pings and moves ${MIB} MiB each way with offloads ${offloads ? 'negotiated' : 'off'} (${ring} ring)`, async () => {
       const logs: string[] = [];
-      const backend = await tapBackend(path.join(host.dir, `tap-${offloads}.sock`), logs);
+      const backend = await tapBackend(path.join(host.dir, `tap-${offloads}-${ring}.sock`), logs);
       const { sink, source, kill: killPeers } = await startTcpPeers({ netns: NS, port: PORT, bytes: MIB << 20, file });
       const guest = await startGuest({
         socketPath: backend.socketPath,
         deviceOptions: offloads ? [] : NO_OFFLOADS,
+        packed,
         scenarios: ['ping', 'tcp-tx', 'tcp-rx'],
         params: { count: 20, interval: 0.2, mb: MIB, port: PORT },
         memoryMiB: 384,
@@ -68,6 +77,7 @@ describe.skipIf(!available)('a QEMU guest on the tap port', () => {
 
         const acked = logs.find((l) => l.includes('features acked:')) ?? '';
         for (const name of OFFLOAD_NAMES) expect(acked.includes(` ${name}`), `${name} in: ${acked}`).toBe(offloads);
+        expectRingNegotiated(logs, packed);
         const [rxq, txq] = backend.device.stats();
         expect(txq.errors + rxq.errors + rxq.drops).toBe(0n);
         expect(logs.filter((l) => l.startsWith('warn') && !l.includes('front-end disconnected'))).toEqual([]);

@@ -1,7 +1,7 @@
 /**
  * How a test describes its guest (GuestOptions) and the QEMU command line that makes it: TCG, shared
  * memfd memory (vhost-user maps it), the serial console on stdio, and one virtio-net NIC without MSI-X
- * (QEMU 7.2 under TCG crashes when a vhost-user NIC uses it).
+ * (QEMU 7.2 under TCG crashes when a vhost-user NIC uses it), optionally multiqueue or packed.
  */
 import type { BootFiles } from './initramfs';
 import { GUEST_MAC } from './scenarios';
@@ -34,6 +34,8 @@ export interface GuestOptions {
   smp?: number;
   /** Queue pairs of the vhost-user NIC: more than 1 adds `queues=N` to its netdev and `mq=on` to the device. Default 1. */
   queuePairs?: number;
+  /** Ask for the packed ring (`packed=on` on the device); the guest still gets split if the back-end does not offer it. */
+  packed?: boolean;
   /** Guest RAM in MiB. Default 256. */
   memoryMiB?: number;
   /** Copy each console line to stderr as it arrives. Default: VHOST_USER_E2E_ECHO=1 in the environment. */
@@ -77,6 +79,7 @@ function nicArgs(opts: GuestOptions): string[] {
     'romfile=',
     'vectors=0',
     mq ? 'mq=on' : '',
+    opts.packed ? 'packed=on' : '',
     ...words(opts.deviceOptions),
   ]
     .filter(Boolean)
