@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# A/B of the data path's own work per frame (native/bench/ring_microbench.cc) between the working
+# tree and a git revision: both built with the addon's flags (g++ -O2 -flto), run interleaved on one
+# CPU, and the median and best ns/frame of each printed. Usage:
+#   native/bench/run.sh [REV (default HEAD)] [RUNS (default 10)] [split|packed (default split)]
+# The benchmark source is the working tree's, so REV must have the same data-path interfaces.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rev=${1:-HEAD}
+runs=${2:-10}
+layout=${3:-split}
+out=build/microbench
+mkdir -p "$out"
+build() {  # build <source root> <binary>
+  mapfile -t sources < <(cd "$1" && node scripts/native-sources.js data-path)
+  (cd "$1" && g++ -std=c++17 -O2 -flto=auto -Inative "$OLDPWD/native/bench/ring_microbench.cc" "${sources[@]}" \
+    -o "$OLDPWD/$2" -lpthread)
+}
+tree=$(mktemp -d)
+trap 'git worktree remove --force "$tree" >/dev/null 2>&1 || true' EXIT
+git worktree add --detach "$tree" "$rev" >/dev/null 2>&1
+build "$tree" "$out/a"
+build . "$out/b"
+for _ in $(seq "$runs"); do
+  echo "a $(taskset -c 0 "$out/a" "$layout" 300000)"
+  echo "b $(taskset -c 0 "$out/b" "$layout" 300000)"
+done | sort -k1,1 -k2n | awk -v rev="$rev" '
+  { v[$1] = v[$1] " " $2; n[$1]++; all[$1, n[$1]] = $2 }
+  END {
+    for (k in n) {
+      name = k == "a" ? rev : "working tree"
+      printf "%-14s median %6.2f  best %6.2f ns/frame  (%s)\n", name, all[k, int((n[k] + 1) / 2)], all[k, 1], v[k]
+    }
+  }'
