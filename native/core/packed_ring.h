@@ -40,7 +40,7 @@ class PackedRing {
 
   // 1 if the driver has made the descriptor at our position available, else 0 (a packed ring has
   // no index to count by). Never broken: there is no index the driver can run ahead with.
-  uint16_t Available() const { return IsAvailable(last_avail_, avail_wrap_) ? 1 : 0; }
+  uint16_t Available(bool* /*broken*/) const { return IsAvailable(last_avail_, avail_wrap_) ? 1 : 0; }
   // Walks the chain at our position and takes it (call only after Available). As SplitRing::Pop;
   // on an error the whole chain is still skipped, and returned with length 0 when it can be
   // (Chain::returnable). kEndless: the ring is beyond repair.

@@ -1,7 +1,8 @@
 // The ring verbs: what every port and TX/RX helper does to a virtqueue, whatever its layout. The
-// layout (split or packed) is chosen once, when the driver's features are set; each verb is then a
-// branch that always goes the same way (no virtual call, no per-descriptor dispatch), and both
-// layouts' hot paths stay inline where they were.
+// layout (split or packed) is chosen once, when the driver's features are set. SplitRing and
+// PackedRing have the same verbs, so a burst is written once as a template on the layout and
+// picked once per Service call (WithLayout): no virtual call and no branch per descriptor. The verbs
+// of Ring itself branch on the layout, for what runs once per burst or on the control path.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +34,10 @@ class Ring {
     packed_ring_.set_in_order(has(kFeatureInOrder));
   }
   bool packed() const { return packed_; }
+  // The layout itself, for a burst templated on it (L: SplitRing or PackedRing, the one in use):
+  // its verbs are the ones below, without the branch.
+  template <typename L>
+  L& As();
 
   // Addresses as SET_VRING_ADDR gives them (packed: avail = the driver's event area, used = ours).
   bool Attach(const GuestMemory& mem, uint32_t num, uint64_t desc_ua, uint64_t avail_ua, uint64_t used_ua,
@@ -56,7 +61,7 @@ class Ring {
 
   // Chains made available and not yet taken (packed: 1 or 0). *broken: the guest's index ran
   // more than the ring ahead (split only).
-  uint16_t Available(bool* broken) { return packed_ ? packed_ring_.Available() : split_.Available(broken); }
+  uint16_t Available(bool* broken) { return packed_ ? packed_ring_.Available(broken) : split_.Available(broken); }
   // Takes the next chain (only after Available). See SplitRing::Pop and PackedRing::Pop.
   Chain Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs, ChainError* err) {
     return packed_ ? packed_ring_.Pop(mem, device_writes, segs, max_segs, err)
@@ -81,5 +86,27 @@ class Ring {
   SplitRing split_;
   PackedRing packed_ring_;
 };
+
+template <>
+inline SplitRing& Ring::As<SplitRing>() {
+  return split_;
+}
+template <>
+inline PackedRing& Ring::As<PackedRing>() {
+  return packed_ring_;
+}
+
+// Names a layout for a generic lambda: [&](auto layout) { using L = typename decltype(layout)::type; }.
+template <typename L>
+struct LayoutTag {
+  using type = L;
+};
+
+// Runs `burst` instantiated for the layout of `ring` (SplitRing or PackedRing): one branch per
+// call, none inside it.
+template <typename Burst>
+decltype(auto) WithLayout(const Ring& ring, Burst&& burst) {
+  return ring.packed() ? burst(LayoutTag<PackedRing>{}) : burst(LayoutTag<SplitRing>{});
+}
 
 }  // namespace vhost

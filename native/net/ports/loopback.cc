@@ -36,6 +36,7 @@ void LoopbackPort::CopyPieces(uint32_t hdr_len, uint32_t frame_len, int tx_segs)
   SegmentCursor::Copy(src, dst, frame_len - copied);
 }
 
+template <typename L>
 int LoopbackPort::Burst(const GuestMemory& mem, const NetSettings& settings, Queue& rx, Queue& tx,
                         const Reporter& report, bool* rx_short) {
   const uint32_t hdr_len = settings.hdr_len;
@@ -43,7 +44,7 @@ int LoopbackPort::Burst(const GuestMemory& mem, const NetSettings& settings, Que
   int njobs = 0;
   *rx_short = false;
   while (moved < kBurst) {
-    TxFrame::Result t = tx_.Next(mem, settings, tx, report);
+    TxFrame::Result t = tx_.Next<L>(mem, settings, tx, report);
     if (t == TxFrame::Result::kNone) break;
     if (t == TxFrame::Result::kDropped) {
       moved++;
@@ -51,15 +52,15 @@ int LoopbackPort::Burst(const GuestMemory& mem, const NetSettings& settings, Que
     }
     const Chain& tc = tx_.chain();
     uint32_t frame_len = tc.len - hdr_len;
-    RxReservation::Result r = rx_.Reserve(mem, settings, rx, hdr_len + frame_len, report);
+    RxReservation::Result r = rx_.Reserve<L>(mem, settings, rx, hdr_len + frame_len, report);
     if (r == RxReservation::Result::kShort || r == RxReservation::Result::kBroken) {
-      tx_.GiveBack(tx);
+      tx_.GiveBack<L>(tx);
       *rx_short = r == RxReservation::Result::kShort;
       break;
     }
     if (r == RxReservation::Result::kTooSmall) {  // the guest can never take this frame: drop it
       tx.Count(kStatDrops);
-      tx_.Done(tx);
+      tx_.Done<L>(tx);
       moved++;
       continue;
     }
@@ -71,8 +72,8 @@ int LoopbackPort::Burst(const GuestMemory& mem, const NetSettings& settings, Que
     } else {
       CopyPieces(hdr_len, frame_len, tc.nseg);
     }
-    rx_.Commit(rx, hdr_len + frame_len);
-    tx_.Done(tx);
+    rx_.Commit<L>(rx, hdr_len + frame_len);
+    tx_.Done<L>(tx);
     tx.Count(kStatPackets);
     tx.Count(kStatBytes, frame_len);
     rx.Count(kStatPackets);
@@ -88,11 +89,14 @@ int LoopbackPort::Burst(const GuestMemory& mem, const NetSettings& settings, Que
 
 bool LoopbackPort::Service(PairContext& c) {
   if (!c.rx.Ready() || !c.tx.Ready()) return false;
-  return ServeUntilIdle(c, true, true, [&] {
-    bool rx_short = false;
-    int moved = Burst(c.mem, c.settings, c.rx, c.tx, c.report, &rx_short);
-    // TX waits on the guest's RX buffers when rx_short, on its TX frames otherwise.
-    return BurstOutcome{moved, rx_short, !rx_short};
+  return WithLayout(c.tx.ring, [&](auto layout) {
+    using L = typename decltype(layout)::type;
+    return ServeUntilIdle(c, true, true, [&] {
+      bool rx_short = false;
+      int moved = Burst<L>(c.mem, c.settings, c.rx, c.tx, c.report, &rx_short);
+      // TX waits on the guest's RX buffers when rx_short, on its TX frames otherwise.
+      return BurstOutcome{moved, rx_short, !rx_short};
+    });
   });
 }
 

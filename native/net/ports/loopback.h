@@ -22,6 +22,7 @@ class LoopbackPort : public Port {
 
   // Moves up to kBurst frames. Returns how many TX chains were consumed; *rx_short tells that it
   // stopped because the guest had too few receive buffers.
+  template <typename L>
   int Burst(const GuestMemory& mem, const NetSettings& settings, Queue& rx, Queue& tx, const Reporter& report,
             bool* rx_short);
 

@@ -4,14 +4,15 @@
 
 namespace vhost {
 
+template <typename L>
 int DiscardTx(PairContext& c, TxFrame& frame, int max) {
   int taken = 0;
   while (taken < max) {
-    TxFrame::Result t = frame.Next(c.mem, c.settings, c.tx, c.report);
+    TxFrame::Result t = frame.Next<L>(c.mem, c.settings, c.tx, c.report);
     if (t == TxFrame::Result::kNone) break;
     taken++;
     if (t == TxFrame::Result::kDropped) continue;
-    frame.Done(c.tx);
+    frame.Done<L>(c.tx);
     c.tx.Count(kStatPackets);
     c.tx.Count(kStatBytes, frame.chain().len - c.settings.hdr_len);
   }
@@ -20,8 +21,15 @@ int DiscardTx(PairContext& c, TxFrame& frame, int max) {
 
 bool SinkPort::Service(PairContext& c) {
   if (!c.tx.Ready()) return false;
-  return ServeUntilIdle(c, false, true, [&] { return BurstOutcome{DiscardTx(c, tx_, kBurst), false, true}; });
+  return WithLayout(c.tx.ring, [&](auto layout) {
+    using L = typename decltype(layout)::type;
+    return ServeUntilIdle(c, false, true, [&] { return BurstOutcome{DiscardTx<L>(c, tx_, kBurst), false, true}; });
+  });
 }
+
+// The source port drains its guest's TX with it too.
+template int DiscardTx<SplitRing>(PairContext& c, TxFrame& frame, int max);
+template int DiscardTx<PackedRing>(PairContext& c, TxFrame& frame, int max);
 
 std::unique_ptr<Port> MakeSink(const PortOptions&, PortError*) { return std::make_unique<SinkPort>(); }
 

@@ -10,6 +10,7 @@ namespace vhost {
 
 // Takes up to `max` frames from the guest's TX ring, counts them and returns their buffers.
 // Returns how many chains were consumed (malformed ones included). Shared with the source port.
+template <typename L>
 int DiscardTx(PairContext& c, TxFrame& frame, int max);
 
 class SinkPort : public Port {

@@ -25,6 +25,7 @@ void SourcePort::BuildImage(uint32_t hdr_len) {
   image_hdr_len_ = hdr_len;
 }
 
+template <typename L>
 int SourcePort::Generate(PairContext& c) {
   const uint32_t hdr_len = c.settings.hdr_len;
   const uint32_t len = static_cast<uint32_t>(frame_.size());
@@ -32,7 +33,7 @@ int SourcePort::Generate(PairContext& c) {
   int made = 0;
   int nfills = 0;
   while (made < kBurst) {
-    RxReservation::Result r = rx_.Reserve(c.mem, c.settings, c.rx, hdr_len + len, c.report);
+    RxReservation::Result r = rx_.Reserve<L>(c.mem, c.settings, c.rx, hdr_len + len, c.report);
     if (r == RxReservation::Result::kTooSmall) {
       // The guest's buffers cannot hold our frames: count one drop and wait for it to post more
       // rather than spin on buffers that will never do.
@@ -56,7 +57,7 @@ int SourcePort::Generate(PairContext& c) {
       dst.Write(&seq, sizeof seq);
       dst.Write(frame_.data() + kSeqOffset + sizeof seq, len - kSeqOffset - sizeof seq);
     }
-    rx_.Commit(c.rx, hdr_len + len);
+    rx_.Commit<L>(c.rx, hdr_len + len);
     c.rx.Count(kStatPackets);
     c.rx.Count(kStatBytes, len);
     made++;
@@ -73,10 +74,13 @@ int SourcePort::Generate(PairContext& c) {
 bool SourcePort::Service(PairContext& c) {
   if (!c.rx.Ready()) return false;
   const bool drain = c.tx.Ready();  // what the guest sends is discarded, if it has a TX queue
-  return ServeUntilIdle(c, true, drain, [&] {
-    int moved = Generate(c);
-    if (drain) moved += DiscardTx(c, tx_, kBurst);
-    return BurstOutcome{moved, true, drain};  // idle: wait for more receive buffers (or TX frames)
+  return WithLayout(c.rx.ring, [&](auto layout) {
+    using L = typename decltype(layout)::type;
+    return ServeUntilIdle(c, true, drain, [&] {
+      int moved = Generate<L>(c);
+      if (drain) moved += DiscardTx<L>(c, tx_, kBurst);
+      return BurstOutcome{moved, true, drain};  // idle: wait for more receive buffers (or TX frames)
+    });
   });
 }
 

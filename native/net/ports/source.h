@@ -30,6 +30,7 @@ class SourcePort : public Port {
   static constexpr int kBurst = 64;
 
   // Delivers up to kBurst frames; fewer when the guest is short of (big enough) buffers.
+  template <typename L>
   int Generate(PairContext& c);
 
   // The virtio-net header (one buffer) followed by the frame, for the common case of a frame that

@@ -101,11 +101,12 @@ int TapPort::OnActive(bool active, std::string* err) {
   return 0;
 }
 
+template <typename L>
 int TapPort::GuestTx(const GuestMemory& mem, const NetSettings& settings, Queue& tx, const Reporter& report) {
   int moved = 0;
   iovec iov[TxFrame::kMaxSegs];
   while (moved < kBurst) {
-    TxFrame::Result r = tx_.Next(mem, settings, tx, report);
+    TxFrame::Result r = tx_.Next<L>(mem, settings, tx, report);
     if (r == TxFrame::Result::kNone) break;
     moved++;
     if (r == TxFrame::Result::kDropped) continue;
@@ -125,11 +126,12 @@ int TapPort::GuestTx(const GuestMemory& mem, const NetSettings& settings, Queue&
       tx.Count(kStatPackets);
       tx.Count(kStatBytes, c.len - settings.hdr_len);
     }
-    tx_.Done(tx);
+    tx_.Done<L>(tx);
   }
   return moved;
 }
 
+template <typename L>
 int TapPort::GuestRx(const GuestMemory& mem, const NetSettings& settings, Queue& rx, const Reporter& report,
                      bool* rx_short, bool* tap_empty) {
   const uint32_t hdr_len = settings.hdr_len;
@@ -148,7 +150,7 @@ int TapPort::GuestRx(const GuestMemory& mem, const NetSettings& settings, Queue&
       }
       pending_len_ = static_cast<uint32_t>(n);
     }
-    RxReservation::Result r = rx_.Reserve(mem, settings, rx, pending_len_, report);
+    RxReservation::Result r = rx_.Reserve<L>(mem, settings, rx, pending_len_, report);
     if (r == RxReservation::Result::kShort) {
       *rx_short = true;  // keep the frame until the guest posts buffers
       break;
@@ -163,7 +165,7 @@ int TapPort::GuestRx(const GuestMemory& mem, const NetSettings& settings, Queue&
     SegmentCursor dst = rx_.Cursor();
     WriteNetHeader(dst, hdr_len, rx_.buffers(), bounce_.data());
     dst.Write(bounce_.data() + hdr_len, pending_len_ - hdr_len);
-    rx_.Commit(rx, pending_len_);
+    rx_.Commit<L>(rx, pending_len_);
     rx.Count(kStatPackets);
     rx.Count(kStatBytes, pending_len_ - hdr_len);
     pending_len_ = 0;
@@ -173,13 +175,16 @@ int TapPort::GuestRx(const GuestMemory& mem, const NetSettings& settings, Queue&
 
 bool TapPort::Service(PairContext& c) {
   if (!c.rx.Ready() || !c.tx.Ready()) return false;
-  return ServeUntilIdle(c, true, true, [&] {
-    bool rx_short = false, tap_empty = false;
-    int sent = GuestTx(c.mem, c.settings, c.tx, c.report);
-    int received = GuestRx(c.mem, c.settings, c.rx, c.report, &rx_short, &tap_empty);
-    // Idle, the tap fd is edge-triggered: we stop reading it only when it is empty (a new frame
-    // wakes us) or when the guest has no buffers (its RX kick wakes us).
-    return BurstOutcome{sent + received, rx_short, true};
+  return WithLayout(c.tx.ring, [&](auto layout) {
+    using L = typename decltype(layout)::type;
+    return ServeUntilIdle(c, true, true, [&] {
+      bool rx_short = false, tap_empty = false;
+      int sent = GuestTx<L>(c.mem, c.settings, c.tx, c.report);
+      int received = GuestRx<L>(c.mem, c.settings, c.rx, c.report, &rx_short, &tap_empty);
+      // Idle, the tap fd is edge-triggered: we stop reading it only when it is empty (a new frame
+      // wakes us) or when the guest has no buffers (its RX kick wakes us).
+      return BurstOutcome{sent + received, rx_short, true};
+    });
   });
 }
 

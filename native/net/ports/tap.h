@@ -38,7 +38,9 @@ class TapPort : public Port {
   static constexpr uint32_t kBounceSize = 65536 + kNetHdrMrg;
 
   TapPort(int fd, std::string ifname) : fd_(fd), ifname_(std::move(ifname)), bounce_(kBounceSize) {}
+  template <typename L>
   int GuestTx(const GuestMemory& mem, const NetSettings& settings, Queue& tx, const Reporter& report);
+  template <typename L>
   int GuestRx(const GuestMemory& mem, const NetSettings& settings, Queue& rx, const Reporter& report, bool* rx_short,
               bool* tap_empty);
 
