@@ -11,7 +11,6 @@ inline uint16_t LoadU16(const uint8_t* p) {
   return __atomic_load_n(reinterpret_cast<const uint16_t*>(p), __ATOMIC_RELAXED);
 }
 inline void StoreU16(uint8_t* p, uint16_t v) { __atomic_store_n(reinterpret_cast<uint16_t*>(p), v, __ATOMIC_RELAXED); }
-inline void StoreU32(uint8_t* p, uint32_t v) { __atomic_store_n(reinterpret_cast<uint32_t*>(p), v, __ATOMIC_RELAXED); }
 inline bool Aligned(const void* p, uintptr_t a) { return (reinterpret_cast<uintptr_t>(p) & (a - 1)) == 0; }
 
 }  // namespace
@@ -47,6 +46,7 @@ bool PackedRing::Attach(const GuestMemory& mem, uint32_t num, uint64_t desc_ua, 
   in_use_.assign(num, 0);
   taken_count_ = 0;
   shadow_n_ = 0;
+  shadow_written_ = false;
   device_flags_ = kDeviceFlagsUnknown;
   signalled_idx_ = used_idx_;
   signalled_wrap_ = used_wrap_;
@@ -71,6 +71,7 @@ void PackedRing::SetBase(uint32_t base) {
   std::fill(in_use_.begin(), in_use_.end(), 0);
   taken_count_ = 0;
   shadow_n_ = 0;
+  shadow_written_ = false;
 }
 
 PackedRing::Desc PackedRing::ReadDesc(const uint8_t* table, uint32_t i) const {
@@ -131,8 +132,9 @@ __attribute__((always_inline)) inline bool PackedRing::TakeDesc(const GuestMemor
   return AppendBuffer(mem, d.addr, d.len, segs, max_segs, c, err);
 }
 
-Chain PackedRing::Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs, ChainError* err) {
-  Chain c{0, 0, 0, 0};
+void PackedRing::Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs, Chain* c,
+                     ChainError* err) {
+  *c = Chain{0, 0, 0, 0};
   *err = ChainError::kNone;
   const RingPos from = Position();
   uint16_t i = last_avail_;
@@ -142,7 +144,7 @@ Chain PackedRing::Pop(const GuestMemory& mem, bool device_writes, Segment* segs,
   do {
     if (n == num_) {  // the whole ring read and still NEXT: no end to skip to
       *err = ChainError::kEndless;
-      return c;
+      return;
     }
     d = ReadDesc(desc_, i);
     if (++i == num_) {
@@ -150,22 +152,22 @@ Chain PackedRing::Pop(const GuestMemory& mem, bool device_writes, Segment* segs,
       wrap = !wrap;
     }
     // After an error the rest of the chain is only skipped.
-    if (*err == ChainError::kNone) TakeDesc(mem, d, n, device_writes, segs, max_segs, &c, err);
+    if (*err == ChainError::kNone) TakeDesc(mem, d, n, device_writes, segs, max_segs, c, err);
     n++;
   } while (d.flags & kDescFlagNext);
   last_avail_ = i;
   avail_wrap_ = wrap;
-  c.head = d.id;  // the buffer id is the last descriptor's (2.8.6)
+  c->head = d.id;  // the buffer id is the last descriptor's (2.8.6)
   if (d.id >= num_ || in_use_[d.id]) {
     // Not returned as used: a bad id cannot be, and an id in use is its holder's to return.
     if (*err == ChainError::kNone) *err = d.id >= num_ ? ChainError::kBadHead : ChainError::kIdInUse;
     Claim(from, kNoId);
-    return c;
+    return;
   }
   in_use_[d.id] = 1;
   Claim(from, d.id);
-  c.ndesc = n;
-  return c;
+  c->ndesc = n;
+  return;
 }
 
 void PackedRing::Claim(RingPos from, uint16_t id) {
@@ -186,31 +188,9 @@ void PackedRing::Rewind(RingPos pos) {
   avail_wrap_ = (pos & kWrapBit) != 0;
 }
 
-void PackedRing::PushUsed(const Chain& c, uint32_t len) {
-  if (!c.returnable()) return;
-  in_use_[c.head] = 0;
-  if (shadow_n_ == kShadowUsed) FlushShadowUsed();
-  shadow_[shadow_n_++] = UsedElem{c.head, used_idx_, len, used_wrap_};
-  used_idx_ = static_cast<uint16_t>(used_idx_ + c.ndesc);
-  if (used_idx_ >= num_) {
-    used_idx_ = static_cast<uint16_t>(used_idx_ - num_);
-    used_wrap_ = !used_wrap_;
-  }
-}
-
-void PackedRing::WriteUsed(const UsedElem& e, uint16_t id) {
-  uint8_t* p = desc_ + 16u * e.pos;
-  StoreU32(p + 8, e.len);
-  StoreU16(p + 12, id);
-  uint16_t flags = (e.wrap ? kFlagAvail | kFlagUsed : 0) | (e.len ? kDescFlagWrite : 0);
-  __atomic_store_n(reinterpret_cast<uint16_t*>(p + 14), flags, __ATOMIC_RELEASE);
-}
-
 void PackedRing::FlushShadowUsed() {
   if (shadow_n_ == 0) return;
-  bool all_empty = true;
-  for (uint32_t k = 0; k < shadow_n_; k++) all_empty = all_empty && shadow_[k].len == 0;
-  if (in_order_ && all_empty) {
+  if (in_order_ && !shadow_written_) {
     // IN_ORDER (2.8.23): one used descriptor, the burst's last id at its first slot, stands for all.
     WriteUsed(shadow_[0], shadow_[shadow_n_ - 1].id);
   } else {
@@ -219,6 +199,7 @@ void PackedRing::FlushShadowUsed() {
     WriteUsed(shadow_[0], shadow_[0].id);
   }
   shadow_n_ = 0;
+  shadow_written_ = false;
 }
 
 bool PackedRing::PublishUsed() {

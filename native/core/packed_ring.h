@@ -44,11 +44,25 @@ class PackedRing {
   // Walks the chain at our position and takes it (call only after Available). As SplitRing::Pop;
   // on an error the whole chain is still skipped, and returned with length 0 when it can be
   // (Chain::returnable). kEndless: the ring is beyond repair.
-  Chain Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs, ChainError* err);
+  // The chain goes to *c, written in place: returned by value, its fields were stored one by one
+  // and loaded back as one word, a store-forwarding stall on every chain.
+  void Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs, Chain* c, ChainError* err);
   RingPos Position() const { return last_avail_ | (avail_wrap_ ? kWrapBit : 0u); }
   void Rewind(RingPos pos);
 
-  void PushUsed(const Chain& c, uint32_t len);
+  // Inline: once per chain on every port's path.
+  void PushUsed(const Chain& c, uint32_t len) {
+    if (!c.returnable()) return;
+    in_use_[c.head] = 0;
+    if (shadow_n_ == kShadowUsed) FlushShadowUsed();
+    shadow_[shadow_n_++] = UsedElem{c.head, used_idx_, len, used_wrap_};
+    shadow_written_ = shadow_written_ || len != 0;
+    used_idx_ = static_cast<uint16_t>(used_idx_ + c.ndesc);
+    if (used_idx_ >= num_) {
+      used_idx_ = static_cast<uint16_t>(used_idx_ - num_);
+      used_wrap_ = !used_wrap_;
+    }
+  }
   bool PublishUsed();
   bool ArmKick();
   void SuppressKicks() { SetDeviceFlags(kEventDisable); }
@@ -96,7 +110,13 @@ class PackedRing {
   bool TakeDesc(const GuestMemory& mem, const Desc& d, uint16_t nth, bool device_writes, Segment* segs, int max_segs,
                 Chain* c, ChainError* err) const;
   void Claim(RingPos from, uint16_t id);
-  void WriteUsed(const UsedElem& e, uint16_t id);
+  void WriteUsed(const UsedElem& e, uint16_t id) {
+    uint8_t* p = desc_ + 16u * e.pos;
+    __atomic_store_n(reinterpret_cast<uint32_t*>(p + 8), e.len, __ATOMIC_RELAXED);
+    __atomic_store_n(reinterpret_cast<uint16_t*>(p + 12), id, __ATOMIC_RELAXED);
+    uint16_t flags = (e.wrap ? kFlagAvail | kFlagUsed : 0) | (e.len ? kDescFlagWrite : 0);
+    __atomic_store_n(reinterpret_cast<uint16_t*>(p + 14), flags, __ATOMIC_RELEASE);
+  }
   void FlushShadowUsed();
   void SetDeviceFlags(uint16_t flags);
   void ArmAt(uint16_t i, bool wrap);
@@ -118,6 +138,7 @@ class PackedRing {
   uint32_t taken_count_ = 0;
   UsedElem shadow_[kShadowUsed];
   uint32_t shadow_n_ = 0;
+  bool shadow_written_ = false;  // an entry of the shadow has a length (not a transmit-only burst)
   static constexpr uint32_t kDeviceFlagsUnknown = 0x10000;
   uint32_t device_flags_ = kDeviceFlagsUnknown;  // as we last wrote them
   bool event_idx_ = false;

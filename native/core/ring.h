@@ -62,10 +62,10 @@ class Ring {
   // Chains made available and not yet taken (packed: 1 or 0). *broken: the guest's index ran
   // more than the ring ahead (split only).
   uint16_t Available(bool* broken) { return packed_ ? packed_ring_.Available(broken) : split_.Available(broken); }
-  // Takes the next chain (only after Available). See SplitRing::Pop and PackedRing::Pop.
-  Chain Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs, ChainError* err) {
-    return packed_ ? packed_ring_.Pop(mem, device_writes, segs, max_segs, err)
-                   : split_.Pop(mem, device_writes, segs, max_segs, err);
+  // Takes the next chain into *c (only after Available). See SplitRing::Pop and PackedRing::Pop.
+  void Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs, Chain* c, ChainError* err) {
+    packed_ ? packed_ring_.Pop(mem, device_writes, segs, max_segs, c, err)
+            : split_.Pop(mem, device_writes, segs, max_segs, c, err);
   }
   RingPos Position() const { return packed_ ? packed_ring_.Position() : split_.Position(); }
   // Gives back every chain taken since Position() was `pos`; none of them may have been pushed.

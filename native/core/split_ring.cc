@@ -75,16 +75,17 @@ SplitRing::Desc SplitRing::ReadDesc(const uint8_t* table, uint16_t i) const {
   return d;
 }
 
-Chain SplitRing::Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs, ChainError* err) {
-  Chain c{0, 1, 0, 0};
+void SplitRing::Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs, Chain* c,
+                    ChainError* err) {
+  *c = Chain{0, 1, 0, 0};
   *err = ChainError::kNone;
   uint16_t head = LoadU16(avail_ + 4 + 2u * (last_avail_ & mask_));
   last_avail_++;
-  c.head = head;
+  c->head = head;
   if (head >= num_) {
     *err = ChainError::kBadHead;
-    c.ndesc = 0;
-    return c;
+    c->ndesc = 0;
+    return;
   }
   const uint8_t* table = desc_;
   uint32_t table_size = num_;
@@ -94,19 +95,19 @@ Chain SplitRing::Pop(const GuestMemory& mem, bool device_writes, Segment* segs, 
   for (;;) {
     if (++walked > table_size) {
       *err = ChainError::kTooLong;
-      return c;
+      return;
     }
     Desc d = ReadDesc(table, i);
     if (d.flags & kDescFlagIndirect) {
       if (!indirect_ || in_indirect || (d.flags & kDescFlagNext) || d.len == 0 || d.len % 16 != 0 ||
           d.len / 16 > kMaxRingSize) {
         *err = ChainError::kBadIndirect;
-        return c;
+        return;
       }
       const uint8_t* t = mem.GpaToHost(d.addr, d.len);
       if (!t) {
         *err = ChainError::kBadAddress;
-        return c;
+        return;
       }
       table = t;
       table_size = d.len / 16;
@@ -117,14 +118,14 @@ Chain SplitRing::Pop(const GuestMemory& mem, bool device_writes, Segment* segs, 
     }
     if (((d.flags & kDescFlagWrite) != 0) != device_writes) {
       *err = ChainError::kWrongDirection;
-      return c;
+      return;
     }
-    if (!AppendBuffer(mem, d.addr, d.len, segs, max_segs, &c, err)) return c;
-    if (!(d.flags & kDescFlagNext)) return c;
+    if (!AppendBuffer(mem, d.addr, d.len, segs, max_segs, c, err)) return;
+    if (!(d.flags & kDescFlagNext)) return;
     i = d.next;
     if (i >= table_size) {
       *err = ChainError::kBadIndex;
-      return c;
+      return;
     }
   }
 }

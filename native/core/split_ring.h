@@ -47,7 +47,9 @@ class SplitRing {
   // Walks the chain at last_avail and takes it. Segments go to segs[0..max_segs). All descriptors must
   // be device-writable (device_writes) or all readable. On error the chain is still taken (when
   // its head is valid the caller returns it with length 0) and *err says why.
-  Chain Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs, ChainError* err);
+  // The chain goes to *c, written in place: returned by value, its fields were stored one by one
+  // and loaded back as one word, a store-forwarding stall on every chain.
+  void Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs, Chain* c, ChainError* err);
   // Where the next Pop takes from; Rewind(pos) gives back every chain taken since (none of them
   // may have been pushed as used).
   RingPos Position() const { return last_avail_; }

@@ -99,7 +99,8 @@ RxReservation::Result RxReservation::Reserve(const GuestMemory& mem, const NetSe
       return Result::kShort;
     }
     ChainError err;
-    Chain c = ring.Pop(mem, true, segs_ + nsegs_, kMaxSegs - nsegs_, &err);
+    Chain& c = bufs_[nbufs_];  // popped in place (see SplitRing::Pop)
+    ring.Pop(mem, true, segs_ + nsegs_, kMaxSegs - nsegs_, &c, &err);
     if (err == ChainError::kTooManySegments && nbufs_ > 0) {
       // Out of room in our segment table, not the guest's fault: leave its buffers, drop the frame.
       GiveBack<L>(rx);
@@ -115,12 +116,12 @@ RxReservation::Result RxReservation::Reserve(const GuestMemory& mem, const NetSe
     if (err != ChainError::kNone || !header_fits) {
       // A malformed receive buffer: hand back everything taken for this frame, empty, and go on.
       rx.Count(kStatErrors);
-      bufs_[nbufs_++] = c;
+      nbufs_++;
       ReturnEmpty<L>(rx);
       cap = 0;
       continue;
     }
-    bufs_[nbufs_++] = c;
+    nbufs_++;
     nsegs_ += c.nseg;
     cap += c.len;
     if (!settings.mrg_rxbuf && cap < need) {

@@ -54,7 +54,7 @@ TxFrame::Result TxFrame::Next(const GuestMemory& mem, const NetSettings& setting
   }
   ChainError err;
   start_ = ring.Position();
-  chain_ = ring.Pop(mem, false, segs_, kMaxSegs, &err);
+  ring.Pop(mem, false, segs_, kMaxSegs, &chain_, &err);
   // A chain with no room for the virtio-net header is dropped like a malformed one.
   const bool too_short = err == ChainError::kNone && chain_.len < settings.hdr_len;
   if (err == ChainError::kNone && !too_short) return Result::kFrame;
