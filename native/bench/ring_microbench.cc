@@ -1,4 +1,4 @@
-// A single-thread microbenchmark of the data path: the loopback port moving 64-byte frames between
+// A single-thread microbenchmark of the data path: the loopback port moving frames (64 B by default) between
 // a split or packed TX ring and RX ring that a driver loop in this thread refills, with no second
 // CPU, no eventfd and no front-end process. What it measures is the device's own work per frame
 // (ring walk, checks, copy, used entries), the part a change to native/ can make slower; on these
@@ -30,7 +30,6 @@ constexpr uint64_t kMemSize = 8 << 20;
 constexpr uint64_t kUser = 0x40000000;
 constexpr uint32_t kRing = 256;
 constexpr uint32_t kBurst = 32;
-constexpr uint32_t kFrame = 64;
 constexpr uint32_t kHdr = 12;
 // Guest-physical layout: TX ring, RX ring, then buffers.
 constexpr uint64_t kTxDesc = 0x0000, kTxAvail = 0x1000, kTxUsed = 0x2000;
@@ -80,9 +79,9 @@ struct SplitDriver {
 struct PackedDriver {
   Guest& g;
   uint64_t desc;
-  uint64_t bufs;
-  uint32_t len;
-  bool writable;
+  uint64_t bufs = 0;
+  uint32_t len = 0;
+  bool writable = false;
   uint32_t next = 0;
   bool wrap = true;
   void Init(uint64_t b, uint32_t l, bool w) {
@@ -103,7 +102,7 @@ struct PackedDriver {
 };
 
 template <typename Driver>
-double Run(Guest& g, bool packed, uint64_t rounds) {
+double Run(Guest& g, bool packed, uint64_t rounds, uint32_t frame) {
   uint64_t features = (1ull << kFeatureMrgRxbuf) | (1ull << kFeatureVersion1) | (1ull << 29);
   if (packed) features |= 1ull << 34;
   NetSettings settings = NetSettings::FromFeatures(features);
@@ -121,7 +120,7 @@ double Run(Guest& g, bool packed, uint64_t rounds) {
     q->kick_fd = 0;  // only Ready() looks at it
   }
   Driver txd{g, kTxDesc, kTxAvail}, rxd{g, kRxDesc, kRxAvail};
-  txd.Init(kTxBufs, kHdr + kFrame, false);
+  txd.Init(kTxBufs, kHdr + frame, false);
   rxd.Init(kRxBufs, kRxBufLen, true);
   PortOptions options;
   PortError port_err;
@@ -151,12 +150,14 @@ struct PackedDriverAdapter : PackedDriver {
 
 }  // namespace
 
-// usage: ring_microbench split|packed [ROUNDS] — prints ns per frame.
+// usage: ring_microbench split|packed [ROUNDS] [FRAME BYTES, 14..2000] — prints ns per frame.
 int main(int argc, char** argv) {
   const bool packed = argc > 1 && strcmp(argv[1], "packed") == 0;
   const uint64_t rounds = argc > 2 ? strtoull(argv[2], nullptr, 10) : 200000;
+  const uint32_t frame = argc > 3 ? static_cast<uint32_t>(strtoul(argv[3], nullptr, 10)) : 64;
+  if (frame < 14 || frame > kRxBufLen - kHdr) return 2;
   Guest g;
-  double ns = packed ? Run<PackedDriverAdapter>(g, true, rounds) : Run<SplitDriver>(g, false, rounds);
+  double ns = packed ? Run<PackedDriverAdapter>(g, true, rounds, frame) : Run<SplitDriver>(g, false, rounds, frame);
   printf("%.2f\n", ns);
   return 0;
 }

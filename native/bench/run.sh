@@ -2,13 +2,14 @@
 # A/B of the data path's own work per frame (native/bench/ring_microbench.cc) between the working
 # tree and a git revision: both built with the addon's flags (g++ -O2 -flto), run interleaved on one
 # CPU, and the median and best ns/frame of each printed. Usage:
-#   native/bench/run.sh [REV (default HEAD)] [RUNS (default 10)] [split|packed (default split)]
+#   native/bench/run.sh [REV (default HEAD)] [RUNS (default 10)] [split|packed (default split)] [FRAME (default 64)]
 # The benchmark source is the working tree's, so REV must have the same data-path interfaces.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rev=${1:-HEAD}
 runs=${2:-10}
 layout=${3:-split}
+frame=${4:-64}
 out=build/microbench
 mkdir -p "$out"
 build() {  # build <source root> <binary>
@@ -22,8 +23,8 @@ git worktree add --detach "$tree" "$rev" >/dev/null 2>&1
 build "$tree" "$out/a"
 build . "$out/b"
 for _ in $(seq "$runs"); do
-  echo "a $(taskset -c 0 "$out/a" "$layout" 300000)"
-  echo "b $(taskset -c 0 "$out/b" "$layout" 300000)"
+  echo "a $(taskset -c 0 "$out/a" "$layout" 300000 "$frame")"
+  echo "b $(taskset -c 0 "$out/b" "$layout" 300000 "$frame")"
 done | sort -k1,1 -k2n | awk -v rev="$rev" '
   { v[$1] = v[$1] " " $2; n[$1]++; all[$1, n[$1]] = $2 }
   END {
