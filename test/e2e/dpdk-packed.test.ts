@@ -14,7 +14,7 @@ import type { QueueStats } from '../../lib/net/stats';
 import { VirtioNetFeature } from '../../lib/net/features';
 import { VirtioFeature, hasBit as has } from '../../lib/protocol/constants';
 import { expectRingNegotiated } from './features';
-import { DpdkBackend, checkIoRun, checkSinkRun, checkSourceRun, dpdkAvailable, runTestpmd, totals, txRate } from './dpdk';
+import { DpdkBackend, checkIoRun, checkSinkRun, checkSourceRun, dpdkAvailable, totals, txRate } from './dpdk';
 
 const HAVE_DPDK = dpdkAvailable();
 
@@ -88,18 +88,12 @@ describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user, packed ring) through the
   for (const v of variants) {
     it(`io forwarding, ${FRAMES.toLocaleString('en')} frames each way (${label(v)})`, async () => {
       fx.start(device(v, 'loopback'));
-      let ours: QueueStats[] = [];
-      const r = await runTestpmd({
-        socketPath: fx.socketPath,
+      const { r, ours } = await fx.run({
         forwardMode: 'io',
         txFirstBursts: TX_FIRST_BURSTS,
         ...ring(v),
         untilTxPackets: FRAMES,
         timeoutMs: 15_000,
-        afterPhase: async (phase) => {
-          await fx.settle(phase);
-          ours = fx.stats();
-        },
       });
       await fx.disconnected();
       const acked = expectPackedNegotiated(v);
@@ -121,17 +115,11 @@ describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user, packed ring) against the
   ] satisfies Variant[]) {
     it(`txonly into the sink port: every one of ${FRAMES.toLocaleString('en')} frames is taken and counted (${label(v)})`, async () => {
       fx.start(device(v, 'sink'));
-      let ours: QueueStats[] = [];
-      const r = await runTestpmd({
-        socketPath: fx.socketPath,
+      const { r, ours } = await fx.run({
         forwardMode: 'txonly',
         ...ring(v),
         untilTxPackets: FRAMES,
         timeoutMs: 15_000,
-        afterPhase: async (phase) => {
-          await fx.settle(phase);
-          ours = fx.stats();
-        },
       });
       await fx.disconnected();
       expectPackedNegotiated(v);
@@ -149,17 +137,15 @@ describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user, packed ring) against the
   ] satisfies [Variant, number][]) {
     it(`rxonly from the source port: ${FRAMES.toLocaleString('en')} frames of ${frameSize} B arrive whole (${label(v)})`, async () => {
       fx.start(device(v, 'source', frameSize));
-      let ours: QueueStats[] = [];
-      const r = await runTestpmd({
-        socketPath: fx.socketPath,
-        forwardMode: 'rxonly',
-        ...ring(v),
-        untilRxPackets: FRAMES,
-        timeoutMs: 15_000,
-        afterPhase: async () => {
-          ours = fx.stats();
+      const { r, ours } = await fx.run(
+        {
+          forwardMode: 'rxonly',
+          ...ring(v),
+          untilRxPackets: FRAMES,
+          timeoutMs: 15_000,
         },
-      });
+        false,
+      );
       await fx.disconnected();
       expectPackedNegotiated(v);
       const s = checkSourceRun(r, ours, { frames: FRAMES, frameSize, inRings: QUEUE_SIZE * v.queues });

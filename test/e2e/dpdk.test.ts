@@ -40,9 +40,7 @@ describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user, split ring) through the 
     for (const inOrder of [false, true]) {
       const name = `mrg_rxbuf=${+mrgRxbuf} in_order=${+inOrder}`;
       it(`io forwarding, ${FRAMES.toLocaleString('en')} frames each way (${name})`, async () => {
-        let ours: QueueStats[] = [];
-        const r = await runTestpmd({
-          socketPath: fx.socketPath,
+        const { r, ours } = await fx.run({
           forwardMode: 'io',
           txFirstBursts: TX_FIRST_BURSTS,
           queueSize: QUEUE_SIZE,
@@ -50,10 +48,6 @@ describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user, split ring) through the 
           inOrder,
           untilTxPackets: FRAMES,
           timeoutMs: 15_000,
-          afterPhase: async (phase) => {
-            await fx.settle(phase);
-            ours = fx.stats();
-          },
         });
         checkIoRun(r, ours, { frames: FRAMES, population: POPULATION });
         await fx.disconnected();
@@ -153,9 +147,7 @@ describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user, split ring) through the 
   it('packed_vq=1: RING_PACKED is negotiated only if offered; the run works, and a split-ring run follows', async () => {
     const frames = 200_000;
     const offersPacked = has(fx.backend.device.features, VirtioFeature.RING_PACKED);
-    let ours: QueueStats[] = [];
-    const packed = await runTestpmd({
-      socketPath: fx.socketPath,
+    const { r: packed, ours } = await fx.run({
       forwardMode: 'io',
       txFirstBursts: TX_FIRST_BURSTS,
       queueSize: QUEUE_SIZE,
@@ -163,10 +155,6 @@ describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user, split ring) through the 
       packedVq: true,
       untilTxPackets: frames,
       timeoutMs: 10_000,
-      afterPhase: async (phase) => {
-        await fx.settle(phase);
-        ours = fx.stats();
-      },
     });
     // Not offered: virtio-user falls back to the split ring (no refusal, no error).
     checkIoRun(packed, ours, { frames, population: POPULATION });
@@ -176,20 +164,19 @@ describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user, split ring) through the 
     expect(fx.warnings()).toEqual([]);
 
     const base = fx.stats();
-    const split = await runTestpmd({
-      socketPath: fx.socketPath,
-      forwardMode: 'io',
-      txFirstBursts: TX_FIRST_BURSTS,
-      queueSize: QUEUE_SIZE,
-      mrgRxbuf: true,
-      untilTxPackets: frames,
-      timeoutMs: 10_000,
-      afterPhase: async (phase) => {
-        await fx.settle(phase, base);
-        ours = fx.since(base);
+    const { r: split, ours: oursSplit } = await fx.run(
+      {
+        forwardMode: 'io',
+        txFirstBursts: TX_FIRST_BURSTS,
+        queueSize: QUEUE_SIZE,
+        mrgRxbuf: true,
+        untilTxPackets: frames,
+        timeoutMs: 10_000,
       },
-    });
-    checkIoRun(split, ours, { frames, population: POPULATION });
+      true,
+      base,
+    );
+    checkIoRun(split, oursSplit, { frames, population: POPULATION });
     await fx.disconnected();
     const acked = fx.ackedFeatures();
     expect(acked).toHaveLength(2);
@@ -205,17 +192,11 @@ describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user, split ring) through the 
 describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user) against the sink and source ports', () => {
   it(`txonly into the sink port: every one of ${FRAMES.toLocaleString('en')} frames is taken and counted`, async () => {
     fx.start({ port: 'sink' });
-    let ours: QueueStats[] = [];
-    const r = await runTestpmd({
-      socketPath: fx.socketPath,
+    const { r, ours } = await fx.run({
       forwardMode: 'txonly',
       queueSize: QUEUE_SIZE,
       untilTxPackets: FRAMES,
       timeoutMs: 15_000,
-      afterPhase: async (phase) => {
-        await fx.settle(phase);
-        ours = fx.stats();
-      },
     });
     const s = checkSinkRun(r, ours, FRAMES);
     await fx.disconnected();
@@ -230,18 +211,16 @@ describe.skipIf(!HAVE_DPDK)('DPDK testpmd (virtio-user) against the sink and sou
   ] as const) {
     it(`rxonly from the source port: ${FRAMES.toLocaleString('en')} frames of ${frameSize} B arrive whole (mrg_rxbuf=${+mrgRxbuf})`, async () => {
       fx.start({ port: 'source', frameSize });
-      let ours: QueueStats[] = [];
-      const r = await runTestpmd({
-        socketPath: fx.socketPath,
-        forwardMode: 'rxonly',
-        queueSize: QUEUE_SIZE,
-        mrgRxbuf,
-        untilRxPackets: FRAMES,
-        timeoutMs: 15_000,
-        afterPhase: async () => {
-          ours = fx.stats();
+      const { r, ours } = await fx.run(
+        {
+          forwardMode: 'rxonly',
+          queueSize: QUEUE_SIZE,
+          mrgRxbuf,
+          untilRxPackets: FRAMES,
+          timeoutMs: 15_000,
         },
-      });
+        false,
+      );
       const s = checkSourceRun(r, ours, { frames: FRAMES, frameSize, inRings: QUEUE_SIZE });
       await fx.disconnected();
       expect(fx.warnings()).toEqual([]);

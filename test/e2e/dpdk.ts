@@ -14,8 +14,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { VhostUserBackend } from '../../lib/backend';
-import { DEBIAN_PACKAGES, dpdkMissing, describeRun, killAllTestpmd, requireStats } from '../../lib/bench/testpmd';
-import type { PhaseResult, PortStats, TestpmdResult } from '../../lib/bench/testpmd';
+import { DEBIAN_PACKAGES, dpdkMissing, describeRun, killAllTestpmd, requireStats, runTestpmd } from '../../lib/bench/testpmd';
+import type { PhaseResult, PortStats, TestpmdOptions, TestpmdResult } from '../../lib/bench/testpmd';
 import type { NetDeviceOptions } from '../../lib/net/device';
 import type { QueueStats } from '../../lib/net/stats';
 import { IN_CI } from '../helpers/peers';
@@ -146,6 +146,28 @@ export class DpdkBackend {
     const want = BigInt(phase.stats?.txPackets ?? 0);
     const deadline = Date.now() + 3_000;
     while (totals(this.since(base)).tx.packets < want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  /**
+   * Runs testpmd against this back-end and takes our counters when its phase ends: after they have
+   * caught up with testpmd's TX count (`settle`, for the runs whose guest transmits) or at once;
+   * with `base`, the counters since that snapshot.
+   */
+  async run(
+    opts: Omit<TestpmdOptions, 'socketPath' | 'afterPhase'>,
+    settle = true,
+    base: QueueStats[] | null = null,
+  ): Promise<{ r: TestpmdResult; ours: QueueStats[] }> {
+    let ours: QueueStats[] = [];
+    const r = await runTestpmd({
+      ...opts,
+      socketPath: this.socketPath,
+      afterPhase: async (phase) => {
+        if (settle) await this.settle(phase, base);
+        ours = this.since(base);
+      },
+    });
+    return { r, ours };
   }
 
   async disconnected(): Promise<void> {
