@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "core/guest_memory.h"
 #include "core/segment.h"
@@ -46,6 +47,13 @@ struct Chain {
 // Where a ring stands in the guest's available buffers; Rewind goes back there (split: the
 // free-running index; packed: the index with the wrap counter in bit 15).
 using RingPos = uint32_t;
+
+// Copies the 16-byte descriptor table[i] (both layouts' descriptors are 16 bytes) once: the guest
+// can rewrite it, and the barrier keeps the compiler from reading it again later.
+inline void LoadDescriptor(const uint8_t* table, uint32_t i, uint64_t w[2]) {
+  memcpy(w, table + 16u * i, 16);
+  __asm__ __volatile__("" ::: "memory");
+}
 
 // Appends the segments of one descriptor's buffer (which may span adjacent regions) to the chain.
 // Inlined into the layouts' Pop: a call's register saves are stores, and the store buffer is what

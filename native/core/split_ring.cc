@@ -64,9 +64,7 @@ uint16_t SplitRing::ReloadAvailable(bool* broken) {
 
 SplitRing::Desc SplitRing::ReadDesc(const uint8_t* table, uint16_t i) const {
   uint64_t w[2];
-  memcpy(w, table + 16u * i, 16);
-  // The guest can rewrite the descriptor; the barrier keeps the compiler from re-reading it later.
-  __asm__ __volatile__("" ::: "memory");
+  LoadDescriptor(table, i, w);
   Desc d;
   d.addr = w[0];
   d.len = static_cast<uint32_t>(w[1]);
