@@ -33,7 +33,12 @@ export class Channel {
     private readonly handler: ChannelHandler,
   ) {
     this.poller = new native.Poller(fd, (status, readable, disconnected) => {
-      if (status < 0) this.fail(new VhostUserError('EIO', `socket poll failed (status ${status})`));
+      // libuv reports a socket error (EPOLLERR: most often a reset, when the peer closed with data
+      // unread) as a status < 0, UV_EBADF on Linux, although no fd was closed.
+      if (status < 0)
+        this.fail(
+          new VhostUserError('EIO', `the connection failed: the peer reset it or the socket reported an error (poll status ${status})`),
+        );
       else if (readable || disconnected) this.readAvailable();
     });
   }
