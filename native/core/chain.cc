@@ -18,4 +18,24 @@ const char* ChainErrorName(ChainError e) {
   return "unknown";
 }
 
+bool MapRingParts(const GuestMemory& mem, const RingPart (&parts)[3], uint8_t* (&out)[3], std::string* err) {
+  for (int i = 0; i < 3; i++) {
+    out[i] = mem.UserToHost(parts[i].ua, parts[i].size);
+    if (!out[i]) {
+      *err = std::string(parts[i].name) +
+             " is not inside the memory table (SET_VRING_ADDR before SET_MEM_TABLE, or a bad address)";
+      return false;
+    }
+  }
+  for (int i = 0; i < 3; i++) {
+    if ((reinterpret_cast<uintptr_t>(out[i]) & (parts[i].align - 1)) != 0) {
+      *err = "ring address misaligned (" + std::string(parts[0].name) + " " + std::to_string(parts[0].align) + ", " +
+             parts[1].name + " " + std::to_string(parts[1].align) + ", " + parts[2].name + " " +
+             std::to_string(parts[2].align) + " bytes)";
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace vhost

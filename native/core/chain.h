@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <string>
 
 #include "core/guest_memory.h"
 #include "core/segment.h"
@@ -47,6 +48,19 @@ struct Chain {
 // Where a ring stands in the guest's available buffers; Rewind goes back there (split: the
 // free-running index; packed: the index with the wrap counter in bit 15).
 using RingPos = uint32_t;
+
+// One part of a ring as SET_VRING_ADDR gives it (split: descriptor table, available ring, used ring;
+// packed: descriptor ring, driver and device event areas).
+struct RingPart {
+  const char* name;  // for the error
+  uint64_t ua;       // front-end virtual address
+  uint64_t size;
+  uintptr_t align;
+};
+
+// Maps the three parts of a ring into host pointers; false with *err naming the first part outside
+// the memory table, or saying which alignment was not kept.
+bool MapRingParts(const GuestMemory& mem, const RingPart (&parts)[3], uint8_t* (&out)[3], std::string* err);
 
 // Copies the 16-byte descriptor table[i] (both layouts' descriptors are 16 bytes) once: the guest
 // can rewrite it, and the barrier keeps the compiler from reading it again later.

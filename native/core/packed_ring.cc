@@ -11,7 +11,6 @@ inline uint16_t LoadU16(const uint8_t* p) {
   return __atomic_load_n(reinterpret_cast<const uint16_t*>(p), __ATOMIC_RELAXED);
 }
 inline void StoreU16(uint8_t* p, uint16_t v) { __atomic_store_n(reinterpret_cast<uint16_t*>(p), v, __ATOMIC_RELAXED); }
-inline bool Aligned(const void* p, uintptr_t a) { return (reinterpret_cast<uintptr_t>(p) & (a - 1)) == 0; }
 
 }  // namespace
 
@@ -21,27 +20,18 @@ bool PackedRing::Attach(const GuestMemory& mem, uint32_t num, uint64_t desc_ua, 
     *err = "ring size " + std::to_string(num) + " is not in 1..32768";
     return false;
   }
-  uint8_t* d = mem.UserToHost(desc_ua, 16ull * num);
-  uint8_t* drv = mem.UserToHost(driver_ua, 4);
-  uint8_t* dev = mem.UserToHost(device_ua, 4);
-  if (!d || !drv || !dev) {
-    *err = std::string(!d     ? "descriptor ring"
-                       : !drv ? "driver event area"
-                              : "device event area") +
-           " is not inside the memory table (SET_VRING_ADDR before SET_MEM_TABLE, or a bad address)";
-    return false;
-  }
-  if (!Aligned(d, 16) || !Aligned(drv, 4) || !Aligned(dev, 4)) {
-    *err = "ring address misaligned (descriptor ring 16, event areas 4 bytes)";
-    return false;
-  }
+  const RingPart parts[3] = {{"descriptor ring", desc_ua, 16ull * num, 16},
+                             {"driver event area", driver_ua, 4, 4},
+                             {"device event area", device_ua, 4, 4}};
+  uint8_t* p[3];
+  if (!MapRingParts(mem, parts, p, err)) return false;
   if (last_avail_ >= num || used_idx_ >= num) {
     *err = "ring base (SET_VRING_BASE) lies beyond the ring size " + std::to_string(num);
     return false;
   }
-  desc_ = d;
-  driver_ = drv;
-  device_ = dev;
+  desc_ = p[0];
+  driver_ = p[1];
+  device_ = p[2];
   num_ = num;
   in_use_.assign(num, 0);
   taken_count_ = 0;

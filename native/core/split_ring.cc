@@ -11,7 +11,6 @@ inline uint16_t LoadU16(const uint8_t* p) {
 }
 inline void StoreU16(uint8_t* p, uint16_t v) { __atomic_store_n(reinterpret_cast<uint16_t*>(p), v, __ATOMIC_RELAXED); }
 inline void StoreU32(uint8_t* p, uint32_t v) { __atomic_store_n(reinterpret_cast<uint32_t*>(p), v, __ATOMIC_RELAXED); }
-inline bool Aligned(const void* p, uintptr_t a) { return (reinterpret_cast<uintptr_t>(p) & (a - 1)) == 0; }
 
 }  // namespace
 
@@ -21,20 +20,12 @@ bool SplitRing::Attach(const GuestMemory& mem, uint32_t num, uint64_t desc_ua, u
     *err = "ring size " + std::to_string(num) + " is not a power of two in 1..32768";
     return false;
   }
-  uint8_t* d = mem.UserToHost(desc_ua, 16ull * num);
-  uint8_t* a = mem.UserToHost(avail_ua, 6ull + 2ull * num);
-  uint8_t* u = mem.UserToHost(used_ua, 6ull + 8ull * num);
-  if (!d || !a || !u) {
-    *err = std::string(!d   ? "descriptor table"
-                       : !a ? "available ring"
-                            : "used ring") +
-           " is not inside the memory table (SET_VRING_ADDR before SET_MEM_TABLE, or a bad address)";
-    return false;
-  }
-  if (!Aligned(d, 16) || !Aligned(a, 2) || !Aligned(u, 4)) {
-    *err = "ring address misaligned (descriptor table 16, available 2, used 4 bytes)";
-    return false;
-  }
+  const RingPart parts[3] = {{"descriptor table", desc_ua, 16ull * num, 16},
+                             {"available ring", avail_ua, 6ull + 2ull * num, 2},
+                             {"used ring", used_ua, 6ull + 8ull * num, 4}};
+  uint8_t* p[3];
+  if (!MapRingParts(mem, parts, p, err)) return false;
+  uint8_t *d = p[0], *a = p[1], *u = p[2];
   desc_ = d;
   avail_ = a;
   used_ = u;
