@@ -7,9 +7,6 @@ namespace vhost {
 
 namespace {
 
-inline uint16_t LoadU16(const uint8_t* p) {
-  return __atomic_load_n(reinterpret_cast<const uint16_t*>(p), __ATOMIC_RELAXED);
-}
 inline void StoreU16(uint8_t* p, uint16_t v) { __atomic_store_n(reinterpret_cast<uint16_t*>(p), v, __ATOMIC_RELAXED); }
 
 }  // namespace
@@ -33,35 +30,44 @@ bool PackedRing::Attach(const GuestMemory& mem, uint32_t num, uint64_t desc_ua, 
   driver_ = p[1];
   device_ = p[2];
   num_ = num;
+  DropShadow();
   in_use_.assign(num, 0);
   taken_count_ = 0;
-  shadow_n_ = 0;
-  shadow_written_ = false;
   device_flags_ = kDeviceFlagsUnknown;
-  signalled_idx_ = used_idx_;
-  signalled_wrap_ = used_wrap_;
+  used_since_signal_ = 0;
   return true;
 }
 
 uint32_t PackedRing::GetBase() const {
   uint32_t avail = last_avail_ | (avail_wrap_ ? kWrapBit : 0u);
-  uint32_t used = used_idx_ | (used_wrap_ ? kWrapBit : 0u);
+  // Entries still in the shadow were never written: the driver has not seen them used.
+  const uint16_t used_idx = shadow_n_ > 0 ? shadow_[0].pos : used_idx_;
+  const bool used_wrap = shadow_n_ > 0 ? shadow_[0].wrap : used_wrap_;
+  uint32_t used = used_idx | (used_wrap ? kWrapBit : 0u);
   return avail | used << 16;
+}
+
+void PackedRing::DropShadow() {
+  if (shadow_n_ > 0) {
+    used_idx_ = shadow_[0].pos;
+    used_wrap_ = shadow_[0].wrap;
+  }
+  shadow_n_ = 0;
 }
 
 void PackedRing::SetBase(uint32_t base) {
   last_avail_ = base & (kWrapBit - 1);
   avail_wrap_ = (base & kWrapBit) != 0;
+  // An empty upper half with the avail wrap counter set is DPDK virtio-user's start (1 << 15): the
+  // used position is the avail one. Used (0, wrap 0) itself is legal only with avail wrap 0 too.
   uint32_t used = base >> 16;
-  if (used == 0) used = base & 0xffff;
+  if (used == 0 && (base & kWrapBit) != 0) used = base & 0xffff;
   used_idx_ = used & (kWrapBit - 1);
   used_wrap_ = (used & kWrapBit) != 0;
-  signalled_idx_ = used_idx_;
-  signalled_wrap_ = used_wrap_;
+  used_since_signal_ = 0;
   std::fill(in_use_.begin(), in_use_.end(), 0);
   taken_count_ = 0;
   shadow_n_ = 0;
-  shadow_written_ = false;
 }
 
 PackedRing::Desc PackedRing::ReadDesc(const uint8_t* table, uint32_t i) const {
@@ -89,7 +95,7 @@ bool PackedRing::WalkIndirect(const GuestMemory& mem, const Desc& d, bool device
   }
   for (uint32_t k = 0; k < d.len / 16; k++) {
     Desc e = ReadDesc(table, k);
-    if (e.flags & kDescFlagIndirect) {
+    if (e.flags & kDescFlagIndirect) {  // reserved here (2.8.19); refused rather than ignored
       *err = ChainError::kBadIndirect;
       return false;
     }
@@ -124,7 +130,9 @@ void PackedRing::Pop(const GuestMemory& mem, bool device_writes, Segment* segs, 
                      ChainError* err) {
   *c = Chain{0, 0, 0, 0};
   *err = ChainError::kNone;
-  const RingPos from = Position();
+  device_reads_ = !device_writes;
+  const uint16_t from = last_avail_;
+  const bool from_wrap = avail_wrap_;
   uint16_t i = last_avail_;
   bool wrap = avail_wrap_;
   uint16_t n = 0;
@@ -149,37 +157,41 @@ void PackedRing::Pop(const GuestMemory& mem, bool device_writes, Segment* segs, 
   if (d.id >= num_ || in_use_[d.id]) {
     // Not returned as used: a bad id cannot be, and an id in use is its holder's to return.
     if (*err == ChainError::kNone) *err = d.id >= num_ ? ChainError::kBadHead : ChainError::kIdInUse;
-    Claim(from, kNoId);
+    Claim(from, from_wrap, kNoId);
     return;
   }
   in_use_[d.id] = 1;
-  Claim(from, d.id);
+  Claim(from, from_wrap, d.id);
   c->ndesc = n;
   return;
 }
 
-void PackedRing::Claim(RingPos from, uint16_t id) {
-  taken_[taken_top_] = Taken{from, id};
+void PackedRing::Claim(uint16_t idx, bool wrap, uint16_t id) {
+  taken_[taken_top_] = Taken{taken_seq_++, idx, wrap, id};
   taken_top_ = (taken_top_ + 1) % kTakenLog;
   if (taken_count_ < kTakenLog) taken_count_++;
 }
 
 void PackedRing::Rewind(RingPos pos) {
+  // Newest first, back to the chain taken when the count was `pos` (wrap-safe comparison).
   while (taken_count_ > 0) {
-    taken_top_ = (taken_top_ + kTakenLog - 1) % kTakenLog;
-    taken_count_--;
-    const Taken& t = taken_[taken_top_];
+    const uint32_t top = (taken_top_ + kTakenLog - 1) % kTakenLog;
+    const Taken& t = taken_[top];
+    if (static_cast<int32_t>(t.seq - pos) < 0) break;
     if (t.id != kNoId) in_use_[t.id] = 0;
-    if (t.from == pos) break;
+    last_avail_ = t.idx;
+    avail_wrap_ = t.wrap;
+    taken_seq_ = t.seq;
+    taken_top_ = top;
+    taken_count_--;
   }
-  last_avail_ = static_cast<uint16_t>(pos & (kWrapBit - 1));
-  avail_wrap_ = (pos & kWrapBit) != 0;
 }
 
 void PackedRing::FlushShadowUsed() {
   if (shadow_n_ == 0) return;
-  if (in_order_ && !shadow_written_) {
+  if (in_order_ && device_reads_) {
     // IN_ORDER (2.8.23): one used descriptor, the burst's last id at its first slot, stands for all.
+    // Transmit rings only: the driver takes every buffer of such a batch as written in full.
     WriteUsed(shadow_[0], shadow_[shadow_n_ - 1].id);
   } else {
     // The first entry's flags go last: the driver reads in order, so it sees the burst at once.
@@ -187,27 +199,27 @@ void PackedRing::FlushShadowUsed() {
     WriteUsed(shadow_[0], shadow_[0].id);
   }
   shadow_n_ = 0;
-  shadow_written_ = false;
 }
 
 bool PackedRing::PublishUsed() {
   FlushShadowUsed();
-  if (used_idx_ == signalled_idx_ && used_wrap_ == signalled_wrap_) return false;
+  if (used_since_signal_ == 0) return false;
   // The driver's suppression fields must be read after it can see the new used descriptors.
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
-  int old = signalled_idx_;
-  signalled_idx_ = used_idx_;
-  signalled_wrap_ = used_wrap_;
-  uint16_t flags = LoadU16(driver_ + 2);
+  const uint32_t used = used_since_signal_;
+  used_since_signal_ = 0;
+  // One 32-bit read: off_wrap and flags of the same moment (bits 2-15 of flags are reserved).
+  const uint32_t area = __atomic_load_n(reinterpret_cast<const uint32_t*>(driver_), __ATOMIC_RELAXED);
+  const uint16_t flags = static_cast<uint16_t>(area >> 16) & 3;
   if (flags == kEventDisable) return false;
   if (flags != kEventDesc || !event_idx_) return true;
-  // Call only if the slot the driver named lies in what was used since the last call. Positions are
-  // taken on one line: the old one a lap back if we wrapped since, the named one a lap back if its
-  // wrap counter is the previous lap's.
-  uint16_t off_wrap = LoadU16(driver_);
+  if (used >= num_) return true;  // a lap or more: whatever slot the driver named was passed
+  // Call only if the slot the driver named lies in what was used since the last call: positions on
+  // one line, the named one a lap back if its wrap counter is the previous lap's.
+  const uint16_t off_wrap = static_cast<uint16_t>(area);
   int off = off_wrap & (kWrapBit - 1);
-  int now = used_idx_;
-  if (now <= old) old -= static_cast<int>(num_);
+  const int now = used_idx_;
+  const int old = now - static_cast<int>(used);
   if (((off_wrap & kWrapBit) != 0) != used_wrap_) off -= static_cast<int>(num_);
   return static_cast<uint16_t>(now - off - 1) < static_cast<uint16_t>(now - old);
 }

@@ -47,7 +47,10 @@ class PackedRing {
   // The chain goes to *c, written in place: returned by value, its fields were stored one by one
   // and loaded back as one word, a store-forwarding stall on every chain.
   void Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs, Chain* c, ChainError* err);
-  RingPos Position() const { return last_avail_ | (avail_wrap_ ? kWrapBit : 0u); }
+  // The count of chains taken: exact where an index and wrap counter repeat every two laps.
+  RingPos Position() const { return taken_seq_; }
+  // Gives back the chains taken since Position() was `pos` (the last kTakenLog at most: callers
+  // rewind over a frame's buffers, 65 chains or fewer), releasing their ids.
   void Rewind(RingPos pos);
 
   // Inline: once per chain on every port's path.
@@ -56,7 +59,7 @@ class PackedRing {
     in_use_[c.head] = 0;
     if (shadow_n_ == kShadowUsed) FlushShadowUsed();
     shadow_[shadow_n_++] = UsedElem{c.head, used_idx_, len, used_wrap_};
-    shadow_written_ = shadow_written_ || len != 0;
+    used_since_signal_ += c.ndesc;
     used_idx_ = static_cast<uint16_t>(used_idx_ + c.ndesc);
     if (used_idx_ >= num_) {
       used_idx_ = static_cast<uint16_t>(used_idx_ - num_);
@@ -89,9 +92,11 @@ class PackedRing {
     uint32_t len;
     bool wrap;
   };
-  // Chains taken, newest last, so Rewind can release the ids of the chains it gives back.
+  // Chains taken, newest last, so Rewind can restore the position and release the ids.
   struct Taken {
-    RingPos from;
+    uint32_t seq;  // taken_seq_ before the chain
+    uint16_t idx;  // where it started
+    bool wrap;
     uint16_t id;  // kNoId: the chain claimed no id
   };
   static constexpr uint16_t kNoId = 0xffff;
@@ -109,7 +114,10 @@ class PackedRing {
   // Checks one descriptor of the ring and appends its buffer(s); false with *err set.
   bool TakeDesc(const GuestMemory& mem, const Desc& d, uint16_t nth, bool device_writes, Segment* segs, int max_segs,
                 Chain* c, ChainError* err) const;
-  void Claim(RingPos from, uint16_t id);
+  void Claim(uint16_t idx, bool wrap, uint16_t id);
+  // Entries pushed but not written when the ring is re-attached or read (after a memory fault cut a
+  // burst short) are dropped, and the used position goes back to the first of them.
+  void DropShadow();
   void WriteUsed(const UsedElem& e, uint16_t id) {
     uint8_t* p = desc_ + 16u * e.pos;
     __atomic_store_n(reinterpret_cast<uint32_t*>(p + 8), e.len, __ATOMIC_RELAXED);
@@ -130,15 +138,17 @@ class PackedRing {
   uint16_t used_idx_ = 0;  // where the next used entry goes
   bool used_wrap_ = true;
   // The used position when the driver was last considered for a call.
-  uint16_t signalled_idx_ = 0;
-  bool signalled_wrap_ = true;
+  // Descriptors used since the driver was last considered for a call (more than a lap is possible
+  // when a long burst fills the shadow and the driver refills meanwhile).
+  uint32_t used_since_signal_ = 0;
   std::vector<uint8_t> in_use_;  // per buffer id: taken and not yet returned
   Taken taken_[kTakenLog];       // a circular log of the last kTakenLog chains
   uint32_t taken_top_ = 0;
   uint32_t taken_count_ = 0;
+  uint32_t taken_seq_ = 0;  // chains taken, free-running
   UsedElem shadow_[kShadowUsed];
   uint32_t shadow_n_ = 0;
-  bool shadow_written_ = false;  // an entry of the shadow has a length (not a transmit-only burst)
+  bool device_reads_ = false;  // the last chain taken was device-readable: a transmit ring
   static constexpr uint32_t kDeviceFlagsUnknown = 0x10000;
   uint32_t device_flags_ = kDeviceFlagsUnknown;  // as we last wrote them
   bool event_idx_ = false;
