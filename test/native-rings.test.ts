@@ -1,0 +1,28 @@
+/**
+ * The native unit checks (native/test/*_test.cc, built and run by native/test/run.sh): cases of the
+ * packed ring that no front-end reaches on demand — a call after more than a lap between publishes,
+ * a re-attach with used entries never written, held ids across a rewind, IN_ORDER batching of
+ * transmit entries only, the ring base encoding. Needs a C++ compiler (g++, or clang++ with its
+ * sanitizer runtime).
+ */
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { hasProgram, missing, skipUnless } from './helpers/peers';
+
+const skip = skipUnless(
+  missing([[hasProgram('g++') || hasProgram('clang++'), 'a C++ compiler (Debian package g++ or clang)']]),
+  'native unit checks',
+);
+const root = path.resolve(__dirname, '..');
+
+describe.skipIf(skip)('native unit checks', () => {
+  it('pass for the packed ring', { timeout: 180_000 }, () => {
+    // Not under the ASan run's preloaded gcc runtime: run.sh builds its own sanitized programs.
+    const env = { ...process.env, LD_PRELOAD: '' };
+    const r = spawnSync('bash', [path.join(root, 'native/test/run.sh')], { cwd: root, encoding: 'utf8', env });
+    const out = `${r.stdout}\n${r.stderr}`;
+    expect(r.status, out).toBe(0);
+    expect(out).toMatch(/packed ring: \d+ checks passed/);
+  });
+});
