@@ -45,8 +45,8 @@ struct Chain {
   bool returnable() const { return ndesc != 0; }
 };
 
-// Where a ring stands in the guest's available buffers; Rewind goes back there (split: the
-// free-running index; packed: the index with the wrap counter in bit 15).
+// Where a ring stands in the guest's available buffers, as a count of chains taken (split: the
+// free-running avail index; packed: its own count); Rewind goes back there.
 using RingPos = uint32_t;
 
 // One part of a ring as SET_VRING_ADDR gives it (split: descriptor table, available ring, used ring;

@@ -6,7 +6,7 @@
 // into a local, chains are bounded by the ring size, ids by the ring size and by what we hold, and
 // every buffer is translated through GuestMemory with bounds checks. Used descriptors of a burst
 // are kept aside and written at PublishUsed, the first one's flags last, so the driver sees the
-// burst at once; with IN_ORDER a burst of zero-length entries (transmit) is one used descriptor.
+// burst at once; with IN_ORDER a burst of a transmit ring is one used descriptor.
 #pragma once
 
 #include <cstdint>
@@ -34,7 +34,8 @@ class PackedRing {
 
   // vhost-user's ring base for packed rings: bits 0-14 the next descriptor to take, bit 15 its wrap
   // counter, bits 16-30 the next used slot, bit 31 its wrap counter. A base whose upper half is 0
-  // (DPDK's virtio-user sends 1 << 15 at start) puts the used position where the available one is.
+  // while the avail wrap counter is set (DPDK's virtio-user sends 1 << 15 at start) puts the used
+  // position where the available one is.
   uint32_t GetBase() const;
   void SetBase(uint32_t base);
 
