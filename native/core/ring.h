@@ -51,7 +51,6 @@ class Ring {
     packed_ring_.Detach();
   }
   bool attached() const { return packed_ ? packed_ring_.attached() : split_.attached(); }
-  uint32_t size() const { return packed_ ? packed_ring_.size() : split_.size(); }
   // SET/GET_VRING_BASE's number, in the layout's own format (vhost-user "Ring states").
   uint32_t GetBase() const { return packed_ ? packed_ring_.GetBase() : split_.GetBase(); }
   void SetBase(uint32_t base) {
@@ -59,19 +58,8 @@ class Ring {
     packed_ring_.SetBase(base);
   }
 
-  // Chains made available and not yet taken (packed: 1 or 0). *broken: the guest's index ran
-  // more than the ring ahead (split only).
-  uint16_t Available(bool* broken) { return packed_ ? packed_ring_.Available(broken) : split_.Available(broken); }
-  // Takes the next chain into *c (only after Available). See SplitRing::Pop and PackedRing::Pop.
-  void Pop(const GuestMemory& mem, bool device_writes, Segment* segs, int max_segs, Chain* c, ChainError* err) {
-    packed_ ? packed_ring_.Pop(mem, device_writes, segs, max_segs, c, err)
-            : split_.Pop(mem, device_writes, segs, max_segs, c, err);
-  }
-  RingPos Position() const { return packed_ ? packed_ring_.Position() : split_.Position(); }
-  // Gives back every chain taken since Position() was `pos`; none of them may have been pushed.
-  void Rewind(RingPos pos) { packed_ ? packed_ring_.Rewind(pos) : split_.Rewind(pos); }
-  // Returns a chain (only a returnable one) as used with `len` bytes written; seen at PublishUsed.
-  void PushUsed(const Chain& c, uint32_t len) { packed_ ? packed_ring_.PushUsed(c, len) : split_.PushUsed(c, len); }
+  // The per-chain verbs (Available, Pop, Position, Rewind, PushUsed) are the layouts' own, reached
+  // through As<L>() in a burst instantiated by WithLayout; what follows runs once per burst.
   // Makes the pushed entries visible; returns whether the guest wants a call.
   bool PublishUsed() { return packed_ ? packed_ring_.PublishUsed() : split_.PublishUsed(); }
   // Asks for a kick on the next buffer and looks again: true if one is already there.
