@@ -175,7 +175,10 @@ bool SplitRing::ArmKick() {
 }
 
 bool SplitRing::ArmKickBeyondAvail() {
-  uint16_t seen = __atomic_load_n(reinterpret_cast<const uint16_t*>(avail_ + 2), __ATOMIC_ACQUIRE);
+  // "Beyond" what the burst saw when it gave up (avail_seen_), not a fresh read: buffers the guest
+  // added since then would otherwise count as seen, and with its kick already decided against the
+  // old event index nobody would look at them (a stall with both rings full of work).
+  uint16_t seen = avail_seen_;
   if (event_idx_) StoreU16(used_ + 4 + 8u * num_, seen);
   else SetUsedFlags(0);
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
