@@ -24,6 +24,21 @@ export interface NativeMapping {
   unmap(): void;
 }
 
+/** The js port's shared rings (native/net/frame_rings.h): the mapping and where things are in it. */
+export interface NativeFrameRings {
+  readonly buffer: ArrayBuffer;
+  readonly pairs: number;
+  readonly slots: number;
+  readonly slotSize: number;
+  readonly ringsStart: number;
+  readonly ringStride: number;
+  readonly slotsStart: number;
+  /** Written by a worker when JS asked for a wake-up. */
+  readonly doorbellFd: number;
+  /** Per pair: JS writes it to wake that pair's worker. */
+  readonly pairFds: number[];
+}
+
 /** One virtio-net device's native half: guest memory, queues, worker threads, a port per queue pair. */
 export interface NativeNetDevice {
   /** queueCount * STATS_PER_QUEUE u64 counters written by the worker (see lib/net/stats.ts). */
@@ -50,6 +65,8 @@ export interface NativeNetDevice {
   close(): void;
   /** What the worker logged since the last call (queues broken, chains dropped). */
   takeEvents(): string[];
+  /** The js port's rings, made on the first call (the same object afterwards); the buffer is detached by close(). */
+  frameRings(slots: number, slotSize: number): NativeFrameRings;
 }
 
 /** A port's options as its native factory gets them: plain values only, checked in TypeScript. */

@@ -8,7 +8,7 @@ import { VhostUserBackend } from './backend';
 import { VhostUserError } from './errors';
 import { DEFAULT_POLL_US, MAX_QUEUE_PAIRS, checkDeviceOptions, type NetDeviceOptions } from './net/device';
 import { CLI_WORDING } from './net/ports/port';
-import { PORTS, PORT_OPTIONS } from './net/ports/resolve';
+import { CLI_PORT_OPTIONS, PORTS } from './net/ports/resolve';
 import { formatStats } from './net/stats';
 import type { LogLevel } from './protocol/session';
 
@@ -24,7 +24,7 @@ function portHelp(): string {
     const [first, ...rest] = p.help.split('\n');
     return [`${' '.repeat(25)}${p.name.padEnd(10)}${first}`, ...rest.map((line) => `${' '.repeat(35)}${line}`)].join('\n');
   });
-  const options = PORT_OPTIONS.map((o) => helpEntry(`--${o.flag} ${o.metavar}`, o.help));
+  const options = CLI_PORT_OPTIONS.map((o) => helpEntry(`--${o.flag} ${o.metavar}`, o.help));
   return [helpEntry('--port KIND', `where the device's frames go (default: ${PORTS[0].name}):`), ...kinds, ...options].join('\n');
 }
 
@@ -96,7 +96,7 @@ function deviceOptions(values: Record<string, string | boolean | string[] | unde
     pollUs: integer(values['poll-us'] as string | undefined),
     workers: integer(values.workers as string | undefined),
   };
-  for (const o of PORT_OPTIONS) {
+  for (const o of CLI_PORT_OPTIONS) {
     const raw = values[o.flag] as string | undefined;
     opts[o.key] = o.type === 'integer' ? integer(raw) : raw;
   }
@@ -123,7 +123,7 @@ function main(argv: string[]): void {
         socket: { type: 'string', multiple: true },
         client: { type: 'boolean' },
         port: { type: 'string' },
-        ...Object.fromEntries(PORT_OPTIONS.map((o) => [o.flag, { type: 'string' as const }])),
+        ...Object.fromEntries(CLI_PORT_OPTIONS.map((o) => [o.flag, { type: 'string' as const }])),
         queues: { type: 'string' },
         workers: { type: 'string' },
         mtu: { type: 'string' },
@@ -151,6 +151,7 @@ function main(argv: string[]): void {
   const { device, checked } = deviceOptions(values);
   const queuePairs = checked.queuePairs;
   const port = checked.port.spec;
+  if (port.libraryOnly) fail(`--port ${port.name} is for programs that use the library: see examples/js-echo.mjs`);
   if (port.singleDevice && sockets.length > 1) fail(`the ${port.name} port serves one device: give one --socket`);
   const socketMode = intOption('socket-mode', values['socket-mode'], 0, 0o777, 8) ?? 0o600;
   const statsInterval = intOption('stats-interval', values['stats-interval'], 1, 86400);

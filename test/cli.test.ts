@@ -45,6 +45,8 @@ describe('vhost-user CLI', () => {
       [['net', '--socket', '/tmp/x.sock', '--frame-size', '64'], '--frame-size needs --port source'],
       [['net', '--socket', '/tmp/x.sock', '--port', 'source', '--frame-size', '59'], '--frame-size must be an integer in 60..65535'],
       [['bench', '--modes', 'bogus'], "unknown mode 'bogus'"],
+      [['net', '--socket', '/tmp/x.sock', '--port', 'js'], '--port js is for programs that use the library: see examples/js-echo.mjs'],
+      [['net', '--socket', '/tmp/x.sock', '--ring-slots', '64'], "Unknown option '--ring-slots'"],
     ];
     for (const [args, message] of cases) {
       const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });

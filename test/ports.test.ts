@@ -164,7 +164,7 @@ describe('port registry', () => {
     expect(() => new NetDevice({ tap: 'T', queuePairs: 17 })).toThrow('queue pairs must be an integer in 1..16, got 17');
     expect(() => new NetDevice({ port: 'sink', tap: 'T' })).toThrow("--tap needs the tap port, not 'sink'");
     expect(() => new NetDevice({ port: 'tap' })).toThrow("the tap port needs the tap interface name (option 'tap', --tap NAME)");
-    expect(() => new NetDevice({ port: 'nope' as PortKind })).toThrow("port must be one of loopback, tap, sink, source, got 'nope'");
+    expect(() => new NetDevice({ port: 'nope' as PortKind })).toThrow("port must be one of loopback, tap, sink, source, js, got 'nope'");
     const textSize = '64' as unknown as number; // a JS caller's mistake
     expect(() => new NetDevice({ port: 'source', frameSize: textSize })).toThrow(
       "frame size must be an integer in 60..65535 bytes, got '64'",

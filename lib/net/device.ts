@@ -12,8 +12,11 @@ import { featureNames } from '../protocol/features';
 import { LIBRARY_WORDING, integerProblem, type Wording } from './ports/port';
 import { resolvePort, type PortKind, type PortOptionValues, type ResolvedPort } from './ports/resolve';
 import { readAllStats, type QueueStats } from './stats';
+import { JsFrames, type FrameBatch, type SendCounts, type SendOptions } from './frames';
+import { slotSizeFor } from './ports/js';
 
 export type { PortKind } from './ports/resolve';
+export type { FrameBatch, SendCounts, SendOptions } from './frames';
 
 /** The port options (tap, frameSize, ...) come from the port registry, lib/net/ports. */
 export interface NetDeviceOptions extends PortOptionValues {
@@ -115,6 +118,11 @@ export class NetDevice implements VhostUserDevice {
   readonly native: NativeNetDevice;
   /** Set by NET_SET_MTU. */
   mtu: number | undefined;
+  /** The js port's end in JavaScript; null for the other ports. */
+  private readonly jsFrames: JsFrames | null = null;
+  /** Queues the driver enabled, and whether a front-end set the device up since the last reset. */
+  private readonly enabled = new Set<number>();
+  private live = false;
 
   constructor(opts: NetDeviceOptions = {}) {
     const checked = checkDeviceOptions(opts, LIBRARY_WORDING);
@@ -130,6 +138,55 @@ export class NetDevice implements VhostUserDevice {
     this.features = features;
     this.native = new native.NetDevice(this.queuePairs, this.port, port.native, this.workers);
     this.native.setPollMicros(checked.pollUs);
+    if (this.port === 'js') {
+      const slots = Number(port.values.ringSlots);
+      this.jsFrames = new JsFrames(
+        this.native,
+        slots,
+        slotSizeFor(this.maxMtu),
+        () => this.activePairs(),
+        () => this.live,
+      );
+    }
+  }
+
+  /**
+   * The js port: the guest's transmitted frames, one batch per burst, as views valid until the next
+   * iteration (writable: change them in place and send them back). Ends when the loop is left, the
+   * front-end disconnects or the device closes. One loop at a time.
+   */
+  frames(): AsyncIterableIterator<FrameBatch> {
+    return this.js('frames()').frames();
+  }
+
+  /**
+   * The js port: queues frames (Ethernet, no virtio-net header) for the guest to receive; resolves once
+   * they are queued, waits while the rings are full. Views from frames() are sent without a copy.
+   */
+  send(frames: ArrayLike<Uint8Array>, opts?: SendOptions): Promise<void> {
+    try {
+      return this.js('send()').send(frames, opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** The js port: how the frames sent so far were queued (by reference to a received view, or copied). */
+  get sendCounts(): SendCounts {
+    return { ...this.js('sendCounts').counts };
+  }
+
+  /** The pairs the driver enabled: pair 0, and each other pair with both its queues enabled. */
+  activePairs(): number[] {
+    const out = [0];
+    for (let p = 1; p < this.queuePairs; p++) if (this.enabled.has(2 * p) && this.enabled.has(2 * p + 1)) out.push(p);
+    return out;
+  }
+
+  private js(what: string): JsFrames {
+    if (!this.jsFrames)
+      throw new VhostUserError('EINVAL', `${what} needs the js port: device: { port: 'js' } (this device's port is ${this.port})`);
+    return this.jsFrames;
   }
 
   get queueCount(): number {
@@ -152,6 +209,7 @@ export class NetDevice implements VhostUserDevice {
 
   /** Stops the data path for good and releases the port (closes a tap); only reset() works afterwards. */
   close(): void {
+    this.jsFrames?.end('closed');
     this.native.close();
   }
 
@@ -164,6 +222,7 @@ export class NetDevice implements VhostUserDevice {
 
   setFeatures(acked: bigint): void {
     this.native.setFeatures(acked);
+    this.live = true;
   }
 
   describeFeatures(mask: bigint): string[] {
@@ -212,9 +271,14 @@ export class NetDevice implements VhostUserDevice {
 
   setVringEnable(queue: number, on: boolean): void {
     this.native.setVringEnable(queue, on);
+    if (on) this.enabled.add(queue);
+    else this.enabled.delete(queue);
   }
 
   reset(): void {
+    this.live = false;
+    this.enabled.clear();
+    this.jsFrames?.end('disconnected');
     this.native.reset();
   }
 

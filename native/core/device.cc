@@ -275,6 +275,11 @@ void VhostDevice::Reset() {
   OnReset();
 }
 
+int VhostDevice::RunQuiesced(const std::function<int()>& change) {
+  Quiesce q(this);
+  return change();
+}
+
 void VhostDevice::Shutdown() {
   shut_down_ = true;
   StopWorkers(kEveryWorker);

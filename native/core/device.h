@@ -92,6 +92,9 @@ class VhostDevice {
   // Close: release what the kind holds for good.
   virtual void OnClose() {}
 
+  // Runs `change` with every worker stopped (for a kind's own control changes); returns its result.
+  int RunQuiesced(const std::function<int()>& change);
+
   const GuestMemory& memory() const { return *memory_; }
   Queue& queue(int q) { return queues_[q]; }
   const Reporter& reporter() const { return report_; }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "napi/addon_data.h"
+#include "net/frame_rings.h"
 #include "net/net_device.h"
 #include "net/ports/registry.h"
 
@@ -73,7 +74,8 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
          InstanceMethod<&NetDeviceWrap::SetVringEnable>("setVringEnable"),
          InstanceMethod<&NetDeviceWrap::Reset>("reset"), InstanceMethod<&NetDeviceWrap::Close>("close"),
          InstanceMethod<&NetDeviceWrap::TakeEvents>("takeEvents"), InstanceAccessor<&NetDeviceWrap::Stats>("stats"),
-         InstanceAccessor<&NetDeviceWrap::WorkerNames>("workerNames")});
+         InstanceAccessor<&NetDeviceWrap::WorkerNames>("workerNames"),
+         InstanceMethod<&NetDeviceWrap::FrameRingsJs>("frameRings")});
   }
 
   // new NetDevice(queuePairs, portName, portOptions, workers): the registry makes one port per pair.
@@ -106,6 +108,7 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
     napi_add_env_cleanup_hook(env, &NetDeviceWrap::OnEnvCleanup, device_.get());
   }
 
+  // Without close(), the frame buffer keeps its mapping until it is collected (its own reference).
   ~NetDeviceWrap() override { napi_remove_env_cleanup_hook(Env(), &NetDeviceWrap::OnEnvCleanup, device_.get()); }
 
  private:
@@ -217,7 +220,48 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
     device_->Close();
+    // The program's views of the frame rings read as empty from now on, and the mapping goes now
+    // (the ports let go of it in Close), not whenever the buffer is collected.
+    if (!frame_buffer_.IsEmpty()) {
+      frame_buffer_.Value().Detach();
+      frame_buffer_.Reset();
+      frame_layout_.Reset();
+      frame_hold_->reset();
+    }
     return info.Env().Undefined();
+  }
+
+  // frameRings(slots, slotSize) -> the js port's shared rings (net/frame_rings.h), made on the first
+  // call; later calls return the same object.
+  Napi::Value FrameRingsJs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string err;
+    if (!frame_layout_.IsEmpty()) return frame_layout_.Value();
+    int err_no = 0;
+    auto rings = FrameRings::Create(device_->group_count(), info[0].As<Napi::Number>().Uint32Value(),
+                                    info[1].As<Napi::Number>().Uint32Value(), &err_no, &err);
+    if (!rings) ThrowErrno(env, err_no, "frameRings", err);
+    Check(device_->AttachFrameRings(rings, &err), err, "frameRings");
+    // The buffer holds the mapping too: views may outlive this object if close() is never called.
+    auto* hold = new std::shared_ptr<FrameRings>(rings);
+    Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(
+        env, rings->base(), rings->size(), [](Napi::Env, void*, std::shared_ptr<FrameRings>* h) { delete h; }, hold);
+    Napi::Object layout = Napi::Object::New(env);
+    layout.Set("buffer", buffer);
+    layout.Set("pairs", rings->pairs());
+    layout.Set("slots", rings->slots());
+    layout.Set("slotSize", rings->slot_size());
+    layout.Set("ringsStart", static_cast<double>(rings->ring_offset(0, false)));
+    layout.Set("ringStride", static_cast<double>(rings->ring_stride()));
+    layout.Set("slotsStart", static_cast<double>(rings->slots_start()));
+    layout.Set("doorbellFd", rings->doorbell_fd());
+    Napi::Array fds = Napi::Array::New(env, rings->pairs());
+    for (int p = 0; p < rings->pairs(); p++) fds.Set(static_cast<uint32_t>(p), rings->pair_fd(p));
+    layout.Set("pairFds", fds);
+    frame_buffer_ = Napi::Persistent(buffer);
+    frame_layout_ = Napi::Persistent(layout);
+    frame_hold_ = hold;
+    return layout;
   }
 
   Napi::Value TakeEvents(const Napi::CallbackInfo& info) {
@@ -238,6 +282,11 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
 
   Napi::Reference<Napi::ArrayBuffer> stats_;
   std::unique_ptr<NetDevice> device_;
+  // The js port's rings, once asked for: the buffer over them, its layout object, and the buffer's
+  // own reference to them (owned by the buffer's finalizer; emptied by close()).
+  Napi::Reference<Napi::ArrayBuffer> frame_buffer_;
+  Napi::ObjectReference frame_layout_;
+  std::shared_ptr<FrameRings>* frame_hold_ = nullptr;
 };
 
 }  // namespace

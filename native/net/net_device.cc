@@ -1,5 +1,7 @@
 #include "net/net_device.h"
 
+#include <cerrno>
+
 namespace vhost {
 
 NetDevice::NetDevice(std::vector<std::unique_ptr<Port>> ports, int workers)
@@ -37,6 +39,20 @@ bool NetDevice::ServiceGroup(int pair, bool arm_when_idle, const StopCheck& shou
 
 std::vector<int> NetDevice::GroupWatchFds(int pair) const {
   return ports_.empty() ? std::vector<int>{} : ports_[pair]->WatchFds();
+}
+
+int NetDevice::AttachFrameRings(const std::shared_ptr<FrameRings>& rings, std::string* err) {
+  return RunQuiesced([&] {
+    if (ports_.empty()) {
+      *err = "the device is closed";
+      return EBADF;
+    }
+    for (size_t p = 0; p < ports_.size(); p++) {
+      int rc = ports_[p]->OnFrameRings(rings, static_cast<int>(p), err);
+      if (rc != 0) return rc;
+    }
+    return 0;
+  });
 }
 
 void NetDevice::OnReset() {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/device.h"
+#include "net/frame_rings.h"
 #include "net/port.h"
 #include "net/virtio_net.h"
 
@@ -25,6 +26,10 @@ class NetDevice final : public VhostDevice {
   NetDevice(std::vector<std::unique_ptr<Port>> ports, int workers);
   // The workers call ServiceGroup, which uses the ports: they stop before the ports go.
   ~NetDevice() override { Reset(); }
+
+  // Gives every pair's port its part of a JavaScript program's rings, or starts them afresh
+  // (Port::OnFrameRings). Returns 0 or an errno with *err set (ENOTSUP: not the js port).
+  int AttachFrameRings(const std::shared_ptr<FrameRings>& rings, std::string* err);
 
  private:
   int OnFeatures(uint64_t features, std::string* err) override;

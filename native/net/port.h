@@ -5,7 +5,9 @@
 // when the worker asks it to stop. The other hooks run on the JS thread with the worker stopped.
 #pragma once
 
+#include <cerrno>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,8 @@
 #include "net/virtio_net.h"
 
 namespace vhost {
+
+class FrameRings;
 
 // What Service works on: one queue pair of a device, and how to behave when idle.
 struct PairContext {
@@ -44,6 +48,12 @@ class Port {
   virtual std::vector<int> WatchFds() const { return {}; }
   // The front-end went away: drop per-connection state (frames held for the guest).
   virtual void OnReset() {}
+  // The shared rings of a JavaScript program (net/frame_rings.h), for the port of pair `pair`; again
+  // to start them afresh. Only the js port takes them. Runs with every worker stopped.
+  virtual int OnFrameRings(std::shared_ptr<FrameRings> rings, int pair, std::string* err) {
+    *err = std::string("the ") + name() + " port has no frames for JavaScript: use device: { port: 'js' }";
+    return ENOTSUP;
+  }
 };
 
 // The end of a Service pass that found nothing to do: ask for the kicks it waits on and look once
@@ -72,9 +82,11 @@ struct BurstOutcome {
 // The loop of every port's Service: bursts until one moves nothing. After each burst the used
 // entries of the rings the port uses are published, with at most one call per ring; a broken ring
 // ends the loop; an idle burst arms the kicks it waits on and looks once more (IdleCheck).
+// `arm_own`, for a port with rings of its own (js): called after the guest's rings were armed,
+// it asks for a wake-up on those too and returns true if work arrived meanwhile.
 // Returns whether anything moved.
-template <typename Burst>
-bool ServeUntilIdle(PairContext& c, bool uses_rx, bool uses_tx, Burst burst) {
+template <typename Burst, typename ArmOwn>
+bool ServeUntilIdle(PairContext& c, bool uses_rx, bool uses_tx, Burst burst, ArmOwn arm_own) {
   bool any = false;
   while (!c.should_stop()) {
     BurstOutcome r = burst();
@@ -85,9 +97,15 @@ bool ServeUntilIdle(PairContext& c, bool uses_rx, bool uses_tx, Burst burst) {
       any = true;
       continue;
     }
-    if (!IdleCheck(c, r.wait_rx, r.wait_tx)) break;
+    if (IdleCheck(c, r.wait_rx, r.wait_tx)) continue;
+    if (!c.arm_when_idle || !arm_own()) break;
   }
   return any;
+}
+
+template <typename Burst>
+bool ServeUntilIdle(PairContext& c, bool uses_rx, bool uses_tx, Burst burst) {
+  return ServeUntilIdle(c, uses_rx, uses_tx, burst, [] { return false; });
 }
 
 }  // namespace vhost

@@ -7,3 +7,4 @@ export { loopback } from './loopback';
 export { tap } from './tap';
 export { sink } from './sink';
 export { source } from './source';
+export { js } from './js';

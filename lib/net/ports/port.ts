@@ -55,6 +55,8 @@ export interface PortSpec<N extends string = string, O extends readonly PortOpti
   features?: bigint;
   /** Most queue pairs the port serves, when it cannot serve MAX_QUEUE_PAIRS. */
   maxQueuePairs?: number;
+  /** Only a program can use it (the js port): the CLI refuses it. */
+  libraryOnly?: boolean;
   /** The port's resource cannot be shared between devices: the CLI serves one --socket with it. */
   singleDevice?: boolean;
   /** Checks its checked and defaulted values against the device; returns what to change, or undefined. */

@@ -20,10 +20,15 @@ export type PortOptionValues = { [O in RegisteredOption as O['key']]?: O extends
 export const PORTS: readonly PortSpec[] = Object.values(registry);
 export const PORT_KINDS: readonly PortKind[] = PORTS.map((p) => p.name as PortKind);
 
-/** Options of every port, each once (two ports may share one). */
-export const PORT_OPTIONS: readonly PortOption[] = PORTS.flatMap((p) => p.options).filter(
-  (o, i, all) => all.findIndex((x) => x.key === o.key) === i,
-);
+/** Options of the given ports, each once (two ports may share one). */
+function optionsOf(ports: readonly PortSpec[]): readonly PortOption[] {
+  return ports.flatMap((p) => p.options).filter((o, i, all) => all.findIndex((x) => x.key === o.key) === i);
+}
+
+/** Options of every port. */
+export const PORT_OPTIONS: readonly PortOption[] = optionsOf(PORTS);
+/** Options the CLI has flags for: those of the ports it can serve (not the library-only ones). */
+export const CLI_PORT_OPTIONS: readonly PortOption[] = optionsOf(PORTS.filter((p) => !p.libraryOnly));
 
 /** The options as given: the port's name and its options by key (NetDeviceOptions, or the CLI's). */
 export interface PortInput {

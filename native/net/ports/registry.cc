@@ -15,6 +15,7 @@ namespace vhost {
   X("tap", MakeTap)                           \
   X("sink", MakeSink)                         \
   X("source", MakeSource)                     \
+  X("js", MakeJs)                             \
   /* end of the port list */
 // clang-format on
 
