@@ -6,27 +6,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { VirtioNetDriver, type NetDriverOptions } from '../lib/frontend/net_driver';
-import type { NetDevice } from '../lib/net/device';
 import { useBackendFixture } from './helpers/fixture';
 import { macSwapped, makeFrame } from './helpers/frames';
+import { jsEcho } from './helpers/js_echo';
 
 const fx = useBackendFixture();
-
-/** Swaps the MACs of every frame of every batch in place and sends the batch back; returns when the loop ends. */
-export async function jsEcho(device: NetDevice): Promise<number> {
-  let frames = 0;
-  const mac = new Uint8Array(6);
-  for await (const batch of device.frames()) {
-    for (const f of batch) {
-      mac.set(f.subarray(0, 6));
-      f.copyWithin(0, 6, 12);
-      f.set(mac, 6);
-    }
-    frames += batch.length;
-    await device.send(batch);
-  }
-  return frames;
-}
 
 /** Checks that each of frames 0..count-1 returns once, MAC-swapped, on any pair. */
 function receiver(count: number) {
