@@ -10,6 +10,8 @@ import { DEFAULT_POLL_US, MAX_QUEUE_PAIRS, checkDeviceOptions, type NetDeviceOpt
 import { CLI_WORDING } from './net/ports/port';
 import { CLI_PORT_OPTIONS, PORTS } from './net/ports/resolve';
 import { formatStats } from './net/stats';
+import { parseListenAddress, type ListenAddress } from './observe/address';
+import { serveMetrics } from './observe/server';
 import type { LogLevel } from './protocol/session';
 
 /** An option's --help entry: the flag column, then its text with continuation lines aligned. */
@@ -49,6 +51,9 @@ ${portHelp()}
                        pass without work. 0: purely event-driven (lowest idle cost, one wake-up per burst).
   --socket-mode MODE   permissions of the socket file, octal (default 0600: only this user).
   --stats-interval S   print per-queue statistics every S seconds (default: only on SIGUSR1 and exit).
+  --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics and a live page of
+                       per-queue rates at /. HOST may be left out: 127.0.0.1 (0.0.0.0: every
+                       interface); PORT 0 picks a free one.
   --quiet              log warnings only.
   -h, --help           show this help.
 
@@ -85,6 +90,27 @@ function intOption(name: string, value: string | undefined, min: number, max: nu
     fail(`--${name} must be an integer in ${min}..${max}${radix === 8 ? ' (octal)' : ''}, got '${value}'`);
   }
   return n;
+}
+
+/**
+ * --metrics HOST:PORT: checked now, then served over `backends`, which the server reads at every request
+ * (so it may start before they do). A failure to listen stops everything in one line.
+ */
+function serveMetricsOption(text: string | undefined, backends: VhostUserBackend[]): void {
+  if (text === undefined) return;
+  let at: ListenAddress;
+  try {
+    at = parseListenAddress(text, '--metrics');
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  serveMetrics(backends, at).then(
+    (server) => process.stdout.write(`vhost-user: metrics at ${server.url}metrics, live page at ${server.url}\n`),
+    (err) => {
+      for (const b of backends) b.close();
+      die(`--metrics ${text}: ${(err as Error).message}`);
+    },
+  );
 }
 
 /** The device options the flags give, checked once by the device's own checks, in the CLI's words. */
@@ -130,6 +156,7 @@ function main(argv: string[]): void {
         'socket-mode': { type: 'string' },
         'poll-us': { type: 'string' },
         'stats-interval': { type: 'string' },
+        metrics: { type: 'string' },
         quiet: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -157,6 +184,7 @@ function main(argv: string[]): void {
   const statsInterval = intOption('stats-interval', values['stats-interval'], 1, 86400);
 
   const backends: VhostUserBackend[] = [];
+  serveMetricsOption(values.metrics, backends);
   for (const socketPath of sockets) {
     const log = (level: LogLevel, message: string) => {
       if (level === 'info' && values.quiet) return;

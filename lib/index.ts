@@ -3,6 +3,7 @@ export { VhostUserBackend, type BackendOptions } from './backend';
 export { VhostUserError } from './errors';
 export { NetDevice, type NetDeviceOptions, type PortKind } from './net/device';
 export { STAT_NAMES, formatStats, type QueueStats } from './net/stats';
+export { serveMetrics, type MetricsServer, type MetricsServerOptions } from './observe/server';
 export type { Logger, LogLevel } from './protocol/session';
 export type { VhostUserDevice, VringAddresses } from './protocol/device';
 export { GuestMemory, type GuestMemoryOptions } from './frontend/guest_memory';
