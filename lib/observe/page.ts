@@ -121,6 +121,7 @@ function updateCard(c, q, seconds) {
   }
   const dropsName = pick(counters, 'drops');
   c.dropsTotal.textContent = dropsName ? String(counters[dropsName]) : '–';
+  c.dropsTotal.parentElement.classList.toggle('some', !!dropsName && counters[dropsName] > 0);
   c.card.classList.toggle('dropping', !!(rates && dropsName && rates[dropsName] > 0));
   updateTable(c, counters, rates);
   if (rates) {
@@ -228,7 +229,8 @@ h3 { font-size: 1em; margin: 0 0 .4em; } h3 small { color: #57606a; font-weight:
 .card.dropping { border-color: #d1242f; }
 .figs { display: flex; flex-wrap: wrap; gap: .2em 1em; }
 .fig b { font-variant-numeric: tabular-nums; font-size: 1.15em; }
-.fig.drops b, .total { color: #d1242f; } .total { font-size: .85em; margin: .2em 0; }
+.total { font-size: .85em; margin: .2em 0; color: #57606a; }
+.dropping .fig.drops b, .total.some { color: #d1242f; }
 canvas { width: 100%; height: 70px; display: block; margin-top: .3em; }
 details { font-size: .85em; margin-top: .3em; } table { border-collapse: collapse; }
 th, td { text-align: right; padding: 0 .6em; font-variant-numeric: tabular-nums; } th:first-child { text-align: left; font-weight: normal; }
