@@ -31,6 +31,9 @@ export class HeadlessChromium {
     const input = child.stdio[4] as Readable;
     let buffered = '';
     input.setEncoding('utf8');
+    // A pipe Chromium closed shows up as its exit, handled below, not as an error event.
+    input.on('error', () => {});
+    (child.stdio[3] as Writable).on('error', () => {});
     input.on('data', (chunk: string) => {
       const parts = (buffered + chunk).split('\0');
       buffered = parts.pop() ?? '';
@@ -56,7 +59,11 @@ export class HeadlessChromium {
     const args = ['--headless', '--remote-debugging-pipe', `--user-data-dir=${profile}`, '--disable-gpu', '--disable-dev-shm-usage'];
     args.push('--no-first-run', '--no-default-browser-check', '--disable-extensions', '--hide-scrollbars', '--mute-audio');
     if (process.getuid?.() === 0) args.push('--no-sandbox'); // Chromium refuses to run as root with its sandbox
-    const child = spawn(binary, [...args, 'about:blank'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+    // Not the sanitizer the ASan run preloads into node: Chromium has its own allocator and would not start.
+    const env = Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !['LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS'].includes(k)),
+    );
+    const child = spawn(binary, [...args, 'about:blank'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], env });
     const browser = new HeadlessChromium(child, profile);
     try {
       const { targetId } = await browser.command('Target.createTarget', { url: 'about:blank' });
