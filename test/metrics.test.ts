@@ -79,6 +79,8 @@ describe('/metrics', () => {
     const one = backend('one.sock', 1);
     const two = backend('two.sock', 2);
     const server = await serve([one, two]);
+    // The families exist before any scrape, for a program that merges the registry into its own.
+    expect(server.metrics.registry.getSingleMetric('vhost_user_queue_packets_total')).toBeDefined();
     const traffic: Traffic[] = [startTraffic(await driver(one, 1, false)), startTraffic(await driver(two, 2, true))];
     await sleep(300);
 

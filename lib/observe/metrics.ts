@@ -25,13 +25,18 @@ export class BackendMetrics {
   constructor(private readonly backends: readonly VhostUserBackend[]) {
     this.gauge('vhost_user_connected', 'Whether a front-end is connected to the socket (1) or not (0).', (d) => (d.connected ? 1 : 0));
     this.gauge('vhost_user_queue_pairs', 'Queue pairs the device offers (GET_QUEUE_NUM).', (d) => d.queuePairs);
+    this.discover(); // so that `registry` alone (merged into a program's own) has the families too
   }
 
   /** The exposition text, for /metrics; its content type is `registry.contentType`. */
   async text(): Promise<string> {
-    // A counter the stats record gained since the last scrape gets its family now.
-    for (const name of counterNames(this.reading())) if (!this.families.has(name)) this.addFamily(name);
+    this.discover();
     return this.registry.metrics();
+  }
+
+  /** A family for every counter the back-ends' records hold that has none yet. */
+  private discover(): void {
+    for (const name of counterNames(this.reading())) if (!this.families.has(name)) this.addFamily(name);
   }
 
   /** One reading per scrape: the first collect takes it, the rest of the same scrape reuse it. */
