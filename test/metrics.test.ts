@@ -5,6 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -200,7 +201,7 @@ describe('the strict Prometheus text reader of these tests', () => {
 });
 
 describe('metrics server', () => {
-  it('binds 127.0.0.1 by default, answers 404 and 405, and frees its port on close()', async () => {
+  it('binds 127.0.0.1 by default, answers 404 and 405, only to loopback names, and frees its port on close()', async () => {
     const server = await serveMetrics([], { port: 0 });
     expect(server.host).toBe('127.0.0.1');
     expect((await fetch(`${server.url}nope`)).status).toBe(404);
@@ -211,6 +212,17 @@ describe('metrics server', () => {
     expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
     expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
     expect(await page.text()).toContain('vhost-user: live statistics');
+    // DNS rebinding: a page served as evil.example that resolves to 127.0.0.1 gets nothing.
+    const status = (host: string) =>
+      new Promise<number | undefined>((resolve, reject) =>
+        http
+          .get({ host: '127.0.0.1', port: server.port, path: '/stats.json', headers: { host } }, (res) => resolve(res.resume().statusCode))
+          .on('error', reject),
+      );
+    expect(await status('evil.example')).toBe(403);
+    expect(await status(`evil.example:${server.port}`)).toBe(403);
+    expect(await status(`localhost:${server.port}`)).toBe(200);
+    expect(await status(`127.0.0.1:${server.port}`)).toBe(200);
     await server.close();
     const again = await serve([], server.port); // the same port, at once
     expect(again.port).toBe(server.port);

@@ -37,17 +37,29 @@ function statsJson(backends: readonly VhostUserBackend[]): string {
   return JSON.stringify({ time: Date.now(), devices }, (_, v) => (typeof v === 'bigint' ? Number(v) : v));
 }
 
-async function respond(
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-  backends: readonly VhostUserBackend[],
-  metrics: BackendMetrics,
-) {
+interface Served {
+  backends: readonly VhostUserBackend[];
+  metrics: BackendMetrics;
+  /** Bound to a loopback address: requests must name one (see LOOPBACK_HOST_HEADER). */
+  loopback: boolean;
+}
+
+/**
+ * Host headers a loopback-bound server answers. Any other name is refused, so that a web page whose
+ * own DNS name was re-pointed at 127.0.0.1 (DNS rebinding) cannot read the counters and socket paths.
+ */
+const LOOPBACK_HOST_HEADER = /^(localhost|127(\.[0-9]{1,3}){3}|\[::1\])(:[0-9]+)?$/i;
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127\./.test(host);
+
+async function respond(req: http.IncomingMessage, res: http.ServerResponse, { backends, metrics, loopback }: Served) {
   const send = (status: number, type: string, body: string, headers: Record<string, string> = {}) => {
     res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store', ...headers });
     res.end(req.method === 'HEAD' ? undefined : body);
   };
   if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'only GET and HEAD\n', { Allow: 'GET, HEAD' });
+  if (loopback && !LOOPBACK_HOST_HEADER.test(req.headers.host ?? '')) {
+    return send(403, 'text/plain', 'this server answers requests for 127.0.0.1 or localhost only\n');
+  }
   const path = new URL(req.url ?? '/', 'http://x').pathname;
   try {
     if (path === '/metrics') return send(200, metrics.registry.contentType, await metrics.text());
@@ -83,7 +95,8 @@ export async function serveMetrics(backends: readonly VhostUserBackend[], opts: 
   const host = opts.host ?? DEFAULT_METRICS_HOST;
   // Loaded here, not on import: prom-client adds ~40 ms to every start of the package and the CLI.
   const metrics = new (await import('./metrics')).BackendMetrics(backends);
-  const server = http.createServer((req, res) => void respond(req, res, backends, metrics));
+  const served: Served = { backends, metrics, loopback: isLoopback(host) };
+  const server = http.createServer((req, res) => void respond(req, res, served));
   return new Promise((resolve, reject) => {
     server.once('error', (err) => reject(listenError(err, hostPort(host, opts.port), host)));
     server.listen(opts.port, host, () => {
