@@ -1,7 +1,8 @@
 // libFuzzer target: the device side of the data path — descriptor-chain walking (split and packed
 // rings, direct and indirect), receive-buffer reservation (mergeable or not), virtio-net header handling and the
-// ports that touch guest memory (loopback copy, sink, source) — run on a synthetic guest memory
-// whose every byte (rings and buffers) comes from the fuzzer. Built with ASan/UBSan by native/fuzz/run.sh; any
+// ports that touch guest memory (loopback copy, sink, source, js) — run on a synthetic guest memory
+// whose every byte (rings and buffers) comes from the fuzzer; for the js port, the indexes and
+// descriptors a program writes into its rings come from the fuzzer too. Built with ASan/UBSan by native/fuzz/run.sh; any
 // out-of-bounds access is a crash.
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -14,6 +15,7 @@
 
 #include "core/guest_memory.h"
 #include "core/virtqueue.h"
+#include "net/frame_rings.h"
 #include "net/ports/registry.h"
 #include "net/virtio_net.h"
 
@@ -29,6 +31,7 @@ constexpr uint64_t kGpa1 = 0x100000;  // a hole between the regions, as below/ab
 // Zeroed for every input; rings and the seeds' buffers stay in region 0.
 constexpr int kSlots = 16;
 constexpr uint64_t kSlotGpa = 0x10000, kSlotStride = 0x1000, kUserSlots = 0x30000000;
+constexpr uint64_t kJsProgram = 0x1c00;  // 8 + 64 * 8 bytes
 constexpr uint64_t SlotSize(int k) { return k % 2 == 0 ? kSlotStride : kSlotStride / 2; }
 
 struct World {
@@ -63,6 +66,26 @@ struct World {
     kick_fd = eventfd(0, EFD_NONBLOCK);
   }
 };
+
+// The js port's rings as a program left them: the ring from JS (head and every descriptor) and the
+// tail of the ring toward JS from region 0 at kJsProgram (past the seeds' buffers, within -max_len),
+// the consumer flag from the port byte.
+void GiveJsRings(Port& port, uint8_t port_byte, const uint8_t* program) {
+  static std::shared_ptr<FrameRings> rings = [] {
+    int err_no = 0;
+    std::string err;
+    auto r = FrameRings::Create(1, FrameRings::kMinSlots, FrameRings::kMinSlotSize, &err_no, &err);
+    if (!r) abort();
+    return r;
+  }();
+  std::string err;
+  if (port.OnFrameRings(rings, 0, &err) != 0) abort();  // every index back to 0
+  FrameRing from = rings->ring(0, true), to = rings->ring(0, false);
+  memcpy(&from.header().head, program, 4);
+  memcpy(&to.header().tail, program + 4, 4);
+  for (uint32_t i = 0; i < rings->slots(); i++) memcpy(&from.desc(i), program + 8 + 8 * i, 8);
+  rings->doorbell().consumer = (port_byte >> 2) & 1;
+}
 
 }  // namespace
 
@@ -109,13 +132,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     q->kick_fd = w->kick_fd;  // never signalled: only Ready() looks at it
   }
   // Made through the registry, as the addon makes them; 60 is the source's smallest frame.
-  static const char* const kPorts[] = {"loopback", "sink", "source", "loopback"};
+  static const char* const kPorts[] = {"loopback", "sink", "source", "js"};
   PortOptions options;
   options.Set("frameSize", int64_t{60 + (port_byte >> 2) * 23});
   PortError port_err;
   std::unique_ptr<Port> made = CreatePort(kPorts[port_byte & 3], options, &port_err);
   if (!made) abort();
   Port& port = *made;
+  if ((port_byte & 3) == 3) GiveJsRings(port, port_byte, w->host[0] + kJsProgram);
   int rounds = 0;
   std::function<bool()> stop = [&] { return ++rounds > 64; };
   Reporter report = [](const std::string&) {};

@@ -49,6 +49,17 @@ def packed_seed(features, tx_frames, rx_bufs, rx_len, indirect=False, port=0):
         buf += 256
     return bytes([3, 3, 16 | features, port]) + bytes(mem)
 
+def js_program(ring_seed, frames):
+    """The js port (port 3, consumer flag 4): ring_seed's rings and buffers, and at 0x1c00 what the
+    program wrote: the head of its ring (frames), the tail toward JS (0) and descriptors of 60-byte frames
+    in its own slots (1 pair of 64 slots of 2048 bytes: the slots start at 8192, its own after the 64 toward JS)."""
+    data = bytearray(ring_seed)
+    program = struct.pack('<II', frames, 0)
+    for i in range(frames):
+        program += struct.pack('<II', 8192 + (64 + i) * 2048, 60)
+    data[4 + 0x1c00:4 + 0x1c00 + len(program)] = program
+    return bytes(data)
+
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
 for name, data in {
@@ -63,6 +74,8 @@ for name, data in {
     'packed-indirect-in-order': packed_seed(8 | 2 | 32, 2, 4, 200, indirect=True),
     'packed-event-idx': packed_seed(8 | 4, 3, 3, 100),
     'packed-source-mrg': packed_seed(8 | 1, 0, 8, 40, port=2 | (4 << 2)),
+    'js': js_program(seed(8 | 1, 4, 8, 200, port=3 | 4), 3),
+    'packed-js': js_program(packed_seed(8, 4, 4, 200, port=3 | 4), 3),
 }.items():
     with open(os.path.join(out, 'seed-' + name), 'wb') as f:
         f.write(data)
