@@ -2,8 +2,8 @@
 // rings, direct and indirect), receive-buffer reservation (mergeable or not), virtio-net header handling and the
 // ports that touch guest memory (loopback copy, sink, source, js) — run on a synthetic guest memory
 // whose every byte (rings and buffers) comes from the fuzzer; for the js port, the indexes and
-// descriptors a program writes into its rings come from the fuzzer too. Built with ASan/UBSan by native/fuzz/run.sh; any
-// out-of-bounds access is a crash.
+// descriptors a program writes into its rings come from the fuzzer too. Built with ASan/UBSan by native/fuzz/run.sh;
+// any out-of-bounds access is a crash.
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
