@@ -33,6 +33,7 @@ bool PackedRing::Attach(const GuestMemory& mem, uint32_t num, uint64_t desc_ua, 
   DropShadow();
   in_use_.assign(num, 0);
   taken_count_ = 0;
+  dry_valid_ = false;
   device_flags_ = kDeviceFlagsUnknown;
   used_since_signal_ = 0;
   return true;
@@ -56,6 +57,7 @@ void PackedRing::DropShadow() {
 }
 
 void PackedRing::SetBase(uint32_t base) {
+  dry_valid_ = false;
   last_avail_ = base & (kWrapBit - 1);
   avail_wrap_ = (base & kWrapBit) != 0;
   // An empty upper half with the avail wrap counter set is DPDK virtio-user's start (1 << 15): the
@@ -153,6 +155,7 @@ void PackedRing::Pop(const GuestMemory& mem, bool device_writes, Segment* segs, 
   } while (d.flags & kDescFlagNext);
   last_avail_ = i;
   avail_wrap_ = wrap;
+  dry_valid_ = false;
   c->head = d.id;  // the buffer id is the last descriptor's (2.8.6)
   if (d.id >= num_ || in_use_[d.id]) {
     // Not returned as used: a bad id cannot be, and an id in use is its holder's to return.
@@ -249,7 +252,15 @@ bool PackedRing::ArmKick() {
 }
 
 bool PackedRing::ArmKickBeyondAvail() {
-  // Ask for a kick on the first descriptor past those already available.
+  // Ask for a kick on the first descriptor past those the burst saw: where it found the ring dry.
+  // Not past those available now: buffers the driver added since the burst gave up would count as
+  // seen, and with its kick decided while ours were off nobody would look at them (the split
+  // ring's avail_seen_ rule). Without a dry position since the last chain taken (a burst that
+  // stopped for another reason), past those available now.
+  if (dry_valid_) {
+    ArmAt(dry_idx_, dry_wrap_);
+    return IsAvailable(dry_idx_, dry_wrap_);
+  }
   uint16_t i = last_avail_;
   bool wrap = avail_wrap_;
   for (uint32_t n = 0; n < num_ && IsAvailable(i, wrap); n++) {

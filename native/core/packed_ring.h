@@ -40,8 +40,15 @@ class PackedRing {
   void SetBase(uint32_t base);
 
   // 1 if the driver has made the descriptor at our position available, else 0 (a packed ring has
-  // no index to count by). Never broken: there is no index the driver can run ahead with.
-  uint16_t Available(bool* /*broken*/) const { return IsAvailable(last_avail_, avail_wrap_) ? 1 : 0; }
+  // no index to count by). Never broken: there is no index the driver can run ahead with. A 0
+  // records where the ring ran dry, for ArmKickBeyondAvail.
+  uint16_t Available(bool* /*broken*/) {
+    if (IsAvailable(last_avail_, avail_wrap_)) return 1;
+    dry_idx_ = last_avail_;
+    dry_wrap_ = avail_wrap_;
+    dry_valid_ = true;
+    return 0;
+  }
   // Walks the chain at our position and takes it (call only after Available). As SplitRing::Pop;
   // on an error the whole chain is still skipped, and returned with length 0 when it can be
   // (Chain::returnable). kEndless: the ring is beyond repair.
@@ -136,6 +143,11 @@ class PackedRing {
   uint32_t num_ = 0;
   uint16_t last_avail_ = 0;
   bool avail_wrap_ = true;
+  // Where Available last found nothing, while no chain was taken since (Pop clears it; Rewind,
+  // which only goes back, keeps it): the position a burst gave up at.
+  uint16_t dry_idx_ = 0;
+  bool dry_wrap_ = true;
+  bool dry_valid_ = false;
   uint16_t used_idx_ = 0;  // where the next used entry goes
   bool used_wrap_ = true;
   // The used position when the driver was last considered for a call.

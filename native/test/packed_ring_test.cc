@@ -187,6 +187,31 @@ void BaseEncoding() {
   CHECK(d.ring.GetBase() == 0x80058006, "both halves: %#x", d.ring.GetBase());
 }
 
+// A burst that ran out of receive buffers gives back what it took and arms a kick past where it
+// found the ring dry. Buffers the driver added meanwhile (their kick decided while ours were off)
+// must make the re-check true, not count as seen (a lost wake-up: both sides would wait).
+void ArmBeyondWhereTheBurstGaveUp() {
+  Driver d(8, true, false);
+  for (uint32_t i = 0; i < 2; i++) d.Offer(i, static_cast<uint16_t>(i), true, true);
+  ChainError err;
+  RingPos start = d.ring.Position();
+  d.Take(true, &err);
+  d.Take(true, &err);
+  bool broken = false;
+  CHECK(d.ring.Available(&broken) == 0, "a third buffer before the driver made it");
+  d.ring.Rewind(start);       // the frame needs three: nothing held
+  d.Offer(2, 2, true, true);  // the driver adds the third before we arm
+  CHECK(d.ring.ArmKickBeyondAvail(), "the buffer added after the burst gave up was counted as seen");
+  // Once a chain was taken, a dry position from before is no guide: armed past what is there.
+  d.Take(true, &err);
+  d.Take(true, &err);
+  d.Take(true, &err);
+  CHECK(!d.ring.ArmKickBeyondAvail(), "armed with buffers 0..2 all taken and nothing new");
+  uint16_t off_wrap;
+  memcpy(&off_wrap, d.base + kDeviceArea, 2);
+  CHECK(off_wrap == (3 | 0x8000), "armed at %#x, not at slot 3 of the first lap", off_wrap);
+}
+
 }  // namespace
 
 int main() {
@@ -196,6 +221,7 @@ int main() {
   HeldIdsStayHeld();
   InOrderBatchesTransmitOnly();
   BaseEncoding();
+  ArmBeyondWhereTheBurstGaveUp();
   printf("packed ring: %d checks passed\n", checks);
   return 0;
 }
