@@ -206,9 +206,11 @@ describe('js port: misuse is one line', () => {
     const { driver } = await startDriver();
     await until(() => driver.isOpen);
     await sleep(50);
-    const tooLong = await rejection(backend.device.send([new Uint8Array(2049)]));
+    const tooLong = await rejection(backend.device.send([new Uint8Array(60), new Uint8Array(2049)]));
     expect(tooLong.code).toBe('EMSGSIZE');
+    expect(tooLong.message).toContain('frame 1 is 2049 bytes');
     expect(tooLong.message).toContain('raise the device');
+    expect(backend.device.sendCounts).toEqual({ referenced: 0, copied: 0 }); // all or nothing
     expect((await rejection(backend.device.send([new Uint8Array(60)], { pair: 1 }))).message).toContain(
       'pair 1 is not enabled by the guest',
     );

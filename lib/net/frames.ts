@@ -106,26 +106,39 @@ export class JsFrames {
     if (opts.pair !== undefined && !active.includes(opts.pair)) {
       throw new VhostUserError('EINVAL', `send(): pair ${opts.pair} is not enabled by the guest's driver (enabled: ${active.join(', ')})`);
     }
+    // All or nothing: every frame is checked before the first is queued.
+    for (let i = 0; i < frames.length; i++) this.check(frames[i], i);
     const generation = this.generation;
     const touched = new Set<number>();
     for (let i = 0; i < frames.length; i++) {
       const f = frames[i];
-      if (!(f instanceof Uint8Array)) throw new VhostUserError('EINVAL', `send(): frame ${i} is not a Uint8Array`);
-      if (f.byteLength === 0 || f.byteLength > this.slotSize) {
-        throw new VhostUserError(
-          'EMSGSIZE',
-          `send(): frame ${i} is ${f.byteLength} bytes; the js port takes 1..${this.slotSize} (raise the device's mtu for longer frames)`,
-        );
-      }
       const pair = opts.pair ?? pickPair(f, active);
-      while (this.room(l, pair) === 0) {
+      while (!this.hasRoom(l, pair)) {
         this.publish(l, touched);
-        if (!(await this.sleep(generation, () => this.room(l, pair) > 0))) throw this.endedError();
+        if (!(await this.sleep(generation, () => this.hasRoom(l, pair)))) throw this.endedError();
       }
       this.queue(l, pair, f);
       touched.add(pair);
     }
     this.publish(l, touched);
+  }
+
+  private check(f: Uint8Array, i: number): void {
+    if (!(f instanceof Uint8Array)) throw new VhostUserError('EINVAL', `send(): frame ${i} is not a Uint8Array`);
+    if (f.byteLength === 0 || f.byteLength > this.slotSize) {
+      throw new VhostUserError(
+        'EMSGSIZE',
+        `send(): frame ${i} is ${f.byteLength} bytes; the js port takes 1..${this.slotSize} (raise the device's mtu for longer frames)`,
+      );
+    }
+  }
+
+  /** Whether the ring from JS of `pair` has a free descriptor; its tail is read only when it looked full. */
+  private hasRoom(l: FrameLayout, pair: number): boolean {
+    const full = () => ((this.sent[pair] - this.seen[pair]) >>> 0) >= this.slots;
+    if (!full()) return true;
+    this.reap(l, pair);
+    return !full();
   }
 
   /** The front-end went away (disconnected) or the device is closing: every loop and wait ends. */
@@ -217,12 +230,6 @@ export class JsFrames {
   private moved(l: FrameLayout): boolean {
     for (let p = 0; p < l.pairs; p++) if (l.toJs[p].head() !== this.taken[p] || l.fromJs[p].tail() !== this.seen[p]) return true;
     return false;
-  }
-
-  /** Free descriptors of the ring from JS of `pair` (after noting what the worker has copied). */
-  private room(l: FrameLayout, pair: number): number {
-    this.reap(l, pair);
-    return l.slots - ((this.sent[pair] - this.seen[pair]) >>> 0);
   }
 
   private queue(l: FrameLayout, pair: number, f: Uint8Array): void {
