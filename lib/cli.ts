@@ -134,15 +134,10 @@ function deviceOptions(values: Record<string, string | boolean | string[] | unde
   }
 }
 
-function main(argv: string[]): void {
-  if (argv[0] === 'bench') {
-    // Loaded only when asked for: the benchmark pulls in the DPDK and /proc tooling.
-    (require('./bench/run') as typeof import('./bench/run')).benchMain(argv.slice(1));
-    return;
-  }
-  let parsed;
+/** The `net` command's flags, parsed; a mistake exits with one line. */
+function parseFlags(argv: string[]) {
   try {
-    parsed = parseArgs({
+    return parseArgs({
       args: argv,
       allowPositionals: true,
       options: {
@@ -166,7 +161,15 @@ function main(argv: string[]): void {
     const e = err as Error & { code?: string };
     fail(e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? e.message.replace(/\. To specify.*/s, '') : e.message.replace(/\s*\n\s*/g, ' '));
   }
-  const { values, positionals } = parsed;
+}
+
+function main(argv: string[]): void {
+  if (argv[0] === 'bench') {
+    // Loaded only when asked for: the benchmark pulls in the DPDK and /proc tooling.
+    (require('./bench/run') as typeof import('./bench/run')).benchMain(argv.slice(1));
+    return;
+  }
+  const { values, positionals } = parseFlags(argv);
   if (values.help || positionals.length === 0) {
     process.stdout.write(HELP);
     process.exit(values.help ? 0 : 2);

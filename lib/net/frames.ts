@@ -135,7 +135,7 @@ export class JsFrames {
 
   /** Whether the ring from JS of `pair` has a free descriptor; its tail is read only when it looked full. */
   private hasRoom(l: FrameLayout, pair: number): boolean {
-    const full = () => ((this.sent[pair] - this.seen[pair]) >>> 0) >= this.slots;
+    const full = () => (this.sent[pair] - this.seen[pair]) >>> 0 >= this.slots;
     if (!full()) return true;
     this.reap(l, pair);
     return !full();
