@@ -16,6 +16,8 @@ export interface NativeRegion {
 export interface NativePoller {
   /** Stops watching; the fd itself is not closed. */
   stop(): void;
+  /** false: the watch no longer keeps Node running (its callback still runs); true: it does again (the default). */
+  setRef(on: boolean): void;
 }
 
 export interface NativeMapping {
@@ -33,10 +35,6 @@ export interface NativeFrameRings {
   readonly ringsStart: number;
   readonly ringStride: number;
   readonly slotsStart: number;
-  /** Written by a worker when JS asked for a wake-up. */
-  readonly doorbellFd: number;
-  /** Per pair: JS writes it to wake that pair's worker. */
-  readonly pairFds: number[];
 }
 
 /** One virtio-net device's native half: guest memory, queues, worker threads, a port per queue pair. */
@@ -67,6 +65,13 @@ export interface NativeNetDevice {
   takeEvents(): string[];
   /** The js port's rings, made on the first call (the same object afterwards); the buffer is detached by close(). */
   frameRings(slots: number, slotSize: number): NativeFrameRings;
+  /**
+   * A device made with 0 workers: one pass over every pair on this thread; whether anything moved.
+   * `arm`: ask the guest for kicks where there is nothing to do (false while polling).
+   */
+  serveInline(arm: boolean): boolean;
+  /** A device made with 0 workers: readable when a queue was kicked (serveInline drains it); else -1. */
+  readonly inlineFd: number;
 }
 
 /** A port's options as its native factory gets them: plain values only, checked in TypeScript. */
@@ -106,7 +111,8 @@ export interface Binding {
   /**
    * A device with `queuePairs` pairs, each with its own instance of the port `port` (a name in
    * native/net/ports/registry.cc) made with `options`: what the port's file in lib/net/ports gives,
-   * already checked. `workers` threads (1..queuePairs, default queuePairs) serve the pairs.
+   * already checked. `workers` threads (1..queuePairs, default queuePairs) serve the pairs; 0: none,
+   * the calling thread does (serveInline).
    */
   NetDevice: new (queuePairs: number, port: string, options: NativePortOptions, workers?: number) => NativeNetDevice;
 }

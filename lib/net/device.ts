@@ -75,7 +75,13 @@ export function checkDeviceOptions(opts: NetDeviceOptions, w: Wording): CheckedD
   // At most one thread per pair: a pair is served by one thread, so more would idle.
   const workersProblem = integerProblem({ ...WORKERS_OPTION, max: queuePairs, unit: ' (at most one per queue pair)' }, workers, w);
   if (workersProblem) throw new VhostUserError('EINVAL', workersProblem);
-  return { queuePairs, mtu: opts.mtu, pollUs, workers, port: resolvePort(opts, { queuePairs, mtu: opts.mtu }, w) };
+  const port = resolvePort(opts, { queuePairs, mtu: opts.mtu }, w);
+  if (port.spec.servedInline) {
+    if (opts.workers !== undefined)
+      throw new VhostUserError('EINVAL', `the ${port.spec.name} port runs on the program's thread: drop ${w.option(WORKERS_OPTION)}`);
+    return { queuePairs, mtu: opts.mtu, pollUs, workers: 0, port };
+  }
+  return { queuePairs, mtu: opts.mtu, pollUs, workers, port };
 }
 
 /**
@@ -107,7 +113,7 @@ const PROTOCOL_FEATURES =
 
 export class NetDevice implements VhostUserDevice {
   readonly queuePairs: number;
-  /** Worker threads serving the pairs (pair p on worker p % workers). */
+  /** Worker threads serving the pairs (pair p on worker p % workers); 0: this thread serves them (the js port). */
   readonly workers: number;
   readonly port: PortKind;
   /** The tap interface of the tap port. */
@@ -140,13 +146,8 @@ export class NetDevice implements VhostUserDevice {
     this.native.setPollMicros(checked.pollUs);
     if (this.port === 'js') {
       const slots = Number(port.values.ringSlots);
-      this.jsFrames = new JsFrames(
-        this.native,
-        slots,
-        slotSizeFor(this.maxMtu),
-        () => this.activePairs(),
-        () => this.live,
-      );
+      const pairs = () => this.activePairs();
+      this.jsFrames = new JsFrames(this.native, slots, slotSizeFor(this.maxMtu), pairs, () => this.live, checked.pollUs);
     }
   }
 

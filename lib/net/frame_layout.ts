@@ -1,20 +1,18 @@
 /**
- * Typed access to the js port's shared rings (native/net/frame_rings.h): where each index, flag,
+ * Typed access to the js port's shared rings (native/net/frame_rings.h): where each index,
  * descriptor and slot lies in the one buffer native maps. The offsets come from native's layout
- * object; the field positions inside a ring header are fixed there by a static_assert.
- * Indexes and flags are read and written with Atomics (the worker threads use __atomic on them).
+ * object; the field positions inside a ring header are fixed there by a static_assert. Indexes
+ * and the flag are read and written with Atomics, one aligned access each (the rule for every
+ * index shared with native code).
  */
 import type { NativeFrameRings } from '../binding';
 
-/** u32 positions inside a ring header (each field on its own 64-byte line). */
+/** u32 positions inside a ring header (each index on its own 64-byte line), then its descriptors. */
 const HEAD = 0;
 const TAIL = 16;
-const CONSUMER_SLEEPING = 32;
-const PRODUCER_BLOCKED = 48;
-const DESCS = 64;
-/** u32 positions in the doorbell page. */
-const JS_WAITING = 0;
-const CONSUMER = 16;
+const DESCS = 32;
+/** u32 position of the consumer flag in the flags page. */
+const CONSUMER = 0;
 
 /** One ring: toward JS (guest TX, JS consumes) or from JS (guest RX, JS produces). */
 export class FrameRingView {
@@ -37,13 +35,6 @@ export class FrameRingView {
   setTail(v: number): void {
     Atomics.store(this.u32, this.at + TAIL, v >>> 0);
   }
-  /** Clears the flag the worker set before sleeping; true if it was set (then kick it). */
-  takeConsumerSleeping(): boolean {
-    return Atomics.exchange(this.u32, this.at + CONSUMER_SLEEPING, 0) !== 0;
-  }
-  takeProducerBlocked(): boolean {
-    return Atomics.exchange(this.u32, this.at + PRODUCER_BLOCKED, 0) !== 0;
-  }
   descOffset(index: number): number {
     return this.u32[this.at + DESCS + 2 * (index & this.mask)];
   }
@@ -57,7 +48,7 @@ export class FrameRingView {
   }
 }
 
-/** The whole mapping: the doorbell page and every pair's two rings and their slots. */
+/** The whole mapping: the flags page and every pair's two rings and their slots. */
 export class FrameLayout {
   readonly buffer: ArrayBuffer;
   readonly bytes: Uint8Array;
@@ -103,12 +94,8 @@ export class FrameLayout {
     return (ring / 2) * this.slots + (slot % this.slots);
   }
 
-  /** Asks the workers to ring the doorbell (set before sleeping; a worker clears it when it rings). */
-  setJsWaiting(): void {
-    Atomics.exchange(this.u32, JS_WAITING, 1);
-  }
-  /** While set, guest TX is queued toward JS; while clear, the workers drop it. */
+  /** While set, guest TX is queued toward JS; while clear, the port drops it. */
   setConsumer(on: boolean): void {
-    Atomics.exchange(this.u32, CONSUMER, on ? 1 : 0);
+    Atomics.store(this.u32, CONSUMER, on ? 1 : 0);
   }
 }

@@ -1,15 +1,20 @@
 /**
  * The js port's JavaScript end: `frames()` hands the program each burst of guest TX frames as views
  * into the shared rings (native/net/frame_rings.h), `send()` queues frames for guest RX. A view the
- * program got and sends back is queued by reference (no copy: the worker copies it straight into
- * the guest), anything else is copied into a slot of the ring. JS is woken at most once per burst:
- * it sleeps on the doorbell eventfd only after it found every ring empty (or full), and the workers
- * ring it only when JS asked (FrameLayout.setJsWaiting).
+ * program got and sends back is queued by reference (no copy: the port copies it straight into the
+ * guest), anything else is copied into a slot of the ring.
  *
- * Slots toward JS are returned to the worker (its tail moved) when the program asks for the next
- * batch, except those a queued send still points at: they wait until the worker has copied them.
+ * The device has no port threads: this thread serves it (`serveInline`, one native call per
+ * batch and per send), so a burst costs no hand-over between threads. Between calls a poll handle
+ * on the device's inline fd (readable when the guest kicked a queue) serves it too: frames move
+ * while the program is busy elsewhere, and a waiting next() or send() wakes. Before sleeping the
+ * program looks again for up to the device's poll budget (`pollUs`), with the guest's kicks off, as
+ * the workers of the other ports do.
+ *
+ * Slots toward JS are returned to the port (its tail moved) when the program asks for the next
+ * batch, except those a queued send still points at: they wait until the port has copied them.
  */
-import { native, type NativeFrameRings, type NativeNetDevice } from '../binding';
+import { native, type NativeNetDevice, type NativePoller } from '../binding';
 import { VhostUserError } from '../errors';
 import { FrameLayout } from './frame_layout';
 import { pickPair } from './flow_hash';
@@ -35,7 +40,6 @@ type EndReason = 'disconnected' | 'closed';
 
 export class JsFrames {
   private layout: FrameLayout | null = null;
-  private rings: NativeFrameRings | null = null;
   /** Per pair, toward JS: the next frame to hand out, and the tail stored (frames given back). */
   private taken: number[] = [];
   private released: number[] = [];
@@ -55,7 +59,10 @@ export class JsFrames {
   private iteration = 0;
   private iterating = false;
   private closed = false;
-  private poller: { stop(): void } | null = null;
+  /** Watches the inline fd from the first frames() or send() until close. */
+  private poller: NativePoller | null = null;
+  /** How long to look again before sleeping until a kick (the device's pollUs). */
+  private readonly pollNs: bigint;
   private waiters = new Set<() => void>();
   readonly counts: SendCounts = { referenced: 0, copied: 0 };
 
@@ -67,7 +74,10 @@ export class JsFrames {
     private readonly activePairs: () => readonly number[],
     /** Whether a front-end has set up the device since the last disconnect. */
     private readonly live: () => boolean,
-  ) {}
+    pollUs: number,
+  ) {
+    this.pollNs = BigInt(pollUs) * 1000n;
+  }
 
   frames(): AsyncIterableIterator<FrameBatch> {
     this.checkOpen();
@@ -121,6 +131,8 @@ export class JsFrames {
       touched.add(pair);
     }
     this.publish(l, touched);
+    // Into the guest now; what it has no buffers for goes when it posts some (its kick is armed).
+    this.serve(true);
   }
 
   private check(f: Uint8Array, i: number): void {
@@ -150,7 +162,11 @@ export class JsFrames {
     this.wakeAll();
     // Native clears the rings in the same call (reset) or unmaps them (close): start afresh.
     if (this.layout) this.clear(this.layout);
-    if (reason === 'closed') this.layout = this.rings = null;
+    if (reason === 'closed') {
+      this.poller?.stop();
+      this.poller = null;
+      this.layout = null;
+    }
   }
 
   private checkOpen(): void {
@@ -163,8 +179,12 @@ export class JsFrames {
 
   private attach(): FrameLayout {
     if (this.layout) return this.layout;
-    this.rings = this.device.frameRings(this.slots, this.slotSize);
-    const l = new FrameLayout(this.rings);
+    const l = new FrameLayout(this.device.frameRings(this.slots, this.slotSize));
+    this.poller = new native.Poller(this.device.inlineFd, () => {
+      this.serve(true);
+      this.wakeAll();
+    });
+    this.poller.setRef(false);
     this.layout = l;
     this.clear(l);
     return l;
@@ -189,7 +209,8 @@ export class JsFrames {
     for (let p = 0; p < l.pairs; p++) this.releasable[p] = this.taken[p];
     this.giveBack(l);
     for (;;) {
-      // Slots the worker has copied out of are free now: the ring toward JS may have been full of them.
+      this.serve(false);
+      // Slots the port has copied out of are free now: the ring toward JS may have been full of them.
       for (let p = 0; p < l.pairs; p++) this.reap(l, p);
       const batch = this.collect(l);
       if (batch.length > 0) return { done: false, value: batch };
@@ -220,13 +241,13 @@ export class JsFrames {
     const id = pair * l.slots + (index & (l.slots - 1));
     const cached = this.views[id];
     if (cached && cached.byteLength === len) return cached;
-    // The worker never writes more than a slot; a length past it would only be a corrupted ring.
+    // The port never writes more than a slot; a length past it would only be a corrupted ring.
     const v = new Uint8Array(l.buffer, l.slotOffset(pair, 0, index), Math.min(len, l.slotSize));
     this.views[id] = v;
     return v;
   }
 
-  /** Whether a worker moved since we last looked: frames toward JS, or frames from JS copied out. */
+  /** Whether a port moved since we last looked: frames toward JS, or frames from JS copied out. */
   private moved(l: FrameLayout): boolean {
     for (let p = 0; p < l.pairs; p++) if (l.toJs[p].head() !== this.taken[p] || l.fromJs[p].tail() !== this.seen[p]) return true;
     return false;
@@ -250,22 +271,24 @@ export class JsFrames {
     this.sent[pair] = (index + 1) >>> 0;
   }
 
-  /** Makes the queued frames visible to the workers of `pairs`, kicking those that sleep. */
+  /** Makes the queued frames of `pairs` visible to the port. */
   private publish(l: FrameLayout, pairs: Set<number>): void {
     for (const p of pairs) {
-      const ring = l.fromJs[p];
-      ring.setHead(this.sent[p]);
-      if (ring.takeConsumerSleeping()) this.kick(p);
+      l.fromJs[p].setHead(this.sent[p]);
     }
     pairs.clear();
   }
 
-  /** Wakes the worker of `pair` (it sleeps on this eventfd besides the guest's kicks). */
-  private kick(pair: number): void {
-    if (this.rings) native.eventfdWrite(this.rings.pairFds[pair]);
+  /**
+   * One pass of the port over every pair, on this thread: guest TX into the rings toward JS, the
+   * rings from JS into guest RX. `arm`: ask the guest for kicks if there is nothing to do (false
+   * while we look again soon anyway).
+   */
+  private serve(arm: boolean): void {
+    if (this.layout) this.device.serveInline(arm);
   }
 
-  /** Notes the frames the worker of `pair` has copied from JS: the slots they pointed at are free. */
+  /** Notes the frames the port of `pair` has copied from JS: the slots they pointed at are free. */
   private reap(l: FrameLayout, pair: number): void {
     const tail = l.fromJs[pair].tail();
     let i = this.seen[pair];
@@ -295,13 +318,11 @@ export class JsFrames {
       while (r !== end && this.refs[base + (r & (l.slots - 1))] === 0) r = (r + 1) >>> 0;
       if (r === this.released[p]) continue;
       this.released[p] = r;
-      const ring = l.toJs[p];
-      ring.setTail(r);
-      if (ring.takeProducerBlocked()) this.kick(p);
+      l.toJs[p].setTail(r);
     }
   }
 
-  /** Leaving the loop: what was not handed out is dropped, and the workers drop guest TX until the next frames(). */
+  /** Leaving the loop: what was not handed out is dropped, and the port drops guest TX until the next frames(). */
   private stopIterating(): void {
     const l = this.layout;
     this.iterating = false;
@@ -316,38 +337,41 @@ export class JsFrames {
   }
 
   /**
-   * Waits for the doorbell until `ready()` (checked once more after asking for the doorbell, so a
-   * burst published meanwhile is not missed). False when the generation ended meanwhile.
+   * Waits until `ready()`: first by serving and looking again on each turn of the event loop for up
+   * to the poll budget (while traffic flows the next burst comes sooner than a kick would), then
+   * with the guest's kicks armed until the poll handle fires. False when the generation ended.
    */
   private async sleep(generation: number, ready: () => boolean): Promise<boolean> {
-    const l = this.layout;
-    if (!l || generation !== this.generation) return false;
-    l.setJsWaiting();
+    if (this.pollNs > 0n) {
+      const deadline = process.hrtime.bigint() + this.pollNs;
+      do {
+        await nextTurn();
+        if (generation !== this.generation) return false;
+        this.serve(false);
+        if (ready()) return true;
+      } while (process.hrtime.bigint() < deadline);
+    }
+    if (!this.layout || generation !== this.generation) return false;
+    this.serve(true); // arms the kicks, and looks once more after arming them
     if (ready()) return true;
     await new Promise<void>((resolve) => {
       this.waiters.add(resolve);
-      this.startPoller();
+      this.poller?.setRef(true);
     });
     return generation === this.generation;
   }
 
-  /** Watches the doorbell only while someone waits: an idle device does not keep Node running. */
-  private startPoller(): void {
-    if (this.poller || !this.rings) return;
-    const fd = this.rings.doorbellFd;
-    this.poller = new native.Poller(fd, () => {
-      native.eventfdRead(fd);
-      this.wakeAll();
-    });
-  }
-
   private wakeAll(): void {
-    this.poller?.stop();
-    this.poller = null;
+    this.poller?.setRef(false);
     const waiters = [...this.waiters];
     this.waiters.clear();
     for (const wake of waiters) wake();
   }
+}
+
+/** Resolves on the next turn of the event loop, after the I/O it has pending. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function notConnected(): VhostUserError {

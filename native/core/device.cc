@@ -53,6 +53,7 @@ class VhostDevice::Quiesce {
   ~Quiesce() {
     for (size_t w = 0; w < d_->workers_.size(); w++)
       if (worker_ == kEveryWorker || worker_ == static_cast<int>(w)) d_->StartWorker(static_cast<int>(w));
+    if (d_->inline_) d_->WatchInline();
   }
   Quiesce(const Quiesce&) = delete;
 
@@ -68,7 +69,8 @@ VhostDevice::VhostDevice(int groups, int queues_per_group, int workers)
       queues_(groups * queues_per_group),
       report_([this](const std::string& what) { Report(what); }) {
   // Programming errors: the callers have checked these.
-  if (queues_per_group < 1 || queues_per_group > kMaxQueuesPerGroup || workers < 1 || workers > groups) abort();
+  if (queues_per_group < 1 || queues_per_group > kMaxQueuesPerGroup || workers < 0 || workers > groups) abort();
+  if (workers == 0) inline_ = std::make_unique<InlineServer>();
   for (size_t i = 0; i < queues_.size(); i++) queues_[i].stats = stats_.get() + i * kStatsPerQueue;
   // Thread names (`vhu-<device>-w<worker>`, /proc/PID/task/*/comm) tell the devices of a process apart.
   static std::atomic<unsigned> devices{0};
@@ -283,12 +285,14 @@ int VhostDevice::RunQuiesced(const std::function<int()>& change) {
 void VhostDevice::Shutdown() {
   shut_down_ = true;
   StopWorkers(kEveryWorker);
+  if (inline_) inline_->SetWatches({});
 }
 
 void VhostDevice::Close() {
   Shutdown();
   Reset();
   closed_ = true;
+  inline_.reset();  // its epoll fd: the owner stopped watching it before closing
   OnClose();
 }
 
@@ -297,18 +301,45 @@ void VhostDevice::StopWorkers(int worker) {
     if (worker == kEveryWorker || worker == static_cast<int>(w)) workers_[w]->Stop();
 }
 
+std::vector<Worker::Watch> VhostDevice::WatchesOf(const std::vector<int>& groups) const {
+  std::vector<Worker::Watch> watches;
+  for (int g : groups)
+    for (int i = g * queues_per_group_; i < (g + 1) * queues_per_group_; i++)
+      if (queues_[i].Ready()) watches.push_back(Worker::Watch{queues_[i].kick_fd, static_cast<uint32_t>(i)});
+  if (watches.empty()) return watches;  // nothing to serve: no reason to wake for the groups' fds either
+  for (int g : groups)
+    for (int fd : GroupWatchFds(g)) watches.push_back(Worker::Watch{fd, kGroupTag + static_cast<uint32_t>(g)});
+  return watches;
+}
+
+void VhostDevice::WatchInline() {
+  std::vector<int> groups;
+  for (int g = 0; g < group_count(); g++) groups.push_back(g);
+  int rc = inline_->SetWatches(shut_down_ ? std::vector<Worker::Watch>{} : WatchesOf(groups));
+  if (rc != 0) Report(std::string("watching the queues' kicks: ") + strerror(rc));
+}
+
+bool VhostDevice::ServeInline(bool arm) {
+  if (!inline_ || shut_down_ || memory_faulted_.load(std::memory_order_relaxed)) return false;
+  static const StopCheck kNever = [] { return false; };
+  bool moved = false;
+  auto signalled = [this](uint32_t tag) {
+    if (tag < kGroupTag) queues_[tag].Count(kStatKicks);
+  };
+  auto serve = [&] {
+    for (int g = 0; g < group_count(); g++) moved = ServeGroup(g, arm, kNever) || moved;
+  };
+  if (!inline_->Serve(signalled, serve)) OnMemoryFault();
+  return moved;
+}
+
 void VhostDevice::StartWorker(int w) {
   if (shut_down_) return;
   std::vector<int> groups;
   for (int g = 0; g < group_count(); g++)
     if (WorkerOfGroup(g) == w) groups.push_back(g);
-  std::vector<Worker::Watch> watches;
-  for (int g : groups)
-    for (int i = g * queues_per_group_; i < (g + 1) * queues_per_group_; i++)
-      if (queues_[i].Ready()) watches.push_back(Worker::Watch{queues_[i].kick_fd, static_cast<uint32_t>(i)});
+  std::vector<Worker::Watch> watches = WatchesOf(groups);
   if (watches.empty()) return;
-  for (int g : groups)
-    for (int fd : GroupWatchFds(g)) watches.push_back(Worker::Watch{fd, kGroupTag + static_cast<uint32_t>(g)});
   // With a poll budget the worker arms kicks only when it stops polling (Poll(true)).
   const bool arm = poll_us_ == 0;
   const StopCheck& stop = should_stop_[w];

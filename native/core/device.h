@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/guest_memory.h"
+#include "core/inline_server.h"
 #include "core/report.h"
 #include "core/virtqueue.h"
 #include "core/worker.h"
@@ -29,7 +30,8 @@ class VhostDevice {
   using StopCheck = std::function<bool()>;
 
   // The queues come in groups of `queues_per_group` that are always served together (virtio-net:
-  // an RX/TX pair), on `workers` threads (1..groups; see WorkerOfGroup). The counters
+  // an RX/TX pair), on `workers` threads (1..groups; see WorkerOfGroup), or with `workers` 0 on the
+  // thread that owns the device, when it calls ServeInline (core/inline_server.h). The counters
   // (queue_count * kStatsPerQueue) are shared with whoever reads them (the JS buffer), so that
   // they outlive the device if the reader does.
   VhostDevice(int groups, int queues_per_group, int workers);
@@ -43,6 +45,11 @@ class VhostDevice {
   int queue_count() const { return static_cast<int>(queues_.size()); }
   int group_count() const { return queue_count() / queues_per_group_; }
   int worker_count() const { return static_cast<int>(workers_.size()); }
+  // Served inline (workers 0): the fd to watch (readable when a queue was kicked), and one pass over
+  // every group, on the calling thread; `arm`: ask for kicks where idle (false while the caller
+  // polls, as a busy-polling worker does). ServeInline returns whether anything moved.
+  int inline_fd() const { return inline_ ? inline_->fd() : -1; }
+  bool ServeInline(bool arm);
   // The thread name of worker w (`vhu-<device>-w<w>`, as /proc/PID/task/*/comm shows it).
   const std::string& worker_name(int w) const { return workers_[w]->name(); }
 
@@ -106,7 +113,7 @@ class VhostDevice {
   // The worker map: which worker serves the queues of `group`. Round robin rather than blocks: a
   // guest that enables fewer groups than offered enables the first ones, and these then still get
   // a thread each.
-  int WorkerOfGroup(int group) const { return group % static_cast<int>(workers_.size()); }
+  int WorkerOfGroup(int group) const { return workers_.empty() ? 0 : group % static_cast<int>(workers_.size()); }
   int WorkerOfQueue(int q) const { return WorkerOfGroup(q / queues_per_group_); }
 
   // Reset without the kind's hook (the destructor's: the kind is gone by then).
@@ -120,6 +127,9 @@ class VhostDevice {
   void Reattach();
   void StopWorkers(int worker);  // kEveryWorker: all of them
   void StartWorker(int worker);
+  // The watches a worker (or the inline server) needs for `groups`: ready queues' kicks, the groups' fds.
+  std::vector<Worker::Watch> WatchesOf(const std::vector<int>& groups) const;
+  void WatchInline();
   bool ServeGroup(int group, bool arm_when_idle, const StopCheck& should_stop);
   void OnMemoryFault();
   void Report(const std::string& what);
@@ -129,7 +139,8 @@ class VhostDevice {
   std::unique_ptr<GuestMemory> memory_;
   std::vector<Queue> queues_;
   uint64_t features_ = 0;
-  std::vector<std::unique_ptr<Worker>> workers_;  // indexed by WorkerOfGroup
+  std::vector<std::unique_ptr<Worker>> workers_;  // indexed by WorkerOfGroup; empty when served inline
+  std::unique_ptr<InlineServer> inline_;          // workers 0
   std::vector<StopCheck> should_stop_;            // one per worker
   bool shut_down_ = false;
   bool closed_ = false;

@@ -150,6 +150,21 @@ void Worker::Run(std::vector<Watch> watches, Handler handler, Poll poll, uint32_
   exited_.store(true);
 }
 
+bool Worker::Recoverable(const std::function<void()>& fn) {
+  InstallFaultHandler();
+  jmp_buf recovery;
+  jmp_buf* const outer = t_recovery;
+  if (setjmp(recovery) == 0) {
+    t_recovery = &recovery;
+    fn();
+    t_recovery = outer;
+    return true;
+  }
+  // Back from a SIGBUS inside fn (the handler cleared t_recovery).
+  t_recovery = outer;
+  return false;
+}
+
 void Worker::Serve(const std::vector<Watch>& watches, const Handler& handler, const Poll& poll, uint32_t poll_us) {
   for (const Watch& w : watches) {
     if (stop_requested()) return;

@@ -41,6 +41,9 @@ class Worker {
   // poll_us = 0: event-driven only (the handler arms kicks itself before the thread sleeps).
   int Start(const std::vector<Watch>& watches, Handler handler, Poll poll, uint32_t poll_us, OnFault on_fault,
             std::string* err);
+  // Runs `fn` on the calling thread with the recovery point a worker has: a SIGBUS inside (guest
+  // memory shrunk under us) returns false instead of killing the process. For serving inline.
+  static bool Recoverable(const std::function<void()>& fn);
   // Wakes the thread and joins it. Safe to call when not running.
   void Stop();
   bool running() const { return thread_.joinable(); }

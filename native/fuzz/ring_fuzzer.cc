@@ -84,7 +84,7 @@ void GiveJsRings(Port& port, uint8_t port_byte, const uint8_t* program) {
   memcpy(&from.header().head, program, 4);
   memcpy(&to.header().tail, program + 4, 4);
   for (uint32_t i = 0; i < rings->slots(); i++) memcpy(&from.desc(i), program + 8 + 8 * i, 8);
-  rings->doorbell().consumer = (port_byte >> 2) & 1;
+  rings->flags().consumer = (port_byte >> 2) & 1;
 }
 
 }  // namespace

@@ -58,24 +58,28 @@ RegionSpec ToRegion(Napi::Env env, Napi::Object o) {
 class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(
-        env, "NetDevice",
-        {InstanceMethod<&NetDeviceWrap::SetMemTable>("setMemTable"),
-         InstanceMethod<&NetDeviceWrap::AddMemReg>("addMemReg"), InstanceMethod<&NetDeviceWrap::RemMemReg>("remMemReg"),
-         InstanceMethod<&NetDeviceWrap::SetFeatures>("setFeatures"),
-         InstanceMethod<&NetDeviceWrap::SetPollMicros>("setPollMicros"),
-         InstanceMethod<&NetDeviceWrap::SetVringNum>("setVringNum"),
-         InstanceMethod<&NetDeviceWrap::SetVringBase>("setVringBase"),
-         InstanceMethod<&NetDeviceWrap::SetVringAddr>("setVringAddr"),
-         InstanceMethod<&NetDeviceWrap::GetVringBase>("getVringBase"),
-         InstanceMethod<&NetDeviceWrap::SetVringFd<&NetDevice::SetVringKick>>("setVringKick"),
-         InstanceMethod<&NetDeviceWrap::SetVringFd<&NetDevice::SetVringCall>>("setVringCall"),
-         InstanceMethod<&NetDeviceWrap::SetVringFd<&NetDevice::SetVringErr>>("setVringErr"),
-         InstanceMethod<&NetDeviceWrap::SetVringEnable>("setVringEnable"),
-         InstanceMethod<&NetDeviceWrap::Reset>("reset"), InstanceMethod<&NetDeviceWrap::Close>("close"),
-         InstanceMethod<&NetDeviceWrap::TakeEvents>("takeEvents"), InstanceAccessor<&NetDeviceWrap::Stats>("stats"),
-         InstanceAccessor<&NetDeviceWrap::WorkerNames>("workerNames"),
-         InstanceMethod<&NetDeviceWrap::FrameRingsJs>("frameRings")});
+    return DefineClass(env, "NetDevice",
+                       {InstanceMethod<&NetDeviceWrap::SetMemTable>("setMemTable"),
+                        InstanceMethod<&NetDeviceWrap::AddMemReg>("addMemReg"),
+                        InstanceMethod<&NetDeviceWrap::RemMemReg>("remMemReg"),
+                        InstanceMethod<&NetDeviceWrap::SetFeatures>("setFeatures"),
+                        InstanceMethod<&NetDeviceWrap::SetPollMicros>("setPollMicros"),
+                        InstanceMethod<&NetDeviceWrap::SetVringNum>("setVringNum"),
+                        InstanceMethod<&NetDeviceWrap::SetVringBase>("setVringBase"),
+                        InstanceMethod<&NetDeviceWrap::SetVringAddr>("setVringAddr"),
+                        InstanceMethod<&NetDeviceWrap::GetVringBase>("getVringBase"),
+                        InstanceMethod<&NetDeviceWrap::SetVringFd<&NetDevice::SetVringKick>>("setVringKick"),
+                        InstanceMethod<&NetDeviceWrap::SetVringFd<&NetDevice::SetVringCall>>("setVringCall"),
+                        InstanceMethod<&NetDeviceWrap::SetVringFd<&NetDevice::SetVringErr>>("setVringErr"),
+                        InstanceMethod<&NetDeviceWrap::SetVringEnable>("setVringEnable"),
+                        InstanceMethod<&NetDeviceWrap::Reset>("reset"),
+                        InstanceMethod<&NetDeviceWrap::Close>("close"),
+                        InstanceMethod<&NetDeviceWrap::TakeEvents>("takeEvents"),
+                        InstanceAccessor<&NetDeviceWrap::Stats>("stats"),
+                        InstanceAccessor<&NetDeviceWrap::WorkerNames>("workerNames"),
+                        InstanceMethod<&NetDeviceWrap::FrameRingsJs>("frameRings"),
+                        InstanceMethod<&NetDeviceWrap::ServeInline>("serveInline"),
+                        InstanceAccessor<&NetDeviceWrap::InlineFd>("inlineFd")});
   }
 
   // new NetDevice(queuePairs, portName, portOptions, workers): the registry makes one port per pair.
@@ -86,7 +90,8 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
     int workers = info[3].IsUndefined() ? pairs : info[3].As<Napi::Number>().Int32Value();
     if (pairs < 1 || pairs > NetDevice::kMaxQueuePairs)
       ThrowError(env, "EINVAL", "queue pairs must be 1.." + std::to_string(NetDevice::kMaxQueuePairs));
-    if (workers < 1 || workers > pairs) ThrowError(env, "EINVAL", "workers must be 1.." + std::to_string(pairs));
+    // 0: no worker threads, the JS thread serves the device (serveInline).
+    if (workers < 0 || workers > pairs) ThrowError(env, "EINVAL", "workers must be 0.." + std::to_string(pairs));
     PortOptions options = ToPortOptions(env, info[2]);
     std::vector<std::unique_ptr<Port>> ports;
     for (int p = 0; p < pairs; p++) {
@@ -254,10 +259,6 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
     layout.Set("ringsStart", static_cast<double>(rings->ring_offset(0, false)));
     layout.Set("ringStride", static_cast<double>(rings->ring_stride()));
     layout.Set("slotsStart", static_cast<double>(rings->slots_start()));
-    layout.Set("doorbellFd", rings->doorbell_fd());
-    Napi::Array fds = Napi::Array::New(env, rings->pairs());
-    for (int p = 0; p < rings->pairs(); p++) fds.Set(static_cast<uint32_t>(p), rings->pair_fd(p));
-    layout.Set("pairFds", fds);
     frame_buffer_ = Napi::Persistent(buffer);
     frame_layout_ = Napi::Persistent(layout);
     frame_hold_ = hold;
@@ -273,6 +274,13 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
   }
 
   Napi::Value Stats(const Napi::CallbackInfo&) { return stats_.Value(); }
+
+  // A device made with 0 workers is served by the JS thread: serveInline(arm) is one pass over every
+  // pair (whether anything moved); inlineFd is readable when a queue was kicked (-1 otherwise).
+  Napi::Value ServeInline(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), device_->ServeInline(info[0].ToBoolean().Value()));
+  }
+  Napi::Value InlineFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), device_->inline_fd()); }
 
   Napi::Value WorkerNames(const Napi::CallbackInfo& info) {
     Napi::Array out = Napi::Array::New(info.Env(), device_->worker_count());

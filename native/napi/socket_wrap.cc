@@ -164,7 +164,8 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
 class Poller : public Napi::ObjectWrap<Poller> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Poller", {InstanceMethod<&Poller::Stop>("stop")});
+    return DefineClass(env, "Poller",
+                       {InstanceMethod<&Poller::Stop>("stop"), InstanceMethod<&Poller::SetRef>("setRef")});
   }
 
   explicit Poller(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Poller>(info) {
@@ -201,6 +202,16 @@ class Poller : public Napi::ObjectWrap<Poller> {
     if (handle_) {
       Close();
       Unref();
+    }
+    return info.Env().Undefined();
+  }
+
+  // setRef(false): the watch no longer keeps the event loop alive (its callback still runs); true: again.
+  Napi::Value SetRef(const Napi::CallbackInfo& info) {
+    if (handle_) {
+      auto* h = reinterpret_cast<uv_handle_t*>(&handle_->poll);
+      if (info[0].ToBoolean().Value()) uv_ref(h);
+      else uv_unref(h);
     }
     return info.Env().Undefined();
   }

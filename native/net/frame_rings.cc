@@ -1,6 +1,5 @@
 #include "net/frame_rings.h"
 
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -44,24 +43,11 @@ std::shared_ptr<FrameRings> FrameRings::Create(int pairs, uint32_t slots, uint32
     return nullptr;
   }
   r->base_ = static_cast<uint8_t*>(p);
-  r->doorbell_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  for (int i = 0; i < pairs && r->doorbell_fd_ >= 0; i++) {
-    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (efd < 0) break;
-    r->pair_fds_.push_back(efd);
-  }
-  if (r->doorbell_fd_ < 0 || static_cast<int>(r->pair_fds_.size()) != pairs) {
-    *err_no = errno;
-    *err = std::string("frame rings: eventfd: ") + strerror(errno);
-    return nullptr;  // the destructor closes what was opened
-  }
   return r;
 }
 
 FrameRings::~FrameRings() {
   if (base_) munmap(base_, size_);
-  if (doorbell_fd_ >= 0) close(doorbell_fd_);
-  for (int fd : pair_fds_) close(fd);
 }
 
 FrameRing FrameRings::ring(int pair, bool from_js) const {
@@ -74,12 +60,6 @@ const uint8_t* FrameRings::CheckFrame(const FrameDesc& d) const {
   size_t rel = d.offset - slots_start_;
   if (rel >= size_ - slots_start_ || rel % slot_size_ + d.len > slot_size_) return nullptr;
   return base_ + d.offset;
-}
-
-void FrameRings::RingDoorbell() const {
-  if (__atomic_exchange_n(&doorbell().js_waiting, 0, __ATOMIC_SEQ_CST) == 0) return;
-  uint64_t one = 1;
-  (void)!write(doorbell_fd_, &one, sizeof one);
 }
 
 }  // namespace vhost

@@ -1,28 +1,22 @@
-// The shared memory between a device's workers and a JavaScript program (the js port): one mapping
-// per device holding, for every queue pair, a ring of frames toward JS (guest TX) and one from JS
-// (guest RX), each with its slots, plus a page of flags. JS sees the whole mapping as one
+// The shared memory between a device and a JavaScript program (the js port): one mapping per
+// device holding, for every queue pair, a ring of frames toward JS (guest TX) and one from JS
+// (guest RX), each with its slots, plus a flags page. JS sees the whole mapping as one
 // ArrayBuffer; a frame it sends may lie in any slot of any pair (an echo sends the views it got),
-// so a pair's worker reads from the whole slot area.
+// so a pair's port reads from the whole slot area.
 //
 // Each ring is single-producer single-consumer over free-running u32 indexes (head written by the
-// producer, tail by the consumer, full when head - tail == slots), every index and flag on its own
-// cache line. The producer writes slots and descriptors, then head with release; the consumer reads
-// head with acquire. JS is trusted as little as the guest: every index and descriptor it writes is
-// read once and checked before use (FrameRing::Pending, CheckFrame).
-//
-// Wake-ups, at most one per burst and none while the other side is busy:
-// - worker -> JS: JS sets `js_waiting` before it sleeps; a worker that published frames or took
-//   some exchanges it to 0 and, if it was set, writes the doorbell eventfd.
-// - JS -> worker: a worker that found a ring empty (or full) sets `consumer_sleeping` (or
-//   `producer_blocked`) before it sleeps; JS exchanges the flag to 0 after moving an index and, if
-//   it was set, writes the pair's eventfd (which the worker watches).
+// producer, tail by the consumer, full when head - tail == slots), each index on its own cache
+// line. The js port is served on the program's own thread (core/inline_server.h), so the two sides
+// never run at once; the indexes are still read and written with atomics (one aligned load or
+// store each), the rule for every index shared with another party. JS is trusted as little as the
+// guest: every index and descriptor it writes is read once and checked before use (FrameRing::
+// Pending and Free, FrameRings::CheckFrame).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <vector>
 
 namespace vhost {
 
@@ -34,20 +28,17 @@ struct FrameDesc {
 
 // The header of one ring in the mapping; its descriptors follow it.
 struct alignas(64) FrameRingHeader {
-  alignas(64) uint32_t head;               // written by the producer
-  alignas(64) uint32_t tail;               // written by the consumer
-  alignas(64) uint32_t consumer_sleeping;  // set by a consumer going to sleep, cleared by the producer
-  alignas(64) uint32_t producer_blocked;   // set by a producer that found the ring full, cleared by the consumer
+  alignas(64) uint32_t head;  // written by the producer
+  alignas(64) uint32_t tail;  // written by the consumer
 };
-static_assert(sizeof(FrameRingHeader) == 256, "lib/net/frame_layout.ts reads these offsets");
+static_assert(sizeof(FrameRingHeader) == 128, "lib/net/frame_layout.ts reads these offsets");
 
 // The flags page at the start of the mapping.
-struct alignas(64) FrameDoorbell {
-  alignas(64) uint32_t js_waiting;  // JS is asleep and wants the doorbell rung
-  alignas(64) uint32_t consumer;    // 1 while a frames() loop runs; 0: guest TX is dropped, not queued
+struct alignas(64) FrameFlags {
+  uint32_t consumer;  // 1 while a frames() loop runs; 0: guest TX is dropped, not queued
 };
 
-// One ring as the worker sees it: header, descriptors and slots.
+// One ring as the port sees it: header, descriptors and slots.
 class FrameRing {
  public:
   FrameRing(FrameRingHeader* h, FrameDesc* desc, uint32_t slots) : h_(h), desc_(desc), mask_(slots - 1) {}
@@ -73,8 +64,8 @@ class FrameRing {
   uint32_t mask_;
 };
 
-// A device's mapping. Made on the JS thread; the ports of its pairs and JS share it (shared_ptr),
-// and it is unmapped (its fds closed) when the last of them lets go.
+// A device's mapping. The ports of its pairs and JS share it (shared_ptr); it is unmapped when the
+// last of them lets go.
 class FrameRings {
  public:
   static constexpr uint32_t kMinSlots = 64, kMaxSlots = 4096;
@@ -101,19 +92,13 @@ class FrameRings {
   }
   size_t slots_start() const { return slots_start_; }
 
-  FrameDoorbell& doorbell() const { return *reinterpret_cast<FrameDoorbell*>(base_); }
+  FrameFlags& flags() const { return *reinterpret_cast<FrameFlags*>(base_); }
   FrameRing ring(int pair, bool from_js) const;
   // The bytes of a frame JS sent, or null when the descriptor does not lie inside one slot.
   const uint8_t* CheckFrame(const FrameDesc& d) const;
 
-  // The eventfd JS waits on (worker -> JS) and pair p's (JS -> its worker).
-  int doorbell_fd() const { return doorbell_fd_; }
-  int pair_fd(int pair) const { return pair_fds_[pair]; }
-  // Rings the doorbell if JS asked for it. Worker threads call this after a burst that moved frames.
-  void RingDoorbell() const;
-
  private:
-  static constexpr size_t kRingsStart = 4096;  // after the doorbell page
+  static constexpr size_t kRingsStart = 4096;  // after the flags page
 
   FrameRings(int pairs, uint32_t slots, uint32_t slot_size);
 
@@ -121,8 +106,6 @@ class FrameRings {
   uint32_t slots_, slot_size_;
   size_t ring_stride_, slots_start_, size_ = 0;
   uint8_t* base_ = nullptr;
-  int doorbell_fd_ = -1;
-  std::vector<int> pair_fds_;
 };
 
 }  // namespace vhost

@@ -82,11 +82,9 @@ struct BurstOutcome {
 // The loop of every port's Service: bursts until one moves nothing. After each burst the used
 // entries of the rings the port uses are published, with at most one call per ring; a broken ring
 // ends the loop; an idle burst arms the kicks it waits on and looks once more (IdleCheck).
-// `arm_own`, for a port with rings of its own (js): called after the guest's rings were armed,
-// it asks for a wake-up on those too and returns true if work arrived meanwhile.
 // Returns whether anything moved.
-template <typename Burst, typename ArmOwn>
-bool ServeUntilIdle(PairContext& c, bool uses_rx, bool uses_tx, Burst burst, ArmOwn arm_own) {
+template <typename Burst>
+bool ServeUntilIdle(PairContext& c, bool uses_rx, bool uses_tx, Burst burst) {
   bool any = false;
   while (!c.should_stop()) {
     BurstOutcome r = burst();
@@ -97,15 +95,9 @@ bool ServeUntilIdle(PairContext& c, bool uses_rx, bool uses_tx, Burst burst, Arm
       any = true;
       continue;
     }
-    if (IdleCheck(c, r.wait_rx, r.wait_tx)) continue;
-    if (!c.arm_when_idle || !arm_own()) break;
+    if (!IdleCheck(c, r.wait_rx, r.wait_tx)) break;
   }
   return any;
-}
-
-template <typename Burst>
-bool ServeUntilIdle(PairContext& c, bool uses_rx, bool uses_tx, Burst burst) {
-  return ServeUntilIdle(c, uses_rx, uses_tx, burst, [] { return false; });
 }
 
 }  // namespace vhost

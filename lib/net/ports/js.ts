@@ -21,6 +21,7 @@ export const js = definePort({
   name: 'js',
   help: 'hands the frames to the program that runs the backend (device.frames(),\ndevice.send()); library only, see examples/js-echo.mjs.',
   libraryOnly: true,
+  servedInline: true,
   options: [
     {
       key: 'ringSlots',

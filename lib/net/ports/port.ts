@@ -57,6 +57,8 @@ export interface PortSpec<N extends string = string, O extends readonly PortOpti
   maxQueuePairs?: number;
   /** Only a program can use it (the js port): the CLI refuses it. */
   libraryOnly?: boolean;
+  /** Served on the program's thread (lib/net/frames.ts), not by worker threads: the device gets none. */
+  servedInline?: boolean;
   /** The port's resource cannot be shared between devices: the CLI serves one --socket with it. */
   singleDevice?: boolean;
   /** Checks its checked and defaulted values against the device; returns what to change, or undefined. */

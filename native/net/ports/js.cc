@@ -15,24 +15,17 @@ int JsPort::OnFrameRings(std::shared_ptr<FrameRings> rings, int pair, std::strin
   return 0;
 }
 
-std::vector<int> JsPort::WatchFds() const {
-  if (!rings_) return {};
-  return {rings_->pair_fd(pair_)};
-}
-
 void JsPort::OnReset() {
   if (rings_) Clear();
 }
 
 void JsPort::Clear() {
   to_head_ = from_tail_ = 0;
-  broken_ = to_full_ = rx_short_ = false;
+  broken_ = false;
   for (bool from_js : {false, true}) {
     FrameRingHeader& h = rings_->ring(pair_, from_js).header();
     __atomic_store_n(&h.head, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&h.tail, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&h.consumer_sleeping, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&h.producer_blocked, 0, __ATOMIC_RELEASE);
   }
 }
 
@@ -44,7 +37,7 @@ void JsPort::Break(PairContext& c, const char* why) {
 template <typename L>
 int JsPort::ToJs(PairContext& c, bool* full) {
   const uint32_t hdr_len = c.settings.hdr_len;
-  const bool consumer = __atomic_load_n(&rings_->doorbell().consumer, __ATOMIC_ACQUIRE) != 0;
+  const bool consumer = __atomic_load_n(&rings_->flags().consumer, __ATOMIC_ACQUIRE) != 0;
   FrameRing ring = rings_->ring(pair_, false);
   int64_t room = consumer && !broken_ ? ring.Free(to_head_) : kBurst;
   if (room < 0) {
@@ -150,33 +143,17 @@ int JsPort::FromJs(PairContext& c, bool* rx_short) {
   return moved;
 }
 
-bool JsPort::ArmOwn() {
-  if (broken_) return false;
-  FrameRing to = rings_->ring(pair_, false), from = rings_->ring(pair_, true);
-  // Set the flag, then look again: JS moves its index, then exchanges the flag (seq_cst both sides),
-  // so either we see its move or it sees our flag and kicks.
-  if (!rx_short_) __atomic_store_n(&from.header().consumer_sleeping, 1, __ATOMIC_SEQ_CST);
-  if (to_full_) __atomic_store_n(&to.header().producer_blocked, 1, __ATOMIC_SEQ_CST);
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
-  if (!rx_short_ && from.Pending(from_tail_) != 0) return true;
-  return to_full_ && to.Free(to_head_) != 0;
-}
-
 bool JsPort::Service(PairContext& c) {
   if (!rings_ || !c.rx.Ready() || !c.tx.Ready()) return false;
   return WithLayout(c.tx.ring, [&](auto layout) {
     using L = typename decltype(layout)::type;
-    return ServeUntilIdle(
-        c, true, true,
-        [&] {
-          const uint32_t head = to_head_, tail = from_tail_;
-          int to = ToJs<L>(c, &to_full_);
-          int from = FromJs<L>(c, &rx_short_);
-          if (head != to_head_ || tail != from_tail_) rings_->RingDoorbell();
-          // Guest TX is waited on only while the ring toward JS has room (else JS's kick wakes us).
-          return BurstOutcome{to + from, rx_short_, !to_full_};
-        },
-        [&] { return ArmOwn(); });
+    return ServeUntilIdle(c, true, true, [&] {
+      bool to_full = false, rx_short = false;
+      int moved = ToJs<L>(c, &to_full) + FromJs<L>(c, &rx_short);
+      // Guest TX is waited on only while the ring toward JS has room: when it is full, the program
+      // serves the port again as it takes frames.
+      return BurstOutcome{moved, rx_short, !to_full};
+    });
   });
 }
 

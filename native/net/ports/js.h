@@ -1,6 +1,8 @@
 // The js port: a JavaScript program is the other end of the device (lib/net/frames.ts). Guest TX
 // frames are copied once into the pair's ring toward JS; frames JS sends are copied once from its
 // ring (any slot of the shared mapping, so an echo sends the views it got) into guest RX buffers.
+// Served on the program's own thread (the device has no workers: core/inline_server.h), whenever
+// the program asks for frames, sends some, or a queue was kicked.
 // Back-pressure both ways: a full ring toward JS leaves guest TX waiting in the guest's ring; no
 // guest RX buffers leave JS's frames in its ring (its send() waits when that is full). While no
 // frames() loop runs, guest TX is dropped and counted, like a link with nobody on it.
@@ -11,7 +13,6 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "net/frame_rings.h"
 #include "net/port.h"
@@ -25,7 +26,6 @@ class JsPort : public Port {
   const char* name() const override { return "js"; }
   bool Service(PairContext& c) override;
   int OnFrameRings(std::shared_ptr<FrameRings> rings, int pair, std::string* err) override;
-  std::vector<int> WatchFds() const override;
   void OnReset() override;
 
  private:
@@ -37,8 +37,6 @@ class JsPort : public Port {
   // JS's frames into guest RX; *rx_short when the guest had too few buffers for the next one.
   template <typename L>
   int FromJs(PairContext& c, bool* rx_short);
-  // Before the worker sleeps: ask JS for a kick on the rings it waits on; true if JS moved meanwhile.
-  bool ArmOwn();
   // Indexes and flags back to an empty ring (JS does the same on its side).
   void Clear();
   void Break(PairContext& c, const char* why);
@@ -54,7 +52,6 @@ class JsPort : public Port {
   uint32_t to_head_ = 0;    // ours: the shared copy is only ever written
   uint32_t from_tail_ = 0;  // likewise
   bool broken_ = false;
-  bool to_full_ = false, rx_short_ = false;  // how the last burst ended, for ArmOwn
   TxFrame tx_;
   RxReservation rx_;
   CopyJob jobs_[kBurst];
