@@ -1,10 +1,13 @@
 /**
- * The two back-ends the benchmark compares, each run as its own process pinned to one CPU:
+ * The back-ends the benchmark compares, each run as its own process pinned to one CPU:
  *
  *  - 'ours': `node dist/cli.js net --socket SOCK` (+ the port for the mode, `--queues N`), under
  *    `taskset`. Per-queue counters (packets, bytes, drops, errors, kicks, calls) are read by sending
  *    SIGUSR1, on which the CLI prints them. Not `--quiet`: its info lines (a handful per connection)
  *    include the features it acked, which say the ring layout it negotiated (layout.ts).
+ *  - 'js': `node dist/bench/js_echo.js --socket SOCK [--queues N]`, the js port with a MAC-swap echo
+ *    in JavaScript (lib/bench/js_echo.ts), under `taskset`; it prints the same lines as our CLI
+ *    (serving, features acked, statistics on SIGUSR1), so it is driven and read like 'ours'.
  *  - 'dpdk': DPDK testpmd with the vhost PMD, `--vdev net_vhost0,iface=SOCK,queues=1`, both of its
  *    lcores on the same CPU (`--lcores 0@C,1@C`) and the whole process under `taskset` so that its
  *    control threads (vhost-events, eal-intr-thread) stay there too. Non-interactive with `-a`
@@ -20,7 +23,11 @@ import * as path from 'node:path';
 import { shellQuote } from './shell_quote';
 import { cleanupPrefix, parseForwardStats, type ForwardStats } from './testpmd';
 
-export type BackendKind = 'ours' | 'dpdk';
+export type BackendKind = 'ours' | 'js' | 'dpdk';
+export const BACKENDS: readonly BackendKind[] = ['ours', 'js', 'dpdk'];
+
+/** Back-ends that are our code and speak like our CLI (serving line, features acked, SIGUSR1 statistics). */
+export const speaksLikeOurCli = (kind: BackendKind): boolean => kind !== 'dpdk';
 export type DpdkForwardMode = 'macswap' | 'txonly' | 'rxonly';
 export type MemoryMode = 'no-huge' | 'hugepages';
 
@@ -52,7 +59,7 @@ export interface BackendProcess {
   command: string;
   /** stdout + stderr so far. */
   output(): string;
-  /** Ours only: per-queue counters now (SIGUSR1), null if they did not arrive within 2 s. */
+  /** Ours and js: per-queue counters now (SIGUSR1), null if they did not arrive within 2 s. */
   stats(): Promise<OurStats | null>;
   /** Stops the process (cleanly, then by force) and removes what it left behind. */
   stop(): Promise<BackendExit>;
@@ -63,7 +70,7 @@ export interface BackendExit {
   signal: NodeJS.Signals | null;
   /** DPDK only: testpmd's forward statistics for the whole run (RX = from the guest, TX = to the guest). */
   forward: ForwardStats | null;
-  /** Ours only: the counters the CLI printed on exit. */
+  /** Ours and js: the counters the process printed on exit. */
   final: OurStats | null;
 }
 
@@ -80,6 +87,8 @@ export interface BackendOptions {
   extraArgs?: string[];
   /** Ours only: the CLI to run (default <root>/dist/cli.js). */
   cliPath?: string;
+  /** JS only: the echo program to run (default <root>/dist/bench/js_echo.js). */
+  jsEchoPath?: string;
   /** Environment of the process (default: ours). */
   env?: NodeJS.ProcessEnv;
   /** DPDK only. */
@@ -173,6 +182,10 @@ function backendArgs(opts: BackendOptions, prefix: string | null): string[] {
       ...(pairs > 1 ? ['--queues', String(pairs)] : []),
       ...(opts.extraArgs ?? []),
     ];
+  }
+  if (opts.kind === 'js') {
+    const script = opts.jsEchoPath ?? path.join(opts.root, 'dist', 'bench', 'js_echo.js');
+    return ['-c', String(opts.cpu), process.execPath, script, '--socket', opts.socketPath, '--queues', String(pairs)];
   }
   const mem =
     (opts.memory ?? 'no-huge') === 'no-huge'
@@ -273,7 +286,7 @@ export async function startBackend(opts: BackendOptions): Promise<BackendProcess
       prefixes.delete(prefix);
     }
     fs.rmSync(opts.socketPath, { force: true });
-    const blocks = opts.kind === 'ours' ? parseOurStatsBlocks(w.out, opts.socketPath, opts.queuePairs ?? 1) : [];
+    const blocks = speaksLikeOurCli(opts.kind) ? parseOurStatsBlocks(w.out, opts.socketPath, opts.queuePairs ?? 1) : [];
     return {
       code: w.exitCode,
       signal: w.exitSignal,
@@ -282,10 +295,9 @@ export async function startBackend(opts: BackendOptions): Promise<BackendProcess
     };
   };
 
-  const ready =
-    opts.kind === 'ours'
-      ? () => w.out.includes('vhost-user: serving') && fs.existsSync(opts.socketPath)
-      : () => w.out.includes('Press enter to exit') && fs.existsSync(opts.socketPath);
+  const ready = speaksLikeOurCli(opts.kind)
+    ? () => w.out.includes('vhost-user: serving') && fs.existsSync(opts.socketPath)
+    : () => w.out.includes('Press enter to exit') && fs.existsSync(opts.socketPath);
   if (!(await waitFor(ready, opts.startupTimeoutMs ?? 20_000))) {
     await stop();
     throw new Error(
@@ -300,7 +312,7 @@ export async function startBackend(opts: BackendOptions): Promise<BackendProcess
     command,
     output: () => w.out,
     stats: async () => {
-      if (opts.kind !== 'ours' || w.exited) return null;
+      if (!speaksLikeOurCli(opts.kind) || w.exited) return null;
       const before = parseOurStatsBlocks(w.out, opts.socketPath, opts.queuePairs ?? 1).length;
       child.kill('SIGUSR1');
       const got = await waitFor(() => parseOurStatsBlocks(w.out, opts.socketPath, opts.queuePairs ?? 1).length > before, 2_000);

@@ -4,14 +4,14 @@
  *   vhost-user bench [--quick] [--seconds N] [--sizes 64,512,1518] [--queue-sizes 1024,256]
  *        [--modes io,flowgen,txonly,rxonly] [--layouts split,packed] [--pairs 1,2] [--rounds N] [--warmup S]
  *        [--frontend auto|dpdk|ours]
- *        [--backends ours,dpdk] [--memory no-huge|hugepages] [--mrg-rxbuf 0|1] [--in-order 0|1]
+ *        [--backends ours,js,dpdk] [--memory no-huge|hugepages] [--mrg-rxbuf 0|1] [--in-order 0|1]
  *        [--latency-count N] [--no-latency] [--cpu-backend C] [--cpu-frontend C] [--out DIR]
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { BackendKind, MemoryMode } from './backends';
+import { BACKENDS, type BackendKind, type MemoryMode } from './backends';
 import { parseLayouts, type RingLayout } from './layout';
 import { parsePairs } from './pairs';
 import { dpdkMissing, dpdkPluginDirs } from './testpmd';
@@ -38,7 +38,9 @@ driven by DPDK testpmd's virtio-user front-end (or, without DPDK, by our VirtioN
                         per-pair counts and fairness (Jain's index, slowest/fastest pair) for N > 1
   --rounds N            A/B alternations per cell (default 2; 1 with --quick)
   --frontend KIND       auto (DPDK if installed, else ours), dpdk or ours
-  --backends LIST       ours,dpdk (default: both when DPDK is installed)
+  --backends LIST       ours,js,dpdk (default: ours,dpdk when DPDK's vhost PMD is installed, else ours).
+                        js: the js port with a MAC-swap echo in JavaScript (io and flowgen only; no
+                        latency or idle runs), reported as js / ours (loopback) and js / DPDK
   --memory MODE         front-end and DPDK memory: no-huge (default, memfd) or hugepages (2 MiB, needs root)
   --mrg-rxbuf 0|1       virtio-user mrg_rxbuf (default 1)
   --in-order 0|1        virtio-user in_order (default 1)
@@ -206,7 +208,8 @@ function peersOf(frontendArg: string | undefined, backendsOpt: string | undefine
   const frontend: FrontendKind = frontendOpt === 'auto' ? (haveDpdk ? 'dpdk' : 'ours') : (frontendOpt as FrontendKind);
   const dpdkBackendOk = haveDpdk && vhostPluginPresent();
   const backends = (backendsOpt?.split(',').map((s) => s.trim()) ?? (dpdkBackendOk ? ['ours', 'dpdk'] : ['ours'])) as BackendKind[];
-  for (const b of backends) if (b !== 'ours' && b !== 'dpdk') fail(`unknown back-end '${b}' (ours, dpdk)`);
+  for (const b of backends) if (!BACKENDS.includes(b)) fail(`unknown back-end '${b}' (${BACKENDS.join(', ')})`);
+  if (new Set(backends).size !== backends.length) fail('--backends lists a back-end twice');
   if (backends.includes('dpdk') && !dpdkBackendOk)
     fail('the DPDK back-end needs dpdk-testpmd and the vhost PMD (Debian: dpdk-dev librte-net-vhost23)');
   return { frontend, backends };

@@ -78,6 +78,8 @@ export interface Code {
   frontendScript: string;
   /** The cross-CPU probe's child. */
   cpuProbeScript: string;
+  /** The 'js' back-end: the js port with a MAC-swap echo in JavaScript. */
+  jsEcho: string;
   env: NodeJS.ProcessEnv;
 }
 
@@ -91,6 +93,7 @@ function snapshotCode(dir: string): Code {
     cli: path.join(root, 'dist', 'cli.js'),
     frontendScript: path.join(benchDir, 'ours_frontend.js'),
     cpuProbeScript: path.join(benchDir, 'measure', 'cpu_probe.js'),
+    jsEcho: path.join(benchDir, 'js_echo.js'),
     env: { ...process.env, VHOST_USER_ADDON: addon },
   };
 }

@@ -18,6 +18,7 @@ export const RING_PACKED_BIT = 34n;
 
 const FEATURE_LINES: Record<BackendKind, RegExp> = {
   ours: /features acked: 0x([0-9a-f]+)/gi,
+  js: /features acked: 0x([0-9a-f]+)/gi,
   dpdk: /negotiated Virtio features: 0x([0-9a-f]+)/gi,
 };
 
@@ -56,7 +57,7 @@ export function checkLayout(backend: BackendKind, asked: RingLayout, features: b
   const negotiated = layoutOf(features);
   const hex = `0x${features.toString(16)}`;
   if (negotiated === asked) return { negotiated, features: hex };
-  const who = backend === 'ours' ? 'our back-end' : "DPDK's vhost PMD";
+  const who = backend === 'ours' ? 'our back-end' : backend === 'js' ? 'our back-end (js port)' : "DPDK's vhost PMD";
   const why = asked === 'packed' ? ' (VIRTIO_F_RING_PACKED not offered)' : '';
   return { negotiated, features: hex, invalid: `asked for ${asked} rings but ${who} negotiated ${negotiated}${why}; features ${hex}` };
 }

@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { jsMarkdown } from './report/js_table';
 import { backendLabel, fixed as f, modeLabel } from './report/summary';
 import type { Aggregate, CellSummary, LayoutRatio, Report } from './types';
 
@@ -76,6 +77,7 @@ export function toMarkdown(r: Report): string {
     '',
     ...throughputTable(r.cells),
     ...layoutTable(r.layoutRatios ?? []),
+    ...jsMarkdown(r.cells),
   );
   if (r.latency.length) {
     out.push(

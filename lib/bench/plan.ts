@@ -1,4 +1,5 @@
 /** The plan of a benchmark: every run in the order it happens, and what the set-up is, in words. */
+import type { BackendKind } from './backends';
 import type { Options } from './cli';
 import { dpdkMissing } from './testpmd';
 import type { RingLayout } from './layout';
@@ -26,6 +27,17 @@ function oursFrontendCannot(opts: Options, layout: RingLayout, pairs: number): s
   return undefined;
 }
 
+/** Why a back-end has no part in a mode, or undefined: the js back-end is an echo (what io and flowgen need). */
+export function backendCannot(backend: BackendKind, mode: Mode): string | undefined {
+  if (backend === 'js' && mode !== 'io' && mode !== 'flowgen') return 'the js back-end is a MAC-swap echo: io and flowgen only';
+  return undefined;
+}
+
+/** The back-ends of the latency and idle runs: the js back-end is measured for throughput only. */
+function latencyBackends(opts: Options): BackendKind[] {
+  return opts.backends.filter((b) => b !== 'js');
+}
+
 /**
  * The throughput runs: each cell's runs A B A B (rounds) before the next cell. The layouts and pair
  * counts of one (mode, size) follow each other, so that the runs the faster-layout ratio compares are
@@ -39,10 +51,11 @@ function throughputPlan(opts: Options): RunResult[] {
         for (const pairs of opts.pairs) {
           for (const layout of opts.layouts) {
             const cell = cellName({ queueSize, size, mode, layout, pairs });
-            const skipped = oursFrontendCannot(opts, layout, pairs);
             for (let round = 1; round <= opts.rounds; round++) {
-              for (const backend of opts.backends)
+              for (const backend of opts.backends) {
+                const skipped = oursFrontendCannot(opts, layout, pairs) ?? backendCannot(backend, mode);
                 throughput.push({ cell, mode, size, queueSize, layout, pairs, backend, round, ...(skipped ? { skipped } : {}) });
+              }
             }
           }
         }
@@ -59,7 +72,7 @@ export function buildPlan(opts: Options): Plan {
   if (opts.latency) {
     for (const size of [...new Set(opts.sizes.map((s) => Math.min(1514, s)))]) {
       for (let round = 1; round <= opts.rounds; round++) {
-        for (const backend of opts.backends) {
+        for (const backend of latencyBackends(opts)) {
           if (backend === 'ours') for (const worker of OURS_WORKERS) latency.push({ size, backend, worker, round });
           else latency.push({ size, backend, round });
         }
@@ -69,7 +82,7 @@ export function buildPlan(opts: Options): Plan {
   const idle: IdleRun[] = [];
   if (opts.idle) {
     for (let round = 1; round <= opts.rounds; round++) {
-      for (const backend of opts.backends) {
+      for (const backend of latencyBackends(opts)) {
         if (backend === 'ours') for (const worker of OURS_WORKERS) idle.push({ backend, worker, round });
         else idle.push({ backend, round });
       }
@@ -101,6 +114,12 @@ export function setupNotes(opts: Options): string[] {
   }
   if (!opts.backends.includes('dpdk'))
     notes.push('DPDK vhost PMD back-end not measured (not installed, or --backends without dpdk): no ratios.');
+  if (opts.backends.includes('js'))
+    notes.push(
+      'js: the js port with a MAC-swap echo in JavaScript (dist/bench/js_echo.js: frames() / send() of the batch itself), ' +
+        `its main thread and native worker on CPU ${opts.cpuBackend} like ours; io and flowgen only, no latency or idle runs. ` +
+        'js / ours compares it with the native loopback on the same front-end, js / DPDK with the vhost PMD.',
+    );
   if (opts.layouts.includes('packed'))
     notes.push(
       'packed: the front-end asks with packed_vq=1; a run counts only when its back-end negotiated VIRTIO_F_RING_PACKED ' +

@@ -181,6 +181,20 @@ export interface CellSummary {
   cpuRatio: number | null;
   /** ours / DPDK Mpps within each round (runs adjacent in time). */
   roundRatios: number[];
+  /** With the js back-end (--backends ...,js): the JS echo's figures and its ratios. */
+  js?: JsFigures;
+}
+
+/** The js back-end (the js port, MAC-swap echo in JavaScript) in a cell, against the native loopback and DPDK. */
+export interface JsFigures {
+  aggregate: Aggregate | null;
+  /** js / ours (the native loopback) of the median Mpps, and of the best rounds. */
+  perOurs: number | null;
+  bestPerOurs: number | null;
+  /** js / DPDK of the median Mpps. */
+  perDpdk: number | null;
+  /** js / ours Mpps within each round (runs adjacent in time). */
+  roundRatios: number[];
 }
 
 /**

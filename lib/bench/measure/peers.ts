@@ -7,9 +7,11 @@ import type { Mode, OursWorker, RunResult } from '../types';
 
 /**
  * What each back-end runs in a mode: both do the same job for the front-end.
- *  - io, flowgen: return every frame (ours: loopback port; DPDK: macswap);
+ *  - io, flowgen: return every frame (ours: loopback port; js: the js port with a MAC-swap echo in
+ *    JavaScript; DPDK: macswap);
  *  - txonly: take and discard what the guest sends (ours: sink port; DPDK: rxonly);
  *  - rxonly: generate frames of `size` bytes for the guest (ours: source port; DPDK: txonly).
+ * The js back-end echoes only: it has no part in txonly and rxonly (plan.ts skips those runs).
  */
 export function backendRole(mode: Mode, size: number, oursArgs: string[]): { oursArgs: string[]; dpdk: DpdkForwardMode } {
   if (mode === 'txonly') return { oursArgs: ['--port', 'sink', ...oursArgs], dpdk: 'rxonly' };
@@ -40,6 +42,7 @@ export function startBackendUnderTest(
     cpu: opts.cpuBackend,
     root: ROOT,
     cliPath: code.cli,
+    jsEchoPath: code.jsEcho,
     env: code.env,
     memory: opts.memory,
     memoryMb: 256,

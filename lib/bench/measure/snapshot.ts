@@ -2,7 +2,7 @@
  * What a run measures of the back-end: two snapshots of its process (CPU, threads, context switches,
  * memory, our counters) and of the machine around it, and the run's figures from the pair.
  */
-import { ourStatsDelta, type BackendProcess, type OurStats } from '../backends';
+import { ourStatsDelta, speaksLikeOurCli, type BackendProcess, type OurStats } from '../backends';
 import type { Direction, RunResult } from '../types';
 import {
   contextSwitches,
@@ -43,7 +43,7 @@ export async function snapshot(be: BackendProcess, frontendPids: number[]): Prom
   const threads = threadCpu(be.pid);
   const ctx = contextSwitches(be.pid);
   const memory = memoryUse(be.pid);
-  const ours = be.kind === 'ours' ? await be.stats() : null;
+  const ours = speaksLikeOurCli(be.kind) ? await be.stats() : null;
   return { t, cpu, sys: kernel, threads, ctx, ours, memory, systemBusy, steal, ownOther };
 }
 

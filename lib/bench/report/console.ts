@@ -3,6 +3,7 @@ import type { Options } from '../cli';
 import { IDLE_SECONDS } from '../measure/idle';
 import type { IdleRun, LatencyRun, Report, RunResult } from '../types';
 import { backendLabel } from './summary';
+import { formatJsTable } from './js_table';
 import { formatIdle, formatLatency, formatLayoutRatios, formatTable } from './tables';
 
 export function printBanner(opts: Options, host: Report['host'], frontendDescription: string, total: number): void {
@@ -70,6 +71,8 @@ export function printSummary(report: Report): void {
     `\nThroughput, Mpps: median of ${rounds} round(s) and the best round; ratio = ours / DPDK of the medians, best r. = of the best rounds\n`,
   );
   process.stdout.write(`${formatTable(report.cells, backends)}\n`);
+  const js = formatJsTable(report.cells);
+  if (js) process.stdout.write(`\nJS port: the JS echo (js) against the native loopback (ours) and DPDK, Mpps and ratios\n${js}\n`);
   const ratios = report.layoutRatios ?? [];
   if (backends.length > 1 && report.setup.layouts.length > 1 && ratios.length) {
     process.stdout.write(`\nours / DPDK's faster layout: each back-end's best layout (median Mpps), the ratio of the two\n`);

@@ -1,7 +1,18 @@
 /** Turning runs into per-cell, latency and idle figures; the labels every output uses. */
 import type { BackendKind } from '../backends';
 import type { Fairness } from '../pairs';
-import type { Aggregate, CellSummary, IdleRun, IdleSummary, LatencyRun, LatencySummary, Mode, OursWorker, RunResult } from '../types';
+import type {
+  Aggregate,
+  CellSummary,
+  IdleRun,
+  IdleSummary,
+  JsFigures,
+  LatencyRun,
+  LatencySummary,
+  Mode,
+  OursWorker,
+  RunResult,
+} from '../types';
 
 export function median(xs: number[]): number | null {
   const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -75,20 +86,44 @@ export function summarise(runs: RunResult[], backends: BackendKind[]): CellSumma
     const ratio = ours?.mpps != null && dpdk?.mpps ? ours.mpps / dpdk.mpps : null;
     const bestRatio = ours?.mppsMax != null && dpdk?.mppsMax ? ours.mppsMax / dpdk.mppsMax : null;
     const cpuRatio = ours?.cpuPerMpkt != null && dpdk?.cpuPerMpkt ? ours.cpuPerMpkt / dpdk.cpuPerMpkt : null;
-    // Ratio within each round (the A and B runs next to each other in time).
-    const roundRatios: number[] = [];
-    for (const r of new Set(list.map((x) => x.round))) {
-      const a = list.find((x) => x.round === r && x.backend === 'ours' && x.mpps !== undefined && !x.error);
-      const b = list.find((x) => x.round === r && x.backend === 'dpdk' && x.mpps !== undefined && !x.error);
-      if (a && b && (b.mpps as number) > 0) roundRatios.push(Number(((a.mpps as number) / (b.mpps as number)).toFixed(3)));
-    }
+    const roundRatios = ratiosPerRound(list, 'ours', 'dpdk');
     const probes = list.map((x) => x.crossCpuNs).filter((x): x is number => x !== undefined);
     const crossCpuNs: [number, number] | null = probes.length ? [Math.min(...probes), Math.max(...probes)] : null;
     const cs: CellSummary = { cell, mode, size, queueSize, layout, pairs, ours, dpdk, ratio, bestRatio, crossCpuNs, cpuRatio, roundRatios };
+    if (backends.includes('js')) cs.js = jsFigures(list, ours, dpdk);
     if (pairs > 1) cs.fairness = Object.fromEntries(backends.map((b) => [b, medianFairness(list.filter((r) => r.backend === b))]));
     out.push(cs);
   }
   return out;
+}
+
+/** a / b of the Mpps within each round (the runs next to each other in time). */
+function ratiosPerRound(list: RunResult[], a: BackendKind, b: BackendKind): number[] {
+  const out: number[] = [];
+  const ok = (x: RunResult, r: number, kind: BackendKind) => x.round === r && x.backend === kind && x.mpps !== undefined && !x.error;
+  for (const r of new Set(list.map((x) => x.round))) {
+    const ra = list.find((x) => ok(x, r, a));
+    const rb = list.find((x) => ok(x, r, b));
+    if (ra && rb && (rb.mpps as number) > 0) out.push(Number(((ra.mpps as number) / (rb.mpps as number)).toFixed(3)));
+  }
+  return out;
+}
+
+/** The js back-end's figures in a cell, and its ratios to the native loopback (ours) and to DPDK. */
+function jsFigures(list: RunResult[], ours: Aggregate | null, dpdk: Aggregate | null): JsFigures {
+  const js = aggregate(list.filter((r) => r.backend === 'js'));
+  return {
+    aggregate: js,
+    perOurs: js?.mpps != null && ours?.mpps ? js.mpps / ours.mpps : null,
+    bestPerOurs: js?.mppsMax != null && ours?.mppsMax ? js.mppsMax / ours.mppsMax : null,
+    perDpdk: js?.mpps != null && dpdk?.mpps ? js.mpps / dpdk.mpps : null,
+    roundRatios: ratiosPerRound(list, 'js', 'ours'),
+  };
+}
+
+/** A back-end's aggregate in a cell (null when it was not measured). */
+export function aggregateOf(c: CellSummary, backend: BackendKind): Aggregate | null {
+  return backend === 'js' ? (c.js?.aggregate ?? null) : c[backend];
 }
 
 /** Median over a cell's runs of Jain's index and of slowest / fastest pair; null when no run had per-pair figures. */
@@ -143,6 +178,7 @@ export function summariseIdle(runs: IdleRun[]): IdleSummary[] {
 
 /** "ours (event-driven)", "DPDK". */
 export function backendLabel(backend: BackendKind, worker?: OursWorker): string {
+  if (backend === 'js') return 'js (JS echo)';
   return backend === 'dpdk' ? 'DPDK vhost PMD' : `ours (${worker ?? 'adaptive'})`;
 }
 

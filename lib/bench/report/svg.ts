@@ -2,7 +2,7 @@
 import type { BackendKind } from '../backends';
 import { LAYOUTS } from '../layout';
 import type { CellSummary } from '../types';
-import { modeLabel } from './summary';
+import { aggregateOf, modeLabel } from './summary';
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -28,9 +28,10 @@ function niceAxis(x: number): { max: number; steps: number } {
   return { max: 10 * e, steps: 5 };
 }
 
-const COLOURS: Record<BackendKind, string> = { ours: '#2563eb', dpdk: '#ea580c' };
+const COLOURS: Record<BackendKind, string> = { ours: '#2563eb', js: '#16a34a', dpdk: '#ea580c' };
 const NAMES: Record<BackendKind, string> = {
   ours: 'ours (vhost-user: loopback, sink or source port)',
+  js: 'js (js port: MAC-swap echo in JavaScript)',
   dpdk: 'DPDK vhost PMD (testpmd macswap, rxonly or txonly)',
 };
 
@@ -92,7 +93,7 @@ export function renderSvg(cells: CellSummary[], backends: BackendKind[], title: 
 
 /** One panel: its axis and gridlines, then a group of bars per frame size with the ratios under it. */
 function renderPanel(out: string[], panel: CellSummary[], backends: BackendKind[], x0: number, plot: Box, variants: boolean): void {
-  const values = panel.flatMap((c) => backends.map((b) => (b === 'ours' ? c.ours?.mppsMax : c.dpdk?.mppsMax) ?? 0));
+  const values = panel.flatMap((c) => backends.map((b) => aggregateOf(c, b)?.mppsMax ?? 0));
   const axis = niceAxis(Math.max(0.001, ...values) * 1.1);
   const ymax = axis.max;
   for (let i = 0; i <= axis.steps; i++) {
@@ -131,7 +132,7 @@ function renderPanel(out: string[], panel: CellSummary[], backends: BackendKind[
 
 /** One back-end's bar of a group: the median, a whisker from the slowest to the fastest round, its label. */
 function renderBar(out: string[], c: CellSummary, b: BackendKind, bx: number, barW: number, plot: Box, ymax: number): void {
-  const agg = b === 'ours' ? c.ours : c.dpdk;
+  const agg = aggregateOf(c, b);
   const v = agg?.mpps ?? null;
   if (v === null) {
     const label = agg?.note?.startsWith('not run') ? 'n/a' : agg?.note?.startsWith('failed') ? 'fail' : '—';
