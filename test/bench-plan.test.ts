@@ -1,13 +1,14 @@
 /**
  * The benchmark's dimensions without running anything: the plan over ring layouts and queue pairs,
- * the check of the layout a back-end negotiated, per-pair figures and fairness, and the faster-layout
- * ratio of the report.
+ * the check of the layout a back-end negotiated, per-pair figures and fairness, the faster-layout
+ * ratio of the report, and the js back-end (the JS echo on the js port) in the plan and the report.
  */
 import { describe, expect, it } from 'vitest';
 import type { Options } from '../lib/bench/cli';
 import { checkLayout, layoutOf, negotiatedFeatures, parseLayouts } from '../lib/bench/layout';
 import { fairness, pairFigures, parsePairs, parseStreamStats } from '../lib/bench/pairs';
 import { buildPlan } from '../lib/bench/plan';
+import { formatJsTable, jsMarkdown } from '../lib/bench/report/js_table';
 import { layoutRatios } from '../lib/bench/report/layouts';
 import { summarise } from '../lib/bench/report/summary';
 import type { RunResult } from '../lib/bench/types';
@@ -36,6 +37,7 @@ function options(over: Partial<Options> = {}): Options {
     quietWait: 0,
     outDir: '/nonexistent',
     oursArgs: [],
+    jsArgs: [],
     retries: 0,
     maxOtherLoad: 0.3,
     ...over,
@@ -171,5 +173,81 @@ describe("ours / DPDK's faster layout", () => {
     expect(ratios[0]).toMatchObject({ pairs: 1, ours: { layout: 'split', mpps: 10 }, dpdk: { layout: 'packed', mpps: 20 }, ratio: 0.5 });
     expect(ratios[0].unmeasured).toEqual(['ours packed']);
     expect(ratios[1]).toMatchObject({ pairs: 2, ratio: 2, unmeasured: [] });
+  });
+});
+
+describe('the js back-end (a MAC-swap echo in JavaScript on the js port)', () => {
+  const run = (backend: 'ours' | 'js' | 'dpdk', round: number, mpps: number, mode: 'io' | 'txonly' = 'io'): RunResult => ({
+    cell: `q256-64B-${mode}-split-1p`,
+    mode,
+    size: 64,
+    queueSize: 256,
+    layout: 'split',
+    pairs: 1,
+    backend,
+    round,
+    mpps,
+    gbps: mpps,
+  });
+
+  it('runs in io and flowgen, alternating with the others; txonly and rxonly are skipped saying why; no latency or idle runs', () => {
+    const opts = options({ modes: ['io', 'flowgen', 'txonly', 'rxonly'], layouts: ['split'], backends: ['ours', 'js', 'dpdk'], rounds: 2 });
+    const plan = buildPlan({ ...opts, latency: true, idle: true });
+    const io = plan.throughput.filter((r) => r.cell === 'q256-64B-io-split-1p');
+    expect(io.map((r) => `${r.backend}${r.round}${r.skipped ? '-' : ''}`)).toEqual(['ours1', 'js1', 'dpdk1', 'ours2', 'js2', 'dpdk2']);
+    expect(plan.throughput.filter((r) => r.mode === 'flowgen' && r.backend === 'js' && !r.skipped)).toHaveLength(2);
+    for (const mode of ['txonly', 'rxonly']) {
+      const runs = plan.throughput.filter((r) => r.mode === mode);
+      expect(runs.filter((r) => r.skipped).map((r) => r.backend)).toEqual(['js', 'js']);
+      expect(runs.find((r) => r.backend === 'js')?.skipped).toBe('the js back-end is a MAC-swap echo: io and flowgen only');
+    }
+    expect(plan.latency.length).toBeGreaterThan(0);
+    expect([...plan.latency, ...plan.idle].some((r) => r.backend === 'js')).toBe(false);
+  });
+
+  it('reports js / ours (the native loopback) of the medians, the best rounds and each round, and js / DPDK', () => {
+    const runs = [run('ours', 1, 8), run('js', 1, 2), run('dpdk', 1, 4), run('ours', 2, 10), run('js', 2, 4), run('dpdk', 2, 5)];
+    const [c] = summarise(runs, ['ours', 'js', 'dpdk']);
+    expect(c.js?.aggregate?.mpps).toBe(3);
+    expect(c.js?.perOurs).toBeCloseTo(3 / 9);
+    expect(c.js?.bestPerOurs).toBeCloseTo(4 / 10);
+    expect(c.js?.roundRatios).toEqual([0.25, 0.4]);
+    expect(c.js?.perDpdk).toBeCloseTo(3 / 4.5);
+    // The ours / DPDK figures are as without the js back-end.
+    expect(c.ratio).toBeCloseTo(9 / 4.5);
+    expect(c.roundRatios).toEqual([2, 2]);
+    expect(summarise(runs, ['ours', 'dpdk'])[0].js).toBeUndefined();
+  });
+
+  it('has a table of its own on the terminal and in Markdown, for the cells where it ran', () => {
+    const skipped: RunResult = {
+      ...run('js', 1, 0, 'txonly'),
+      mpps: undefined,
+      skipped: 'the js back-end is a MAC-swap echo: io and flowgen only',
+    };
+    const cells = summarise(
+      [run('ours', 1, 8), run('js', 1, 2), run('dpdk', 1, 4), run('ours', 1, 9, 'txonly'), skipped],
+      ['ours', 'js', 'dpdk'],
+    );
+    const table = formatJsTable(cells).split('\n');
+    expect(table[0]).toMatch(/js Mpps .* ours Mpps js\/ours .* DPDK Mpps js\/DPDK/);
+    expect(table).toHaveLength(3); // head, rule, the io cell (txonly: not run)
+    expect(table[2]).toMatch(/^ +256 +64 io \(round trip\) +split +1 +2\.00 +2\.00 +8\.00 +0\.25 +0\.25 0\.25 +4\.00 +0\.50/);
+    const md = jsMarkdown(cells);
+    expect(md.filter((l) => l.startsWith('| 256 '))).toEqual([
+      '| 256 | 64 | io (round trip) | split | 1 | 2.00 | 2.00 | 8.00 | 0.25 | 0.25 | 0.25 | 4.00 | 0.50 | — | — |',
+    ]);
+    expect(formatJsTable(summarise([run('ours', 1, 8), run('dpdk', 1, 4)], ['ours', 'dpdk']))).toBe('');
+    expect(jsMarkdown(summarise([run('ours', 1, 8)], ['ours']))).toEqual([]);
+  });
+
+  it('says its ring layout like ours (features acked), and a wrong one fails the run', () => {
+    const out = `vhost-user: serving virtio-net (js port, ...)\n2026 [s] features acked: 0x${((1n << 34n) | 0x950008000n).toString(16)} (VERSION_1 ...)\n`;
+    expect(negotiatedFeatures('js', out)).toBe((1n << 34n) | 0x950008000n);
+    expect(checkLayout('js', 'packed', negotiatedFeatures('js', out))).toEqual({ negotiated: 'packed', features: '0xd50008000' });
+    expect(checkLayout('js', 'split', 0xd50008000n).invalid).toBe(
+      'asked for split rings but our back-end (js port) negotiated packed; features 0xd50008000',
+    );
+    expect(checkLayout('js', 'split', null).invalid).toMatch(/ring layout unknown/);
   });
 });

@@ -98,6 +98,50 @@ describe('benchmark harness', () => {
     }
   }, 240_000);
 
+  it('--backends ours,js: the JS echo runs alternating with the loopback, with its own table and the js / ours ratio', () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-bench-'));
+    try {
+      const args = [
+        'bench',
+        '--backends',
+        'ours,js',
+        '--modes',
+        'io,txonly',
+        '--sizes',
+        '64',
+        '--queue-sizes',
+        '256',
+        '--layouts',
+        'split',
+      ];
+      args.push('--seconds', '1', '--warmup', '0.5', '--rounds', '1', '--no-latency', '--no-idle', '--quiet-wait', '0', '--retries', '0');
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), ...args, '--out', out], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      const json = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8'));
+      type Run = { cell: string; backend: string; negotiatedLayout?: string; mpps?: number; skipped?: string; ours?: unknown };
+      const runs = json.runs as Run[];
+      expect(runs.map((x) => `${x.cell} ${x.backend}`)).toEqual([
+        'q256-64B-io-split-1p ours',
+        'q256-64B-io-split-1p js',
+        'q256-64B-txonly-split-1p ours',
+        'q256-64B-txonly-split-1p js',
+      ]);
+      const [, js, , jsTxonly] = runs;
+      expect(js.mpps, JSON.stringify(js)).toBeGreaterThan(0);
+      expect(js.negotiatedLayout).toBe('split');
+      expect(js.ours, 'the js back-end answers SIGUSR1 with its counters').toBeDefined();
+      expect(jsTxonly.skipped).toMatch(/io and flowgen only/);
+      expect(json.cells[0].js.perOurs).toBeGreaterThan(0);
+      expect(r.stdout).toMatch(/JS port: the JS echo \(js\) against the native loopback/);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  }, 180_000);
+
   it('refuses an unknown layout with one line', () => {
     const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'bench', '--layouts', 'foo'], { cwd: ROOT, encoding: 'utf8' });
     expect(r.status).toBe(2);

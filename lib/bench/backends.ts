@@ -83,7 +83,7 @@ export interface BackendOptions {
   root: string;
   /** Queue pairs (ours: --queues N with its default worker per pair; DPDK: vhost queues=N, one lcore). Default 1. */
   queuePairs?: number;
-  /** Ours only: more arguments for the CLI (e.g. --poll-us 0). */
+  /** Ours and js: more arguments for the CLI or the echo (e.g. --poll-us 0). */
   extraArgs?: string[];
   /** Ours only: the CLI to run (default <root>/dist/cli.js). */
   cliPath?: string;
@@ -185,7 +185,17 @@ function backendArgs(opts: BackendOptions, prefix: string | null): string[] {
   }
   if (opts.kind === 'js') {
     const script = opts.jsEchoPath ?? path.join(opts.root, 'dist', 'bench', 'js_echo.js');
-    return ['-c', String(opts.cpu), process.execPath, script, '--socket', opts.socketPath, '--queues', String(pairs)];
+    return [
+      '-c',
+      String(opts.cpu),
+      process.execPath,
+      script,
+      '--socket',
+      opts.socketPath,
+      '--queues',
+      String(pairs),
+      ...(opts.extraArgs ?? []),
+    ];
   }
   const mem =
     (opts.memory ?? 'no-huge') === 'no-huge'

@@ -54,6 +54,7 @@ driven by DPDK testpmd's virtio-user front-end (or, without DPDK, by our VirtioN
                         --max-other-load CPUs while it ran (default 2, 0 with --quick; 0.3 CPU)
   --max-other-load X    see --retries
   --ours-args=ARGS      extra arguments for our back-end's command line (e.g. --ours-args='--poll-us 0')
+  --js-args=ARGS        extra arguments for the js back-end (dist/bench/js_echo.js: --poll-us N)
   --out DIR             results directory (default ./vhost-user-bench; npm run bench in the
                         repository writes bench/results)
   -h, --help            this text
@@ -82,6 +83,7 @@ export interface Options {
   quietWait: number;
   outDir: string;
   oursArgs: string[];
+  jsArgs: string[];
   retries: number;
   maxOtherLoad: number;
 }
@@ -157,6 +159,7 @@ export function parseOptions(argv: string[]): Options {
     quietWait: num(v['quiet-wait'], 'quiet-wait', 0) ?? (quick ? 0 : 20),
     outDir: path.resolve(v.out ?? 'vhost-user-bench'),
     oursArgs: v['ours-args']?.split(/\s+/).filter(Boolean) ?? [],
+    jsArgs: v['js-args']?.split(/\s+/).filter(Boolean) ?? [],
     retries: num(v.retries, 'retries', 0) ?? (quick ? 0 : 2),
     maxOtherLoad: num(v['max-other-load'], 'max-other-load', 0) ?? 0.3,
   };
@@ -189,6 +192,7 @@ function readArgs(argv: string[]) {
         'quiet-wait': { type: 'string' },
         out: { type: 'string' },
         'ours-args': { type: 'string' },
+        'js-args': { type: 'string' },
         retries: { type: 'string' },
         'max-other-load': { type: 'string' },
         help: { type: 'boolean', short: 'h' },

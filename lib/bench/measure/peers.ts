@@ -60,7 +60,7 @@ export function startThroughputBackend(opts: Options, code: Code, run: RunResult
   return startBackendUnderTest(opts, code, {
     kind: run.backend,
     socketPath,
-    extraArgs: role.oursArgs,
+    extraArgs: run.backend === 'js' ? opts.jsArgs : role.oursArgs,
     forwardMode: role.dpdk,
     txPkts: run.size,
     queuePairs: run.pairs,

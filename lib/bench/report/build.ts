@@ -72,7 +72,7 @@ function backendCommands(opts: Options): Partial<Record<BackendKind, string>> {
   const commands: Partial<Record<BackendKind, string>> = {};
   commands.ours = `taskset -c ${opts.cpuBackend} node dist/cli.js net --socket SOCK${opts.oursArgs.length ? ` ${opts.oursArgs.join(' ')}` : ''} (txonly: --port sink; rxonly: --port source --frame-size SIZE; N pairs: --queues N)`;
   if (opts.backends.includes('js'))
-    commands.js = `taskset -c ${opts.cpuBackend} node dist/bench/js_echo.js --socket SOCK --queues N (io and flowgen only)`;
+    commands.js = `taskset -c ${opts.cpuBackend} node dist/bench/js_echo.js --socket SOCK --queues N${opts.jsArgs.length ? ` ${opts.jsArgs.join(' ')}` : ''} (io and flowgen only)`;
   if (opts.backends.includes('dpdk')) {
     commands.dpdk =
       `taskset -c ${opts.cpuBackend} dpdk-testpmd --lcores 0@${opts.cpuBackend},1@${opts.cpuBackend} --main-lcore 0 --no-pci --no-telemetry ` +
