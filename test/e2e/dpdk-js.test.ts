@@ -50,14 +50,15 @@ interface Echo {
 /** The MAC-swap echo of examples/js-echo.mjs, counting frames; `ended` says how its loop ended. */
 function startEcho(device: NetDevice): Echo {
   const echo = { frames: 0 } as Echo;
-  const mac = new Uint8Array(6);
   const loop = async (): Promise<string> => {
     try {
       for await (const batch of device.frames()) {
         for (const f of batch) {
-          mac.set(f.subarray(0, 6));
-          f.copyWithin(0, 6, 12);
-          f.set(mac, 6);
+          for (let i = 0; i < 6; i++) {
+            const b = f[i];
+            f[i] = f[i + 6];
+            f[i + 6] = b;
+          }
         }
         await device.send(batch);
         echo.frames += batch.length;
