@@ -119,16 +119,17 @@ export class JsFrames {
     // All or nothing: every frame is checked before the first is queued.
     for (let i = 0; i < frames.length; i++) this.check(frames[i], i);
     const generation = this.generation;
-    const touched = new Set<number>();
+    let touched = 0; // a bit per pair with frames queued and not yet published
     for (let i = 0; i < frames.length; i++) {
       const f = frames[i];
       const pair = opts.pair ?? pickPair(f, active);
       while (!this.hasRoom(l, pair)) {
         this.publish(l, touched);
+        touched = 0;
         if (!(await this.sleep(generation, () => this.hasRoom(l, pair)))) throw this.endedError();
       }
       this.queue(l, pair, f);
-      touched.add(pair);
+      touched |= 1 << pair;
     }
     this.publish(l, touched);
     // Into the guest now; what it has no buffers for goes when it posts some (its kick is armed).
@@ -256,7 +257,7 @@ export class JsFrames {
   private queue(l: FrameLayout, pair: number, f: Uint8Array): void {
     const ring = l.fromJs[pair];
     const index = this.sent[pair];
-    const slot = l.toJsSlotOf(f);
+    const slot = this.slotOf(l, f);
     if (slot >= 0) {
       ring.setDesc(index, f.byteOffset, f.byteLength);
       this.refs[slot]++;
@@ -271,12 +272,24 @@ export class JsFrames {
     this.sent[pair] = (index + 1) >>> 0;
   }
 
-  /** Makes the queued frames of `pairs` visible to the port. */
-  private publish(l: FrameLayout, pairs: Set<number>): void {
-    for (const p of pairs) {
-      l.fromJs[p].setHead(this.sent[p]);
+  /**
+   * The toward-JS slot a frame lies in (pair * slots + slot), or -1. A view handed out is recognised
+   * by identity with the view cached for the slot its offset names, without reading its .buffer
+   * (a slow builtin call); anything else is worked out from its buffer and offset.
+   */
+  private slotOf(l: FrameLayout, f: Uint8Array): number {
+    const rel = f.byteOffset - l.slotsStart;
+    if (rel >= 0) {
+      const slot = Math.floor(rel / l.slotSize);
+      const id = Math.floor(slot / (2 * l.slots)) * l.slots + (slot % (2 * l.slots));
+      if (slot % (2 * l.slots) < l.slots && this.views[id] === f) return id;
     }
-    pairs.clear();
+    return l.toJsSlotOf(f);
+  }
+
+  /** Makes the queued frames of the pairs in `pairs` (a bit each) visible to the port. */
+  private publish(l: FrameLayout, pairs: number): void {
+    for (let p = 0; pairs !== 0; p++, pairs >>>= 1) if (pairs & 1) l.fromJs[p].setHead(this.sent[p]);
   }
 
   /**
