@@ -5,6 +5,7 @@
       "target_name": "vhost_user",
       # Whole folders (scripts/native-sources.js), so a new .cc file needs no edit here.
       "sources": ["<!@(node scripts/native-sources.js addon)"],
+      "libraries": ["-ldl"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],

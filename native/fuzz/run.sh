@@ -20,7 +20,7 @@ mkdir -p "$out"
 mapfile -t sources < <(node scripts/native-sources.js data-path)
 [ "${#sources[@]}" -gt 0 ] || { echo "scripts/native-sources.js listed no sources" >&2; exit 1; }
 clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -Inative native/fuzz/ring_fuzzer.cc "${sources[@]}" -o "$out/ring_fuzzer"
+  -Inative native/fuzz/ring_fuzzer.cc "${sources[@]}" -o "$out/ring_fuzzer" -ldl
 
 if [ "$mode" = replay ]; then
   shopt -s nullglob
