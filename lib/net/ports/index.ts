@@ -8,3 +8,4 @@ export { tap } from './tap';
 export { sink } from './sink';
 export { source } from './source';
 export { js } from './js';
+export { user } from './user';

@@ -66,7 +66,7 @@ export interface PortSpec<N extends string = string, O extends readonly PortOpti
   /** Words after "<name> port" in the CLI's serving line: ' tap0', ' of 64-byte frames'. */
   describe?(values: PortValues): string;
   /** The plain values the native factory of the same name gets (native/net/ports/registry.cc). */
-  native(values: PortValues): NativePortOptions;
+  native(values: PortValues, device: DeviceContext): NativePortOptions;
 }
 
 /** Declares a port, keeping its name and option keys as literal types (for PortKind and NetDeviceOptions). */

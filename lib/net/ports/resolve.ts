@@ -91,5 +91,5 @@ export function resolvePort(opts: PortInput, device: DeviceContext, w: Wording):
   }
   const problem = spec.check?.(values, device);
   if (problem) fail(problem);
-  return { spec, values, native: spec.native(values) };
+  return { spec, values, native: spec.native(values, device) };
 }

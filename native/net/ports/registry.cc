@@ -16,6 +16,7 @@ namespace vhost {
   X("sink", MakeSink)                         \
   X("source", MakeSource)                     \
   X("js", MakeJs)                             \
+  X("user", MakeUser)                         \
   /* end of the port list */
 // clang-format on
 

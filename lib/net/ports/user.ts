@@ -1,0 +1,144 @@
+/**
+ * The user port: a user-mode network for the guest, with no root (native/net/ports/user.cc over
+ * libslirp, loaded at run time: Debian's libslirp0). The guest gets DHCP (10.0.2.15, gateway 10.0.2.2,
+ * DNS 10.0.2.3 on the default --net), ARP, and TCP, UDP and ICMP echo to what the host reaches, through
+ * host sockets; --forward opens host ports into the guest. One libslirp stack per device: one queue
+ * pair, and no offloads (libslirp takes and makes whole frames with valid checksums; a large --mtu is
+ * what makes it fast).
+ */
+import type { DeviceContext, PortValues } from './port';
+import { definePort } from './port';
+
+/** libslirp's IF_MTU_MAX is 65521. */
+export const MAX_USER_MTU = 65520;
+export const DEFAULT_USER_NET = '10.0.2.0/24';
+/** QEMU's addresses inside the network: gateway (the host) .2, DNS .3, leases from .15. */
+const DHCP_START = 15;
+
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+/** An IPv4 address as a number, or undefined. */
+function ipv4(text: string): number | undefined {
+  const m = IPV4.exec(text);
+  if (!m) return undefined;
+  const octets = m.slice(1).map(Number);
+  if (octets.some((o) => o > 255)) return undefined;
+  return octets.reduce((a, o) => a * 256 + o, 0);
+}
+
+function dotted(n: number): string {
+  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
+}
+
+/** "A.B.C.D/N" -> network and prefix, or a problem. */
+function parseNet(text: string): { net: number; prefix: number } | string {
+  const [addr, len, extra] = text.split('/');
+  const net = ipv4(addr ?? '');
+  const prefix = /^\d{1,2}$/.test(len ?? '') ? Number(len) : NaN;
+  if (net === undefined || extra !== undefined || !(prefix >= 8 && prefix <= 27)) {
+    return 'must be an IPv4 network A.B.C.D/N with N in 8..27 (room for the gateway, DNS and 16 leases)';
+  }
+  if (net % 2 ** (32 - prefix) !== 0)
+    return `must name the network itself (host bits zero: ${dotted(net - (net % 2 ** (32 - prefix)))}/${prefix})`;
+  return { net, prefix };
+}
+
+interface Forward {
+  proto: 'tcp' | 'udp';
+  host: string;
+  hostPort: number;
+  guestPort: number;
+}
+
+function port(text: string | undefined): number | undefined {
+  const n = /^\d{1,5}$/.test(text ?? '') ? Number(text) : NaN;
+  return n >= 1 && n <= 65535 ? n : undefined;
+}
+
+/** One "tcp:[HOSTADDR:]HOSTPORT:GUESTPORT" (or udp:), or a problem. */
+function parseForward(spec: string): Forward | string {
+  const parts = spec.split(':');
+  const proto = parts[0];
+  const rest = parts.slice(1);
+  const bad = `'${spec}' is not tcp:[HOSTADDR:]HOSTPORT:GUESTPORT or udp:...`;
+  if ((proto !== 'tcp' && proto !== 'udp') || rest.length < 2 || rest.length > 3) return bad;
+  const host = rest.length === 3 ? rest[0] : '127.0.0.1';
+  const hostPort = port(rest[rest.length - 2]);
+  const guestPort = port(rest[rest.length - 1]);
+  if (ipv4(host) === undefined || hostPort === undefined || guestPort === undefined) return bad;
+  return { proto, host, hostPort, guestPort };
+}
+
+/** The --forward value: specs separated by commas. */
+function parseForwards(text: string): Forward[] | string {
+  const out: Forward[] = [];
+  for (const spec of text.split(',')) {
+    const f = parseForward(spec.trim());
+    if (typeof f === 'string') return f;
+    out.push(f);
+  }
+  return out;
+}
+
+/** What the native factory gets: every forward spelled out, the guest address being the first lease. */
+function nativeValues({ net, forward }: PortValues, device: DeviceContext) {
+  const parsed = parseNet(String(net));
+  if (typeof parsed === 'string') throw new Error(`unchecked --net: ${parsed}`);
+  const guest = dotted(parsed.net + DHCP_START);
+  const forwards = forward === undefined ? [] : parseForwards(String(forward));
+  if (typeof forwards === 'string') throw new Error(`unchecked --forward: ${forwards}`);
+  return {
+    net: String(net),
+    forwards: forwards.map((f) => `${f.proto}:${f.host}:${f.hostPort}:${guest}:${f.guestPort}`).join(';'),
+    mtu: device.mtu ?? 0,
+    restrict: 0,
+    hostLoopback: 1,
+    ipv6: 1,
+  };
+}
+
+export const user = definePort({
+  name: 'user',
+  help:
+    'a user-mode network with no root (libslirp): DHCP, DNS, and TCP, UDP and\n' +
+    "ICMP echo to what the host reaches (see --net, --forward). Needs Debian's\n" +
+    'libslirp0 at run time. One queue pair.',
+  options: [
+    {
+      key: 'net',
+      flag: 'net',
+      label: 'user network',
+      type: 'string',
+      metavar: 'CIDR',
+      default: DEFAULT_USER_NET,
+      check: (value) => {
+        const r = parseNet(String(value));
+        return typeof r === 'string' ? r : undefined;
+      },
+      help:
+        `the user port's IPv4 network (default ${DEFAULT_USER_NET}): the gateway, which is\n` +
+        'the host, is .2, the DNS .3, the guest leases .15.',
+    },
+    {
+      key: 'forward',
+      flag: 'forward',
+      label: 'forwards',
+      type: 'string',
+      metavar: 'SPEC[,SPEC]',
+      check: (value) => {
+        const r = parseForwards(String(value));
+        return typeof r === 'string' ? r : undefined;
+      },
+      help:
+        'host ports forwarded into the guest by the user port: tcp:[HOSTADDR:]HOSTPORT:GUESTPORT\n' +
+        'or udp:..., several separated by commas (HOSTADDR defaults to 127.0.0.1).',
+    },
+  ],
+  maxQueuePairs: 1,
+  check: (_values, { mtu }) =>
+    mtu !== undefined && mtu > MAX_USER_MTU
+      ? `the user port's stack (libslirp) takes an MTU of at most ${MAX_USER_MTU}: lower --mtu`
+      : undefined,
+  describe: ({ net }) => ` on ${net}`,
+  native: nativeValues,
+});

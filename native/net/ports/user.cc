@@ -1,0 +1,176 @@
+#include "net/ports/user.h"
+
+#include <arpa/inet.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "net/ports/registry.h"
+#include "net/segment_cursor.h"
+
+namespace vhost {
+
+UserPort::UserPort(std::unique_ptr<SlirpLoop> loop) : loop_(std::move(loop)), frame_(kMaxFrame) {}
+
+template <typename L>
+int UserPort::FromGuest(PairContext& c) {
+  const uint32_t hdr_len = c.settings.hdr_len;
+  int moved = 0;
+  while (moved < kBurst) {
+    TxFrame::Result t = tx_.Next<L>(c.mem, c.settings, c.tx, c.report);
+    if (t == TxFrame::Result::kNone) break;
+    moved++;
+    if (t == TxFrame::Result::kDropped) continue;
+    const uint32_t len = tx_.chain().len - hdr_len;
+    if (len < 14 || len > frame_.size()) {
+      c.tx.Count(kStatDrops);  // no Ethernet header, or larger than any MTU libslirp takes
+      tx_.Done<L>(c.tx);
+      continue;
+    }
+    SegmentCursor src(tx_.segments(), tx_.chain().nseg);
+    src.Skip(hdr_len);
+    src.Read(frame_.data(), len);
+    tx_.Done<L>(c.tx);
+    c.tx.Count(kStatPackets);
+    c.tx.Count(kStatBytes, len);
+    loop_->Input(frame_.data(), len);
+  }
+  return moved;
+}
+
+template <typename L>
+int UserPort::ToGuest(PairContext& c, bool* rx_short) {
+  const uint32_t hdr_len = c.settings.hdr_len;
+  FrameBacklog& backlog = loop_->backlog();
+  int moved = 0;
+  *rx_short = false;
+  // One frame at a time, copied at once: the backlog's frames are ours (no guest cache misses to
+  // overlap on the reading side), and the guest's buffers are written once each.
+  while (moved < kBurst && !backlog.empty()) {
+    const uint32_t len = backlog.front_len();
+    RxReservation::Result r = rx_.Reserve<L>(c.mem, c.settings, c.rx, hdr_len + len, c.report);
+    if (r == RxReservation::Result::kShort) *rx_short = true;
+    if (r == RxReservation::Result::kShort || r == RxReservation::Result::kBroken) break;
+    moved++;
+    if (r == RxReservation::Result::kOk) {
+      SegmentCursor dst = rx_.Cursor();
+      WriteNetHeader(dst, hdr_len, rx_.buffers(), nullptr);
+      dst.Write(backlog.front(), len);
+      rx_.Commit<L>(c.rx, hdr_len + len);
+      c.rx.Count(kStatPackets);
+      c.rx.Count(kStatBytes, len);
+    } else {
+      c.rx.Count(kStatDrops);  // buffers that can never hold it
+    }
+    backlog.Pop();
+  }
+  return moved;
+}
+
+bool UserPort::Service(PairContext& c) {
+  if (!c.rx.Ready() || !c.tx.Ready()) return false;
+  stuck_passes_ = 0;
+  return WithLayout(c.tx.ring, [&](auto layout) {
+    using L = typename decltype(layout)::type;
+    return ServeUntilIdle(c, true, true, [&] {
+      const int in = FromGuest<L>(c);
+      int served = loop_->Poll();
+      bool rx_short = false;
+      const int out = ToGuest<L>(c, &rx_short);
+      if (uint64_t dropped = loop_->TakeDrops()) c.rx.Count(kStatDrops, dropped);
+      if (in + out > 0 || served == 0) stuck_passes_ = 0;
+      else if (++stuck_passes_ > kMaxStuckPasses) served = 0;
+      // Guest TX is always taken (libslirp never pushes back); RX waits for buffers when it ran short.
+      return BurstOutcome{in + out + served, rx_short, true};
+    });
+  });
+}
+
+namespace {
+
+// "A.B.C.D/N" -> network and mask; lib/net/ports/user.ts has checked it.
+bool ParseCidr(const std::string& text, in_addr* net, in_addr* mask) {
+  const size_t slash = text.find('/');
+  if (slash == std::string::npos || inet_pton(AF_INET, text.substr(0, slash).c_str(), net) != 1) return false;
+  const int prefix = atoi(text.c_str() + slash + 1);
+  if (prefix < 8 || prefix > 27) return false;
+  mask->s_addr = htonl(~0u << (32 - prefix));
+  net->s_addr &= mask->s_addr;
+  return true;
+}
+
+in_addr HostInNet(in_addr net, uint32_t host) { return in_addr{htonl(ntohl(net.s_addr) + host)}; }
+
+// Each "tcp:HOSTADDR:HOSTPORT:GUESTADDR:GUESTPORT", ';' between them (user.ts writes every part).
+int AddForwards(SlirpLoop& loop, const std::string& list, PortError* err) {
+  size_t at = 0;
+  while (at < list.size()) {
+    size_t end = list.find(';', at);
+    if (end == std::string::npos) end = list.size();
+    const std::string spec = list.substr(at, end - at);
+    at = end + 1;
+    char proto[4], host[16], guest[16];
+    int host_port, guest_port;
+    in_addr h, g;
+    if (sscanf(spec.c_str(), "%3[a-z]:%15[0-9.]:%d:%15[0-9.]:%d", proto, host, &host_port, guest, &guest_port) != 5 ||
+        (strcmp(proto, "tcp") && strcmp(proto, "udp")) || inet_pton(AF_INET, host, &h) != 1 ||
+        inet_pton(AF_INET, guest, &g) != 1) {
+      *err = PortError{EINVAL, "user port: malformed forward '" + spec + "'"};
+      return -1;
+    }
+    if (loop.AddForward(proto[0] == 'u', h, host_port, g, guest_port) != 0) {
+      const int e = errno ? errno : EADDRINUSE;
+      *err = PortError{e, std::string("--forward ") + proto + ":" + host + ":" + std::to_string(host_port) + ":" +
+                              std::to_string(guest_port) + ": cannot listen on " + host + ":" +
+                              std::to_string(host_port) + " (" + strerror(e) + "); choose another host port"};
+      return -1;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::unique_ptr<Port> MakeUser(const PortOptions& options, PortError* err) {
+  std::string why;
+  const SlirpApi* api = LoadSlirp(&why);
+  if (!api) {
+    *err = PortError{ENOENT, why};
+    return nullptr;
+  }
+  SlirpConfigV1 cfg{};
+  cfg.version = 1;
+  cfg.in_enabled = true;
+  const std::string* net = options.String("net");
+  int64_t mtu = 0, restrict = 0, host_loopback = 1, ipv6 = 1;
+  if (!net || !ParseCidr(*net, &cfg.vnetwork, &cfg.vnetmask) || !options.Int("mtu", 0, 65520, &mtu) ||
+      !options.Int("restrict", 0, 1, & restrict) || !options.Int("hostLoopback", 0, 1, &host_loopback) ||
+      !options.Int("ipv6", 0, 1, &ipv6) || (mtu != 0 && mtu < 68)) {
+    *err = PortError{EINVAL, "user port: options not checked by lib/net/ports/user.ts"};
+    return nullptr;
+  }
+  // The addresses QEMU's -netdev user gives: gateway .2, DNS .3, leases from .15.
+  cfg.vhost = HostInNet(cfg.vnetwork, 2);
+  cfg.vnameserver = HostInNet(cfg.vnetwork, 3);
+  cfg.vdhcp_start = HostInNet(cfg.vnetwork, 15);
+  cfg.restricted = static_cast<int>(restrict);
+  cfg.disable_host_loopback = host_loopback == 0;
+  cfg.in6_enabled = ipv6 != 0;
+  inet_pton(AF_INET6, "fec0::", &cfg.vprefix_addr6);
+  cfg.vprefix_len = 64;
+  inet_pton(AF_INET6, "fec0::2", &cfg.vhost6);
+  inet_pton(AF_INET6, "fec0::3", &cfg.vnameserver6);
+  cfg.if_mtu = cfg.if_mru = static_cast<size_t>(mtu);
+  std::unique_ptr<SlirpLoop> loop = SlirpLoop::Create(*api, cfg, &why);
+  if (!loop) {
+    *err = PortError{EINVAL, why};
+    return nullptr;
+  }
+  const std::string* forwards = options.String("forwards");
+  if (forwards && AddForwards(*loop, *forwards, err) != 0) return nullptr;
+  return std::make_unique<UserPort>(std::move(loop));
+}
+
+}  // namespace vhost

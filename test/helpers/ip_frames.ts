@@ -1,0 +1,179 @@
+/**
+ * Hand-built IPv4 frames a guest's network stack would send, and readers for what a user-mode
+ * network answers: ARP, a DHCPDISCOVER, ICMP echo, and the fields the tests look at in replies.
+ * Just enough of each protocol for the user port's tests; every checksum is computed.
+ */
+export const GUEST_MAC = Buffer.from([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+const BROADCAST = Buffer.alloc(6, 0xff);
+
+export const ETH_ARP = 0x0806;
+export const ETH_IPV4 = 0x0800;
+
+export function ip(text: string): Buffer {
+  return Buffer.from(text.split('.').map(Number));
+}
+
+export function ipText(b: Buffer): string {
+  return [...b].join('.');
+}
+
+function ethernet(dst: Buffer, type: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(14);
+  dst.copy(h, 0);
+  GUEST_MAC.copy(h, 6);
+  h.writeUInt16BE(type, 12);
+  const f = Buffer.concat([h, payload]);
+  return f.length >= 60 ? f : Buffer.concat([f, Buffer.alloc(60 - f.length)]);
+}
+
+/** The Internet checksum of `b` (RFC 1071). */
+export function inetChecksum(b: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i + 1 < b.length; i += 2) sum += b.readUInt16BE(i);
+  if (b.length % 2) sum += b[b.length - 1] << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+function ipv4(src: Buffer, dst: Buffer, proto: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(20);
+  h[0] = 0x45;
+  h.writeUInt16BE(20 + payload.length, 2);
+  h[8] = 64;
+  h[9] = proto;
+  src.copy(h, 12);
+  dst.copy(h, 16);
+  h.writeUInt16BE(inetChecksum(h), 10);
+  return Buffer.concat([h, payload]);
+}
+
+export function arpRequest(sender: string, target: string): Buffer {
+  const a = Buffer.alloc(28);
+  a.writeUInt16BE(1, 0);
+  a.writeUInt16BE(ETH_IPV4, 2);
+  a[4] = 6;
+  a[5] = 4;
+  a.writeUInt16BE(1, 6);
+  GUEST_MAC.copy(a, 8);
+  ip(sender).copy(a, 14);
+  ip(target).copy(a, 24);
+  return ethernet(BROADCAST, ETH_ARP, a);
+}
+
+/** A DHCPDISCOVER from a client with no address yet: 0.0.0.0:68 -> 255.255.255.255:67, no UDP checksum. */
+export function dhcpDiscover(xid: number): Buffer {
+  const bootp = Buffer.alloc(236 + 312);
+  bootp[0] = 1; // BOOTREQUEST
+  bootp[1] = 1; // Ethernet
+  bootp[2] = 6;
+  bootp.writeUInt32BE(xid, 4);
+  GUEST_MAC.copy(bootp, 28);
+  Buffer.from([99, 130, 83, 99, 53, 1, 1, 255]).copy(bootp, 236); // cookie, DHCPDISCOVER, end
+  const udp = Buffer.alloc(8);
+  udp.writeUInt16BE(68, 0);
+  udp.writeUInt16BE(67, 2);
+  udp.writeUInt16BE(8 + bootp.length, 4);
+  return ethernet(BROADCAST, ETH_IPV4, ipv4(ip('0.0.0.0'), ip('255.255.255.255'), 17, Buffer.concat([udp, bootp])));
+}
+
+/** A UDP datagram without a checksum (0: none, as IPv4 allows), to `dst` through the MAC `via`. */
+export function udpDatagram(src: string, dst: string, via: Buffer, srcPort: number, dstPort: number, payload: Buffer): Buffer {
+  const udp = Buffer.alloc(8);
+  udp.writeUInt16BE(srcPort, 0);
+  udp.writeUInt16BE(dstPort, 2);
+  udp.writeUInt16BE(8 + payload.length, 4);
+  return ethernet(via, ETH_IPV4, ipv4(ip(src), ip(dst), 17, Buffer.concat([udp, payload])));
+}
+
+/** An ICMP echo request to `dst` (through the gateway's MAC `via`). */
+export function icmpEcho(src: string, dst: string, via: Buffer, id: number, seq: number): Buffer {
+  const icmp = Buffer.concat([Buffer.alloc(8), Buffer.from('vhost-user user port')]);
+  icmp[0] = 8;
+  icmp.writeUInt16BE(id, 4);
+  icmp.writeUInt16BE(seq, 6);
+  icmp.writeUInt16BE(inetChecksum(icmp), 2);
+  return ethernet(via, ETH_IPV4, ipv4(ip(src), ip(dst), 1, icmp));
+}
+
+export const etherType = (f: Buffer): number => f.readUInt16BE(12);
+/** The IPv4 protocol of a frame, or -1. */
+export const ipProto = (f: Buffer): number => (f.length >= 34 && etherType(f) === ETH_IPV4 ? f[23] : -1);
+const l4 = (f: Buffer): number => 14 + (f[14] & 0x0f) * 4;
+
+export interface ArpReply {
+  senderMac: Buffer;
+  senderIp: string;
+  targetMac: Buffer;
+}
+
+export function readArpReply(f: Buffer): ArpReply | undefined {
+  if (f.length < 42 || etherType(f) !== ETH_ARP || f.readUInt16BE(20) !== 2) return undefined;
+  return { senderMac: f.subarray(22, 28), senderIp: ipText(f.subarray(28, 32)), targetMac: f.subarray(32, 38) };
+}
+
+export interface DhcpReply {
+  xid: number;
+  yiaddr: string;
+  /** DHCP options by code. */
+  options: Map<number, Buffer>;
+}
+
+export function readDhcpReply(f: Buffer): DhcpReply | undefined {
+  if (ipProto(f) !== 17) return undefined;
+  const u = l4(f);
+  if (f.length < u + 8 + 240 || f.readUInt16BE(u) !== 67 || f.readUInt16BE(u + 2) !== 68) return undefined;
+  const bp = u + 8;
+  const options = new Map<number, Buffer>();
+  for (let at = bp + 240; at + 1 < f.length && f[at] !== 255;) {
+    if (f[at] === 0) {
+      at++;
+      continue;
+    }
+    options.set(f[at], f.subarray(at + 2, at + 2 + f[at + 1]));
+    at += 2 + f[at + 1];
+  }
+  return { xid: f.readUInt32BE(bp + 4), yiaddr: ipText(f.subarray(bp + 16, bp + 20)), options };
+}
+
+export interface TcpSegment {
+  src: string;
+  dst: string;
+  srcPort: number;
+  dstPort: number;
+  flags: number;
+}
+
+export const TCP_SYN = 0x02;
+
+export function readTcp(f: Buffer): TcpSegment | undefined {
+  if (ipProto(f) !== 6) return undefined;
+  const t = l4(f);
+  return {
+    src: ipText(f.subarray(26, 30)),
+    dst: ipText(f.subarray(30, 34)),
+    srcPort: f.readUInt16BE(t),
+    dstPort: f.readUInt16BE(t + 2),
+    flags: f[t + 13],
+  };
+}
+
+/** A UDP datagram's addresses, ports and payload, or undefined. */
+export function readUdp(f: Buffer): { src: string; srcPort: number; dstPort: number; payload: Buffer } | undefined {
+  if (ipProto(f) !== 17) return undefined;
+  const u = l4(f);
+  const len = f.readUInt16BE(u + 4);
+  return {
+    src: ipText(f.subarray(26, 30)),
+    srcPort: f.readUInt16BE(u),
+    dstPort: f.readUInt16BE(u + 2),
+    payload: f.subarray(u + 8, u + len),
+  };
+}
+
+/** An ICMP echo reply's source, id and sequence, or undefined. */
+export function readEchoReply(f: Buffer): { src: string; id: number; seq: number } | undefined {
+  if (ipProto(f) !== 1) return undefined;
+  const i = l4(f);
+  if (f[i] !== 0) return undefined;
+  return { src: ipText(f.subarray(26, 30)), id: f.readUInt16BE(i + 4), seq: f.readUInt16BE(i + 6) };
+}
