@@ -31,7 +31,7 @@ bool FrameBacklog::Push(const uint8_t* frame, size_t len) {
   }
   const uint32_t len32 = static_cast<uint32_t>(len);
   memcpy(buf_.data() + at, &len32, sizeof len32);
-  memcpy(buf_.data() + at + kHeader, frame, len);
+  if (len) memcpy(buf_.data() + at + kHeader, frame, len);
   tail_ = at + need;
   used_ += need;
   frames_++;
