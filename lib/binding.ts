@@ -72,6 +72,8 @@ export interface NativeNetDevice {
   serveInline(arm: boolean): boolean;
   /** A device made with 0 workers: readable when a queue was kicked (serveInline drains it); else -1. */
   readonly inlineFd: number;
+  /** The user port: opens (add) or closes a host -> guest forward, spelled out by lib/net/ports/user.ts. */
+  forward(add: boolean, spec: string): void;
 }
 
 /** A port's options as its native factory gets them: plain values only, checked in TypeScript. */

@@ -27,15 +27,10 @@ import {
   udpDatagram,
   ipText,
 } from './helpers/ip_frames';
-import { findProgram, missing, skipUnless } from './helpers/peers';
+import { hasLibrary, missing, skipUnless } from './helpers/peers';
 import { until } from './helpers/until';
 
-function hasLibslirp(): boolean {
-  const ldconfig = findProgram('ldconfig');
-  return ldconfig !== null && spawnSync(ldconfig, ['-p'], { encoding: 'utf8' }).stdout.includes('libslirp.so.0');
-}
-
-const skip = skipUnless(missing([[hasLibslirp(), 'libslirp (Debian package libslirp0)']]), 'user port');
+const skip = skipUnless(missing([[hasLibrary('libslirp.so.0'), 'libslirp (Debian package libslirp0)']]), 'user port');
 const fx = useBackendFixture();
 /** libslirp's MAC for its own addresses: 52:55 and the IPv4 address. */
 const slirpMac = (addr: string) => Buffer.from([0x52, 0x55, ...addr.split('.').map(Number)]);
@@ -132,10 +127,7 @@ describe.skipIf(skip)('user port', () => {
   });
 
   it('turns a connection to a --forward host port into a SYN to the guest', async () => {
-    const free = net.createServer();
-    await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
-    const hostPort = (free.address() as net.AddressInfo).port;
-    await new Promise((r) => free.close(r));
+    const hostPort = await freePort();
     const g = await userGuest({ forward: `tcp:${hostPort}:8022` });
     await lease(g); // libslirp learns the guest's MAC from it
     const client = net.connect(hostPort, '127.0.0.1');
@@ -151,6 +143,66 @@ describe.skipIf(skip)('user port', () => {
       client.destroy();
       g.driver.close();
     }
+  });
+});
+
+/** A host TCP port nobody listens on (just closed). */
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const p = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return p;
+}
+
+/** Connects to 127.0.0.1:port: resolves 'connected' or the error code. */
+function tryConnect(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1');
+    c.once('connect', () => {
+      c.destroy();
+      resolve('connected');
+    });
+    c.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+  });
+}
+
+describe.skipIf(skip)('user port forwards at run time', () => {
+  it('addForward opens a host port into the guest, removeForward closes it', async () => {
+    const hostPort = await freePort();
+    const g = await userGuest({});
+    await lease(g);
+    g.backend.device.addForward(`tcp:127.0.0.1:${hostPort}:8023`);
+    const client = net.connect(hostPort, '127.0.0.1');
+    client.on('error', () => {});
+    const syn = await g.receive((f) => {
+      const t = readTcp(f);
+      return t && t.flags & TCP_SYN ? t : undefined;
+    }, 'TCP SYN');
+    client.destroy();
+    expect(syn.dstPort).toBe(8023);
+    g.backend.device.removeForward(`tcp:${hostPort}`);
+    expect(await tryConnect(hostPort)).toBe('ECONNREFUSED');
+    g.driver.close();
+  });
+
+  it('refuses what it cannot do, in one line each', async () => {
+    const busy = net.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    try {
+      const g = await userGuest({});
+      const device = g.backend.device;
+      const busyPort = (busy.address() as net.AddressInfo).port;
+      expect(() => device.addForward(`tcp:${busyPort}:22`)).toThrow(expect.objectContaining({ code: 'EADDRINUSE' }));
+      expect(() => device.addForward('tcp:80')).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+      const unused = await freePort();
+      expect(() => device.removeForward(`udp:${unused}`)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+      g.driver.close();
+    } finally {
+      busy.close();
+    }
+    const other = fx.start({ port: 'loopback' });
+    expect(() => other.device.addForward('tcp:8080:80')).toThrow(/the loopback port has no forwards/);
   });
 });
 

@@ -124,6 +124,8 @@ export class NetDevice implements VhostUserDevice {
   readonly native: NativeNetDevice;
   /** Set by NET_SET_MTU. */
   mtu: number | undefined;
+  /** The port as resolved: its declaration and checked values (for run-time forwards). */
+  private readonly resolved: ResolvedPort;
   /** The js port's end in JavaScript; null for the other ports. */
   private readonly jsFrames: JsFrames | null = null;
   /** Queues the driver enabled, and whether a front-end set the device up since the last reset. */
@@ -133,6 +135,7 @@ export class NetDevice implements VhostUserDevice {
   constructor(opts: NetDeviceOptions = {}) {
     const checked = checkDeviceOptions(opts, LIBRARY_WORDING);
     const port = checked.port;
+    this.resolved = port;
     this.queuePairs = checked.queuePairs;
     this.workers = checked.workers;
     this.port = port.spec.name as PortKind;
@@ -175,6 +178,27 @@ export class NetDevice implements VhostUserDevice {
   /** The js port: how the frames sent so far were queued (by reference to a received view, or copied). */
   get sendCounts(): SendCounts {
     return { ...this.js('sendCounts').counts };
+  }
+
+  /**
+   * The user port: opens a host port into the guest now, like --forward: one spec,
+   * tcp:[HOSTADDR:]HOSTPORT:GUESTPORT or udp:... (HOSTADDR 127.0.0.1 by default).
+   */
+  addForward(spec: string): void {
+    this.native.forward(true, this.forwardSpec(spec, true));
+  }
+
+  /** The user port: closes a forward --forward or addForward opened: tcp:[HOSTADDR:]HOSTPORT (or udp:). */
+  removeForward(spec: string): void {
+    this.native.forward(false, this.forwardSpec(spec, false));
+  }
+
+  private forwardSpec(spec: string, add: boolean): string {
+    const { spec: port, values } = this.resolved;
+    if (!port.forward) throw new VhostUserError('ENOTSUP', `the ${port.name} port has no forwards: use device: { port: 'user' }`);
+    const r = port.forward(spec, add, values);
+    if ('problem' in r) throw new VhostUserError('EINVAL', r.problem);
+    return r.native;
   }
 
   /** The pairs the driver enabled: pair 0, and each other pair with both its queues enabled. */

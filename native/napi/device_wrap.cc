@@ -79,7 +79,8 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
                         InstanceAccessor<&NetDeviceWrap::WorkerNames>("workerNames"),
                         InstanceMethod<&NetDeviceWrap::FrameRingsJs>("frameRings"),
                         InstanceMethod<&NetDeviceWrap::ServeInline>("serveInline"),
-                        InstanceAccessor<&NetDeviceWrap::InlineFd>("inlineFd")});
+                        InstanceAccessor<&NetDeviceWrap::InlineFd>("inlineFd"),
+                        InstanceMethod<&NetDeviceWrap::Forward>("forward")});
   }
 
   // new NetDevice(queuePairs, portName, portOptions, workers): the registry makes one port per pair.
@@ -263,6 +264,17 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
     frame_layout_ = Napi::Persistent(layout);
     frame_hold_ = hold;
     return layout;
+  }
+
+  // forward(add, spec): the user port's run-time forwards; spec as lib/net/ports/user.ts spells it out.
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    std::string err;
+    int rc = device_->Forward(info[0].As<Napi::Boolean>().Value(), info[1].As<Napi::String>().Utf8Value(), &err);
+    if (rc != 0) {
+      const char* code = strerrorname_np(rc);  // err says it all: no strerror appended
+      ThrowError(info.Env(), code ? code : "EUNKNOWN", err, rc, "forward");
+    }
+    return info.Env().Undefined();
   }
 
   Napi::Value TakeEvents(const Napi::CallbackInfo& info) {

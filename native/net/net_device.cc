@@ -55,6 +55,16 @@ int NetDevice::AttachFrameRings(const std::shared_ptr<FrameRings>& rings, std::s
   });
 }
 
+int NetDevice::Forward(bool add, const std::string& spec, std::string* err) {
+  return RunQuiesced([&] {
+    if (ports_.empty()) {
+      *err = "the device is closed";
+      return EBADF;
+    }
+    return ports_[0]->OnForward(add, spec, err);
+  });
+}
+
 void NetDevice::OnReset() {
   settings_ = NetSettings();
   for (auto& port : ports_) port->OnReset();

@@ -31,6 +31,10 @@ class NetDevice final : public VhostDevice {
   // (Port::OnFrameRings). Returns 0 or an errno with *err set (ENOTSUP: not the js port).
   int AttachFrameRings(const std::shared_ptr<FrameRings>& rings, std::string* err);
 
+  // Opens or closes a host -> guest forward of the first pair's port (Port::OnForward), its worker
+  // stopped meanwhile. Returns 0 or an errno with *err set (ENOTSUP: not the user port).
+  int Forward(bool add, const std::string& spec, std::string* err);
+
  private:
   int OnFeatures(uint64_t features, std::string* err) override;
   int OnGroupEnable(int pair, bool on, std::string* err) override;

@@ -48,6 +48,12 @@ class Port {
   virtual std::vector<int> WatchFds() const { return {}; }
   // The front-end went away: drop per-connection state (frames held for the guest).
   virtual void OnReset() {}
+  // A host -> guest forward opened (add) or closed at run time: the user port's; `spec` is spelled out
+  // by its lib/net/ports file. Runs with every worker stopped. Returns 0 or an errno with *err set.
+  virtual int OnForward(bool add, const std::string& spec, std::string* err) {
+    *err = std::string("the ") + name() + " port has no forwards: use --port user";
+    return ENOTSUP;
+  }
   // The shared rings of a JavaScript program (net/frame_rings.h), for the port of pair `pair`; again
   // to start them afresh. Only the js port takes them. Runs with every worker stopped.
   virtual int OnFrameRings(std::shared_ptr<FrameRings> rings, int pair, std::string* err) {

@@ -19,6 +19,11 @@ export { findProgram };
 export const hasProgram = (name: string): boolean => findProgram(name) !== null;
 
 export const isRoot = () => process.getuid?.() === 0;
+/** A shared library the dynamic loader finds by its soname (ldconfig's cache). */
+export function hasLibrary(soname: string): boolean {
+  const ldconfig = findProgram('ldconfig');
+  return ldconfig !== null && spawnSync(ldconfig, ['-p'], { encoding: 'utf8' }).stdout.includes(soname);
+}
 export const hasTun = () => fs.existsSync('/dev/net/tun');
 
 /**

@@ -65,6 +65,11 @@ export interface PortSpec<N extends string = string, O extends readonly PortOpti
   check?(values: PortValues, device: DeviceContext): string | undefined;
   /** Words after "<name> port" in the CLI's serving line: ' tap0', ' of 64-byte frames'. */
   describe?(values: PortValues): string;
+  /**
+   * Host -> guest forwards at run time (device.addForward/removeForward): the spec as the native port
+   * takes it (Port::OnForward), or what is wrong with it. Absent: the port has no forwards.
+   */
+  forward?(spec: unknown, add: boolean, values: PortValues): { native: string } | { problem: string };
   /** The plain values the native factory of the same name gets (native/net/ports/registry.cc). */
   native(values: PortValues, device: DeviceContext): NativePortOptions;
 }

@@ -80,16 +80,48 @@ function parseForwards(text: string): Forward[] | string {
   return out;
 }
 
-/** What the native factory gets: every forward spelled out, the guest address being the first lease. */
-function nativeValues({ net, forward }: PortValues, device: DeviceContext) {
+/** A forward to close: tcp:[HOSTADDR:]HOSTPORT, or the spec that opened it. */
+function parseClosing(spec: string): Omit<Forward, 'guestPort'> | string {
+  const opened = parseForward(spec);
+  if (typeof opened !== 'string') return opened;
+  const [proto, ...rest] = spec.split(':');
+  const host = rest.length === 2 ? rest[0] : '127.0.0.1';
+  const hostPort = port(rest[rest.length - 1]);
+  if ((proto !== 'tcp' && proto !== 'udp') || rest.length > 2 || ipv4(host) === undefined || hostPort === undefined) {
+    return `'${spec}' is not tcp:[HOSTADDR:]HOSTPORT or udp:...`;
+  }
+  return { proto, host, hostPort };
+}
+
+/** The guest's address: the first lease of the network. */
+function guestAddress(net: PortValues[string]): string {
   const parsed = parseNet(String(net));
   if (typeof parsed === 'string') throw new Error(`unchecked --net: ${parsed}`);
-  const guest = dotted(parsed.net + DHCP_START);
+  return dotted(parsed.net + DHCP_START);
+}
+
+/** A forward as native/net/ports/user.cc takes it: every part spelled out. */
+const spelled = (f: Forward, guest: string) => `${f.proto}:${f.host}:${f.hostPort}:${guest}:${f.guestPort}`;
+
+/** device.addForward/removeForward: one spec, checked and spelled out. */
+function runtimeForward(spec: unknown, add: boolean, { net }: PortValues): { native: string } | { problem: string } {
+  if (typeof spec !== 'string') return { problem: `a forward must be a string like 'tcp:8080:80', got ${typeof spec}` };
+  if (add) {
+    const f = parseForward(spec);
+    return typeof f === 'string' ? { problem: f } : { native: spelled(f, guestAddress(net)) };
+  }
+  const f = parseClosing(spec);
+  return typeof f === 'string' ? { problem: f } : { native: `${f.proto}:${f.host}:${f.hostPort}` };
+}
+
+/** What the native factory gets: every forward spelled out, the guest address being the first lease. */
+function nativeValues({ net, forward }: PortValues, device: DeviceContext) {
+  const guest = guestAddress(net);
   const forwards = forward === undefined ? [] : parseForwards(String(forward));
   if (typeof forwards === 'string') throw new Error(`unchecked --forward: ${forwards}`);
   return {
     net: String(net),
-    forwards: forwards.map((f) => `${f.proto}:${f.host}:${f.hostPort}:${guest}:${f.guestPort}`).join(';'),
+    forwards: forwards.map((f) => spelled(f, guest)).join(';'),
     mtu: device.mtu ?? 0,
     restrict: 0,
     hostLoopback: 1,
@@ -140,5 +172,6 @@ export const user = definePort({
       ? `the user port's stack (libslirp) takes an MTU of at most ${MAX_USER_MTU}: lower --mtu`
       : undefined,
   describe: ({ net }) => ` on ${net}`,
+  forward: runtimeForward,
   native: nativeValues,
 });

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -103,35 +104,52 @@ bool ParseCidr(const std::string& text, in_addr* net, in_addr* mask) {
 
 in_addr HostInNet(in_addr net, uint32_t host) { return in_addr{htonl(ntohl(net.s_addr) + host)}; }
 
-// Each "tcp:HOSTADDR:HOSTPORT:GUESTADDR:GUESTPORT", ';' between them (user.ts writes every part).
-int AddForwards(SlirpLoop& loop, const std::string& list, PortError* err) {
-  size_t at = 0;
-  while (at < list.size()) {
-    size_t end = list.find(';', at);
-    if (end == std::string::npos) end = list.size();
-    const std::string spec = list.substr(at, end - at);
-    at = end + 1;
-    char proto[4], host[16], guest[16];
-    int host_port, guest_port;
-    in_addr h, g;
-    if (sscanf(spec.c_str(), "%3[a-z]:%15[0-9.]:%d:%15[0-9.]:%d", proto, host, &host_port, guest, &guest_port) != 5 ||
-        (strcmp(proto, "tcp") && strcmp(proto, "udp")) || inet_pton(AF_INET, host, &h) != 1 ||
-        inet_pton(AF_INET, guest, &g) != 1) {
-      *err = PortError{EINVAL, "user port: malformed forward '" + spec + "'"};
-      return -1;
-    }
-    if (loop.AddForward(proto[0] == 'u', h, host_port, g, guest_port) != 0) {
-      const int e = errno ? errno : EADDRINUSE;
-      *err = PortError{e, std::string("--forward ") + proto + ":" + host + ":" + std::to_string(host_port) + ":" +
-                              std::to_string(guest_port) + ": cannot listen on " + host + ":" +
-                              std::to_string(host_port) + " (" + strerror(e) + "); choose another host port"};
-      return -1;
-    }
+// One forward as user.ts spells it out: "tcp:HOSTADDR:HOSTPORT:GUESTADDR:GUESTPORT" (or udp:); to
+// close one, "tcp:HOSTADDR:HOSTPORT" is enough.
+struct Forward {
+  bool udp = false;
+  in_addr host{}, guest{};
+  int host_port = 0, guest_port = 0;
+  std::string text;  // for messages: proto:host:hostport
+};
+
+bool ParseForward(const std::string& spec, bool with_guest, Forward* f) {
+  char proto[4], host[16], guest[16];
+  const int n =
+      sscanf(spec.c_str(), "%3[a-z]:%15[0-9.]:%d:%15[0-9.]:%d", proto, host, &f->host_port, guest, &f->guest_port);
+  if (n != (with_guest ? 5 : 3) || (strcmp(proto, "tcp") && strcmp(proto, "udp")) ||
+      inet_pton(AF_INET, host, &f->host) != 1 || (with_guest && inet_pton(AF_INET, guest, &f->guest) != 1))
+    return false;
+  f->udp = proto[0] == 'u';
+  f->text = std::string(proto) + ":" + host + ":" + std::to_string(f->host_port);
+  return true;
+}
+
+// Opens or closes one forward; 0, or an errno with *err set to one line.
+int ApplyForward(SlirpLoop& loop, bool add, const std::string& spec, std::string* err) {
+  Forward f;
+  if (!ParseForward(spec, add, &f)) {
+    *err = "user port: malformed forward '" + spec + "'";
+    return EINVAL;
+  }
+  if (add && loop.AddForward(f.udp, f.host, f.host_port, f.guest, f.guest_port) != 0) {
+    const int e = errno ? errno : EADDRINUSE;
+    *err = "forward " + f.text + ":" + std::to_string(f.guest_port) + ": cannot listen there (" + strerror(e) +
+           "); choose another host port";
+    return e;
+  }
+  if (!add && loop.RemoveForward(f.udp, f.host, f.host_port) != 0) {
+    *err = "forward " + f.text + ": no such forward";
+    return ENOENT;
   }
   return 0;
 }
 
 }  // namespace
+
+int UserPort::OnForward(bool add, const std::string& spec, std::string* err) {
+  return ApplyForward(*loop_, add, spec, err);
+}
 
 std::unique_ptr<Port> MakeUser(const PortOptions& options, PortError* err) {
   std::string why;
@@ -168,8 +186,17 @@ std::unique_ptr<Port> MakeUser(const PortOptions& options, PortError* err) {
     *err = PortError{EINVAL, why};
     return nullptr;
   }
+  // Each forward of --forward, ';' between them.
   const std::string* forwards = options.String("forwards");
-  if (forwards && AddForwards(*loop, *forwards, err) != 0) return nullptr;
+  for (size_t at = 0; forwards && at < forwards->size();) {
+    size_t end = std::min(forwards->find(';', at), forwards->size());
+    int rc = ApplyForward(*loop, true, forwards->substr(at, end - at), &why);
+    if (rc != 0) {
+      *err = PortError{rc, why};
+      return nullptr;
+    }
+    at = end + 1;
+  }
   return std::make_unique<UserPort>(std::move(loop));
 }
 

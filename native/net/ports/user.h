@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "net/port.h"
@@ -27,6 +28,8 @@ class UserPort : public Port {
   // The guest's frames still waiting are its own business no more; the stack (leases, forwards,
   // connections) stays, as QEMU's -netdev user does across a guest reboot.
   void OnReset() override { loop_->backlog().Clear(); }
+  // "tcp:HOSTADDR:HOSTPORT:GUESTADDR:GUESTPORT" to open (or udp:), "tcp:HOSTADDR:HOSTPORT" to close.
+  int OnForward(bool add, const std::string& spec, std::string* err) override;
 
  private:
   static constexpr int kBurst = 32;
