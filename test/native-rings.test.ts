@@ -4,9 +4,9 @@
  * a re-attach with used entries never written, held ids across a rewind, IN_ORDER batching of
  * transmit entries only, the ring base encoding; and the run-time libslirp binding against the
  * installed library (a DHCP offer and an ARP reply with the addresses configured); the user port's
- * frame backlog against a model across wraps and refusals. Needs a C++ compiler (g++, or clang++ with
- * its sanitizer runtime); the libslirp check needs libslirp0, skips with the reason without it, and
- * fails then under CI=true.
+ * frame backlog against a model across wraps and refusals; its --dns rewrite against checksums computed
+ * from scratch. Needs a C++ compiler (g++, or clang++ with its sanitizer runtime); the libslirp
+ * check needs libslirp0, skips with the reason without it, and fails then under CI=true.
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
@@ -20,7 +20,7 @@ const skip = skipUnless(
 const root = path.resolve(__dirname, '..');
 
 describe.skipIf(skip)('native unit checks', () => {
-  it('pass for the packed ring, the libslirp binding and the frame backlog', { timeout: 180_000 }, () => {
+  it('pass for the packed ring, the libslirp binding, the frame backlog and the DNS rewrite', { timeout: 180_000 }, () => {
     // Not under the ASan run's preloaded gcc runtime: run.sh builds its own sanitized programs.
     const env = { ...process.env, LD_PRELOAD: '' };
     const r = spawnSync('bash', [path.join(root, 'native/test/run.sh')], { cwd: root, encoding: 'utf8', env });
@@ -29,5 +29,6 @@ describe.skipIf(skip)('native unit checks', () => {
     expect(out).toMatch(/packed ring: \d+ checks passed/);
     expect(out).toMatch(/slirp api: (\d+ checks passed|SKIPPED)/);
     expect(out).toMatch(/frame backlog: \d+ checks passed/);
+    expect(out).toMatch(/dns redirect: \d+ checks passed/);
   });
 });

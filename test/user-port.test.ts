@@ -120,9 +120,28 @@ describe.skipIf(skip)('user port', () => {
       expect(reply.srcPort).toBe(port);
       expect(reply.dstPort).toBe(40000);
       expect(reply.payload.toString()).toBe('re: hello host');
+      expect(reply.checksumOk).toBe(true);
       g.driver.close();
     } finally {
       server.close();
+    }
+  });
+
+  it('--dns: queries to the DNS address reach the resolver named; answers come from the DNS address', async () => {
+    const resolver = dgram.createSocket('udp4');
+    await new Promise<void>((r) => resolver.bind(0, '127.0.0.1', r));
+    resolver.on('message', (msg, from) => resolver.send(Buffer.concat([Buffer.from('answer to '), msg]), from.port, from.address));
+    try {
+      const g = await userGuest({ dns: `127.0.0.1:${resolver.address().port}` });
+      await lease(g);
+      // With a UDP checksum: libslirp drops a datagram whose checksum the rewrite got wrong.
+      g.send(udpDatagram('10.0.2.15', '10.0.2.3', slirpMac('10.0.2.3'), 40001, 53, Buffer.from('query'), true));
+      const answer = await g.receive((f) => readUdp(f), 'DNS answer');
+      expect(answer).toMatchObject({ src: '10.0.2.3', srcPort: 53, dstPort: 40001, checksumOk: true, ipChecksumOk: true });
+      expect(answer.payload.toString()).toBe('answer to query');
+      g.driver.close();
+    } finally {
+      resolver.close();
     }
   });
 

@@ -19,8 +19,9 @@ class FrameBacklog {
   bool Push(const uint8_t* frame, size_t len);
   bool empty() const { return frames_ == 0; }
   size_t frames() const { return frames_; }
-  // The oldest frame; only while !empty(). Valid until the next Pop or Clear.
-  const uint8_t* front() const { return buf_.data() + head_ + kHeader; }
+  // The oldest frame; only while !empty(). Valid until the next Pop or Clear; writable (a port may
+  // rewrite it in place before delivery).
+  uint8_t* front() { return buf_.data() + head_ + kHeader; }
   uint32_t front_len() const;
   void Pop();
   void Clear();

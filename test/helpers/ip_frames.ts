@@ -76,13 +76,32 @@ export function dhcpDiscover(xid: number): Buffer {
   return ethernet(BROADCAST, ETH_IPV4, ipv4(ip('0.0.0.0'), ip('255.255.255.255'), 17, Buffer.concat([udp, bootp])));
 }
 
-/** A UDP datagram without a checksum (0: none, as IPv4 allows), to `dst` through the MAC `via`. */
-export function udpDatagram(src: string, dst: string, via: Buffer, srcPort: number, dstPort: number, payload: Buffer): Buffer {
-  const udp = Buffer.alloc(8);
+/** The UDP checksum of a datagram (header with checksum 0, and payload) between two addresses. */
+function udpChecksum(src: Buffer, dst: Buffer, datagram: Buffer): number {
+  const pseudo = Buffer.alloc(12);
+  src.copy(pseudo, 0);
+  dst.copy(pseudo, 4);
+  pseudo[9] = 17;
+  pseudo.writeUInt16BE(datagram.length, 10);
+  return inetChecksum(Buffer.concat([pseudo, datagram])) || 0xffff;
+}
+
+/** A UDP datagram to `dst` through the MAC `via`; without a checksum (0, as IPv4 allows) unless asked. */
+export function udpDatagram(
+  src: string,
+  dst: string,
+  via: Buffer,
+  srcPort: number,
+  dstPort: number,
+  payload: Buffer,
+  checksum = false,
+): Buffer {
+  const udp = Buffer.concat([Buffer.alloc(8), payload]);
   udp.writeUInt16BE(srcPort, 0);
   udp.writeUInt16BE(dstPort, 2);
-  udp.writeUInt16BE(8 + payload.length, 4);
-  return ethernet(via, ETH_IPV4, ipv4(ip(src), ip(dst), 17, Buffer.concat([udp, payload])));
+  udp.writeUInt16BE(udp.length, 4);
+  if (checksum) udp.writeUInt16BE(udpChecksum(ip(src), ip(dst), udp), 6);
+  return ethernet(via, ETH_IPV4, ipv4(ip(src), ip(dst), 17, udp));
 }
 
 /** An ICMP echo request to `dst` (through the gateway's MAC `via`). */
@@ -157,16 +176,31 @@ export function readTcp(f: Buffer): TcpSegment | undefined {
   };
 }
 
-/** A UDP datagram's addresses, ports and payload, or undefined. */
-export function readUdp(f: Buffer): { src: string; srcPort: number; dstPort: number; payload: Buffer } | undefined {
+export interface UdpDatagram {
+  src: string;
+  srcPort: number;
+  dstPort: number;
+  payload: Buffer;
+  /** Whether the UDP checksum is right; undefined when the sender left it out (0). */
+  checksumOk: boolean | undefined;
+  /** Whether the IPv4 header's checksum is right. */
+  ipChecksumOk: boolean;
+}
+
+/** A UDP datagram's addresses, ports, payload and checksums' state, or undefined. */
+export function readUdp(f: Buffer): UdpDatagram | undefined {
   if (ipProto(f) !== 17) return undefined;
   const u = l4(f);
-  const len = f.readUInt16BE(u + 4);
+  const datagram = Buffer.from(f.subarray(u, u + f.readUInt16BE(u + 4)));
+  const sent = datagram.readUInt16BE(6);
+  datagram.writeUInt16BE(0, 6);
   return {
     src: ipText(f.subarray(26, 30)),
-    srcPort: f.readUInt16BE(u),
-    dstPort: f.readUInt16BE(u + 2),
-    payload: f.subarray(u + 8, u + len),
+    srcPort: datagram.readUInt16BE(0),
+    dstPort: datagram.readUInt16BE(2),
+    payload: datagram.subarray(8),
+    checksumOk: sent === 0 ? undefined : udpChecksum(f.subarray(26, 30), f.subarray(30, 34), datagram) === sent,
+    ipChecksumOk: inetChecksum(f.subarray(14, u)) === 0,
   };
 }
 

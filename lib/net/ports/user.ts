@@ -80,6 +80,16 @@ function parseForwards(text: string): Forward[] | string {
   return out;
 }
 
+/** --dns ADDR[:PORT] -> "ADDR:PORT", or a problem. */
+function parseResolver(text: string): string | { problem: string } {
+  const [addr, portText, extra] = text.split(':');
+  const p = portText === undefined ? 53 : port(portText);
+  const a = ipv4(addr ?? '');
+  if (a === undefined || p === undefined || extra !== undefined) return { problem: 'must be an IPv4 address with an optional :PORT' };
+  if (a >>> 24 === 127 && addr !== '127.0.0.1') return { problem: "must be 127.0.0.1 for the host's loopback (the gateway leads there)" };
+  return `${addr}:${p}`;
+}
+
 /** A forward to close: tcp:[HOSTADDR:]HOSTPORT, or the spec that opened it. */
 function parseClosing(spec: string): Omit<Forward, 'guestPort'> | string {
   const opened = parseForward(spec);
@@ -115,13 +125,14 @@ function runtimeForward(spec: unknown, add: boolean, { net }: PortValues): { nat
 }
 
 /** What the native factory gets: every forward spelled out, the guest address being the first lease. */
-function nativeValues({ net, forward }: PortValues, device: DeviceContext) {
+function nativeValues({ net, forward, dns }: PortValues, device: DeviceContext) {
   const guest = guestAddress(net);
   const forwards = forward === undefined ? [] : parseForwards(String(forward));
   if (typeof forwards === 'string') throw new Error(`unchecked --forward: ${forwards}`);
   return {
     net: String(net),
     forwards: forwards.map((f) => spelled(f, guest)).join(';'),
+    dns: dns === undefined ? '' : String(parseResolver(String(dns))),
     mtu: device.mtu ?? 0,
     restrict: 0,
     hostLoopback: 1,
@@ -164,6 +175,21 @@ export const user = definePort({
       help:
         'host ports forwarded into the guest by the user port: tcp:[HOSTADDR:]HOSTPORT:GUESTPORT\n' +
         'or udp:..., several separated by commas (HOSTADDR defaults to 127.0.0.1).',
+    },
+    {
+      key: 'dns',
+      flag: 'dns',
+      label: 'DNS resolver',
+      type: 'string',
+      metavar: 'ADDR[:PORT]',
+      check: (value) => {
+        const r = parseResolver(String(value));
+        return typeof r === 'string' ? undefined : r.problem;
+      },
+      help:
+        "the resolver the user port's guest asks through its DNS address (.3), instead of the\n" +
+        "host's /etc/resolv.conf: an IPv4 address (127.0.0.1 is the host's loopback) and a port\n" +
+        '(default 53). Frames to and from ADDR:PORT are rewritten to and from .3:53.',
     },
   ],
   maxQueuePairs: 1,

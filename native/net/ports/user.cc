@@ -13,7 +13,8 @@
 
 namespace vhost {
 
-UserPort::UserPort(std::unique_ptr<SlirpLoop> loop) : loop_(std::move(loop)), frame_(kMaxFrame) {}
+UserPort::UserPort(std::unique_ptr<SlirpLoop> loop, std::unique_ptr<DnsRedirect> dns)
+    : loop_(std::move(loop)), dns_(std::move(dns)), frame_(kMaxFrame) {}
 
 template <typename L>
 int UserPort::FromGuest(PairContext& c) {
@@ -36,6 +37,7 @@ int UserPort::FromGuest(PairContext& c) {
     tx_.Done<L>(c.tx);
     c.tx.Count(kStatPackets);
     c.tx.Count(kStatBytes, len);
+    if (dns_) dns_->ToHost(frame_.data(), len);
     loop_->Input(frame_.data(), len);
   }
   return moved;
@@ -56,6 +58,7 @@ int UserPort::ToGuest(PairContext& c, bool* rx_short) {
     if (r == RxReservation::Result::kShort || r == RxReservation::Result::kBroken) break;
     moved++;
     if (r == RxReservation::Result::kOk) {
+      if (dns_) dns_->ToGuest(backlog.front(), len);  // again after a kShort retry: a no-op then
       SegmentCursor dst = rx_.Cursor();
       WriteNetHeader(dst, hdr_len, rx_.buffers(), nullptr);
       dst.Write(backlog.front(), len);
@@ -197,7 +200,22 @@ std::unique_ptr<Port> MakeUser(const PortOptions& options, PortError* err) {
     }
     at = end + 1;
   }
-  return std::make_unique<UserPort>(std::move(loop));
+  // --dns "A.B.C.D:PORT": the host's 127.0.0.1 is reached through the gateway address.
+  std::unique_ptr<DnsRedirect> dns;
+  const std::string* resolver = options.String("dns");
+  if (resolver && !resolver->empty()) {
+    char addr[16];
+    int port = 0;
+    in_addr to;
+    if (sscanf(resolver->c_str(), "%15[0-9.]:%d", addr, &port) != 2 || inet_pton(AF_INET, addr, &to) != 1 || port < 1 ||
+        port > 65535) {
+      *err = PortError{EINVAL, "user port: malformed resolver '" + *resolver + "'"};
+      return nullptr;
+    }
+    if (to.s_addr == htonl(INADDR_LOOPBACK)) to = cfg.vhost;
+    dns = std::make_unique<DnsRedirect>(cfg.vnameserver, to, static_cast<uint16_t>(port));
+  }
+  return std::make_unique<UserPort>(std::move(loop), std::move(dns));
 }
 
 }  // namespace vhost

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "net/dns_redirect.h"
 #include "net/port.h"
 #include "net/rx_reservation.h"
 #include "net/slirp_loop.h"
@@ -21,7 +22,8 @@ namespace vhost {
 
 class UserPort : public Port {
  public:
-  explicit UserPort(std::unique_ptr<SlirpLoop> loop);
+  // `dns`: the --dns rewrite, or null.
+  UserPort(std::unique_ptr<SlirpLoop> loop, std::unique_ptr<DnsRedirect> dns);
   const char* name() const override { return "user"; }
   bool Service(PairContext& c) override;
   std::vector<int> WatchFds() const override { return {loop_->fd()}; }
@@ -45,6 +47,7 @@ class UserPort : public Port {
   int ToGuest(PairContext& c, bool* rx_short);
 
   std::unique_ptr<SlirpLoop> loop_;
+  std::unique_ptr<DnsRedirect> dns_;
   TxFrame tx_;
   RxReservation rx_;
   std::vector<uint8_t> frame_;  // one guest frame, out of the guest's reach
