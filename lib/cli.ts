@@ -26,7 +26,7 @@ function portHelp(): string {
     const [first, ...rest] = p.help.split('\n');
     return [`${' '.repeat(25)}${p.name.padEnd(10)}${first}`, ...rest.map((line) => `${' '.repeat(35)}${line}`)].join('\n');
   });
-  const options = CLI_PORT_OPTIONS.map((o) => helpEntry(`--${o.flag} ${o.metavar}`, o.help));
+  const options = CLI_PORT_OPTIONS.map((o) => helpEntry(o.type === 'flag' ? `--${o.flag}` : `--${o.flag} ${o.metavar}`, o.help));
   return [helpEntry('--port KIND', `where the device's frames go (default: ${PORTS[0].name}):`), ...kinds, ...options].join('\n');
 }
 
@@ -123,8 +123,8 @@ function deviceOptions(values: Record<string, string | boolean | string[] | unde
     workers: integer(values.workers as string | undefined),
   };
   for (const o of CLI_PORT_OPTIONS) {
-    const raw = values[o.flag] as string | undefined;
-    opts[o.key] = o.type === 'integer' ? integer(raw) : raw;
+    const raw = values[o.flag];
+    opts[o.key] = o.type === 'integer' ? integer(raw as string | undefined) : raw;
   }
   const device = opts as NetDeviceOptions;
   try {
@@ -144,7 +144,12 @@ function parseFlags(argv: string[]) {
         socket: { type: 'string', multiple: true },
         client: { type: 'boolean' },
         port: { type: 'string' },
-        ...Object.fromEntries(CLI_PORT_OPTIONS.map((o) => [o.flag, { type: 'string' as const }])),
+        ...Object.fromEntries(
+          CLI_PORT_OPTIONS.map((o) => [
+            o.flag,
+            o.type === 'flag' ? { type: 'boolean' as const } : { type: 'string' as const, ...(o.multiple ? { multiple: true } : {}) },
+          ]),
+        ),
         queues: { type: 'string' },
         workers: { type: 'string' },
         mtu: { type: 'string' },

@@ -6,7 +6,7 @@
  * worker. Without libslirp at run time the CLI fails in one line naming the package. Needs libslirp0.
  */
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -28,7 +28,7 @@ import {
   ipText,
 } from './helpers/ip_frames';
 import { hasLibrary, missing, skipUnless } from './helpers/peers';
-import { until } from './helpers/until';
+import { sleep, until } from './helpers/until';
 
 const skip = skipUnless(missing([[hasLibrary('libslirp.so.0'), 'libslirp (Debian package libslirp0)']]), 'user port');
 const fx = useBackendFixture();
@@ -186,6 +186,70 @@ function tryConnect(port: number): Promise<string> {
   });
 }
 
+/** A UDP server on 127.0.0.1 that answers 're: ' + what it got, and counts what it got. */
+async function udpServer() {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+  const server = { socket, port: socket.address().port, received: 0 };
+  socket.on('message', (msg, from) => {
+    server.received++;
+    socket.send(Buffer.concat([Buffer.from('re: '), msg]), from.port, from.address);
+  });
+  return server;
+}
+
+/** A SYN toward the guest, or undefined. */
+const readSyn = (f: Buffer) => {
+  const t = readTcp(f);
+  return t && t.flags & TCP_SYN ? t : undefined;
+};
+
+describe.skipIf(skip)('user port isolation', () => {
+  it('--restrict: no gateway in the lease, no UDP to the host; forwards (several) still reach the guest', async () => {
+    const server = await udpServer();
+    const [p1, p2] = [await freePort(), await freePort()];
+    try {
+      const g = await userGuest({ restrict: true, forward: [`tcp:${p1}:8001`, `tcp:${p2}:8002`] });
+      const offer = await lease(g);
+      expect(offer.yiaddr).toBe('10.0.2.15');
+      expect(offer.options.has(3)).toBe(false); // libslirp names no router when restricted
+      g.send(udpDatagram('10.0.2.15', '10.0.2.2', slirpMac('10.0.2.2'), 40002, server.port, Buffer.from('let me out')));
+      const clients = [p1, p2].map((p) => net.connect(p, '127.0.0.1').on('error', () => {}));
+      const syns = [await g.receive(readSyn, 'first SYN'), await g.receive(readSyn, 'second SYN')];
+      expect(syns.map((t) => t.dstPort).sort()).toEqual([8001, 8002]);
+      for (const c of clients) c.destroy();
+      await sleep(300); // the positive case above answers within milliseconds
+      expect(server.received).toBe(0);
+      g.driver.close();
+    } finally {
+      server.socket.close();
+    }
+  });
+
+  it("--no-host-loopback: the gateway does not lead to the host's 127.0.0.1", async () => {
+    const server = await udpServer();
+    try {
+      const g = await userGuest({ noHostLoopback: true });
+      await lease(g);
+      g.send(udpDatagram('10.0.2.15', '10.0.2.2', slirpMac('10.0.2.2'), 40003, server.port, Buffer.from('knock')));
+      g.send(icmpEcho('10.0.2.15', '10.0.2.2', slirpMac('10.0.2.2'), 78, 1)); // the gateway itself still answers
+      expect(await g.receive(readEchoReply, 'ICMP echo reply')).toEqual({ src: '10.0.2.2', id: 78, seq: 1 });
+      await sleep(300);
+      expect(server.received).toBe(0);
+      g.driver.close();
+    } finally {
+      server.socket.close();
+    }
+  });
+
+  it('checks the flags: booleans, and --dns on the loopback needs it', () => {
+    expect(() => fx.start({ port: 'user', restrict: 1 as unknown as boolean })).toThrow(
+      'restricted user network must be true or false, got 1',
+    );
+    expect(() => fx.start({ port: 'user', noHostLoopback: true, dns: '127.0.0.1:5353' })).toThrow(/drop --no-host-loopback/);
+  });
+});
+
 describe.skipIf(skip)('user port forwards at run time', () => {
   it('addForward opens a host port into the guest, removeForward closes it', async () => {
     const hostPort = await freePort();
@@ -222,6 +286,28 @@ describe.skipIf(skip)('user port forwards at run time', () => {
     }
     const other = fx.start({ port: 'loopback' });
     expect(() => other.device.addForward('tcp:8080:80')).toThrow(/the loopback port has no forwards/);
+  });
+});
+
+describe.skipIf(skip)('user port from the CLI', () => {
+  it('takes --forward several times and the isolation flags', async () => {
+    const [p1, p2] = [await freePort(), await freePort()];
+    const cli = path.resolve(__dirname, '../dist/cli.js');
+    const args = [cli, 'net', '--socket', path.join(fx.dir, 'net.sock'), '--port', 'user', '--forward', `tcp:${p1}:22`];
+    args.push('--forward', `tcp:127.0.0.1:${p2}:23`, '--restrict', '--no-host-loopback', '--no-ipv6');
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      expect(await until(() => out.includes('serving virtio-net (user port on 10.0.2.0/24'), 10_000), out).toBe(true);
+      expect([await tryConnect(p1), await tryConnect(p2)]).toEqual(['connected', 'connected']);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const help = spawnSync(process.execPath, [cli, '--help'], { encoding: 'utf8' }).stdout;
+    expect(help).toMatch(/\n {2}--restrict {2,}\S/);
+    expect(help).toMatch(/\n {2}--forward SPEC {2,}\S/);
   });
 });
 

@@ -21,8 +21,11 @@ export interface IntegerBounds {
 }
 
 export interface PortOption extends OptionName, Partial<IntegerBounds> {
-  type: 'string' | 'integer';
-  /** The value's placeholder in --help: NAME, N. */
+  /** 'flag': true when given (a CLI flag without a value; a boolean in the library). */
+  type: 'string' | 'integer' | 'flag';
+  /** A string option that may be given several times (the library takes a string or an array). */
+  multiple?: boolean;
+  /** The value's placeholder in --help: NAME, N; empty for a flag. */
   metavar: string;
   /** --help text after the flag; lines after the first are indented by the CLI. */
   help: string;
@@ -36,8 +39,8 @@ export interface PortOption extends OptionName, Partial<IntegerBounds> {
   check?(value: string | number): string | undefined;
 }
 
-/** An option's value after checking: a string or an integer, per its type. */
-export type PortValues = Record<string, string | number | undefined>;
+/** An option's value after checking: a string, an integer or a boolean per its type; strings for a multiple one. */
+export type PortValues = Record<string, string | number | boolean | string[] | undefined>;
 
 /** What a port sees of the rest of the device when it checks its values against it. */
 export interface DeviceContext {

@@ -14,7 +14,15 @@ type RegisteredOption = Registered['options'][number];
 export type PortKind = Registered['name'];
 
 /** Every port's options, by their library name (tap, frameSize, ...). */
-export type PortOptionValues = { [O in RegisteredOption as O['key']]?: O extends { type: 'integer' } ? number : string };
+export type PortOptionValues = {
+  [O in RegisteredOption as O['key']]?: O extends { type: 'integer' }
+    ? number
+    : O extends { type: 'flag' }
+      ? boolean
+      : O extends { multiple: true }
+        ? string | string[]
+        : string;
+};
 
 /** The registered ports in --help order; the first is the default. */
 export const PORTS: readonly PortSpec[] = Object.values(registry);
@@ -75,15 +83,23 @@ export function resolvePort(opts: PortInput, device: DeviceContext, w: Wording):
       if (o.required) fail(`${w.port(kind)} needs ${w.missing(o)}`);
       continue;
     }
-    if (o.type === 'integer') {
-      const problem = integerProblem({ ...o, min: o.min ?? 0, max: o.max ?? Number.MAX_SAFE_INTEGER }, value, w);
-      if (problem) fail(problem);
-    } else if (typeof value !== 'string') {
-      fail(`${w.option(o)} must be a string, got ${shown(value)}`);
+    if (o.type === 'flag') {
+      if (typeof value !== 'boolean') fail(`${w.option(o)} must be true or false, got ${shown(value)}`);
+      values[o.key] = value as boolean;
+      continue;
     }
-    const problem = o.check?.(value as string | number);
-    if (problem) fail(`${w.option(o)} ${problem}, got ${shown(value)}`);
-    values[o.key] = value as string | number;
+    const each = o.multiple && Array.isArray(value) ? (value as unknown[]) : [value];
+    for (const v of each) {
+      if (o.type === 'integer') {
+        const problem = integerProblem({ ...o, min: o.min ?? 0, max: o.max ?? Number.MAX_SAFE_INTEGER }, v, w);
+        if (problem) fail(problem);
+      } else if (typeof v !== 'string') {
+        fail(`${w.option(o)} must be a string${o.multiple ? ' or an array of strings' : ''}, got ${shown(v)}`);
+      }
+      const problem = o.check?.(v as string | number);
+      if (problem) fail(`${w.option(o)} ${problem}, got ${shown(v)}`);
+    }
+    values[o.key] = o.multiple ? (each as string[]) : (value as string | number);
   }
   if (spec.maxQueuePairs !== undefined && device.queuePairs > spec.maxQueuePairs) {
     const max = spec.maxQueuePairs;

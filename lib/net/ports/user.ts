@@ -69,17 +69,6 @@ function parseForward(spec: string): Forward | string {
   return { proto, host, hostPort, guestPort };
 }
 
-/** The --forward value: specs separated by commas. */
-function parseForwards(text: string): Forward[] | string {
-  const out: Forward[] = [];
-  for (const spec of text.split(',')) {
-    const f = parseForward(spec.trim());
-    if (typeof f === 'string') return f;
-    out.push(f);
-  }
-  return out;
-}
-
 /** --dns ADDR[:PORT] -> "ADDR:PORT", or a problem. */
 function parseResolver(text: string): string | { problem: string } {
   const [addr, portText, extra] = text.split(':');
@@ -125,18 +114,22 @@ function runtimeForward(spec: unknown, add: boolean, { net }: PortValues): { nat
 }
 
 /** What the native factory gets: every forward spelled out, the guest address being the first lease. */
-function nativeValues({ net, forward, dns }: PortValues, device: DeviceContext) {
+function nativeValues(values: PortValues, device: DeviceContext) {
+  const { net, forward, dns } = values;
   const guest = guestAddress(net);
-  const forwards = forward === undefined ? [] : parseForwards(String(forward));
-  if (typeof forwards === 'string') throw new Error(`unchecked --forward: ${forwards}`);
+  const forwards = ((forward ?? []) as string[]).map((spec) => {
+    const f = parseForward(spec);
+    if (typeof f === 'string') throw new Error(`unchecked --forward: ${f}`);
+    return spelled(f, guest);
+  });
   return {
     net: String(net),
-    forwards: forwards.map((f) => spelled(f, guest)).join(';'),
+    forwards: forwards.join(';'),
     dns: dns === undefined ? '' : String(parseResolver(String(dns))),
     mtu: device.mtu ?? 0,
-    restrict: 0,
-    hostLoopback: 1,
-    ipv6: 1,
+    restrict: values.restrict ? 1 : 0,
+    hostLoopback: values.noHostLoopback ? 0 : 1,
+    ipv6: values.noIpv6 ? 0 : 1,
   };
 }
 
@@ -167,14 +160,15 @@ export const user = definePort({
       flag: 'forward',
       label: 'forwards',
       type: 'string',
-      metavar: 'SPEC[,SPEC]',
+      metavar: 'SPEC',
+      multiple: true,
       check: (value) => {
-        const r = parseForwards(String(value));
+        const r = parseForward(String(value));
         return typeof r === 'string' ? r : undefined;
       },
       help:
-        'host ports forwarded into the guest by the user port: tcp:[HOSTADDR:]HOSTPORT:GUESTPORT\n' +
-        'or udp:..., several separated by commas (HOSTADDR defaults to 127.0.0.1).',
+        'a host port forwarded into the guest by the user port: tcp:[HOSTADDR:]HOSTPORT:GUESTPORT\n' +
+        'or udp:... (HOSTADDR defaults to 127.0.0.1); repeat it for several.',
     },
     {
       key: 'dns',
@@ -191,12 +185,38 @@ export const user = definePort({
         "host's /etc/resolv.conf: an IPv4 address (127.0.0.1 is the host's loopback) and a port\n" +
         '(default 53). Frames to and from ADDR:PORT are rewritten to and from .3:53.',
     },
+    {
+      key: 'restrict',
+      flag: 'restrict',
+      label: 'restricted user network',
+      type: 'flag',
+      metavar: '',
+      help: "the user port's guest reaches nothing outside (no TCP, UDP or ping through the host);\n--forward still works.",
+    },
+    {
+      key: 'noHostLoopback',
+      flag: 'no-host-loopback',
+      label: 'no host loopback',
+      type: 'flag',
+      metavar: '',
+      help: "the user port's gateway address does not lead to the host's 127.0.0.1.",
+    },
+    {
+      key: 'noIpv6',
+      flag: 'no-ipv6',
+      label: 'no IPv6',
+      type: 'flag',
+      metavar: '',
+      help: 'the user port offers IPv4 only (IPv6 is fec0::/64 otherwise: gateway ::2, DNS ::3).',
+    },
   ],
   maxQueuePairs: 1,
-  check: (_values, { mtu }) =>
-    mtu !== undefined && mtu > MAX_USER_MTU
-      ? `the user port's stack (libslirp) takes an MTU of at most ${MAX_USER_MTU}: lower --mtu`
-      : undefined,
+  check: ({ dns, noHostLoopback }, { mtu }) => {
+    if (mtu !== undefined && mtu > MAX_USER_MTU)
+      return `the user port's stack (libslirp) takes an MTU of at most ${MAX_USER_MTU}: lower --mtu`;
+    if (noHostLoopback && String(dns).startsWith('127.')) return '--dns 127.0.0.1 goes through the host loopback: drop --no-host-loopback';
+    return undefined;
+  },
   describe: ({ net }) => ` on ${net}`,
   forward: runtimeForward,
   native: nativeValues,
