@@ -140,7 +140,10 @@ void SlirpLoop::SyncWatched(bool all) {
     ev.events = want;
     ev.data.fd = p.fd;
     if (it == watched_.end()) {
-      if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, p.fd, &ev) == 0) watched_[p.fd] = want;
+      // EEXIST: still in the set from before we forgot it (an unregister we missed): take it over.
+      if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, p.fd, &ev) == 0 ||
+          (errno == EEXIST && epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, p.fd, &ev) == 0))
+        watched_[p.fd] = want;
       continue;
     }
     const bool changed = (it->second & ~(1u << 31)) != want;
