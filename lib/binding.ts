@@ -39,7 +39,7 @@ export interface NativeFrameRings {
 
 /** One virtio-net device's native half: guest memory, queues, worker threads, a port per queue pair. */
 export interface NativeNetDevice {
-  /** queueCount * STATS_PER_QUEUE u64 counters written by the worker (see lib/net/stats.ts). */
+  /** queueCount * queueStatStride u64 counters written by the workers (see lib/net/stats.ts). */
   readonly stats: ArrayBuffer;
   /** The worker threads' names (`vhu-<device>-w<k>`), indexed by worker; pair p is on worker p % count. */
   readonly workerNames: string[];
@@ -74,6 +74,28 @@ export interface NativeNetDevice {
   readonly inlineFd: number;
   /** The user port: opens (add) or closes a host -> guest forward, spelled out by lib/net/ports/user.ts. */
   forward(add: boolean, spec: string): void;
+}
+
+/**
+ * A capture's rings (native/net/capture.h): one per queue pair, whose bytes are pcap records, in one
+ * mapping seen as `buffer`. Made attached to a device; stop() detaches (no record written afterwards),
+ * close() detaches and unmaps (`buffer` is detached first).
+ */
+export interface NativeCapture {
+  readonly buffer: ArrayBuffer;
+  readonly pairs: number;
+  /** An eventfd a worker writes when a ring is a quarter full after writerSleeps(); closed by close(). */
+  readonly wakeFd: number;
+  /** The writer found every ring empty and sleeps: wake it (wakeFd) when one fills. Look once more after. */
+  writerSleeps(): void;
+  /** [offset in buffer, length]: the next bytes of pair's ring to write out, in one piece (length 0: none). */
+  readable(pair: number): [number, number];
+  /** `bytes` of what readable() gave are written: the worker may reuse them. */
+  consume(pair: number, bytes: number): void;
+  /** Records written into the rings, and frames not captured for lack of room, over every pair. */
+  counts(): { frames: number; dropped: number };
+  stop(): void;
+  close(): void;
 }
 
 /** A port's options as its native factory gets them: plain values only, checked in TypeScript. */
@@ -117,6 +139,11 @@ export interface Binding {
    * the calling thread does (serveInline).
    */
   NetDevice: new (queuePairs: number, port: string, options: NativePortOptions, workers?: number) => NativeNetDevice;
+  /** The per-queue counters' names in slot order (QueueStat), and the u64 slots from one queue's to the next's. */
+  queueStatNames: string[];
+  queueStatStride: number;
+  /** Capture of every frame of `device` into a ring per pair of `ringBytes` (a power of two), cut to `snaplen`. */
+  Capture: new (device: NativeNetDevice, ringBytes: number, snaplen: number) => NativeCapture;
 }
 
 // VHOST_USER_ADDON points at another build of the addon (the ASan build of `npm run test:asan`).

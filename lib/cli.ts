@@ -12,6 +12,7 @@ import { CLI_PORT_OPTIONS, PORTS } from './net/ports/resolve';
 import { formatStats } from './net/stats';
 import { parseListenAddress, type ListenAddress } from './observe/address';
 import { serveMetrics } from './observe/server';
+import { MAX_SNAPLEN, type PcapCapture } from './observe/pcap';
 import type { LogLevel } from './protocol/session';
 
 /** An option's --help entry: the flag column, then its text with continuation lines aligned. */
@@ -50,6 +51,10 @@ ${portHelp()}
                        flows the worker polls the rings with guest kicks suppressed, and sleeps once N µs
                        pass without work. 0: purely event-driven (lowest idle cost, one wake-up per burst).
   --socket-mode MODE   permissions of the socket file, octal (default 0600: only this user).
+  --pcap FILE          write every frame of the device, both directions, to FILE (pcap, nanosecond
+                       timestamps; tcpdump -r FILE reads it). Frames the writer cannot keep up with are
+                       not captured and counted (printed with the statistics). One --socket only.
+  --snaplen N          bytes kept of each captured frame (1..${MAX_SNAPLEN}, default ${MAX_SNAPLEN}: whole frames).
   --stats-interval S   print per-queue statistics every S seconds (default: only on SIGUSR1 and exit).
   --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics and a live page of
                        per-queue rates at /. HOST may be left out: 127.0.0.1 (0.0.0.0: every
@@ -57,7 +62,8 @@ ${portHelp()}
   --quiet              log warnings only.
   -h, --help           show this help.
 
-Statistics (packets, bytes, drops, errors, kicks, calls per queue) are printed on SIGUSR1 and on exit.
+Statistics per queue (packets, bytes, drops, errors, multicast, broadcast, size bins, kicks, guest
+notifications made and suppressed; DPDK's vhost names in the README) are printed on SIGUSR1 and on exit.
 
 QEMU example (guest memory must be shared with the back-end):
   qemu-system-x86_64 -m 256M \\
@@ -157,6 +163,8 @@ function parseFlags(argv: string[]) {
         'poll-us': { type: 'string' },
         'stats-interval': { type: 'string' },
         metrics: { type: 'string' },
+        pcap: { type: 'string' },
+        snaplen: { type: 'string' },
         quiet: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -190,9 +198,13 @@ function main(argv: string[]): void {
   if (port.singleDevice && sockets.length > 1) fail(`the ${port.name} port serves one device: give one --socket`);
   const socketMode = intOption('socket-mode', values['socket-mode'], 0, 0o777, 8) ?? 0o600;
   const statsInterval = intOption('stats-interval', values['stats-interval'], 1, 86400);
+  const snaplen = intOption('snaplen', values.snaplen, 1, MAX_SNAPLEN);
+  if (snaplen !== undefined && values.pcap === undefined) fail('--snaplen needs --pcap FILE');
+  if (values.pcap !== undefined && sockets.length > 1) fail('--pcap captures one device: give one --socket');
 
   const backends: VhostUserBackend[] = [];
   serveMetricsOption(values.metrics, backends);
+  let pcap: PcapCapture | undefined;
   for (const socketPath of sockets) {
     const log = (level: LogLevel, message: string) => {
       if (level === 'info' && values.quiet) return;
@@ -202,6 +214,7 @@ function main(argv: string[]): void {
     try {
       const backend = new VhostUserBackend({ socketPath, client: values.client, socketMode, log, device });
       backends.push(backend);
+      if (values.pcap !== undefined) pcap = backend.device.capture(values.pcap, { snaplen });
       backend.start();
     } catch (err) {
       for (const b of backends) b.close();
@@ -213,16 +226,38 @@ function main(argv: string[]): void {
       `Ctrl-C to stop, SIGUSR1 for statistics\n`,
   );
 
+  handleSignals(backends, pcap, statsInterval);
+}
+
+/**
+ * Statistics on SIGUSR1 (and every `statsInterval` seconds); on SIGINT/SIGTERM the statistics, the
+ * back-ends closed, the capture's rings written out, then exit.
+ */
+function handleSignals(backends: VhostUserBackend[], pcap: PcapCapture | undefined, statsInterval?: number): void {
+  const captureLine = (c: { frames: number; dropped: number }, verb: string) =>
+    `pcap ${pcap?.path}: ${c.frames} frames ${verb}, ${c.dropped} not captured (the writer fell behind)\n`;
   const printStats = () => {
     for (const b of backends) process.stdout.write(`statistics for ${b.socketPath}:\n${formatStats(b.device.stats())}\n`);
+    if (pcap) process.stdout.write(captureLine(pcap.counts(), 'captured'));
   };
   process.on('SIGUSR1', printStats);
   if (statsInterval) setInterval(printStats, statsInterval * 1000);
+  let stopping = false;
   const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
     process.stdout.write(`vhost-user: ${signal}, stopping\n`);
     printStats();
     for (const b of backends) b.close();
-    process.exit(0);
+    // The capture writes what its rings still hold before the process ends.
+    const flushed = pcap ? pcap.stop().then((c) => process.stdout.write(captureLine(c, 'written'))) : Promise.resolve();
+    flushed.then(
+      () => process.exit(0),
+      (err) => {
+        process.stderr.write(`vhost-user: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));

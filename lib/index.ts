@@ -2,7 +2,8 @@
 export { VhostUserBackend, type BackendOptions } from './backend';
 export { VhostUserError } from './errors';
 export { NetDevice, type NetDeviceOptions, type PortKind } from './net/device';
-export { STAT_NAMES, formatStats, type QueueStats } from './net/stats';
+export { DPDK_NAMES, STAT_NAMES, dpdkQueueName, formatStats, type QueueStats, type StatName } from './net/stats';
+export type { CaptureCounts, CaptureOptions, PcapCapture } from './observe/pcap';
 export { serveMetrics, type MetricsServer, type MetricsServerOptions } from './observe/server';
 export type { Logger, LogLevel } from './protocol/session';
 export type { VhostUserDevice, VringAddresses } from './protocol/device';

@@ -40,6 +40,7 @@ Napi::Object InitExports(Napi::Env env, Napi::Object exports) {
   InitSocket(env, exports);
   InitOs(env, exports);
   InitDevice(env, exports);
+  InitCapture(env, exports);
   return exports;
 }
 

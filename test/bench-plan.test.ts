@@ -4,7 +4,9 @@
  * ratio of the report, and the js back-end (the JS echo on the js port) in the plan and the report.
  */
 import { describe, expect, it } from 'vitest';
+import { parseOurStatsBlocks } from '../lib/bench/backends';
 import type { Options } from '../lib/bench/cli';
+import { STAT_NAMES, formatStats, type QueueStats } from '../lib/net/stats';
 import { checkLayout, layoutOf, negotiatedFeatures, parseLayouts } from '../lib/bench/layout';
 import { fairness, pairFigures, parsePairs, parseStreamStats } from '../lib/bench/pairs';
 import { buildPlan } from '../lib/bench/plan';
@@ -249,5 +251,17 @@ describe('the js back-end (a MAC-swap echo in JavaScript on the js port)', () =>
       'asked for split rings but our back-end (js port) negotiated packed; features 0xd50008000',
     );
     expect(checkLayout('js', 'split', null).invalid).toMatch(/ring layout unknown/);
+  });
+});
+
+describe("our back-end's statistics as the benchmark reads them", () => {
+  it('parses what the CLI prints on SIGUSR1 (formatStats), every pair', () => {
+    const queue = (q: number) => Object.fromEntries(STAT_NAMES.map((n, i) => [n, BigInt(1000 * q + i)])) as QueueStats;
+    const text = `statistics for /s:\n${formatStats([0, 1, 2, 3].map(queue))}\nmore output\n`;
+    const [block] = parseOurStatsBlocks(text, '/s', 2);
+    expect(block.pairs).toHaveLength(2);
+    expect(block.pairs[1].tx).toEqual({ packets: 3000, bytes: 3001, drops: 3012, errors: 3013, kicks: 3014, calls: 3015 });
+    expect(block.rx.packets).toBe(0 + 2000);
+    expect(block.tx.calls).toBe(1015 + 3015);
   });
 });

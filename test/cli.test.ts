@@ -107,14 +107,14 @@ describe('vhost-user CLI', () => {
       expect(out).toMatch(/features acked: 0x[0-9a-f]+ \(.*\bVERSION_1\b/);
 
       child.kill('SIGUSR1');
-      expect(await until(() => out.includes('q1 (tx0): packets=1000'))).toBe(true);
+      expect(await until(() => out.includes('queue 1 (guest TX of pair 0, DPDK rx_q0): packets=1000'))).toBe(true);
       driver.close();
       memory.close();
       expect(await until(() => out.includes('front-end disconnected'))).toBe(true);
 
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
-      expect(out).toMatch(/SIGTERM, stopping\n[\s\S]*q0 \(rx0\): packets=1000/);
+      expect(out).toMatch(/SIGTERM, stopping\n[\s\S]*queue 0 \(guest RX of pair 0, DPDK tx_q0\): packets=1000/);
       expect(fs.existsSync(socketPath)).toBe(false);
     } finally {
       child.kill('SIGKILL');

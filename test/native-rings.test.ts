@@ -5,8 +5,10 @@
  * transmit entries only, the ring base encoding; and the run-time libslirp binding against the
  * installed library (a DHCP offer and an ARP reply with the addresses configured); the user port's
  * frame backlog against a model across wraps and refusals; its --dns rewrite against checksums computed
- * from scratch. Needs a C++ compiler (g++, or clang++ with its sanitizer runtime); the libslirp
- * check needs libslirp0, skips with the reason without it, and fails then under CI=true.
+ * from scratch; the capture rings and per-frame counters (records across the wrap, a full ring dropping,
+ * the writer's bell, size bins and MAC classes). Needs a C++ compiler (g++, or clang++ with its
+ * sanitizer runtime); the libslirp check needs libslirp0, skips with the reason without it, and fails
+ * then under CI=true.
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
@@ -20,15 +22,20 @@ const skip = skipUnless(
 const root = path.resolve(__dirname, '..');
 
 describe.skipIf(skip)('native unit checks', () => {
-  it('pass for the packed ring, the libslirp binding, the frame backlog and the DNS rewrite', { timeout: 180_000 }, () => {
-    // Not under the ASan run's preloaded gcc runtime: run.sh builds its own sanitized programs.
-    const env = { ...process.env, LD_PRELOAD: '' };
-    const r = spawnSync('bash', [path.join(root, 'native/test/run.sh')], { cwd: root, encoding: 'utf8', env });
-    const out = `${r.stdout}\n${r.stderr}`;
-    expect(r.status, out).toBe(0);
-    expect(out).toMatch(/packed ring: \d+ checks passed/);
-    expect(out).toMatch(/slirp api: (\d+ checks passed|SKIPPED)/);
-    expect(out).toMatch(/frame backlog: \d+ checks passed/);
-    expect(out).toMatch(/dns redirect: \d+ checks passed/);
-  });
+  it(
+    'pass for the packed ring, the libslirp binding, the frame backlog, the DNS rewrite and the capture rings',
+    { timeout: 180_000 },
+    () => {
+      // Not under the ASan run's preloaded gcc runtime: run.sh builds its own sanitized programs.
+      const env = { ...process.env, LD_PRELOAD: '' };
+      const r = spawnSync('bash', [path.join(root, 'native/test/run.sh')], { cwd: root, encoding: 'utf8', env });
+      const out = `${r.stdout}\n${r.stderr}`;
+      expect(r.status, out).toBe(0);
+      expect(out).toMatch(/packed ring: \d+ checks passed/);
+      expect(out).toMatch(/slirp api: (\d+ checks passed|SKIPPED)/);
+      expect(out).toMatch(/frame backlog: \d+ checks passed/);
+      expect(out).toMatch(/dns redirect: \d+ checks passed/);
+      expect(out).toMatch(/capture ring and counters: \d+ checks passed/);
+    },
+  );
 });

@@ -22,6 +22,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { shellQuote } from './shell_quote';
 import { cleanupPrefix, parseForwardStats, type ForwardStats } from './testpmd';
+import { queueLabel } from '../net/stats';
 
 export type BackendKind = 'ours' | 'js' | 'dpdk';
 export const BACKENDS: readonly BackendKind[] = ['ours', 'js', 'dpdk'];
@@ -119,7 +120,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const COUNTER_NAMES = ['packets', 'bytes', 'drops', 'errors', 'kicks', 'calls'] as const;
 
 function parseCounters(s: string): QueueCounters {
-  const v = (name: string) => Number(new RegExp(`${name}=(\\d+)`).exec(s)?.[1] ?? NaN);
+  const v = (name: string) => Number(new RegExp(`\\b${name}=(\\d+)`).exec(s)?.[1] ?? NaN);
   return { packets: v('packets'), bytes: v('bytes'), drops: v('drops'), errors: v('errors'), kicks: v('kicks'), calls: v('calls') };
 }
 
@@ -130,17 +131,19 @@ function sumCounters(list: QueueCounters[]): QueueCounters {
 }
 
 /** Every complete statistics block our CLI printed for the socket (all `pairs` pairs present). */
-function parseOurStatsBlocks(text: string, socketPath: string, pairs: number): OurStats[] {
+export function parseOurStatsBlocks(text: string, socketPath: string, pairs: number): OurStats[] {
   const out: OurStats[] = [];
   const header = `statistics for ${socketPath}:`;
   let at = text.indexOf(header);
   while (at >= 0) {
     const next = text.indexOf(header, at + header.length);
-    const body = text.slice(at + header.length, next >= 0 ? next : at + header.length + 200 * pairs + 1000);
+    const body = text.slice(at + header.length, next >= 0 ? next : at + header.length + 600 * pairs + 1000);
     const perPair: OurStats['pairs'] = [];
+    // formatStats's counter line of a queue: after its label, up to the end of the line.
+    const line = (q: number) => new RegExp(`${queueLabel(q).replace(/[()]/g, '\\$&')}:([^\\n]*)\\n`).exec(body);
     for (let p = 0; p < pairs; p++) {
-      const rx = new RegExp(`q${2 * p} \\(rx${p}\\):([^\\n]*)\\n`).exec(body);
-      const tx = new RegExp(`q${2 * p + 1} \\(tx${p}\\):([^\\n]*)\\n`).exec(body);
+      const rx = line(2 * p);
+      const tx = line(2 * p + 1);
       if (!rx || !tx) break;
       perPair.push({ rx: parseCounters(rx[1]), tx: parseCounters(tx[1]) });
     }

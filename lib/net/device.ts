@@ -11,7 +11,8 @@ import type { VhostUserDevice, VringAddresses } from '../protocol/device';
 import { featureNames } from '../protocol/features';
 import { LIBRARY_WORDING, integerProblem, type Wording } from './ports/port';
 import { resolvePort, type PortKind, type PortOptionValues, type ResolvedPort } from './ports/resolve';
-import { readAllStats, type QueueStats } from './stats';
+import { PcapCapture, type CaptureOptions } from '../observe/pcap';
+import { readAllStats, xstats, type QueueStats } from './stats';
 import { JsFrames, type FrameBatch, type SendCounts, type SendOptions } from './frames';
 import { slotSizeFor } from './ports/js';
 
@@ -131,6 +132,8 @@ export class NetDevice implements VhostUserDevice {
   /** Queues the driver enabled, and whether a front-end set the device up since the last reset. */
   private readonly enabled = new Set<number>();
   private live = false;
+  /** The running capture (capture()), until its stop(). */
+  private pcap: PcapCapture | null = null;
 
   constructor(opts: NetDeviceOptions = {}) {
     const checked = checkDeviceOptions(opts, LIBRARY_WORDING);
@@ -227,6 +230,24 @@ export class NetDevice implements VhostUserDevice {
     return readAllStats(this.native.stats);
   }
 
+  /** Every counter of every queue under DPDK's vhost names (`rx_q0_good_packets`...; see lib/net/stats.ts). */
+  xstats(): Record<string, bigint> {
+    return xstats(this.stats());
+  }
+
+  /**
+   * Starts writing every frame of the device, both directions, to the pcap file `path` (see
+   * lib/observe/pcap.ts); it lasts across front-end reconnects until the handle's stop(). One at a time.
+   */
+  capture(path: string, opts: CaptureOptions = {}): PcapCapture {
+    if (this.pcap) throw new VhostUserError('EBUSY', `a capture to ${this.pcap.path} is running on this device: stop it first`);
+    const pcap = new PcapCapture(this.native, path, opts, () => {
+      if (this.pcap === pcap) this.pcap = null;
+    });
+    this.pcap = pcap;
+    return pcap;
+  }
+
   /** What the data path logged since the last call (queues broken, chains dropped, memory faults). */
   takeEvents(): string[] {
     return this.native.takeEvents();
@@ -235,6 +256,8 @@ export class NetDevice implements VhostUserDevice {
   /** Stops the data path for good and releases the port (closes a tap); only reset() works afterwards. */
   close(): void {
     this.jsFrames?.end('closed');
+    // A capture still running writes what it holds and closes its file (its stop() says how it went).
+    this.pcap?.stop().catch(() => {});
     this.native.close();
   }
 

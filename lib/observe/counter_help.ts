@@ -27,11 +27,13 @@ const HELP: Record<string, string> = {
   broadcast_packets: 'Frames moved whose destination MAC is ff:ff:ff:ff:ff:ff.',
   undersize: 'Frames moved shorter than 64 bytes (without the virtio-net header).',
   undersize_packets: 'Frames moved shorter than 64 bytes (without the virtio-net header).',
+  capture_drops: 'Frames a running pcap capture had no room for in its ring (the writer fell behind); not captured.',
+  capture_dropped: 'Frames a running pcap capture had no room for in its ring (the writer fell behind); not captured.',
 };
 
-/** A size bin (`size_65_127_packets`, `size1519Max` ...) explained from its bounds. */
+/** A size bin (`size_65_127_packets`, `size65To127`, `size1519ToMax` ...) explained from its bounds. */
 function sizeBinHelp(snake: string): string | undefined {
-  const m = /^size_(\d+)(?:_(\d+|max))?(?:_packets)?$/.exec(snake);
+  const m = /^size_(\d+)(?:_(?:to_)?(\d+|max))?(?:_packets)?$/.exec(snake);
   if (!m) return undefined;
   const range = m[2] === undefined ? `of ${m[1]} bytes` : m[2] === 'max' ? `of ${m[1]} bytes or more` : `of ${m[1]} to ${m[2]} bytes`;
   return `Frames moved ${range} (without the virtio-net header).`;

@@ -3,6 +3,9 @@
 // CPU, no eventfd and no front-end process. What it measures is the device's own work per frame
 // (ring walk, checks, copy, used entries), the part a change to native/ can make slower; on these
 // noisy 2-CPU machines it tells a few per cent apart where the testpmd benchmark cannot.
+// With `capture` (trees that have net/capture.h) every frame is also captured into a 4 MiB ring that
+// this thread empties after each round without reading it, as a pcap writer on another CPU that keeps
+// up would: the device's own cost of capture. run.sh --capture compares the two.
 // Built and run by native/bench/run.sh (A/B of two source trees); not part of the addon.
 #include <sys/mman.h>
 #include <unistd.h>
@@ -21,6 +24,11 @@
 #include "net/port.h"
 #include "net/ports/registry.h"
 #include "net/virtio_net.h"
+
+#if __has_include("net/capture.h")
+#include "net/capture.h"
+#define HAVE_CAPTURE 1
+#endif
 
 using namespace vhost;
 
@@ -102,7 +110,7 @@ struct PackedDriver {
 };
 
 template <typename Driver>
-double Run(Guest& g, bool packed, uint64_t rounds, uint32_t frame) {
+double Run(Guest& g, bool packed, uint64_t rounds, uint32_t frame, bool capture) {
   uint64_t features = (1ull << kFeatureMrgRxbuf) | (1ull << kFeatureVersion1) | (1ull << 29);
   if (packed) features |= 1ull << 34;
   NetSettings settings = NetSettings::FromFeatures(features);
@@ -128,11 +136,27 @@ double Run(Guest& g, bool packed, uint64_t rounds, uint32_t frame) {
   std::function<bool()> never = [] { return false; };
   Reporter report = [](const std::string& why) { fprintf(stderr, "%s\n", why.c_str()); };
   PairContext c{g.mem, settings, rx, tx, false, never, report};
+#ifdef HAVE_CAPTURE
+  int cap_errno = 0;
+  std::unique_ptr<Capture> cap = capture ? Capture::Create(1, 4 << 20, 262144, &cap_errno, &err) : nullptr;
+  if (cap) c.capture = &cap->ring(0);
+  auto drain_capture = [&] {
+    for (int piece = 0; cap && piece < 2; piece++) {
+      uint64_t offset = 0, length = 0;
+      cap->ring(0).Readable(&offset, &length);
+      cap->ring(0).Consume(length);
+    }
+  };
+#else
+  if (capture) exit(2);
+  auto drain_capture = [] {};
+#endif
   auto start = std::chrono::steady_clock::now();
   for (uint64_t r = 0; r < rounds; r++) {
     rxd.Post();
     txd.Post();
     port->Service(c);
+    drain_capture();
   }
   double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
   if (stats[1][kStatPackets] != rounds * kBurst) {
@@ -150,14 +174,16 @@ struct PackedDriverAdapter : PackedDriver {
 
 }  // namespace
 
-// usage: ring_microbench split|packed [ROUNDS] [FRAME BYTES, 14..2000] — prints ns per frame.
+// usage: ring_microbench split|packed [ROUNDS] [FRAME BYTES, 14..2000] [capture] — prints ns per frame.
 int main(int argc, char** argv) {
   const bool packed = argc > 1 && strcmp(argv[1], "packed") == 0;
   const uint64_t rounds = argc > 2 ? strtoull(argv[2], nullptr, 10) : 200000;
   const uint32_t frame = argc > 3 ? static_cast<uint32_t>(strtoul(argv[3], nullptr, 10)) : 64;
+  const bool capture = argc > 4 && strcmp(argv[4], "capture") == 0;
   if (frame < 14 || frame > kRxBufLen - kHdr) return 2;
   Guest g;
-  double ns = packed ? Run<PackedDriverAdapter>(g, true, rounds, frame) : Run<SplitDriver>(g, false, rounds, frame);
+  double ns = packed ? Run<PackedDriverAdapter>(g, true, rounds, frame, capture)
+                     : Run<SplitDriver>(g, false, rounds, frame, capture);
   printf("%.2f\n", ns);
   return 0;
 }

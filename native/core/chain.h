@@ -49,6 +49,11 @@ struct Chain {
 // free-running avail index; packed: its own count); Rewind goes back there.
 using RingPos = uint32_t;
 
+// What publishing a ring's used entries did (PublishUsed): nothing new to publish; published, but the
+// guest asked not to be told now (EVENT_IDX, NO_INTERRUPT, or its event area says DISABLE or a later
+// slot); published, and the guest wants a call.
+enum class Published : uint8_t { kNone, kQuiet, kCall };
+
 // One part of a ring as SET_VRING_ADDR gives it (split: descriptor table, available ring, used ring;
 // packed: descriptor ring, driver and device event areas).
 struct RingPart {

@@ -16,6 +16,15 @@ constexpr uint32_t kGroupTag = 0x10000;
 // ServeGroup keeps which queues of a group were broken in a bit mask.
 constexpr int kMaxQueuesPerGroup = 32;
 
+// The counters of `queues` queues, zeroed, on a cache-line boundary (see kStatsStride).
+std::shared_ptr<uint64_t[]> NewStats(int queues) {
+  const size_t bytes = static_cast<size_t>(queues) * kStatsStride * sizeof(uint64_t);
+  void* p = aligned_alloc(64, bytes);
+  if (!p) abort();
+  memset(p, 0, bytes);
+  return std::shared_ptr<uint64_t[]>(static_cast<uint64_t*>(p), [](uint64_t* q) { free(q); });
+}
+
 void CloseFd(int* fd) {
   if (*fd >= 0) close(*fd);
   *fd = -1;
@@ -64,14 +73,14 @@ class VhostDevice::Quiesce {
 
 VhostDevice::VhostDevice(int groups, int queues_per_group, int workers)
     : queues_per_group_(queues_per_group),
-      stats_(new uint64_t[groups * queues_per_group * kStatsPerQueue]()),
+      stats_(NewStats(groups * queues_per_group)),
       memory_(std::make_unique<GuestMemory>()),
       queues_(groups * queues_per_group),
       report_([this](const std::string& what) { Report(what); }) {
   // Programming errors: the callers have checked these.
   if (queues_per_group < 1 || queues_per_group > kMaxQueuesPerGroup || workers < 0 || workers > groups) abort();
   if (workers == 0) inline_ = std::make_unique<InlineServer>();
-  for (size_t i = 0; i < queues_.size(); i++) queues_[i].stats = stats_.get() + i * kStatsPerQueue;
+  for (size_t i = 0; i < queues_.size(); i++) queues_[i].stats = stats_.get() + i * kStatsStride;
   // Thread names (`vhu-<device>-w<worker>`, /proc/PID/task/*/comm) tell the devices of a process apart.
   static std::atomic<unsigned> devices{0};
   const unsigned device = ++devices % 10000;

@@ -32,7 +32,7 @@ class VhostDevice {
   // The queues come in groups of `queues_per_group` that are always served together (virtio-net:
   // an RX/TX pair), on `workers` threads (1..groups; see WorkerOfGroup), or with `workers` 0 on the
   // thread that owns the device, when it calls ServeInline (core/inline_server.h). The counters
-  // (queue_count * kStatsPerQueue) are shared with whoever reads them (the JS buffer), so that
+  // (queue_count * kStatsStride) are shared with whoever reads them (the JS buffer), so that
   // they outlive the device if the reader does.
   VhostDevice(int groups, int queues_per_group, int workers);
   // A kind's destructor calls Reset first: the workers call its ServiceGroup until they stop.
@@ -41,7 +41,7 @@ class VhostDevice {
   VhostDevice& operator=(const VhostDevice&) = delete;
 
   const std::shared_ptr<uint64_t[]>& stats() const { return stats_; }
-  size_t stats_bytes() const { return queues_.size() * kStatsPerQueue * sizeof(uint64_t); }
+  size_t stats_bytes() const { return queues_.size() * kStatsStride * sizeof(uint64_t); }
   int queue_count() const { return static_cast<int>(queues_.size()); }
   int group_count() const { return queue_count() / queues_per_group_; }
   int worker_count() const { return static_cast<int>(workers_.size()); }

@@ -204,9 +204,9 @@ void PackedRing::FlushShadowUsed() {
   shadow_n_ = 0;
 }
 
-bool PackedRing::PublishUsed() {
+Published PackedRing::PublishUsed() {
   FlushShadowUsed();
-  if (used_since_signal_ == 0) return false;
+  if (used_since_signal_ == 0) return Published::kNone;
   // The driver's suppression fields must be read after it can see the new used descriptors.
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   const uint32_t used = used_since_signal_;
@@ -214,9 +214,9 @@ bool PackedRing::PublishUsed() {
   // One 32-bit read: off_wrap and flags of the same moment (bits 2-15 of flags are reserved).
   const uint32_t area = __atomic_load_n(reinterpret_cast<const uint32_t*>(driver_), __ATOMIC_RELAXED);
   const uint16_t flags = static_cast<uint16_t>(area >> 16) & 3;
-  if (flags == kEventDisable) return false;
-  if (flags != kEventDesc || !event_idx_) return true;
-  if (used >= num_) return true;  // a lap or more: whatever slot the driver named was passed
+  if (flags == kEventDisable) return Published::kQuiet;
+  if (flags != kEventDesc || !event_idx_) return Published::kCall;
+  if (used >= num_) return Published::kCall;  // a lap or more: whatever slot the driver named was passed
   // Call only if the slot the driver named lies in what was used since the last call: positions on
   // one line, the named one a lap back if its wrap counter is the previous lap's.
   const uint16_t off_wrap = static_cast<uint16_t>(area);
@@ -224,7 +224,7 @@ bool PackedRing::PublishUsed() {
   const int now = used_idx_;
   const int old = now - static_cast<int>(used);
   if (((off_wrap & kWrapBit) != 0) != used_wrap_) off -= static_cast<int>(num_);
-  return static_cast<uint16_t>(now - off - 1) < static_cast<uint16_t>(now - old);
+  return static_cast<uint16_t>(now - off - 1) < static_cast<uint16_t>(now - old) ? Published::kCall : Published::kQuiet;
 }
 
 void PackedRing::SetDeviceFlags(uint16_t flags) {

@@ -74,7 +74,7 @@ class PackedRing {
       used_wrap_ = !used_wrap_;
     }
   }
-  bool PublishUsed();
+  Published PublishUsed();
   bool ArmKick();
   void SuppressKicks() { SetDeviceFlags(kEventDisable); }
   bool ArmKickBeyondAvail();

@@ -60,8 +60,8 @@ class Ring {
 
   // The per-chain verbs (Available, Pop, Position, Rewind, PushUsed) are the layouts' own, reached
   // through As<L>() in a burst instantiated by WithLayout; what follows runs once per burst.
-  // Makes the pushed entries visible; returns whether the guest wants a call.
-  bool PublishUsed() { return packed_ ? packed_ring_.PublishUsed() : split_.PublishUsed(); }
+  // Makes the pushed entries visible; says whether the guest wants a call.
+  Published PublishUsed() { return packed_ ? packed_ring_.PublishUsed() : split_.PublishUsed(); }
   // Asks for a kick on the next buffer and looks again: true if one is already there.
   bool ArmKick() { return packed_ ? packed_ring_.ArmKick() : split_.ArmKick(); }
   // Asks for a kick on any buffer beyond those already available; true if one came meanwhile.

@@ -135,9 +135,9 @@ void SplitRing::FlushShadowUsed() {
   shadow_n_ = 0;
 }
 
-bool SplitRing::PublishUsed() {
+Published SplitRing::PublishUsed() {
   FlushShadowUsed();
-  if (used_idx_ == published_used_) return false;
+  if (used_idx_ == published_used_) return Published::kNone;
   __atomic_store_n(reinterpret_cast<uint16_t*>(used_ + 2), used_idx_, __ATOMIC_RELEASE);
   // The guest's suppression fields must be read after it can see the new index.
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -147,9 +147,11 @@ bool SplitRing::PublishUsed() {
     // Call only if used_event lies in [old, new): the guest asked to be told once the device
     // passes used_event. Unsigned 16-bit arithmetic makes this hold across wrap-around.
     uint16_t used_event = LoadU16(avail_ + 4 + 2u * num_);
-    return static_cast<uint16_t>(used_idx_ - used_event - 1) < static_cast<uint16_t>(used_idx_ - old_used);
+    return static_cast<uint16_t>(used_idx_ - used_event - 1) < static_cast<uint16_t>(used_idx_ - old_used)
+               ? Published::kCall
+               : Published::kQuiet;
   }
-  return (LoadU16(avail_) & kAvailFlagNoInterrupt) == 0;
+  return (LoadU16(avail_) & kAvailFlagNoInterrupt) == 0 ? Published::kCall : Published::kQuiet;
 }
 
 void SplitRing::SetUsedFlags(uint16_t flags) {

@@ -57,8 +57,8 @@ class SplitRing {
 
   // Adds a used entry; the guest sees it after PublishUsed.
   void PushUsed(const Chain& c, uint32_t len);
-  // Publishes the used entries written since the last publish. Returns whether the guest wants a call.
-  bool PublishUsed();
+  // Publishes the used entries written since the last publish; says whether the guest wants a call.
+  Published PublishUsed();
   // Tells the guest to kick us when it adds buffers past what we have taken (EVENT_IDX), then re-checks
   // whether it already did: returns true if more buffers are available (the race is closed).
   bool ArmKick();

@@ -14,8 +14,41 @@
 
 namespace vhost {
 
-// Counter slots per queue, in this order; lib/net/stats.ts reads the same layout.
-enum QueueStat : int { kStatPackets, kStatBytes, kStatDrops, kStatErrors, kStatKicks, kStatCalls, kStatsPerQueue };
+// Counter slots per queue, in this order; lib/net/stats.ts reads them by the names kQueueStatNames
+// gives (native checks nothing more: JS compares the two lists once at load). The per-frame ones
+// come first, on one line with the packet count. Their meanings are DPDK's vhost library's
+// (lib/vhost vhost_queue_stats_update): frames moved (not dropped), length without the virtio-net
+// header, RFC 2819 size bins, multicast or else broadcast by the destination MAC.
+enum QueueStat : int {
+  kStatPackets,
+  kStatBytes,
+  kStatMulticast,
+  kStatBroadcast,
+  kStatUndersize,  // < 64 bytes; the next seven bins follow in order
+  kStatSize64,
+  kStatSize65To127,
+  kStatSize128To255,
+  kStatSize256To511,
+  kStatSize512To1023,
+  kStatSize1024To1518,
+  kStatSize1519ToMax,
+  kStatDrops,
+  kStatErrors,
+  kStatKicks,
+  kStatCalls,            // guest notifications written to the call eventfd
+  kStatCallsSuppressed,  // used entries published without a call because the guest asked for none
+  kStatCallErrors,       // a call eventfd write that failed
+  kStatCaptureDrops,     // frames the capture ring had no room for (net/capture.h)
+  kStatsPerQueue
+};
+// The JS-visible names of the slots, in QueueStat order.
+inline constexpr const char* kQueueStatNames[kStatsPerQueue] = {
+    "packets",      "bytes",        "multicast",       "broadcast",      "undersize",     "size64", "size65To127",
+    "size128To255", "size256To511", "size512To1023",   "size1024To1518", "size1519ToMax", "drops",  "errors",
+    "kicks",        "calls",        "callsSuppressed", "callErrors",     "captureDrops"};
+// Each queue's counters start on a cache line of their own: the queues of two pairs are written by
+// two workers, and a shared line would bounce between their CPUs on every frame.
+constexpr int kStatsStride = (kStatsPerQueue + 7) / 8 * 8;
 
 struct Queue {
   Ring ring;
@@ -27,18 +60,26 @@ struct Queue {
   int err_fd = -1;
   bool enabled = false;
   bool broken = false;
-  uint64_t* stats = nullptr;  // kStatsPerQueue counters, inside the device's shared stats buffer
+  uint64_t* stats = nullptr;  // kStatsPerQueue counters (kStatsStride apart), in the device's shared stats buffer
 
   bool Ready() const { return enabled && !broken && ring.attached() && kick_fd >= 0; }
   // The ring features the driver negotiated; decided at SET_FEATURES, never per chain.
   void SetRingFeatures(uint64_t features) { ring.SetFeatures(features); }
   // Relaxed stores: JS reads the counters from another thread, a torn or stale read is fine.
   void Count(QueueStat s, uint64_t n = 1) { __atomic_store_n(&stats[s], stats[s] + n, __ATOMIC_RELAXED); }
+  // Notifies the guest through its call eventfd. A write that fails is counted, never retried: the
+  // data path never blocks on an fd the front-end controls.
   void Call() {
     if (call_fd < 0) return;
     uint64_t one = 1;
-    (void)!write(call_fd, &one, sizeof one);
-    Count(kStatCalls);
+    Count(write(call_fd, &one, sizeof one) == sizeof one ? kStatCalls : kStatCallErrors);
+  }
+  // Publishes the used entries pushed since the last time and notifies the guest if it asked to be;
+  // published entries it asked not to be told about count as a suppressed notification.
+  void PublishUsed() {
+    const Published p = ring.PublishUsed();
+    if (p == Published::kCall) Call();
+    else if (p == Published::kQuiet) Count(kStatCallsSuppressed);
   }
 };
 

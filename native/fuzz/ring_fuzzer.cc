@@ -1,9 +1,10 @@
 // libFuzzer target: the device side of the data path — descriptor-chain walking (split and packed
 // rings, direct and indirect), receive-buffer reservation (mergeable or not), virtio-net header handling and the
-// ports that touch guest memory (loopback copy, sink, source, js) — run on a synthetic guest memory
-// whose every byte (rings and buffers) comes from the fuzzer; for the js port, the indexes and
-// descriptors a program writes into its rings come from the fuzzer too. Built with ASan/UBSan by native/fuzz/run.sh;
-// any out-of-bounds access is a crash.
+// ports that touch guest memory (loopback copy, sink, source, js), the per-frame counters and, when a
+// header bit says so, capture into a small ring (wrapping and full) whose records are checked after
+// each input — run on a synthetic guest memory whose every byte (rings and buffers) comes from the
+// fuzzer; for the js port, the indexes and descriptors a program writes into its rings come from the
+// fuzzer too. Built with ASan/UBSan by native/fuzz/run.sh; any out-of-bounds access is a crash.
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -12,10 +13,13 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/guest_memory.h"
 #include "core/virtqueue.h"
+#include "net/capture.h"
 #include "net/frame_rings.h"
+#include "net/port.h"
 #include "net/ports/registry.h"
 #include "net/virtio_net.h"
 
@@ -39,6 +43,9 @@ struct World {
   uint8_t* host[2];
   uint8_t* slot_host[kSlots];
   int kick_fd;
+  // A ring small enough to wrap and fill within one input; a snaplen that cuts most frames.
+  static constexpr uint32_t kSnaplen = 200;
+  std::unique_ptr<Capture> capture;
   World() {
     std::string err;
     for (int i = 0; i < 2; i++) {
@@ -64,6 +71,9 @@ struct World {
       if (!slot_host[k]) abort();
     }
     kick_fd = eventfd(0, EFD_NONBLOCK);
+    int e = 0;
+    capture = Capture::Create(1, 4096, kSnaplen, &e, &err);
+    if (!capture) abort();
   }
 };
 
@@ -87,6 +97,29 @@ void GiveJsRings(Port& port, uint8_t port_byte, const uint8_t* program) {
   rings->flags().consumer = (port_byte >> 2) & 1;
 }
 
+// Reads what the capture ring holds (every record of one input) and checks its framing and counts.
+void DrainCapture(Capture& capture, uint64_t captured_before) {
+  CaptureRing& ring = capture.ring(0);
+  std::vector<uint8_t> bytes;
+  for (int piece = 0; piece < 2; piece++) {
+    uint64_t offset = 0, length = 0;
+    ring.Readable(&offset, &length);
+    bytes.insert(bytes.end(), capture.data() + offset, capture.data() + offset + length);
+    ring.Consume(length);
+  }
+  uint64_t records = 0;
+  for (size_t at = 0; at < bytes.size(); records++) {
+    uint32_t h[4];
+    if (at + sizeof h > bytes.size()) abort();
+    memcpy(h, bytes.data() + at, sizeof h);
+    if (h[1] >= 1000000000 || h[2] > World::kSnaplen || h[2] > h[3] || (h[2] < World::kSnaplen && h[2] != h[3]))
+      abort();
+    at += sizeof h + h[2];
+    if (at > bytes.size()) abort();
+  }
+  if (records != ring.frames() - captured_before) abort();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -105,6 +138,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint32_t tx_num = packed ? 1 + data[0] % 16 : 1u << (data[0] % 5);
   uint32_t rx_num = packed ? 1 + data[1] % 16 : 1u << (data[1] % 5);
   const uint8_t port_byte = data[3];
+  const bool capture = (data[2] & 64) != 0;
   data += 4;
   size -= 4;
   // The rest is guest memory: region 0 then region 1; untouched bytes stay zero.
@@ -145,7 +179,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Reporter report = [](const std::string&) {};
   // Both idle behaviours: arming kicks (event-driven) and suppressing them (busy-polling).
   PairContext c{w->mem, settings, rx, tx, (features & 1) == 0, stop, report};
+  const uint64_t captured_before = w->capture->ring(0).frames();
+  if (capture) c.capture = &w->capture->ring(0);
   port.Service(c);
+  DrainCapture(*w->capture, captured_before);
+  // Every frame counted is in one size bin; captured or not captured, never both.
+  for (const uint64_t* q : {stats[0], stats[1]}) {
+    uint64_t binned = 0;
+    for (int b = kStatUndersize; b <= kStatSize1519ToMax; b++) binned += q[b];
+    if (binned != q[kStatPackets] || q[kStatMulticast] + q[kStatBroadcast] > q[kStatPackets]) abort();
+  }
+  const uint64_t observed = stats[0][kStatPackets] + stats[1][kStatPackets];
+  const uint64_t not_captured = stats[0][kStatCaptureDrops] + stats[1][kStatCaptureDrops];
+  if (capture && w->capture->ring(0).frames() - captured_before + not_captured != observed) abort();
+  if (!capture && (w->capture->ring(0).frames() != captured_before || not_captured != 0)) abort();
   rx.kick_fd = tx.kick_fd = -1;
   return 0;
 }

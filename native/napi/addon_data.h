@@ -21,5 +21,10 @@ struct AddonData {
 void InitSocket(Napi::Env env, Napi::Object exports);
 void InitOs(Napi::Env env, Napi::Object exports);
 void InitDevice(Napi::Env env, Napi::Object exports);
+void InitCapture(Napi::Env env, Napi::Object exports);
+
+class NetDevice;
+// The native device of a JS NetDevice (device_wrap.cc), or null when `v` is not one.
+NetDevice* UnwrapNetDevice(Napi::Value v);
 
 }  // namespace vhost

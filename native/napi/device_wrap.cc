@@ -112,6 +112,15 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
         hold));
     // Workers must be joined before the environment goes away (Worker.terminate, vitest threads).
     napi_add_env_cleanup_hook(env, &NetDeviceWrap::OnEnvCleanup, device_.get());
+    napi_type_tag_object(env, info.This(), &kTypeTag);
+  }
+
+  // The device of a JS NetDevice object, or null for any other value.
+  static NetDevice* From(Napi::Value v) {
+    bool tagged = false;
+    if (!v.IsObject() || napi_check_object_type_tag(v.Env(), v, &kTypeTag, &tagged) != napi_ok || !tagged)
+      return nullptr;
+    return Unwrap(v.As<Napi::Object>())->device_.get();
   }
 
   // Without close(), the frame buffer keeps its mapping until it is collected (its own reference).
@@ -300,6 +309,7 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
     return out;
   }
 
+  static constexpr napi_type_tag kTypeTag = {0x7668752d6e657464, 0x6576696365777270};  // "vhu-netdevicewrp"
   Napi::Reference<Napi::ArrayBuffer> stats_;
   std::unique_ptr<NetDevice> device_;
   // The js port's rings, once asked for: the buffer over them, its layout object, and the buffer's
@@ -311,6 +321,15 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
 
 }  // namespace
 
-void InitDevice(Napi::Env env, Napi::Object exports) { exports.Set("NetDevice", NetDeviceWrap::Define(env)); }
+NetDevice* UnwrapNetDevice(Napi::Value v) { return NetDeviceWrap::From(v); }
+
+void InitDevice(Napi::Env env, Napi::Object exports) {
+  exports.Set("NetDevice", NetDeviceWrap::Define(env));
+  // The counters' layout (core/virtqueue.h): their names in slot order and the slots per queue.
+  Napi::Array names = Napi::Array::New(env, kStatsPerQueue);
+  for (int i = 0; i < kStatsPerQueue; i++) names.Set(static_cast<uint32_t>(i), kQueueStatNames[i]);
+  exports.Set("queueStatNames", names);
+  exports.Set("queueStatStride", Napi::Number::New(env, kStatsStride));
+}
 
 }  // namespace vhost

@@ -33,7 +33,8 @@ int NetDevice::OnFeatures(uint64_t features, std::string* err) {
 // Once per wake-up of the pair's worker: the pair's port moves what it can (one virtual call per
 // pass, none per frame).
 bool NetDevice::ServiceGroup(int pair, bool arm_when_idle, const StopCheck& should_stop) {
-  PairContext c{memory(), settings_, queue(2 * pair), queue(2 * pair + 1), arm_when_idle, should_stop, reporter()};
+  PairContext c{memory(),      settings_,   queue(2 * pair), queue(2 * pair + 1),
+                arm_when_idle, should_stop, reporter(),      capture_ ? &capture_->ring(pair) : nullptr};
   return ports_[pair]->Service(c);
 }
 
@@ -71,6 +72,24 @@ void NetDevice::OnReset() {
   DeactivateExtraPairs();
 }
 
-void NetDevice::OnClose() { ports_.clear(); }
+void NetDevice::OnClose() {
+  ports_.clear();
+  capture_.reset();
+}
+
+int NetDevice::SetCapture(std::shared_ptr<Capture> capture, std::string* err) {
+  if (capture && capture_ && capture != capture_) {
+    *err = "a capture is already running on this device: stop it first";
+    return EBUSY;
+  }
+  if (capture && capture->pairs() < group_count()) {
+    *err = "capture has " + std::to_string(capture->pairs()) + " rings for " + std::to_string(group_count()) + " pairs";
+    return EINVAL;
+  }
+  return RunQuiesced([&] {
+    capture_ = std::move(capture);
+    return 0;
+  });
+}
 
 }  // namespace vhost

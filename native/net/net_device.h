@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/device.h"
+#include "net/capture.h"
 #include "net/frame_rings.h"
 #include "net/port.h"
 #include "net/virtio_net.h"
@@ -35,6 +36,12 @@ class NetDevice final : public VhostDevice {
   // stopped meanwhile. Returns 0 or an errno with *err set (ENOTSUP: not the user port).
   int Forward(bool add, const std::string& spec, std::string* err);
 
+  // Starts writing every pair's frames into `capture` (one ring per pair), or stops when null. The
+  // workers are stopped around the change, so none writes a ring once this returns. Returns 0, or
+  // EBUSY when another capture runs, EINVAL when it has fewer rings than the device has pairs.
+  int SetCapture(std::shared_ptr<Capture> capture, std::string* err);
+  const std::shared_ptr<Capture>& capture() const { return capture_; }
+
  private:
   int OnFeatures(uint64_t features, std::string* err) override;
   int OnGroupEnable(int pair, bool on, std::string* err) override;
@@ -47,6 +54,7 @@ class NetDevice final : public VhostDevice {
 
   std::vector<std::unique_ptr<Port>> ports_;  // indexed by pair; empty once closed
   NetSettings settings_;
+  std::shared_ptr<Capture> capture_;  // kept across front-end reconnects, dropped at Close
 };
 
 }  // namespace vhost

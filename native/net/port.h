@@ -13,6 +13,8 @@
 
 #include "core/guest_memory.h"
 #include "core/virtqueue.h"
+#include "net/capture.h"
+#include "net/frame_observer.h"
 #include "net/rx_reservation.h"
 #include "net/virtio_net.h"
 
@@ -31,6 +33,7 @@ struct PairContext {
   bool arm_when_idle;
   const std::function<bool()>& should_stop;  // polled between bursts
   const Reporter& report;                    // reasons for the log (queue broken, frames dropped)
+  CaptureRing* capture = nullptr;            // the pair's capture ring while a capture runs (ObserveFrame)
 };
 
 class Port {
@@ -85,17 +88,19 @@ struct BurstOutcome {
   bool wait_tx;  // if it moved nothing: wake on more guest transmit frames
 };
 
-// The loop of every port's Service: bursts until one moves nothing. After each burst the used
-// entries of the rings the port uses are published, with at most one call per ring; a broken ring
-// ends the loop; an idle burst arms the kicks it waits on and looks once more (IdleCheck).
+// The loop of every port's Service: bursts until one moves nothing. After each burst the frames it
+// captured are made visible to the capture's reader and the used entries of the rings the port uses
+// are published, with at most one call per ring; a broken ring ends the loop; an idle burst arms the
+// kicks it waits on and looks once more (IdleCheck).
 // Returns whether anything moved.
 template <typename Burst>
 bool ServeUntilIdle(PairContext& c, bool uses_rx, bool uses_tx, Burst burst) {
   bool any = false;
   while (!c.should_stop()) {
     BurstOutcome r = burst();
-    if (uses_rx && c.rx.ring.PublishUsed()) c.rx.Call();
-    if (uses_tx && c.tx.ring.PublishUsed()) c.tx.Call();
+    if (c.capture) c.capture->EndBurst();
+    if (uses_rx) c.rx.PublishUsed();
+    if (uses_tx) c.tx.PublishUsed();
     if ((uses_rx && c.rx.broken) || (uses_tx && c.tx.broken)) break;
     if (r.moved > 0) {
       any = true;

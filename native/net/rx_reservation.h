@@ -30,6 +30,9 @@ class RxReservation {
   // The held buffers as one sequence of bytes.
   SegmentCursor Cursor() const { return SegmentCursor(segs_, nsegs_); }
   uint16_t buffers() const { return static_cast<uint16_t>(nbufs_); }
+  // The pieces of the held buffers (their capacity: the frame may fill less).
+  const Segment* segments() const { return segs_; }
+  int segment_count() const { return nsegs_; }
   // The first piece of the held buffers (for a port that writes a small frame in one go).
   const Segment& first_segment() const { return segs_[0]; }
   // Returns the held buffers as used, holding `total` bytes in order.

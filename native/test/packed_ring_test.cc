@@ -103,7 +103,7 @@ void CallAfterMoreThanALap() {
       d.DriverEvent(256 | 0x8000, 2);  // call me once slot 256 of the first lap is used
     }
   }
-  CHECK(d.ring.PublishUsed(), "no call after 400 used descriptors on a 300-slot ring");
+  CHECK(d.ring.PublishUsed() == Published::kCall, "no call after 400 used descriptors on a 300-slot ring");
 }
 
 // The call decision within a lap follows the driver's event slot and wrap counter.
@@ -113,13 +113,13 @@ void CallDecisionWithinALap() {
   ChainError err;
   d.DriverEvent(5 | 0x8000, 2);  // slot 5, first lap
   for (int k = 0; k < 3; k++) d.ring.PushUsed(d.Take(false, &err), 0);
-  CHECK(!d.ring.PublishUsed(), "called before slot 5 was used (slots 0..2)");
+  CHECK(d.ring.PublishUsed() == Published::kQuiet, "called before slot 5 was used (slots 0..2)");
   for (int k = 0; k < 3; k++) d.ring.PushUsed(d.Take(false, &err), 0);
-  CHECK(d.ring.PublishUsed(), "not called once slot 5 was used (slots 3..5)");
+  CHECK(d.ring.PublishUsed() == Published::kCall, "not called once slot 5 was used (slots 3..5)");
   d.DriverEvent(0, 1);  // DISABLE
   d.ring.PushUsed(d.Take(false, &err), 0);
-  CHECK(!d.ring.PublishUsed(), "called with calls disabled");
-  CHECK(!d.ring.PublishUsed(), "called with nothing new");
+  CHECK(d.ring.PublishUsed() == Published::kQuiet, "called with calls disabled");
+  CHECK(d.ring.PublishUsed() == Published::kNone, "called with nothing new");
 }
 
 // Entries a fault left in the shadow are dropped at re-attach with the used position put back, so

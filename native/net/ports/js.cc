@@ -71,16 +71,19 @@ int JsPort::ToJs(PairContext& c, bool* full) {
       SegmentCursor src(tx_.segments(), tx_.chain().nseg);
       src.Skip(hdr_len);
       src.Read(slot, len);
+      ObserveBytes(c.tx, c.capture, slot, len);
     }
     ring.desc(head) = FrameDesc{static_cast<uint32_t>(off), len};
     head++;
     room--;
     tx_.Done<L>(c.tx);
-    c.tx.Count(kStatPackets);
-    c.tx.Count(kStatBytes, len);
+    CountLength(c.tx, len);  // the bytes are observed in the slot, once copied (net/frame_observer.h)
   }
   // Copies together after the walk (their misses overlap), then the frames go to JS at once.
-  for (int i = 0; i < njobs; i++) memcpy(jobs_[i].to, jobs_[i].from, jobs_[i].len);
+  for (int i = 0; i < njobs; i++) {
+    memcpy(jobs_[i].to, jobs_[i].from, jobs_[i].len);
+    ObserveBytes(c.tx, c.capture, jobs_[i].to, jobs_[i].len);
+  }
   if (head != to_head_) {
     __atomic_store_n(&ring.header().head, head, __ATOMIC_RELEASE);
     to_head_ = head;
@@ -126,14 +129,15 @@ int JsPort::FromJs(PairContext& c, bool* rx_short) {
       SegmentCursor dst = rx_.Cursor();
       WriteNetHeader(dst, hdr_len, rx_.buffers(), nullptr);
       dst.Write(frame, d.len);
+      ObserveBytes(c.rx, c.capture, frame, d.len);  // the slot's bytes, as just written
     }
     rx_.Commit<L>(c.rx, hdr_len + d.len);
-    c.rx.Count(kStatPackets);
-    c.rx.Count(kStatBytes, d.len);
+    CountLength(c.rx, d.len);
   }
   for (int i = 0; i < njobs; i++) {
     FillNetHeader(jobs_[i].to, hdr_len, 1, nullptr);
     memcpy(jobs_[i].to + hdr_len, jobs_[i].from, jobs_[i].len);
+    ObserveBytes(c.rx, c.capture, jobs_[i].to + hdr_len, jobs_[i].len);
   }
   // Only now may JS reuse the slots: every byte of them has been read.
   if (tail != from_tail_) {

@@ -38,7 +38,7 @@ void LoopbackPort::CopyPieces(uint32_t hdr_len, uint32_t frame_len, int tx_segs)
 
 template <typename L>
 int LoopbackPort::Burst(const GuestMemory& mem, const NetSettings& settings, Queue& rx, Queue& tx,
-                        const Reporter& report, bool* rx_short) {
+                        const Reporter& report, CaptureRing* capture, bool* rx_short) {
   const uint32_t hdr_len = settings.hdr_len;
   int moved = 0;
   int njobs = 0;
@@ -69,21 +69,27 @@ int LoopbackPort::Burst(const GuestMemory& mem, const NetSettings& settings, Que
     const Segment& out = rx_.first_segment();
     if (tc.nseg == 1 && rx_.buffers() == 1 && out.len >= hdr_len + frame_len && frame_len >= 12) {
       jobs_[njobs++] = CopyJob{in.ptr + hdr_len, out.ptr, frame_len};
+      CountLength(tx, frame_len);  // the bytes are observed with the copy, below
+      CountLength(rx, frame_len);
     } else {
       CopyPieces(hdr_len, frame_len, tc.nseg);
+      ObserveFrame(tx, capture, tx_.segments(), tc.nseg, hdr_len, frame_len);
+      ObserveFrame(rx, capture, rx_.segments(), rx_.segment_count(), hdr_len, frame_len);
     }
     rx_.Commit<L>(rx, hdr_len + frame_len);
     tx_.Done<L>(tx);
-    tx.Count(kStatPackets);
-    tx.Count(kStatBytes, frame_len);
-    rx.Count(kStatPackets);
-    rx.Count(kStatBytes, frame_len);
     moved++;
   }
   // The copies of the burst come last and together: each first touches lines the front-end wrote
   // on the other CPU, and back to back their misses overlap instead of waiting one by one behind
-  // the ring work. (The used entries pushed above are published only after this.)
-  for (int i = 0; i < njobs; i++) CopyWhole(jobs_[i].from, jobs_[i].to, hdr_len, jobs_[i].frame_len);
+  // the ring work. (The used entries pushed above are published only after this.) Each frame is
+  // observed on the lines its copy touches anyway: the TX frame's first line before, the RX one after.
+  for (int i = 0; i < njobs; i++) {
+    const CopyJob& j = jobs_[i];
+    ObserveBytes(tx, capture, j.from, j.frame_len);
+    CopyWhole(j.from, j.to, hdr_len, j.frame_len);
+    ObserveBytes(rx, capture, j.to + hdr_len, j.frame_len);
+  }
   return moved;
 }
 
@@ -93,7 +99,7 @@ bool LoopbackPort::Service(PairContext& c) {
     using L = typename decltype(layout)::type;
     return ServeUntilIdle(c, true, true, [&] {
       bool rx_short = false;
-      int moved = Burst<L>(c.mem, c.settings, c.rx, c.tx, c.report, &rx_short);
+      int moved = Burst<L>(c.mem, c.settings, c.rx, c.tx, c.report, c.capture, &rx_short);
       // TX waits on the guest's RX buffers when rx_short, on its TX frames otherwise.
       return BurstOutcome{moved, rx_short, !rx_short};
     });

@@ -24,7 +24,7 @@ class LoopbackPort : public Port {
   // stopped because the guest had too few receive buffers.
   template <typename L>
   int Burst(const GuestMemory& mem, const NetSettings& settings, Queue& rx, Queue& tx, const Reporter& report,
-            bool* rx_short);
+            CaptureRing* capture, bool* rx_short);
 
   // The MAC-swapped copy of the held TX frame into the held RX buffers: in one go when both are
   // single pieces, else piece by piece.

@@ -12,9 +12,9 @@ int DiscardTx(PairContext& c, TxFrame& frame, int max) {
     if (t == TxFrame::Result::kNone) break;
     taken++;
     if (t == TxFrame::Result::kDropped) continue;
+    const uint32_t hdr_len = c.settings.hdr_len;
+    ObserveFrame(c.tx, c.capture, frame.segments(), frame.chain().nseg, hdr_len, frame.chain().len - hdr_len);
     frame.Done<L>(c.tx);
-    c.tx.Count(kStatPackets);
-    c.tx.Count(kStatBytes, frame.chain().len - c.settings.hdr_len);
   }
   return taken;
 }

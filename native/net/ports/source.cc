@@ -56,10 +56,9 @@ int SourcePort::Generate(PairContext& c) {
       dst.Write(frame_.data(), kSeqOffset);
       dst.Write(&seq, sizeof seq);
       dst.Write(frame_.data() + kSeqOffset + sizeof seq, len - kSeqOffset - sizeof seq);
+      ObserveFrame(c.rx, c.capture, rx_.segments(), rx_.segment_count(), hdr_len, len);
     }
     rx_.Commit<L>(c.rx, hdr_len + len);
-    c.rx.Count(kStatPackets);
-    c.rx.Count(kStatBytes, len);
     made++;
   }
   // The writes of the burst come last and together (see LoopbackPort::Burst): the lines they
@@ -67,6 +66,7 @@ int SourcePort::Generate(PairContext& c) {
   for (int i = 0; i < nfills; i++) {
     memcpy(fills_[i].to, image_.data(), hdr_len + len);
     memcpy(fills_[i].to + hdr_len + kSeqOffset, &fills_[i].seq, sizeof fills_[i].seq);
+    ObserveFrame(c.rx, c.capture, fills_[i].to + hdr_len, len);
   }
   return made;
 }

@@ -102,11 +102,14 @@ int TapPort::OnActive(bool active, std::string* err) {
 }
 
 template <typename L>
-int TapPort::GuestTx(const GuestMemory& mem, const NetSettings& settings, Queue& tx, const Reporter& report) {
+int TapPort::GuestTx(PairContext& ctx) {
+  const NetSettings& settings = ctx.settings;
+  Queue& tx = ctx.tx;
+  const Reporter& report = ctx.report;
   int moved = 0;
   iovec iov[TxFrame::kMaxSegs];
   while (moved < kBurst) {
-    TxFrame::Result r = tx_.Next<L>(mem, settings, tx, report);
+    TxFrame::Result r = tx_.Next<L>(ctx.mem, settings, tx, report);
     if (r == TxFrame::Result::kNone) break;
     moved++;
     if (r == TxFrame::Result::kDropped) continue;
@@ -123,8 +126,7 @@ int TapPort::GuestTx(const GuestMemory& mem, const NetSettings& settings, Queue&
       }
     } else {
       tx_error_reported_ = false;
-      tx.Count(kStatPackets);
-      tx.Count(kStatBytes, c.len - settings.hdr_len);
+      ObserveFrame(tx, ctx.capture, tx_.segments(), c.nseg, settings.hdr_len, c.len - settings.hdr_len);
     }
     tx_.Done<L>(tx);
   }
@@ -132,8 +134,10 @@ int TapPort::GuestTx(const GuestMemory& mem, const NetSettings& settings, Queue&
 }
 
 template <typename L>
-int TapPort::GuestRx(const GuestMemory& mem, const NetSettings& settings, Queue& rx, const Reporter& report,
-                     bool* rx_short, bool* tap_empty) {
+int TapPort::GuestRx(PairContext& c, bool* rx_short, bool* tap_empty) {
+  const NetSettings& settings = c.settings;
+  Queue& rx = c.rx;
+  const Reporter& report = c.report;
   const uint32_t hdr_len = settings.hdr_len;
   int moved = 0;
   while (moved < kBurst) {
@@ -150,7 +154,7 @@ int TapPort::GuestRx(const GuestMemory& mem, const NetSettings& settings, Queue&
       }
       pending_len_ = static_cast<uint32_t>(n);
     }
-    RxReservation::Result r = rx_.Reserve<L>(mem, settings, rx, pending_len_, report);
+    RxReservation::Result r = rx_.Reserve<L>(c.mem, settings, rx, pending_len_, report);
     if (r == RxReservation::Result::kShort) {
       *rx_short = true;  // keep the frame until the guest posts buffers
       break;
@@ -165,9 +169,9 @@ int TapPort::GuestRx(const GuestMemory& mem, const NetSettings& settings, Queue&
     SegmentCursor dst = rx_.Cursor();
     WriteNetHeader(dst, hdr_len, rx_.buffers(), bounce_.data());
     dst.Write(bounce_.data() + hdr_len, pending_len_ - hdr_len);
+    // The bounce buffer holds what was just written, in one piece.
+    ObserveFrame(rx, c.capture, bounce_.data() + hdr_len, pending_len_ - hdr_len);
     rx_.Commit<L>(rx, pending_len_);
-    rx.Count(kStatPackets);
-    rx.Count(kStatBytes, pending_len_ - hdr_len);
     pending_len_ = 0;
   }
   return moved;
@@ -179,8 +183,8 @@ bool TapPort::Service(PairContext& c) {
     using L = typename decltype(layout)::type;
     return ServeUntilIdle(c, true, true, [&] {
       bool rx_short = false, tap_empty = false;
-      int sent = GuestTx<L>(c.mem, c.settings, c.tx, c.report);
-      int received = GuestRx<L>(c.mem, c.settings, c.rx, c.report, &rx_short, &tap_empty);
+      int sent = GuestTx<L>(c);
+      int received = GuestRx<L>(c, &rx_short, &tap_empty);
       // Idle, the tap fd is edge-triggered: we stop reading it only when it is empty (a new frame
       // wakes us) or when the guest has no buffers (its RX kick wakes us).
       return BurstOutcome{sent + received, rx_short, true};

@@ -39,10 +39,9 @@ class TapPort : public Port {
 
   TapPort(int fd, std::string ifname) : fd_(fd), ifname_(std::move(ifname)), bounce_(kBounceSize) {}
   template <typename L>
-  int GuestTx(const GuestMemory& mem, const NetSettings& settings, Queue& tx, const Reporter& report);
+  int GuestTx(PairContext& c);
   template <typename L>
-  int GuestRx(const GuestMemory& mem, const NetSettings& settings, Queue& rx, const Reporter& report, bool* rx_short,
-              bool* tap_empty);
+  int GuestRx(PairContext& c, bool* rx_short, bool* tap_empty);
 
   int fd_;
   std::string ifname_;

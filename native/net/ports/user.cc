@@ -35,8 +35,7 @@ int UserPort::FromGuest(PairContext& c) {
     src.Skip(hdr_len);
     src.Read(frame_.data(), len);
     tx_.Done<L>(c.tx);
-    c.tx.Count(kStatPackets);
-    c.tx.Count(kStatBytes, len);
+    ObserveFrame(c.tx, c.capture, frame_.data(), len);  // as the guest sent it, before --dns rewrites it
     if (dns_) dns_->ToHost(frame_.data(), len);
     loop_->Input(frame_.data(), len);
   }
@@ -62,9 +61,8 @@ int UserPort::ToGuest(PairContext& c, bool* rx_short) {
       SegmentCursor dst = rx_.Cursor();
       WriteNetHeader(dst, hdr_len, rx_.buffers(), nullptr);
       dst.Write(backlog.front(), len);
+      ObserveFrame(c.rx, c.capture, backlog.front(), len);  // as delivered
       rx_.Commit<L>(c.rx, hdr_len + len);
-      c.rx.Count(kStatPackets);
-      c.rx.Count(kStatBytes, len);
     } else {
       c.rx.Count(kStatDrops);  // buffers that can never hold it
     }
