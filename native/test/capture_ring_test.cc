@@ -14,23 +14,11 @@
 #include "core/virtqueue.h"
 #include "net/capture.h"
 #include "net/frame_observer.h"
+#include "test/check.h"
 
 using namespace vhost;
 
 namespace {
-
-int checks = 0;
-
-#define CHECK(cond, ...)                                     \
-  do {                                                       \
-    checks++;                                                \
-    if (!(cond)) {                                           \
-      fprintf(stderr, "FAILED %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                          \
-      fputc('\n', stderr);                                   \
-      exit(1);                                               \
-    }                                                        \
-  } while (0)
 
 std::unique_ptr<Capture> Make(uint64_t ring, uint32_t snaplen, int pairs = 1) {
   int e = 0;
@@ -195,6 +183,6 @@ int main() {
   PiecesAsOne();
   BellWakesASleepingWriter();
   SizeBinsAndMacClasses();
-  printf("capture ring and counters: %d checks passed\n", checks);
+  printf("capture ring and counters: %d checks passed\n", vhost_test::checks);
   return 0;
 }

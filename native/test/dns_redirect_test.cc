@@ -11,22 +11,11 @@
 #include <cstring>
 #include <vector>
 
+#include "test/check.h"
+
 using namespace vhost;
 
 namespace {
-
-int checks = 0;
-
-#define CHECK(cond, ...)                                     \
-  do {                                                       \
-    checks++;                                                \
-    if (!(cond)) {                                           \
-      fprintf(stderr, "FAILED %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                          \
-      fputc('\n', stderr);                                   \
-      exit(1);                                               \
-    }                                                        \
-  } while (0)
 
 using Bytes = std::vector<uint8_t>;
 
@@ -125,6 +114,6 @@ int main() {
   const Bytes before = cut;
   r.ToHost(cut.data(), 14 + 20 + 4);
   CHECK(cut == before, "a frame too short for its UDP header was changed");
-  printf("dns redirect: %d checks passed\n", checks);
+  printf("dns redirect: %d checks passed\n", vhost_test::checks);
   return 0;
 }

@@ -9,22 +9,11 @@
 #include <deque>
 #include <vector>
 
+#include "test/check.h"
+
 using namespace vhost;
 
 namespace {
-
-int checks = 0;
-
-#define CHECK(cond, ...)                                     \
-  do {                                                       \
-    checks++;                                                \
-    if (!(cond)) {                                           \
-      fprintf(stderr, "FAILED %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                          \
-      fputc('\n', stderr);                                   \
-      exit(1);                                               \
-    }                                                        \
-  } while (0)
 
 std::vector<uint8_t> Frame(uint32_t n, size_t len) {
   std::vector<uint8_t> f(len);
@@ -90,6 +79,6 @@ int main() {
   AgainstModel(4096, 1000, 600, 1);  // bytes bind
   AgainstModel(1 << 16, 8, 300, 2);  // frames bind
   AgainstModel(256, 100, 250, 3);    // records close to the ring's size
-  printf("frame backlog: %d checks passed\n", checks);
+  printf("frame backlog: %d checks passed\n", vhost_test::checks);
   return 0;
 }

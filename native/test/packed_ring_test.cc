@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/guest_memory.h"
+#include "test/check.h"
 
 using namespace vhost;
 
@@ -20,19 +21,6 @@ namespace {
 constexpr uint64_t kMemSize = 1 << 20, kUser = 0x40000000;
 constexpr uint64_t kRing = 0, kDriverArea = 0x80000, kDeviceArea = 0x80010, kBuffers = 0x90000;
 constexpr uint16_t kAvail = 1 << 7, kUsed = 1 << 15, kWrite = 2;
-
-int checks = 0;
-
-#define CHECK(cond, ...)                                     \
-  do {                                                       \
-    checks++;                                                \
-    if (!(cond)) {                                           \
-      fprintf(stderr, "FAILED %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                          \
-      fputc('\n', stderr);                                   \
-      exit(1);                                               \
-    }                                                        \
-  } while (0)
 
 // Guest memory with one ring, and the driver's hand on it.
 struct Driver {
@@ -222,6 +210,6 @@ int main() {
   InOrderBatchesTransmitOnly();
   BaseEncoding();
   ArmBeyondWhereTheBurstGaveUp();
-  printf("packed ring: %d checks passed\n", checks);
+  printf("packed ring: %d checks passed\n", vhost_test::checks);
   return 0;
 }

@@ -13,22 +13,11 @@
 #include <string>
 #include <vector>
 
+#include "test/check.h"
+
 using namespace vhost;
 
 namespace {
-
-int checks = 0;
-
-#define CHECK(cond, ...)                                     \
-  do {                                                       \
-    checks++;                                                \
-    if (!(cond)) {                                           \
-      fprintf(stderr, "FAILED %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                          \
-      fputc('\n', stderr);                                   \
-      exit(1);                                               \
-    }                                                        \
-  } while (0)
 
 using Bytes = std::vector<uint8_t>;
 
@@ -234,6 +223,6 @@ int main() {
 
   api->cleanup(s);
   CHECK(r.timers_freed == 1, "slirp_cleanup freed %d timers, want 1", r.timers_freed);
-  printf("slirp api: %d checks passed (libslirp %s)\n", checks, api->version.c_str());
+  printf("slirp api: %d checks passed (libslirp %s)\n", vhost_test::checks, api->version.c_str());
   return 0;
 }
