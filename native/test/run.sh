@@ -12,8 +12,17 @@ if command -v clang++ > /dev/null; then
 else
   cxx=(g++)
 fi
+# The data-path sources are compiled once (two at a time), then linked into each program: compiling
+# them again per program made this the slowest step of npm test.
+flags=(-std=c++17 -g -O1 -Inative)
+objects=()
+for src in "${sources[@]}"; do
+  mkdir -p "$out/obj/$(dirname "$src")"
+  objects+=("$out/obj/$src.o")
+done
+printf '%s\n' "${sources[@]}" | xargs -P 2 -I{} "${cxx[@]}" "${flags[@]}" -c {} -o "$out/obj/{}.o"
 for test in native/test/*_test.cc; do
   bin="$out/$(basename "$test" .cc)"
-  "${cxx[@]}" -std=c++17 -g -O1 -Inative "$test" "${sources[@]}" -o "$bin" -lpthread -ldl
+  "${cxx[@]}" "${flags[@]}" "$test" "${objects[@]}" -o "$bin" -lpthread -ldl
   "$bin"
 done
