@@ -4,7 +4,7 @@
  * program got and sends back is queued by reference (no copy: the port copies it straight into the
  * guest), anything else is copied into a slot of the ring.
  *
- * The device has no port threads: this thread serves it (`serveInline`, one native call per
+ * The device has no worker threads: this thread serves it (`serveInline`, one native call per
  * batch and per send), so a burst costs no hand-over between threads. Between calls a poll handle
  * on the device's inline fd (readable when the guest kicked a queue) serves it too: frames move
  * while the program is busy elsewhere, and a waiting next() or send() wakes. Before sleeping the
