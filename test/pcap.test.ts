@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { GuestMemory } from '../lib/frontend/guest_memory';
 import { VirtioNetDriver } from '../lib/frontend/net_driver';
 import { useBackendFixture } from './helpers/fixture';
-import { fdKinds, macSwapped, makeFrame } from './helpers/frames';
+import { countMappings, fdKinds, macSwapped, makeFrame } from './helpers/frames';
 import { readPcap, type PcapRecord } from './helpers/pcap';
 import { findProgram, missing, skipUnless } from './helpers/peers';
 import { until } from './helpers/until';
@@ -46,24 +46,27 @@ function classify(records: PcapRecord[], snaplen = Infinity) {
   return seen;
 }
 
-const captureMappings = () =>
-  fs
-    .readFileSync('/proc/self/maps', 'utf8')
-    .split('\n')
-    .filter((l) => l.includes('memfd:vhu-capture')).length;
+/** Our front-end on the fixture's back-end, counting what comes back; send(first, count) pumps frames and waits for them. */
+async function startDriver(queuePairs = 1) {
+  let received = 0;
+  const driver = await VirtioNetDriver.start({
+    socketPath: fx.backend.socketPath,
+    memory: fx.memory,
+    queuePairs,
+    onFrames: (f) => (received += f.length),
+  });
+  return { driver, received: () => received, send: (first: number, count: number) => pump(driver, first, count, () => received) };
+}
+
+const captureMappings = () => countMappings('vhu-capture');
 
 describe('pcap capture', () => {
   it('captures both directions; tcpdump reads the file; counts equal the statistics', async () => {
     const backend = fx.start();
     const file = path.join(fx.dir, 'loop.pcap');
     const capture = backend.device.capture(file);
-    let received = 0;
-    const driver = await VirtioNetDriver.start({
-      socketPath: backend.socketPath,
-      memory: fx.memory,
-      onFrames: (f) => (received += f.length),
-    });
-    await pump(driver, 0, 3000, () => received);
+    const { driver, send } = await startDriver();
+    await send(0, 3000);
     const counts = await capture.stop();
     const [rx, tx] = backend.device.stats();
     expect(counts).toEqual({ frames: Number(tx.packets + rx.packets), dropped: 0 });
@@ -78,7 +81,7 @@ describe('pcap capture', () => {
     for (const r of pcap.records) expect(Math.abs(r.seconds - now)).toBeLessThan(60);
 
     // Stopped: more traffic is not captured, and the file stays as it was.
-    await pump(driver, 3000, 100, () => received);
+    await send(3000, 100);
     expect(readPcap(file).records).toHaveLength(6000);
     driver.close();
 
@@ -95,14 +98,8 @@ describe('pcap capture', () => {
     const backend = fx.start({ queuePairs: 2 });
     const file = path.join(fx.dir, 'snap.pcap');
     const capture = backend.device.capture(file, { snaplen: 100 });
-    let received = 0;
-    const driver = await VirtioNetDriver.start({
-      socketPath: backend.socketPath,
-      memory: fx.memory,
-      queuePairs: 2,
-      onFrames: (f) => (received += f.length),
-    });
-    await pump(driver, 0, 2000, () => received);
+    const { driver, send } = await startDriver(2);
+    await send(0, 2000);
     const counts = await capture.stop();
     const stats = backend.device.stats();
     expect(stats[3].packets).toBeGreaterThan(0n); // the second pair carried traffic
@@ -121,13 +118,8 @@ describe('pcap capture', () => {
     const file = path.join(fx.dir, 'small.pcap');
     // 64 KiB holds ~80 records of these frames; the loopback moves 512 per round of the driver.
     const capture = backend.device.capture(file, { ringBytes: 65536 });
-    let received = 0;
-    const driver = await VirtioNetDriver.start({
-      socketPath: backend.socketPath,
-      memory: fx.memory,
-      onFrames: (f) => (received += f.length),
-    });
-    await pump(driver, 0, 5000, () => received);
+    const { driver, send } = await startDriver();
+    await send(0, 5000);
     const counts = await capture.stop();
     const [rx, tx] = backend.device.stats();
     expect(tx.packets).toBe(5000n);
@@ -164,13 +156,8 @@ describe('pcap capture', () => {
     const backend = fx.start();
     const file = path.join(fx.dir, 'closed.pcap');
     const capture = backend.device.capture(file);
-    let received = 0;
-    const driver = await VirtioNetDriver.start({
-      socketPath: backend.socketPath,
-      memory: fx.memory,
-      onFrames: (f) => (received += f.length),
-    });
-    await pump(driver, 0, 500, () => received);
+    const { driver, send } = await startDriver();
+    await send(0, 500);
     backend.close();
     const counts = await capture.stop();
     expect(counts).toEqual({ frames: 1000, dropped: 0 });
@@ -180,22 +167,16 @@ describe('pcap capture', () => {
 
   it('started and stopped 200 times during traffic: every file whole, no fd or mapping left', async () => {
     const backend = fx.start({ queuePairs: 2 });
-    let received = 0;
     let bad = 0;
-    const driver = await VirtioNetDriver.start({
-      socketPath: backend.socketPath,
-      memory: fx.memory,
-      queuePairs: 2,
-      onFrames: (f) => (received += f.length),
-    });
-    await pump(driver, 0, 100, () => received); // connected and warm before the baseline
+    const { driver, send, received } = await startDriver(2);
+    await send(0, 100); // connected and warm before the baseline
     const fdsBefore = fdKinds();
     const mapsBefore = captureMappings();
     let stop = false;
     const traffic = (async () => {
       let i = 100;
       while (!stop) {
-        await pump(driver, i, 200, () => received);
+        await send(i, 200);
         i += 200;
       }
       return i - 100;
@@ -215,7 +196,7 @@ describe('pcap capture', () => {
     const sent = await traffic;
     expect(bad).toBe(0);
     expect(captured).toBeGreaterThan(0);
-    expect(received).toBe(100 + sent);
+    expect(received()).toBe(100 + sent);
     expect(captureMappings()).toBe(mapsBefore);
     expect(fdKinds()).toEqual(fdsBefore);
     driver.close();

@@ -22,17 +22,20 @@ export function macSwapped(sent: Buffer): Buffer {
   return out;
 }
 
+/** Mappings in this process of the memfds named `name` (as /proc/self/maps shows them: memfd:<name>). */
+export function countMappings(name: string): number {
+  return require('node:fs')
+    .readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((l: string) => l.includes(`memfd:${name}`)).length;
+}
+
 /**
  * Mappings of guest memory (our front-end's memfd) in this process: the back-end's own mappings of
  * it come and go with connections. (The total count of /proc/self/maps is no measure: V8's heap,
  * malloc arenas and cached thread stacks grow it legitimately.)
  */
-export function countGuestMappings(): number {
-  return require('node:fs')
-    .readFileSync('/proc/self/maps', 'utf8')
-    .split('\n')
-    .filter((l: string) => l.includes('memfd:vhost-user-guest')).length;
-}
+export const countGuestMappings = (): number => countMappings('vhost-user-guest');
 
 /** What the process's fds point to, by kind, for a readable diff when a leak check fails. */
 export function fdKinds(): Record<string, number> {

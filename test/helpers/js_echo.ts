@@ -1,5 +1,6 @@
 /** A MAC-swap echo over the js port, as a program would write it, for the js port's tests. */
 import type { NetDevice } from '../../lib/net/device';
+import { countMappings } from './frames';
 
 const mac = new Uint8Array(6);
 
@@ -31,9 +32,4 @@ export async function jsEcho(device: NetDevice, opts: EchoOptions = {}): Promise
 }
 
 /** Mappings of js port rings in this process (native/net/frame_rings.cc names its memfd). */
-export function countJsRingMappings(): number {
-  return require('node:fs')
-    .readFileSync('/proc/self/maps', 'utf8')
-    .split('\n')
-    .filter((l: string) => l.includes('memfd:vhu-js-rings')).length;
-}
+export const countJsRingMappings = (): number => countMappings('vhu-js-rings');
