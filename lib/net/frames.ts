@@ -148,10 +148,14 @@ export class JsFrames {
 
   /** Whether the ring from JS of `pair` has a free descriptor; its tail is read only when it looked full. */
   private hasRoom(l: FrameLayout, pair: number): boolean {
-    const full = () => (this.sent[pair] - this.seen[pair]) >>> 0 >= this.slots;
-    if (!full()) return true;
+    if (this.queued(pair) < this.slots) return true;
     this.reap(l, pair);
-    return !full();
+    return this.queued(pair) < this.slots;
+  }
+
+  /** Frames queued on `pair` that the port has not copied out yet, as far as we last looked. */
+  private queued(pair: number): number {
+    return (this.sent[pair] - this.seen[pair]) >>> 0;
   }
 
   /** The front-end went away (disconnected) or the device is closing: every loop and wait ends. */
