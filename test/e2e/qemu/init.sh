@@ -3,7 +3,13 @@
 #
 # Parameters come from /proc/cmdline (the kernel keeps dotted words there and does not hand them to us):
 #   vhu.run=link,probe,ping,tcp-tx,tcp-rx,ping-loop   scenarios, run in order (default: link)
+#           dhcp,tcp-serve,udp,dns,tcp-banner        (the user port's suite, qemu-user.test.ts)
 #   vhu.ip=10.0.2.15/24  vhu.host=10.0.2.1  vhu.iface=eth0
+#                        vhu.ip=none: no static address (the dhcp scenario asks udhcpc for one)
+#   vhu.serve_port=N     tcp-serve: listens on N and sends vhu.mb MiB to the first connection
+#   vhu.udp_port=N       udp: reads file vhu-udp from a TFTP server at host:N, reports its first line
+#   vhu.dns=ADDR vhu.name=NAME   dns: nslookup NAME at ADDR (default 10.0.2.3, vhu-test.example)
+#   vhu.banner_port=N    tcp-banner: connects to host:N, reports the first line the host sends
 #   vhu.mb=50            tcp-tx: MiB sent (random data made in /tmp, a tmpfs)
 #   vhu.port=5001        tcp-tx connects to host:port, tcp-rx to host:port+1
 #   vhu.count=20  vhu.interval=1                      ping
@@ -44,6 +50,7 @@ die() {
 # Parameters: vhu.KEY=VALUE -> P_KEY (KEY restricted to [a-z0-9_] before it reaches eval).
 P_run=link P_ip=10.0.2.15/24 P_host=10.0.2.1 P_iface=eth0 P_mb=50 P_port=5001 P_count=20 P_interval=1 P_timeout=120
 P_tx_cpu= P_rx_cpu=
+P_serve_port=5080 P_udp_port=5003 P_dns=10.0.2.3 P_name=vhu-test.example P_banner_port=5004
 for w in $(cat /proc/cmdline); do
 	case "$w" in
 	vhu.*=*)
@@ -74,7 +81,7 @@ while [ ! -e "/sys/class/net/$P_iface" ]; do
 	sleep 0.1
 done
 ip link set lo up
-ip addr add "$P_ip" dev "$P_iface" || die "ip addr add $P_ip dev $P_iface failed"
+[ "$P_ip" = none ] || ip addr add "$P_ip" dev "$P_iface" || die "ip addr add $P_ip dev $P_iface failed"
 ip link set "$P_iface" up || die "ip link set $P_iface up failed"
 # Carrier comes with the device's link status (VIRTIO_NET_F_STATUS, read by a work item after probe).
 # operstate only turns "up" up to 1 s later (linkwatch's rate limit); IPv4 traffic does not wait for it.
@@ -155,6 +162,65 @@ sc_tcp_rx() {
 	rm -f /tmp/rx.bin
 }
 
+# udhcpc's hook: it configures the interface itself (no default.script in the initramfs).
+sc_dhcp() {
+	cat >/tmp/udhcpc.sh <<'HOOK'
+#!/bin/sh
+[ "$1" = bound ] || [ "$1" = renew ] || exit 0
+ifconfig "$interface" "$ip" netmask "$subnet" up
+route add default gw "$router" dev "$interface"
+echo "ip=$ip subnet=$subnet router=$router dns=$(echo $dns | tr ' ' ,)" >/tmp/lease
+HOOK
+	chmod +x /tmp/udhcpc.sh
+	udhcpc -i "$P_iface" -n -q -t 5 -T 2 -s /tmp/udhcpc.sh >/tmp/udhcpc.log 2>&1
+	rc=$?
+	sed 's/^/  /' /tmp/udhcpc.log
+	echo "VHU-RESULT dhcp $(cat /tmp/lease 2>/dev/null || echo ip=none) rc=$rc"
+}
+
+# The host connects (through a forward of the user port) and reads vhu.mb MiB; the md5 comes first.
+sc_tcp_serve() {
+	dd if=/dev/urandom of=/tmp/serve.bin bs=1048576 count="$P_mb" 2>/dev/null || {
+		echo "VHU-RESULT tcp-serve error=dd-failed"
+		return
+	}
+	md5=$(md5_of /tmp/serve.bin)
+	bytes=$(wc -c </tmp/serve.bin)
+	nc -l -p "$P_serve_port" </tmp/serve.bin >/dev/null &
+	pid=$!
+	sleep 0.5 # nc listening before the host is told to connect
+	echo "VHU-INFO tcp-serve md5=$md5 bytes=$bytes port=$P_serve_port"
+	t0=$(uptime_s)
+	wait $pid
+	rc=$?
+	t1=$(uptime_s)
+	rm -f /tmp/serve.bin
+	echo "VHU-RESULT tcp-serve md5=$md5 bytes=$bytes rc=$rc secs=$(elapsed "$t0" "$t1")"
+}
+
+# UDP request and response: busybox nc has no UDP, its tftp client does (one read request, one data block).
+sc_udp() {
+	tftp -g -r vhu-udp -l /tmp/udp.txt "$P_host" "$P_udp_port" 2>/dev/null
+	rc=$?
+	reply=$(head -n 1 /tmp/udp.txt 2>/dev/null | tr -c 'a-zA-Z0-9:.\n-' _)
+	rm -f /tmp/udp.txt
+	echo "VHU-RESULT udp reply=${reply:-none} rc=$rc"
+}
+
+sc_dns() {
+	out=$(nslookup "$P_name" "$P_dns" 2>&1)
+	rc=$?
+	echo "$out" | sed 's/^/  /'
+	# busybox prints the server's address first, then the answer's: the last Address line is the answer.
+	addr=$(echo "$out" | sed -n "/$P_name/,\$ s/^Address[^:]*: *\([0-9.]*\).*/\1/p" | tail -n 1)
+	echo "VHU-RESULT dns name=$P_name addr=${addr:-none} rc=$rc"
+}
+
+sc_tcp_banner() {
+	got=$(nc -w 5 "$P_host" "$P_banner_port" </dev/null 2>/dev/null | head -n 1 | tr -c 'a-zA-Z0-9:.\n-' _)
+	echo "VHU-RESULT tcp-banner got=${got:-none}"
+}
+
 for s in $(echo "$P_run" | tr ',' ' '); do
 	case "$s" in
 	link) sc_link ;;
@@ -163,6 +229,11 @@ for s in $(echo "$P_run" | tr ',' ' '); do
 	ping-loop) sc_ping_loop ;;
 	tcp-tx) sc_tcp_tx ;;
 	tcp-rx) sc_tcp_rx ;;
+	dhcp) sc_dhcp ;;
+	tcp-serve) sc_tcp_serve ;;
+	udp) sc_udp ;;
+	dns) sc_dns ;;
+	tcp-banner) sc_tcp_banner ;;
 	*) echo "VHU-RESULT $s error=unknown-scenario" ;;
 	esac
 done
