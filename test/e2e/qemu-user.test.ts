@@ -1,16 +1,18 @@
 /**
  * A Linux VM whose only NIC is served by our back-end on the user port (libslirp), the back-end a
  * separate `vhost-user net --port user` process running as nobody when the suite runs as root. The
- * guest leases its address with udhcpc, pings the gateway, fetches 50 MiB from a host server through
- * the gateway (10.0.2.2 is the host's 127.0.0.1), serves 50 MiB that the host reads through a
- * --forward, reads a file from a host TFTP server (UDP request and response) and resolves a name at 10.0.2.3, which --dns
- * points at a DNS server of this test. Then --no-host-loopback and --restrict each keep the guest
- * from a host TCP server that the first boot reached.
+ * guest leases its address with udhcpc, pings the gateway, reads a file from a host TFTP server (a UDP
+ * request and response), resolves a name at 10.0.2.3 (which --dns points at a DNS server of this test),
+ * fetches 50 MiB from a host server through the gateway (10.0.2.2 is the host's 127.0.0.1) and serves
+ * 50 MiB that the host reads through a --forward. Then --no-host-loopback and --restrict each keep the
+ * guest from a host TCP server that the first boot reached. Without libslirp (the loader pointed
+ * elsewhere) the user port fails in one line and the loopback port still serves a guest.
  * Needs QEMU, a Debian kernel, busybox and libslirp0: skipped without them, except in CI (CI=true).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { hasLibrary } from '../helpers/peers';
 import { startGuest } from './qemu/guest';
@@ -19,6 +21,7 @@ import { killAll } from './qemu/processes';
 import { startTcpSource, writeRandomFile } from './qemu/tcp_peers';
 import { qemuAvailable, requiredInCi } from './qemu/tools';
 import {
+  cliArgv,
   freePort,
   readFromPort,
   startDnsServer,
@@ -68,8 +71,8 @@ describe.skipIf(!available)('a QEMU guest on the user port', () => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  async function backend(name: string, args: readonly string[]): Promise<UserBackend> {
-    const b = await startUserBackend(dir, name, args);
+  async function backend(name: string, args: readonly string[], env?: NodeJS.ProcessEnv): Promise<UserBackend> {
+    const b = await startUserBackend(dir, name, args, env);
     backends.push(b);
     // The process itself, not what we asked for: its real and effective uid (/proc/PID/status).
     const uids = /^Uid:\s+(\d+)\s+(\d+)/m.exec(fs.readFileSync(`/proc/${b.process.pid}/status`, 'utf8'));
@@ -160,4 +163,23 @@ describe.skipIf(!available)('a QEMU guest on the user port', () => {
       }
     }, 120_000);
   }
+
+  it('without libslirp: --port user fails in one line naming the package, --port loopback still serves a guest', async () => {
+    const env = { ...process.env, VHOST_USER_LIBSLIRP: '/nonexistent/libslirp.so.0' };
+    const { argv } = cliArgv(dir, ['--socket', path.join(dir, 'nolib.sock'), '--port', 'user']);
+    const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', env, timeout: 20_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/libslirp0/);
+
+    const b = await backend('loopback', ['--port', 'loopback'], env);
+    const guest = await startGuest({ socketPath: b.socketPath, scenarios: ['link'], guestTimeoutSec: 60 });
+    try {
+      expect(await guest.result('link', 60_000)).toMatchObject({ carrier: '1', operstate: 'up' });
+      expect(b.output()).toMatch(/loopback port/);
+    } finally {
+      await guest.kill();
+      b.stop();
+    }
+  }, 120_000);
 });

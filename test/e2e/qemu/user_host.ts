@@ -27,21 +27,26 @@ export interface UserBackend {
 }
 
 /**
- * Starts `vhost-user net --port user --socket DIR/NAME.sock ARGS...` and resolves once the socket
- * exists. As root the back-end runs as nobody (setpriv), the point of the user port; `dir` is then
- * handed to nobody so that it can make its socket there.
+ * argv of `vhost-user net ARGS...`: as root, run as nobody (setpriv), the point of the user port, with
+ * `dir` handed to nobody so that the back-end can make its socket there.
  */
-export async function startUserBackend(dir: string, name: string, args: readonly string[]): Promise<UserBackend> {
+export function cliArgv(dir: string, args: readonly string[]): { argv: string[]; uid: number } {
+  const argv = [process.execPath, CLI, 'net', ...args];
+  if (process.getuid?.() !== 0) return { argv, uid: process.getuid?.() ?? -1 };
+  const setpriv = findProgram('setpriv');
+  if (!setpriv) throw new Error('setpriv is not installed (Debian package util-linux): the back-end must not run as root');
+  fs.chownSync(dir, NOBODY.uid, NOBODY.gid);
+  return { argv: [setpriv, `--reuid=${NOBODY.uid}`, `--regid=${NOBODY.gid}`, '--clear-groups', '--', ...argv], uid: NOBODY.uid };
+}
+
+/**
+ * Starts `vhost-user net --socket DIR/NAME.sock --port user ARGS...` (cliArgv) and resolves once the
+ * socket exists. `env` replaces the environment (e.g. VHOST_USER_LIBSLIRP); a later --port wins.
+ */
+export async function startUserBackend(dir: string, name: string, args: readonly string[], env?: NodeJS.ProcessEnv): Promise<UserBackend> {
   const socketPath = path.join(dir, `${name}.sock`);
-  const argv = [process.execPath, CLI, 'net', '--socket', socketPath, '--port', 'user', ...args];
-  const root = process.getuid?.() === 0;
-  if (root) {
-    const setpriv = findProgram('setpriv');
-    if (!setpriv) throw new Error('setpriv is not installed (Debian package util-linux): the back-end must not run as root');
-    fs.chownSync(dir, NOBODY.uid, NOBODY.gid);
-    argv.unshift(setpriv, `--reuid=${NOBODY.uid}`, `--regid=${NOBODY.gid}`, '--clear-groups', '--');
-  }
-  const child = spawnTracked(argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const { argv, uid } = cliArgv(dir, ['--socket', socketPath, '--port', 'user', ...args]);
+  const child = spawnTracked(argv, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -54,7 +59,7 @@ export async function startUserBackend(dir: string, name: string, args: readonly
   return {
     socketPath,
     process: child,
-    uid: root ? NOBODY.uid : (process.getuid?.() ?? -1),
+    uid,
     output: () => out,
     stop: () => void child.kill('SIGTERM'),
   };
