@@ -35,9 +35,6 @@ export class FrameRingView {
   setTail(v: number): void {
     Atomics.store(this.u32, this.at + TAIL, v >>> 0);
   }
-  descOffset(index: number): number {
-    return this.u32[this.at + DESCS + 2 * (index & this.mask)];
-  }
   descLen(index: number): number {
     return this.u32[this.at + DESCS + 2 * (index & this.mask) + 1];
   }
