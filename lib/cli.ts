@@ -196,6 +196,8 @@ function main(argv: string[]): void {
   const port = checked.port.spec;
   if (port.libraryOnly) fail(`--port ${port.name} is for programs that use the library: see examples/js-echo.mjs`);
   if (port.singleDevice && sockets.length > 1) fail(`the ${port.name} port serves one device: give one --socket`);
+  const held = CLI_PORT_OPTIONS.find((o) => o.oneDevice && (device as Record<string, unknown>)[o.key] !== undefined);
+  if (held && sockets.length > 1) fail(`--${held.flag} holds a host port for one device: give one --socket`);
   const socketMode = intOption('socket-mode', values['socket-mode'], 0, 0o777, 8) ?? 0o600;
   const statsInterval = intOption('stats-interval', values['stats-interval'], 1, 86400);
   const snaplen = intOption('snaplen', values.snaplen, 1, MAX_SNAPLEN);

@@ -123,7 +123,7 @@ describe('the socket file', () => {
   });
 
   it('refuses a path a live back-end serves (EADDRINUSE) and leaves that back-end serving', async () => {
-    const other = new VhostUserBackend({ socketPath: t.sock });
+    const other = new VhostUserBackend({ socketPath: t.sock, device: { port: 'loopback' } });
     t.onCleanup(() => other.close());
     let err: unknown;
     try {
@@ -143,7 +143,7 @@ describe('the socket file', () => {
   it('serves a front-end that connects right after a refused start (the liveness probe is no front-end)', async () => {
     // removeStaleSocket() probes the path by connecting and closing. The live back-end must not
     // hold that probe as its one front-end and refuse the real one that comes right after it.
-    const other = new VhostUserBackend({ socketPath: t.sock });
+    const other = new VhostUserBackend({ socketPath: t.sock, device: { port: 'loopback' } });
     t.onCleanup(() => other.close());
     expect(() => other.start()).toThrow(expect.objectContaining({ code: 'EADDRINUSE' }));
     const fe = connect();
@@ -155,7 +155,7 @@ describe('the socket file', () => {
   it('refuses a path that is not a socket (EEXIST) and leaves the file alone', () => {
     const file = path.join(t.dir, 'plain');
     fs.writeFileSync(file, 'keep me');
-    const b = new VhostUserBackend({ socketPath: file });
+    const b = new VhostUserBackend({ socketPath: file, device: { port: 'loopback' } });
     t.onCleanup(() => b.close());
     expect(() => b.start()).toThrow(expect.objectContaining({ code: 'EEXIST' }));
     b.close();

@@ -40,7 +40,7 @@ describe('vhost-user CLI', () => {
     const cases: [string[], string][] = [
       [['net'], '--socket PATH is required'],
       [['net', '--socket', '/tmp/x.sock', '--queues', '0'], '--queues must be an integer in 1..16'],
-      [['net', '--socket', '/tmp/x.sock', '--port', 'nope'], '--port must be one of loopback'],
+      [['net', '--socket', '/tmp/x.sock', '--port', 'nope'], '--port must be one of user, loopback'],
       [['bogus'], "unknown command 'bogus'"],
       [['net', '--socket', '/tmp/x.sock', '--frame-size', '64'], '--frame-size needs --port source'],
       [['net', '--socket', '/tmp/x.sock', '--port', 'source', '--frame-size', '59'], '--frame-size must be an integer in 60..65535'],
@@ -59,6 +59,11 @@ describe('vhost-user CLI', () => {
     const cases: [string[], string][] = [
       [['net', '--socket', '/tmp/x.sock', '--tap', 'T', '--queues', '17'], '--queues must be an integer in 1..16'],
       [['net', '--socket', '/tmp/x.sock', '--socket', '/tmp/y.sock', '--tap', 'T'], 'the tap port serves one device: give one --socket'],
+      [
+        ['net', '--socket', '/tmp/x.sock', '--socket', '/tmp/y.sock', '--forward', 'tcp:8080:80'],
+        '--forward holds a host port for one device: give one --socket',
+      ],
+      [['net', '--socket', '/tmp/x.sock', '--queues', '2'], 'the user port serves one queue pair for now (--queues 1, or another --port)'],
       [['net', '--socket', '/tmp/x.sock', '--tap', 'a-name-too-long-for-linux'], '--tap must be 1..15 characters'],
       [['net', '--socket', '/tmp/x.sock', '--port', 'tap'], '--port tap needs --tap NAME'],
       [['net', '--socket', '/tmp/x.sock', '--port', 'sink', '--tap', 'T'], "--tap needs --port tap, not 'sink'"],
@@ -85,7 +90,9 @@ describe('vhost-user CLI', () => {
   it('serves a device, prints statistics on SIGUSR1 and on exit, removes its socket', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-cli-'));
     const socketPath = path.join(dir, 'net.sock');
-    const child = spawn(process.execPath, [CLI, 'net', '--socket', socketPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'net', '--socket', socketPath, '--port', 'loopback'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));

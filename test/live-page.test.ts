@@ -63,7 +63,7 @@ describe.skipIf(skip)('live page', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-page-'));
     dirs.push(dir);
     const backends = [1, 2].map((queuePairs) => {
-      const b = new VhostUserBackend({ socketPath: path.join(dir, `pairs-${queuePairs}.sock`), device: { queuePairs } });
+      const b = new VhostUserBackend({ socketPath: path.join(dir, `pairs-${queuePairs}.sock`), device: { port: 'loopback', queuePairs } });
       b.start();
       closers.push(() => b.close());
       return b;

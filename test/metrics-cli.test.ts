@@ -59,6 +59,8 @@ describe('vhost-user net --metrics', () => {
       CLI,
       'net',
       '--quiet',
+      '--port',
+      'loopback',
       '--queues',
       '2',
       '--metrics',

@@ -32,7 +32,7 @@ afterEach(async () => {
 });
 
 function backend(name: string, queuePairs: number): VhostUserBackend {
-  const b = new VhostUserBackend({ socketPath: path.join(dir, name), device: { queuePairs } });
+  const b = new VhostUserBackend({ socketPath: path.join(dir, name), device: { port: 'loopback', queuePairs } });
   b.start();
   closers.push(() => b.close());
   return b;

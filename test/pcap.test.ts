@@ -208,7 +208,7 @@ describe('vhost-user --pcap', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-pcap-'));
     const socketPath = path.join(dir, 'net.sock');
     const file = path.join(dir, 'cli.pcap');
-    const child = spawn(process.execPath, [CLI, 'net', '--socket', socketPath, '--pcap', file, '--snaplen', '64'], {
+    const child = spawn(process.execPath, [CLI, 'net', '--socket', socketPath, '--port', 'loopback', '--pcap', file, '--snaplen', '64'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';

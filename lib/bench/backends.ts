@@ -1,7 +1,7 @@
 /**
  * The back-ends the benchmark compares, each run as its own process pinned to one CPU:
  *
- *  - 'ours': `node dist/cli.js net --socket SOCK` (+ the port for the mode, `--queues N`), under
+ *  - 'ours': `node dist/cli.js net --socket SOCK --port loopback` (or the mode's port, `--queues N`), under
  *    `taskset`. Per-queue counters (packets, bytes, drops, errors, kicks, calls) are read by sending
  *    SIGUSR1, on which the CLI prints them. Not `--quiet`: its info lines (a handful per connection)
  *    include the features it acked, which say the ring layout it negotiated (layout.ts).
@@ -182,6 +182,9 @@ function backendArgs(opts: BackendOptions, prefix: string | null): string[] {
       'net',
       '--socket',
       opts.socketPath,
+      // The loopback unless the mode's arguments name another port (a later --port wins).
+      '--port',
+      'loopback',
       ...(pairs > 1 ? ['--queues', String(pairs)] : []),
       ...(opts.extraArgs ?? []),
     ];

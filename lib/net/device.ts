@@ -23,7 +23,7 @@ export type { FrameBatch, SendCounts, SendOptions } from './frames';
 export interface NetDeviceOptions extends PortOptionValues {
   /** Queue pairs the device reports (GET_QUEUE_NUM). Default 1. */
   queuePairs?: number;
-  /** Where frames go (lib/net/ports). Default 'loopback' ('tap' when `tap` is given). */
+  /** Where frames go (lib/net/ports). Default 'user' ('tap' when `tap` is given). */
   port?: PortKind;
   /** If set, the device offers VIRTIO_NET_F_MTU and accepts NET_SET_MTU up to this value. */
   mtu?: number;

@@ -23,7 +23,7 @@ static_assert(sizeof(void*) != 8 || offsetof(SlirpConfigV1, if_mtu) == 136, "Sli
 static_assert(sizeof(void*) != 8 || offsetof(SlirpConfigV1, disable_host_loopback) == 152, "SlirpConfig.flags");
 static_assert(sizeof(void*) != 8 || sizeof(SlirpCallbacks) == 11 * 8, "SlirpCb: nine callbacks of 4.1, two of 4.7");
 
-const char kInstallHint[] = "install Debian's libslirp0 (apt-get install libslirp0)";
+const char kInstallHint[] = "install Debian's libslirp0 (apt-get install libslirp0) or use another port";
 
 // Looks `name` up into *slot; false (and *missing = name) when the library lacks it.
 template <typename F>

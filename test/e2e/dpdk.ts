@@ -109,7 +109,7 @@ export class DpdkBackend {
     this.backend?.close();
     this.backend = new VhostUserBackend({
       socketPath: path.join(this.dir, 'net.sock'),
-      device,
+      device: { port: 'loopback', ...device },
       log: (level, message) => this.logs.push(`${level}: ${message}`),
     });
     this.backend.start();

@@ -44,7 +44,12 @@ describe.skipIf(!available)('a QEMU guest on the loopback port', () => {
     const logs: string[] = [];
     const log = (level: string, msg: string): void => void logs.push(`${level} ${msg}`);
     const makeBackend = (): VhostUserBackend =>
-      new VhostUserBackend(qemuListens ? { socketPath, client: true, reconnectDelayMs: 100, log } : { socketPath, log });
+      new VhostUserBackend({
+        socketPath,
+        device: { port: 'loopback' },
+        log,
+        ...(qemuListens ? { client: true, reconnectDelayMs: 100 } : {}),
+      });
 
     if (!qemuListens) {
       backend = makeBackend();

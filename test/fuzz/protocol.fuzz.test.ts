@@ -149,6 +149,7 @@ describe('session state machine under random message sequences', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-fuzz-'));
     backend = new VhostUserBackend({
       socketPath: path.join(dir, 'fuzz.sock'),
+      device: { port: 'loopback' },
       log: process.env.FUZZ_LOG ? (l, m) => console.log(l, m) : undefined,
     });
     backend.start();

@@ -144,7 +144,7 @@ export function useControlFixture(dirPrefix: string): ControlFixture {
   let cleanups: (() => void)[] = [];
 
   const startBackend = (socketPath: string, opts: Partial<BackendOptions> = {}, sink = logs): VhostUserBackend => {
-    const b = new VhostUserBackend({ socketPath, log: (level, msg) => sink.push({ level, msg }), ...opts });
+    const b = new VhostUserBackend({ socketPath, device: { port: 'loopback' }, log: (level, msg) => sink.push({ level, msg }), ...opts });
     cleanups.push(() => b.close());
     b.start();
     return b;

@@ -31,9 +31,13 @@ describe('guest memory shrunk under the back-end', () => {
 
   beforeAll(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-shrink-'));
-    victim = new VhostUserBackend({ socketPath: path.join(dir, 'victim.sock'), log: (l, m) => l === 'warn' && warnings.push(m) });
+    victim = new VhostUserBackend({
+      socketPath: path.join(dir, 'victim.sock'),
+      device: { port: 'loopback' },
+      log: (l, m) => l === 'warn' && warnings.push(m),
+    });
     victim.start();
-    bystander = new VhostUserBackend({ socketPath: path.join(dir, 'bystander.sock') });
+    bystander = new VhostUserBackend({ socketPath: path.join(dir, 'bystander.sock'), device: { port: 'loopback' } });
     bystander.start();
     bystanderMemory = new GuestMemory();
   });

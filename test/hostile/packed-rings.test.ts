@@ -42,7 +42,7 @@ async function rig(name: string, opts: Partial<NetDriverOptions> = {}): Promise<
   const warnings: string[] = [];
   const backend = new VhostUserBackend({
     socketPath: path.join(dir, `${name}.sock`),
-    device: { queuePairs: 2 },
+    device: { port: 'loopback', queuePairs: 2 },
     log: (level, m) => level === 'warn' && warnings.push(m),
   });
   backend.start();

@@ -36,6 +36,7 @@ async function rig(name: string, rxBuffers?: number): Promise<Rig> {
   const warnings: string[] = [];
   const backend = new VhostUserBackend({
     socketPath: path.join(dir, `${name}.sock`),
+    device: { port: 'loopback' },
     log: (level, m) => level === 'warn' && warnings.push(m),
   });
   backend.start();

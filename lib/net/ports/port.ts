@@ -35,6 +35,8 @@ export interface PortOption extends OptionName, Partial<IntegerBounds> {
   required?: boolean;
   /** Giving the option picks this port when none is named (--tap NAME means --port tap). */
   selectsPort?: boolean;
+  /** It names a host resource (a listening port) that only one device can hold: the CLI refuses it with several --socket. */
+  oneDevice?: boolean;
   /** What is wrong with a value of the right type (a phrase after the option's name), or undefined. */
   check?(value: string | number): string | undefined;
 }

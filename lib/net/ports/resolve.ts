@@ -103,7 +103,9 @@ export function resolvePort(opts: PortInput, device: DeviceContext, w: Wording):
   }
   if (spec.maxQueuePairs !== undefined && device.queuePairs > spec.maxQueuePairs) {
     const max = spec.maxQueuePairs;
-    fail(`the ${kind} port serves ${max === 1 ? 'one queue pair' : `up to ${max} queue pairs`} for now (--queues ${max})`);
+    fail(
+      `the ${kind} port serves ${max === 1 ? 'one queue pair' : `up to ${max} queue pairs`} for now (--queues ${max}, or another ${w.option(PORT_OPTION)})`,
+    );
   }
   const problem = spec.check?.(values, device);
   if (problem) fail(problem);

@@ -162,6 +162,7 @@ export const user = definePort({
       type: 'string',
       metavar: 'SPEC',
       multiple: true,
+      oneDevice: true,
       check: (value) => {
         const r = parseForward(String(value));
         return typeof r === 'string' ? r : undefined;
