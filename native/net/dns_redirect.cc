@@ -2,27 +2,14 @@
 
 #include <cstring>
 
+#include "net/inet_checksum.h"
+
 namespace vhost {
 
 namespace {
 
 constexpr uint16_t kDnsPort = 53;
 constexpr uint8_t kTcp = 6, kUdp = 17;
-
-uint16_t Load16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-void Store16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-
-// RFC 1624, equation 3: the checksum at `sum` after one 16-bit word of what it covers went from
-// `from` to `to`: HC' = ~(~HC + ~m + m').
-void Adjust(uint8_t* sum, uint16_t from, uint16_t to) {
-  uint32_t s = static_cast<uint16_t>(~Load16(sum)) + static_cast<uint16_t>(~from) + to;
-  s = (s & 0xffff) + (s >> 16);
-  s = (s & 0xffff) + (s >> 16);
-  Store16(sum, static_cast<uint16_t>(~s));
-}
 
 }  // namespace
 
@@ -51,11 +38,11 @@ void DnsRedirect::Rewrite(const L4& h, size_t addr_at, size_t port_at, in_addr a
   memcpy(bytes, &addr.s_addr, 4);  // network order
   for (int i = 0; i < 4; i += 2) {
     const uint16_t from = Load16(field + i), to = Load16(bytes + i);
-    Adjust(h.ip + 10, from, to);                   // the IPv4 header's checksum
-    if (h.checksum) Adjust(h.checksum, from, to);  // the pseudo-header's part of TCP's and UDP's
+    AdjustChecksum(h.ip + 10, from, to);                   // the IPv4 header's checksum
+    if (h.checksum) AdjustChecksum(h.checksum, from, to);  // the pseudo-header's part of TCP's and UDP's
     Store16(field + i, to);
   }
-  if (h.checksum) Adjust(h.checksum, Load16(h.l4 + port_at), port);
+  if (h.checksum) AdjustChecksum(h.checksum, Load16(h.l4 + port_at), port);
   Store16(h.l4 + port_at, port);
   // UDP sends a computed 0 as 0xffff (the same in one's complement): 0 would mean "no checksum".
   if (h.checksum && h.ip[9] == kUdp && Load16(h.checksum) == 0) Store16(h.checksum, 0xffff);
