@@ -38,6 +38,11 @@ export interface NetDriverOptions {
    */
   inOrder?: boolean;
   /**
+   * More virtio-net features to accept when offered, e.g. the offloads (CSUM, HOST_TSO4) that frames
+   * sent with a `header` use. Default none.
+   */
+  netFeatures?: bigint;
+  /**
    * SET_VRING_BASE per queue index (packed rings: indexes and wrap counters, as GET_VRING_BASE
    * returned them), to resume where a previous connection stopped. Default: each ring's start.
    */
@@ -176,17 +181,19 @@ export class VirtioNetDriver {
   }
 
   /**
-   * Queues one frame (14..1514 bytes) on `pair`, or, without one, on the next pair in turn that has
-   * room; false when there is none. Call flush() after a batch.
+   * Queues one frame (14..maxFrame bytes) on `pair`, or, without one, on the next pair in turn that
+   * has room; false when there is none. Call flush() after a batch. `header`: the first bytes of its
+   * virtio-net header (flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, little-endian),
+   * for the offloads negotiated; zeros by default.
    */
-  send(frame: Buffer, layout: TxLayout = 'single', pair?: number): boolean {
+  send(frame: Buffer, layout: TxLayout = 'single', pair?: number, header?: Buffer): boolean {
     if (frame.length < 14 || frame.length > (this.opts.maxFrame ?? MAX_FRAME))
       throw new VhostUserError('EINVAL', `frame of ${frame.length} bytes`);
-    if (pair !== undefined) return this.pairs[pair].send(frame, layout);
+    if (pair !== undefined) return this.pairs[pair].send(frame, layout, header);
     for (let tried = 0; tried < this.pairs.length; tried++) {
       const p = this.pairs[this.nextTxPair];
       this.nextTxPair = (this.nextTxPair + 1) % this.pairs.length;
-      if (p.send(frame, layout)) return true;
+      if (p.send(frame, layout, header)) return true;
     }
     return false;
   }
@@ -257,6 +264,7 @@ export class VirtioNetDriver {
       wanted |= bit(VirtioFeature.RING_PACKED);
     }
     if (this.queuePairs > 1) wanted |= bit(VirtioNetFeature.MQ);
+    wanted |= this.opts.netFeatures ?? 0n;
     this.features = offered & wanted;
     await fe.request({ request: Request.SET_FEATURES, value: this.features });
     await this.sendMemTable();

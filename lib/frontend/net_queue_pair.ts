@@ -89,12 +89,13 @@ export class NetQueuePair {
     return Math.min(this.txSlots.length, Math.floor(this.tx.freeDescriptors / 3));
   }
 
-  /** Queues one frame; false when the ring is full. */
-  send(frame: Buffer, layout: TxLayout): boolean {
+  /** Queues one frame, after its header's first bytes (zeros without); false when the ring is full. */
+  send(frame: Buffer, layout: TxLayout, header?: Buffer): boolean {
     if (this.txSpace === 0) return false;
     const slot = this.txSlots.pop()!;
     const buf = this.s.memory.view(slot, this.txSlotSize);
     buf.fill(0, 0, NET_HDR_LEN);
+    header?.copy(buf, 0, 0, Math.min(header.length, NET_HDR_LEN));
     frame.copy(buf, NET_HDR_LEN);
     const total = NET_HDR_LEN + frame.length;
     const half = NET_HDR_LEN + (frame.length >> 1);
