@@ -23,7 +23,7 @@ const root = path.resolve(__dirname, '..');
 
 describe.skipIf(skip)('native unit checks', () => {
   it(
-    'pass for the packed ring, the libslirp binding, the frame backlog, the DNS rewrite and the capture rings',
+    'pass for the packed ring, the libslirp binding, the frame backlog, the DNS rewrite, the software offloads and the capture rings',
     { timeout: 180_000 },
     () => {
       // Not under the ASan run's preloaded gcc runtime: run.sh builds its own sanitized programs.
@@ -35,6 +35,7 @@ describe.skipIf(skip)('native unit checks', () => {
       expect(out).toMatch(/slirp api: (\d+ checks passed|SKIPPED)/);
       expect(out).toMatch(/frame backlog: \d+ checks passed/);
       expect(out).toMatch(/dns redirect: \d+ checks passed/);
+      expect(out).toMatch(/software offload: \d+ checks passed/);
       expect(out).toMatch(/capture ring and counters: \d+ checks passed/);
     },
   );

@@ -1,10 +1,10 @@
 // libFuzzer target: the device side of the data path — descriptor-chain walking (split and packed
-// rings, direct and indirect), receive-buffer reservation (mergeable or not), virtio-net header handling and the
-// ports that touch guest memory (loopback copy, sink, source, js), the per-frame counters and, when a
-// header bit says so, capture into a small ring (wrapping and full) whose records are checked after
-// each input — run on a synthetic guest memory whose every byte (rings and buffers) comes from the
-// fuzzer; for the js port, the indexes and descriptors a program writes into its rings come from the
-// fuzzer too. Built with ASan/UBSan by native/fuzz/run.sh; any out-of-bounds access is a crash.
+// rings, direct and indirect), receive-buffer reservation (mergeable or not), virtio-net header
+// handling and the ports that touch guest memory (loopback copy, sink, source, js), the user port's
+// software offloads, the per-frame counters and, when a header bit says so, capture into a small ring
+// (wrapping and full) whose records are checked after each input — run on a synthetic guest memory whose every byte
+// (rings and buffers) comes from the fuzzer; for the js port, the indexes and descriptors a program writes into its
+// rings come from the fuzzer too. Built with ASan/UBSan by native/fuzz/run.sh; any out-of-bounds access is a crash.
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -21,6 +21,7 @@
 #include "net/frame_rings.h"
 #include "net/port.h"
 #include "net/ports/registry.h"
+#include "net/software_offload.h"
 #include "net/virtio_net.h"
 
 using namespace vhost;
@@ -95,6 +96,31 @@ void GiveJsRings(Port& port, uint8_t port_byte, const uint8_t* program) {
   memcpy(&to.header().tail, program + 4, 4);
   for (uint32_t i = 0; i < rings->slots(); i++) memcpy(&from.desc(i), program + 8 + 8 * i, 8);
   rings->flags().consumer = (port_byte >> 2) & 1;
+}
+
+// The user port's software offloads (net/software_offload.h) over bytes of guest memory laid out as
+// a TX buffer holds them: a virtio-net header, then the frame (copied out first, as the port does).
+// The frame's length is the header's hdr_len field (a hint the port does not read). Whatever the
+// header claims, every segment stays inside the buffers, and a frame makes one segment per gso_size
+// bytes of payload at most.
+void FuzzOffloads(const uint8_t* bytes, size_t len) {
+  static std::vector<uint8_t> frame(65536 + 18), segment(65536);
+  if (len < 10) return;
+  const NetOffload o = NetOffload::Parse(bytes);
+  const size_t hint = bytes[2] | bytes[3] << 8;
+  const size_t n = hint < len - 10 ? hint : len - 10;
+  memcpy(frame.data(), bytes + 10, n);
+  if (o.gso_type == kGsoNone) {
+    if (o.flags & kNetHdrNeedsCsum) CompleteChecksum(frame.data(), n, o.csum_start, o.csum_offset);
+    return;
+  }
+  TcpSegmenter segmenter;
+  if (!segmenter.Start(frame.data(), n, o) || !segmenter.Fits(segment.size())) return;
+  size_t count = 0;
+  while (segmenter.Next(segment.data(), segment.size()) > 0) {
+    if (++count > n / o.gso_size + 1) abort();
+  }
+  if (count == 0) abort();
 }
 
 // Reads what the capture ring holds (every record of one input) and checks its framing and counts.
@@ -193,6 +219,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint64_t not_captured = stats[0][kStatCaptureDrops] + stats[1][kStatCaptureDrops];
   if (capture && w->capture->ring(0).frames() - captured_before + not_captured != observed) abort();
   if (!capture && (w->capture->ring(0).frames() != captured_before || not_captured != 0)) abort();
+  FuzzOffloads(w->host[0] + 0x400, n0 > 0x400 ? n0 - 0x400 : 0);
   rx.kick_fd = tx.kick_fd = -1;
   return 0;
 }

@@ -60,6 +60,18 @@ def js_program(ring_seed, frames):
     data[4 + 0x1c00:4 + 0x1c00 + len(program)] = program
     return bytes(data)
 
+def tso(ring_seed, v6):
+    """A TSO frame for the software offloads (FuzzOffloads): at 0x400 a virtio-net header (NEEDS_CSUM,
+    TCPv4 or TCPv6, hdr_len = the frame's length, gso_size 100) and an Ethernet/IP/TCP frame of 300 payload bytes."""
+    data = bytearray(ring_seed)
+    ip = (struct.pack('>BBHHHBBH4s4s', 0x45, 0, 340, 1, 0x4000, 64, 6, 0, bytes([10, 0, 2, 15]), bytes([10, 0, 2, 2]))
+          if not v6 else struct.pack('>IHBB16s16s', 0x60000000, 320, 6, 64, bytes(16), bytes(15) + b'\x01'))
+    tcp = struct.pack('>HHIIBBHHH', 40000, 80, 1, 0, 5 << 4, 0x18, 65535, 0, 0)
+    frame = bytes(6) + bytes([0x52, 0x54, 0, 0x12, 0x34, 0x56]) + (b'\x86\xdd' if v6 else b'\x08\x00') + ip + tcp + bytes(range(256)) + bytes(44)
+    header = struct.pack('<BBHHHH', 1, 4 if v6 else 1, len(frame), 100, len(frame) - len(tcp) - 300, 16)
+    data[4 + 0x400:4 + 0x400 + 10 + len(frame)] = header + frame
+    return bytes(data)
+
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
 for name, data in {
@@ -76,6 +88,8 @@ for name, data in {
     'packed-source-mrg': packed_seed(8 | 1, 0, 8, 40, port=2 | (4 << 2)),
     'js': js_program(seed(8 | 1, 4, 8, 200, port=3 | 4), 3),
     'packed-js': js_program(packed_seed(8, 4, 4, 200, port=3 | 4), 3),
+    'tso-v4': tso(seed(8, 1, 1, 200, port=1), False),
+    'tso-v6': tso(seed(8, 1, 1, 200, port=1), True),
 }.items():
     with open(os.path.join(out, 'seed-' + name), 'wb') as f:
         f.write(data)

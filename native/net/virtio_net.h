@@ -6,6 +6,9 @@
 
 namespace vhost {
 
+constexpr int kFeatureGuestCsum = 1;
+constexpr int kFeatureHostTso4 = 11;
+constexpr int kFeatureHostTso6 = 12;
 constexpr int kFeatureMrgRxbuf = 15;
 constexpr int kFeatureVersion1 = 32;
 

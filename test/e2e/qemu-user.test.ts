@@ -49,6 +49,19 @@ const ANSWER = '192.0.2.77';
 const LEASE = { ip: '10.0.2.15', subnet: '255.255.255.0', router: '10.0.2.2', dns: '10.0.2.3' };
 const GATEWAY = LEASE.router;
 
+/** Frames the guest sent larger than a 1518-byte Ethernet frame, from the back-end's statistics (SIGUSR1). */
+async function largeGuestFrames(b: UserBackend): Promise<number> {
+  const from = b.output().length;
+  b.process.kill('SIGUSR1');
+  const deadline = Date.now() + 10_000;
+  let m: RegExpExecArray | null = null;
+  while (!(m = /guest TX of pair 0[^\n]*\n\s*sizes [^\n]*1519\+:(\d+)/.exec(b.output().slice(from))) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!m) throw new Error(`no statistics after SIGUSR1: ${b.output().slice(from)}`);
+  return Number(m[1]);
+}
+
 describe.skipIf(!available)('a QEMU guest on the user port', () => {
   let dir = '';
   let file = '';
@@ -125,6 +138,11 @@ describe.skipIf(!available)('a QEMU guest on the user port', () => {
       expect(got).toMatchObject({ bytes: BYTES, md5: info[1] });
       const served = await guest.result('tcp-serve', 30_000);
       expect(served).toMatchObject({ rc: '0', md5: info[1] });
+      // The guest left checksums and segmentation to the port (software offloads) and the md5s held.
+      const acked = /features acked: \S+ \(([^)]*)\)/.exec(b.output())?.[1].split(' ') ?? [];
+      expect(acked).toEqual(expect.arrayContaining(['CSUM', 'GUEST_CSUM', 'HOST_TSO4', 'HOST_TSO6', 'HOST_ECN']));
+      // ... and did send TSO frames, larger than its MTU: the port cut them (and the md5s held).
+      expect(await largeGuestFrames(b)).toBeGreaterThan(0);
       console.log(`user port: host->guest ${MIB} MiB in ${rx.secs} s, guest->host (forward) in ${(got.ms / 1000).toFixed(2)} s`);
     } catch (e) {
       console.error(`guest console:\n${guest.output()}\nback-end:\n${b.output()}`);

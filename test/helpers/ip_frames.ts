@@ -1,7 +1,8 @@
 /**
  * Hand-built IPv4 frames a guest's network stack would send, and readers for what a user-mode
- * network answers: ARP, a DHCPDISCOVER, ICMP echo, and the fields the tests look at in replies.
- * Just enough of each protocol for the user port's tests; every checksum is computed.
+ * network answers: ARP, a DHCPDISCOVER, ICMP echo, UDP and TCP, and the fields the tests look at in
+ * replies. Just enough of each protocol for the user port's tests; every checksum is computed (or left
+ * partial on purpose, for the offloads).
  */
 export const GUEST_MAC = Buffer.from([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
 const BROADCAST = Buffer.alloc(6, 0xff);
@@ -155,6 +156,11 @@ export function readDhcpReply(f: Buffer): DhcpReply | undefined {
 }
 
 export interface TcpSegment {
+  seq: number;
+  ack: number;
+  window: number;
+  /** The sender's MAC. */
+  from: Buffer;
   src: string;
   dst: string;
   srcPort: number;
@@ -162,7 +168,10 @@ export interface TcpSegment {
   flags: number;
 }
 
+export const TCP_FIN = 0x01;
 export const TCP_SYN = 0x02;
+export const TCP_PSH = 0x08;
+export const TCP_ACK = 0x10;
 
 export function readTcp(f: Buffer): TcpSegment | undefined {
   if (ipProto(f) !== 6) return undefined;
@@ -172,8 +181,63 @@ export function readTcp(f: Buffer): TcpSegment | undefined {
     dst: ipText(f.subarray(30, 34)),
     srcPort: f.readUInt16BE(t),
     dstPort: f.readUInt16BE(t + 2),
+    seq: f.readUInt32BE(t + 4),
+    ack: f.readUInt32BE(t + 8),
     flags: f[t + 13],
+    window: f.readUInt16BE(t + 14),
+    from: Buffer.from(f.subarray(6, 12)),
   };
+}
+
+export interface TcpSend {
+  src: string;
+  dst: string;
+  /** The next hop's MAC. */
+  via: Buffer;
+  srcPort: number;
+  dstPort: number;
+  seq: number;
+  ack: number;
+  flags: number;
+  payload?: Buffer;
+  /**
+   * 'full' (default): a valid checksum; 'partial': only the pseudo-header's sum, not complemented, as a
+   * guest leaves it for a device that completes it (VIRTIO_NET_F_CSUM).
+   */
+  checksum?: 'full' | 'partial';
+}
+
+/** A TCP segment (20-byte header, window 65535) through `via`. */
+export function tcpSegment(o: TcpSend): Buffer {
+  const payload = o.payload ?? Buffer.alloc(0);
+  const tcp = Buffer.concat([Buffer.alloc(20), payload]);
+  tcp.writeUInt16BE(o.srcPort, 0);
+  tcp.writeUInt16BE(o.dstPort, 2);
+  tcp.writeUInt32BE(o.seq >>> 0, 4);
+  tcp.writeUInt32BE(o.ack >>> 0, 8);
+  tcp[12] = 5 << 4;
+  tcp[13] = o.flags;
+  tcp.writeUInt16BE(0xffff, 14);
+  const pseudo = Buffer.alloc(12);
+  ip(o.src).copy(pseudo, 0);
+  ip(o.dst).copy(pseudo, 4);
+  pseudo[9] = 6;
+  pseudo.writeUInt16BE(tcp.length, 10);
+  const sum = o.checksum === 'partial' ? ~inetChecksum(pseudo) & 0xffff : inetChecksum(Buffer.concat([pseudo, tcp]));
+  tcp.writeUInt16BE(sum, 16);
+  return ethernet(o.via, ETH_IPV4, ipv4(ip(o.src), ip(o.dst), 6, tcp));
+}
+
+/** A UDP datagram like udpDatagram's whose checksum holds only the pseudo-header's sum (for CSUM). */
+export function udpDatagramPartial(src: string, dst: string, via: Buffer, srcPort: number, dstPort: number, payload: Buffer): Buffer {
+  const f = udpDatagram(src, dst, via, srcPort, dstPort, payload);
+  const pseudo = Buffer.alloc(12);
+  ip(src).copy(pseudo, 0);
+  ip(dst).copy(pseudo, 4);
+  pseudo[9] = 17;
+  pseudo.writeUInt16BE(8 + payload.length, 10);
+  f.writeUInt16BE(~inetChecksum(pseudo) & 0xffff, 34 + 6);
+  return f;
 }
 
 export interface UdpDatagram {

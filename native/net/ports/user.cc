@@ -14,7 +14,7 @@
 namespace vhost {
 
 UserPort::UserPort(std::unique_ptr<SlirpLoop> loop, std::unique_ptr<DnsRedirect> dns)
-    : loop_(std::move(loop)), dns_(std::move(dns)), frame_(kMaxFrame) {}
+    : loop_(std::move(loop)), dns_(std::move(dns)), frame_(kMaxTsoFrame), segment_(kMaxFrame) {}
 
 template <typename L>
 int UserPort::FromGuest(PairContext& c) {
@@ -27,19 +27,45 @@ int UserPort::FromGuest(PairContext& c) {
     if (t == TxFrame::Result::kDropped) continue;
     const uint32_t len = tx_.chain().len - hdr_len;
     if (len < 14 || len > frame_.size()) {
-      c.tx.Count(kStatDrops);  // no Ethernet header, or larger than any MTU libslirp takes
+      c.tx.Count(kStatDrops);  // no Ethernet header, or larger than a TSO frame can be
       tx_.Done<L>(c.tx);
       continue;
     }
+    uint8_t hdr[kNetHdrMrg];
     SegmentCursor src(tx_.segments(), tx_.chain().nseg);
-    src.Skip(hdr_len);
+    src.Read(hdr, hdr_len);
     src.Read(frame_.data(), len);
     tx_.Done<L>(c.tx);
-    ObserveFrame(c.tx, c.capture, frame_.data(), len);  // as the guest sent it, before --dns rewrites it
-    if (dns_) dns_->ToHost(frame_.data(), len);
-    loop_->Input(frame_.data(), len);
+    ObserveFrame(c.tx, c.capture, frame_.data(), len);  // as the guest sent it, before offloads and --dns
+    if (!ToStack(NetOffload::Parse(hdr), len)) c.tx.Count(kStatErrors);
   }
   return moved;
+}
+
+bool UserPort::ToStack(const NetOffload& o, uint32_t len) {
+  uint8_t* frame = frame_.data();
+  if (o.gso_type != kGsoNone) {
+    // A TSO frame from a guest that negotiated TSO: cut into segments libslirp takes whole.
+    if (!tso_ || !segmenter_.Start(frame, len, o) || !segmenter_.Fits(segment_.size())) return false;
+    while (size_t n = segmenter_.Next(segment_.data(), segment_.size())) Input(segment_.data(), n);
+    return true;
+  }
+  if ((o.flags & kNetHdrNeedsCsum) && !CompleteChecksum(frame, len, o.csum_start, o.csum_offset)) return false;
+  Input(frame, len);
+  return true;
+}
+
+void UserPort::Input(uint8_t* frame, size_t len) {
+  if (dns_) dns_->ToHost(frame, len);
+  loop_->Input(frame, len);
+}
+
+int UserPort::OnFeatures(uint64_t features, const NetSettings&, std::string*) {
+  auto has = [features](int bit) { return (features >> bit) & 1; };
+  tso_ = has(kFeatureHostTso4) || has(kFeatureHostTso6);
+  // libslirp's frames carry valid checksums: a guest that takes GUEST_CSUM need not check them again.
+  rx_header_[0] = has(kFeatureGuestCsum) ? kNetHdrDataValid : 0;
+  return 0;
 }
 
 template <typename L>
@@ -59,7 +85,7 @@ int UserPort::ToGuest(PairContext& c, bool* rx_short) {
     if (r == RxReservation::Result::kOk) {
       if (dns_) dns_->ToGuest(backlog.front(), len);  // again after a kShort retry: a no-op then
       SegmentCursor dst = rx_.Cursor();
-      WriteNetHeader(dst, hdr_len, rx_.buffers(), nullptr);
+      WriteNetHeader(dst, hdr_len, rx_.buffers(), rx_header_);
       dst.Write(backlog.front(), len);
       ObserveFrame(c.rx, c.capture, backlog.front(), len);  // as delivered
       rx_.Commit<L>(c.rx, hdr_len + len);

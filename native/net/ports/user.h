@@ -4,7 +4,9 @@
 // Guest TX: each frame is copied out of guest memory into one buffer, then given to libslirp (which
 // parses it in place: it must not change under it, nor fault). Guest RX: what libslirp sends waits in
 // the stack's backlog and is copied into guest buffers after each call into libslirp; a full backlog
-// drops (counted in RX drops). No offloads: libslirp takes and makes whole frames with valid checksums.
+// drops (counted in RX drops). libslirp takes and makes whole frames with valid checksums: the guest's
+// partial checksums and TSO frames are completed and cut here (net/software_offload.h), and frames to
+// the guest are marked DATA_VALID when it took GUEST_CSUM.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +18,9 @@
 #include "net/port.h"
 #include "net/rx_reservation.h"
 #include "net/slirp_loop.h"
+#include "net/software_offload.h"
 #include "net/tx_frame.h"
+#include "net/virtio_net.h"
 
 namespace vhost {
 
@@ -32,25 +36,36 @@ class UserPort : public Port {
   void OnReset() override { loop_->backlog().Clear(); }
   // "tcp:HOSTADDR:HOSTPORT:GUESTADDR:GUESTPORT" to open (or udp:), "tcp:HOSTADDR:HOSTPORT" to close.
   int OnForward(bool add, const std::string& spec, std::string* err) override;
+  int OnFeatures(uint64_t features, const NetSettings& settings, std::string* err) override;
 
  private:
   static constexpr int kBurst = 32;
   // Passes in one Service call in which sockets were ready but no frame moved: libslirp asked for an
   // fd it then did not take from. Past this many the worker sleeps until the next wake-up.
   static constexpr int kMaxStuckPasses = 64;
-  // The largest frame either way: libslirp's MTU is at most 65521, plus the Ethernet header.
+  // The largest frame libslirp takes or makes: its MTU is at most 65521, plus the Ethernet header.
   static constexpr size_t kMaxFrame = 65536;
+  // The largest guest frame: a TSO frame is an IP packet of up to 65535 bytes after its Ethernet
+  // header (and a VLAN tag).
+  static constexpr size_t kMaxTsoFrame = 65535 + 18;
 
   template <typename L>
   int FromGuest(PairContext& c);
   template <typename L>
   int ToGuest(PairContext& c, bool* rx_short);
+  // One guest frame (in frame_) into libslirp, its offloads done; false when they could not be.
+  bool ToStack(const NetOffload& o, uint32_t len);
+  void Input(uint8_t* frame, size_t len);
 
   std::unique_ptr<SlirpLoop> loop_;
   std::unique_ptr<DnsRedirect> dns_;
   TxFrame tx_;
   RxReservation rx_;
-  std::vector<uint8_t> frame_;  // one guest frame, out of the guest's reach
+  std::vector<uint8_t> frame_;    // one guest frame, out of the guest's reach
+  std::vector<uint8_t> segment_;  // one segment of a TSO frame
+  TcpSegmenter segmenter_;
+  bool tso_ = false;                    // the guest negotiated HOST_TSO4 or HOST_TSO6
+  uint8_t rx_header_[kNetHdrMrg] = {};  // the header of every frame to the guest
   int stuck_passes_ = 0;
 };
 
