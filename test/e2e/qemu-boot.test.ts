@@ -12,9 +12,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { VhostUserBackend } from '../../lib/backend';
-import { startGuest, type Guest } from './qemu/guest';
-import { buildInitramfs } from './qemu/initramfs';
-import { GUEST_MAC, guestFeatureNames } from './qemu/scenarios';
+import { startGuest, type Guest } from '../../lib/guest/guest';
+import { buildInitramfs } from '../../lib/guest/initramfs';
+import { GUEST_MAC, guestFeatureNames } from '../../lib/guest/scenarios';
 import { qemuAvailable } from './qemu/tools';
 import { within } from '../helpers/until';
 

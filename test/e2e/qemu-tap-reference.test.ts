@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import * as path from 'node:path';
-import { startGuest } from './qemu/guest';
+import { startGuest } from '../../lib/guest/guest';
 import { HostSide, trafficTestsAvailable } from './qemu/host_side';
 import { addTap } from './qemu/netns';
 import { expectPingAndTcp } from './qemu/traffic_checks';

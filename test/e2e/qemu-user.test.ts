@@ -15,9 +15,9 @@ import * as os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { hasLibrary } from '../helpers/peers';
-import { startGuest } from './qemu/guest';
-import { buildInitramfs } from './qemu/initramfs';
-import { killAll } from './qemu/processes';
+import { startGuest } from '../../lib/guest/guest';
+import { buildInitramfs } from '../../lib/guest/initramfs';
+import { killAll } from '../../lib/guest/processes';
 import { startTcpSource, writeRandomFile } from './qemu/tcp_peers';
 import { qemuAvailable, requiredInCi } from './qemu/tools';
 import {

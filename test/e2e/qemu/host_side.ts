@@ -6,9 +6,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { buildInitramfs } from './initramfs';
+import { buildInitramfs } from '../../../lib/guest/initramfs';
 import { createNetns, deleteNetns, netnsMissing } from './netns';
-import { killAll } from './processes';
+import { killAll } from '../../../lib/guest/processes';
 import { qemuAvailable } from './tools';
 
 /** True when QEMU and network namespaces can be used; throws in CI when they cannot. */

@@ -1,12 +1,12 @@
 /**
  * The host side of traffic tests, kept off the machine's own network: network namespaces (iproute2,
- * root), interfaces moved or created in them, and programs run inside them.
+ * root), interfaces moved or created in them, and programs run inside them (argv from lib/guest/processes).
  */
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { run, runOk, spawnTracked } from './processes';
-import { HOST_IP, PREFIX_LEN } from './scenarios';
+import { argvInNetns, run, runOk, spawnTracked } from '../../../lib/guest/processes';
+import { HOST_IP, PREFIX_LEN } from '../../../lib/guest/scenarios';
 import { requireTool, requiredInCi } from './tools';
 
 /**
@@ -23,11 +23,6 @@ export function netnsMissing(): string | null {
 }
 
 const ipTool = (): string => requireTool('ip') ?? 'ip';
-
-/** `argv` as run inside network namespace `netns` (`ip netns exec`); unchanged when `netns` is undefined. */
-export function argvInNetns(netns: string | undefined, argv: readonly string[]): string[] {
-  return netns === undefined ? [...argv] : [ipTool(), 'netns', 'exec', netns, ...argv];
-}
 
 /** Runs `ip ARGS...`; throws with its stderr on failure. */
 export async function ip(...args: string[]): Promise<string> {

@@ -6,8 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { argvInNetns } from './netns';
-import { spawnTracked } from './processes';
+import { argvInNetns, spawnTracked } from '../../../lib/guest/processes';
 
 export interface TcpTransfer {
   bytes: number;

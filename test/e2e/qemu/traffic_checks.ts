@@ -4,7 +4,7 @@
  * with the md5 the host's source sent.
  */
 import { expect } from 'vitest';
-import type { Guest } from './guest';
+import type { Guest } from '../../../lib/guest/guest';
 import type { TcpPeer } from './tcp_peers';
 
 export interface TrafficExpectation {

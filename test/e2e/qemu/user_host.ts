@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { findProgram } from '../../helpers/peers';
-import { spawnTracked } from './processes';
+import { spawnTracked } from '../../../lib/guest/processes';
 
 const CLI = path.resolve(__dirname, '../../../dist/cli.js');
 const NOBODY = { uid: 65534, gid: 65534 };

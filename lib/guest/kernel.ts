@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { findProgram } from '../../helpers/peers';
+import { findProgram } from '../bench/find_program';
 import { CACHE_FORMAT, writeAtomic } from './cache';
 import { runOk } from './processes';
 

@@ -9,10 +9,13 @@ import * as zlib from 'node:zlib';
 import { CACHE_FORMAT, cacheDirFor, writeAtomic } from './cache';
 import { bootableKernel, findKernel } from './kernel';
 import { run, runOk } from './processes';
-import { DEBIAN_PACKAGE, requireTool } from './tools';
+import { DEBIAN_PACKAGE, findTool, toolOrThrow } from './tools';
 
-/** The guest's /init. */
-export const INIT_SCRIPT = path.join(__dirname, 'init.sh');
+/**
+ * The guest's /init: lib/guest/init.sh, found from the package's root so that dist/guest/ (where tsc puts
+ * this file) and lib/guest/ (the tests) reach the same script; package.json "files" ships it.
+ */
+export const INIT_SCRIPT = path.resolve(__dirname, '..', '..', 'lib', 'guest', 'init.sh');
 
 /** The modules the guest needs for virtio-net over PCI; their dependencies come from modules.dep. */
 export const GUEST_MODULES = ['virtio_pci', 'virtio_net'];
@@ -78,7 +81,7 @@ async function moduleBytes(file: string): Promise<Buffer> {
   if (file.endsWith('.ko.gz')) return zlib.gunzipSync(fs.readFileSync(file));
   const tool = file.endsWith('.ko.xz') ? 'xz' : file.endsWith('.ko.zst') ? 'zstd' : null;
   if (!tool) throw new Error(`unknown module compression: ${file}`);
-  const exe = requireTool(tool);
+  const exe = findTool(tool);
   if (!exe) throw new Error(`${file} is compressed: install ${DEBIAN_PACKAGE[tool]} to unpack it`);
   return runOk(exe, ['-dc', file]);
 }
@@ -144,9 +147,8 @@ function removeStaleInitrds(cacheDir: string, keep: string): void {
 async function build(): Promise<BootFiles> {
   const kernel = findKernel();
   if (!kernel) throw new Error('no kernel in /boot with modules in /lib/modules (install linux-image-amd64)');
-  const busybox = requireTool('busybox');
-  const cpio = requireTool('cpio');
-  if (!busybox || !cpio) throw new Error('busybox and cpio are needed to build the initramfs');
+  const busybox = toolOrThrow('busybox');
+  const cpio = toolOrThrow('cpio');
   const busyboxReal = fs.realpathSync(busybox);
   const cacheDir = cacheDirFor(kernel.version);
   fs.mkdirSync(cacheDir, { recursive: true });

@@ -1,8 +1,10 @@
 /**
  * The programs the QEMU harness runs: to completion (run, runOk) or in the background (spawnTracked),
- * and a last resort that no QEMU or TCP helper outlives the test process.
+ * inside a network namespace when asked (argvInNetns), and a last resort that no QEMU or TCP helper
+ * outlives the test or benchmark process.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { findProgram } from '../bench/find_program';
 
 export interface RunResult {
   code: number | null;
@@ -70,4 +72,9 @@ export async function killAll(): Promise<void> {
         }),
     ),
   );
+}
+
+/** `argv` as run inside network namespace `netns` (`ip netns exec`); unchanged when `netns` is undefined. */
+export function argvInNetns(netns: string | undefined, argv: readonly string[]): string[] {
+  return netns === undefined ? [...argv] : [findProgram('ip') ?? 'ip', 'netns', 'exec', netns, ...argv];
 }

@@ -1,11 +1,12 @@
 #!/bin/sh
-# /init of the end-to-end test guest: busybox ash as PID 1 in an initramfs built by test/e2e/qemu/initramfs.ts.
+# /init of the test and benchmark guest: busybox ash as PID 1 in an initramfs built by lib/guest/initramfs.ts.
 #
 # Parameters come from /proc/cmdline (the kernel keeps dotted words there and does not hand them to us):
 #   vhu.run=link,probe,ping,tcp-tx,tcp-rx,ping-loop   scenarios, run in order (default: link)
 #           dhcp,tcp-serve,udp,dns,tcp-banner        (the user port's suite, qemu-user.test.ts)
 #   vhu.ip=10.0.2.15/24  vhu.host=10.0.2.1  vhu.iface=eth0
 #                        vhu.ip=none: no static address (the dhcp scenario asks udhcpc for one)
+#                        vhu.host=router: the router of the dhcp scenario's lease (passt hands out the host's)
 #   vhu.serve_port=N     tcp-serve: listens on N and sends vhu.mb MiB to the first connection
 #   vhu.udp_port=N       udp: reads file vhu-udp from a TFTP server at host:N, reports its first line
 #   vhu.dns=ADDR vhu.name=NAME   dns: nslookup NAME at ADDR (default 10.0.2.3, vhu-test.example)
@@ -130,6 +131,11 @@ sc_ping_loop() {
 }
 
 md5_of() { md5sum "$1" | cut -d' ' -f1; }
+# random_file PATH: vhu.mb MiB of random data (in /tmp, a tmpfs); prints "md5=<md5> bytes=<n>".
+random_file() {
+	dd if=/dev/urandom of="$1" bs=1048576 count="$P_mb" 2>/dev/null || return 1
+	echo "md5=$(md5_of "$1") bytes=$(wc -c <"$1")"
+}
 # on_cpu N cmd...: cmd on CPU N, or wherever the scheduler puts it when N is empty.
 on_cpu() {
 	cpu=$1
@@ -138,19 +144,17 @@ on_cpu() {
 }
 
 sc_tcp_tx() {
-	dd if=/dev/urandom of=/tmp/tx.bin bs=1048576 count="$P_mb" 2>/dev/null || {
+	file=$(random_file /tmp/tx.bin) || {
 		echo "VHU-RESULT tcp-tx error=dd-failed"
 		return
 	}
-	md5=$(md5_of /tmp/tx.bin)
-	bytes=$(wc -c </tmp/tx.bin)
-	echo "VHU-INFO tcp-tx md5=$md5 bytes=$bytes"
+	echo "VHU-INFO tcp-tx $file"
 	t0=$(uptime_s)
 	on_cpu "$P_tx_cpu" nc -w 5 "$P_host" "$P_port" </tmp/tx.bin
 	rc=$?
 	t1=$(uptime_s)
 	rm -f /tmp/tx.bin
-	echo "VHU-RESULT tcp-tx md5=$md5 bytes=$bytes rc=$rc secs=$(elapsed "$t0" "$t1")"
+	echo "VHU-RESULT tcp-tx $file rc=$rc secs=$(elapsed "$t0" "$t1")"
 }
 
 sc_tcp_rx() {
@@ -162,40 +166,43 @@ sc_tcp_rx() {
 	rm -f /tmp/rx.bin
 }
 
-# udhcpc's hook: it configures the interface itself (no default.script in the initramfs).
+# udhcpc's hook: it configures the interface itself (no default.script in the initramfs), with the MTU
+# the server offers if it offers one (passt does: 65520; it has no other way to tell the guest).
 sc_dhcp() {
 	cat >/tmp/udhcpc.sh <<'HOOK'
 #!/bin/sh
 [ "$1" = bound ] || [ "$1" = renew ] || exit 0
+[ -z "$mtu" ] || ip link set dev "$interface" mtu "$mtu"
 ifconfig "$interface" "$ip" netmask "$subnet" up
 route add default gw "$router" dev "$interface"
-echo "ip=$ip subnet=$subnet router=$router dns=$(echo $dns | tr ' ' ,)" >/tmp/lease
+echo "ip=$ip subnet=$subnet router=$router dns=$(echo $dns | tr ' ' ,) mtu=${mtu:-none}" >/tmp/lease
 HOOK
 	chmod +x /tmp/udhcpc.sh
-	udhcpc -i "$P_iface" -n -q -t 5 -T 2 -s /tmp/udhcpc.sh >/tmp/udhcpc.log 2>&1
+	udhcpc -i "$P_iface" -n -q -t 5 -T 2 -O mtu -s /tmp/udhcpc.sh >/tmp/udhcpc.log 2>&1
 	rc=$?
 	sed 's/^/  /' /tmp/udhcpc.log
 	echo "VHU-RESULT dhcp $(cat /tmp/lease 2>/dev/null || echo ip=none) rc=$rc"
+	if [ "$P_host" = router ]; then
+		P_host=$(sed -n 's/.*router=\([0-9.]*\).*/\1/p' /tmp/lease 2>/dev/null)
+	fi
 }
 
 # The host connects (through a forward of the user port) and reads vhu.mb MiB; the md5 comes first.
 sc_tcp_serve() {
-	dd if=/dev/urandom of=/tmp/serve.bin bs=1048576 count="$P_mb" 2>/dev/null || {
+	file=$(random_file /tmp/serve.bin) || {
 		echo "VHU-RESULT tcp-serve error=dd-failed"
 		return
 	}
-	md5=$(md5_of /tmp/serve.bin)
-	bytes=$(wc -c </tmp/serve.bin)
 	nc -l -p "$P_serve_port" </tmp/serve.bin >/dev/null &
 	pid=$!
 	sleep 0.5 # nc listening before the host is told to connect
-	echo "VHU-INFO tcp-serve md5=$md5 bytes=$bytes port=$P_serve_port"
+	echo "VHU-INFO tcp-serve $file port=$P_serve_port"
 	t0=$(uptime_s)
 	wait $pid
 	rc=$?
 	t1=$(uptime_s)
 	rm -f /tmp/serve.bin
-	echo "VHU-RESULT tcp-serve md5=$md5 bytes=$bytes rc=$rc secs=$(elapsed "$t0" "$t1")"
+	echo "VHU-RESULT tcp-serve $file rc=$rc secs=$(elapsed "$t0" "$t1")"
 }
 
 # UDP request and response: busybox nc has no UDP, its tftp client does (one read request, one data block).

@@ -4,14 +4,13 @@
  * serial console (scenarios.ts, console.ts).
  */
 import type { ChildProcess } from 'node:child_process';
-import { shellQuote } from '../../../lib/bench/shell_quote';
+import { shellQuote } from '../bench/shell_quote';
 import { GuestConsole } from './console';
 import { buildInitramfs } from './initramfs';
-import { argvInNetns } from './netns';
-import { spawnTracked } from './processes';
+import { argvInNetns, spawnTracked } from './processes';
 import { qemuArgs, type GuestOptions } from './qemu_command';
 import { parseResult, resultLine } from './scenarios';
-import { requireTool } from './tools';
+import { toolOrThrow } from './tools';
 
 export interface GuestExit {
   code: number | null;
@@ -82,8 +81,7 @@ function killer(child: ChildProcess, serial: GuestConsole, exited: Promise<Guest
  * itself off after its scenarios, and after `guestTimeoutSec` at the latest.
  */
 export async function startGuest(opts: GuestOptions): Promise<Guest> {
-  const qemu = requireTool('qemu-system-x86_64');
-  if (!qemu) throw new Error('qemu-system-x86_64 is not installed (Debian package qemu-system-x86)');
+  const qemu = toolOrThrow('qemu-system-x86_64');
   const boot = await buildInitramfs();
   const args = [qemu, ...qemuArgs(boot, opts)];
   const argv = argvInNetns(opts.netns, args);
