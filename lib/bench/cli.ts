@@ -22,6 +22,8 @@ const HELP = `Usage: vhost-user bench [options]
 Our vhost-user back-end (vhost-user net: loopback, sink or source port by mode) against DPDK's vhost PMD (testpmd),
 driven by DPDK testpmd's virtio-user front-end (or, without DPDK, by our VirtioNetDriver). With --backends
 ours,js,... also the js port with a MAC-swap echo in JavaScript, as a ratio to the native loopback.
+With --user-net: guest <-> host TCP through our user port, QEMU's -netdev user and passt instead
+(vhost-user bench --user-net --help).
 
   --quick               smoke run: one size (64), one queue size (256), io and rxonly, split rings, 1 pair,
                         1 round

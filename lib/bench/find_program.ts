@@ -1,4 +1,5 @@
-/** Finding the peer programs (testpmd, QEMU, ip) the benchmark and the tests run. */
+/** Finding the peer programs (testpmd, QEMU, ip) and libraries (libslirp) the benchmark and the tests run. */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -16,4 +17,10 @@ export function findProgram(name: string): string | null {
     }
   }
   return null;
+}
+
+/** A shared library the dynamic loader finds by its soname (ldconfig's cache). */
+export function hasLibrary(soname: string): boolean {
+  const ldconfig = findProgram('ldconfig');
+  return ldconfig !== null && spawnSync(ldconfig, ['-p'], { encoding: 'utf8' }).stdout.includes(soname);
 }

@@ -47,8 +47,13 @@ async function main(argv: string[]): Promise<number> {
   return errors.length ? 1 : 0;
 }
 
-/** `vhost-user bench ARGS`: runs the benchmark and exits with its status. */
+/** `vhost-user bench ARGS`: runs the benchmark (--user-net: the user-mode network one) and exits with its status. */
 export function benchMain(argv: string[]): void {
+  if (argv.includes('--user-net')) {
+    // Its own options and harness (a QEMU guest, not a DPDK front-end): lib/bench/usernet/.
+    (require('./usernet/run') as typeof import('./usernet/run')).userNetMain(argv);
+    return;
+  }
   main(argv).then(
     (status) => process.exit(status),
     (err: unknown) => {

@@ -4,10 +4,11 @@
 # Parameters come from /proc/cmdline (the kernel keeps dotted words there and does not hand them to us):
 #   vhu.run=link,probe,ping,tcp-tx,tcp-rx,ping-loop   scenarios, run in order (default: link)
 #           dhcp,tcp-serve,udp,dns,tcp-banner        (the user port's suite, qemu-user.test.ts)
+#           tcp-sink                                 (vhost-user bench --user-net)
 #   vhu.ip=10.0.2.15/24  vhu.host=10.0.2.1  vhu.iface=eth0
 #                        vhu.ip=none: no static address (the dhcp scenario asks udhcpc for one)
-#                        vhu.host=router: the router of the dhcp scenario's lease (passt hands out the host's)
 #   vhu.serve_port=N     tcp-serve: listens on N and sends vhu.mb MiB to the first connection
+#   vhu.sink_port=N      tcp-sink: listens on N and reads the first connection to its end (the benchmark)
 #   vhu.udp_port=N       udp: reads file vhu-udp from a TFTP server at host:N, reports its first line
 #   vhu.dns=ADDR vhu.name=NAME   dns: nslookup NAME at ADDR (default 10.0.2.3, vhu-test.example)
 #   vhu.banner_port=N    tcp-banner: connects to host:N, reports the first line the host sends
@@ -20,7 +21,8 @@
 #
 # Output, one line each (the host parses them; keep them single-line, key=value, no spaces in values):
 #   VHU-UP uptime=<s>                         eth0 configured and up
-#   VHU-INFO <scenario> key=value...          something the host may need before the result
+#   VHU-INFO <scenario> key=value...          something the host may need before the result (or a moment
+#                                             it times: "VHU-INFO tcp-sink end" as soon as nc has ended)
 #   VHU-RESULT <scenario> key=value...        the outcome of one scenario
 #   VHU-ERROR <text>                          setup failed; the guest powers off
 #   VHU-DONE uptime=<s>                       all scenarios ran; poweroff follows
@@ -51,7 +53,7 @@ die() {
 # Parameters: vhu.KEY=VALUE -> P_KEY (KEY restricted to [a-z0-9_] before it reaches eval).
 P_run=link P_ip=10.0.2.15/24 P_host=10.0.2.1 P_iface=eth0 P_mb=50 P_port=5001 P_count=20 P_interval=1 P_timeout=120
 P_tx_cpu= P_rx_cpu=
-P_serve_port=5080 P_udp_port=5003 P_dns=10.0.2.3 P_name=vhu-test.example P_banner_port=5004
+P_serve_port=5080 P_sink_port=5081 P_udp_port=5003 P_dns=10.0.2.3 P_name=vhu-test.example P_banner_port=5004
 for w in $(cat /proc/cmdline); do
 	case "$w" in
 	vhu.*=*)
@@ -182,9 +184,6 @@ HOOK
 	rc=$?
 	sed 's/^/  /' /tmp/udhcpc.log
 	echo "VHU-RESULT dhcp $(cat /tmp/lease 2>/dev/null || echo ip=none) rc=$rc"
-	if [ "$P_host" = router ]; then
-		P_host=$(sed -n 's/.*router=\([0-9.]*\).*/\1/p' /tmp/lease 2>/dev/null)
-	fi
 }
 
 # The host connects (through a forward of the user port) and reads vhu.mb MiB; the md5 comes first.
@@ -203,6 +202,28 @@ sc_tcp_serve() {
 	t1=$(uptime_s)
 	rm -f /tmp/serve.bin
 	echo "VHU-RESULT tcp-serve $file rc=$rc secs=$(elapsed "$t0" "$t1")"
+}
+
+# The host connects (through a forward) and sends; nc reads to the end of the stream. Its stdin is a fifo
+# held open until then, so that it never half-closes the connection first (with </dev/null it would, and
+# Debian 12's passt stalls on data after the guest's FIN). "end" is printed the moment nc is done, before
+# the md5, so that the host can time the transfer to the last byte.
+sc_tcp_sink() {
+	rm -f /tmp/sink.hold
+	mkfifo /tmp/sink.hold
+	nc -l -p "$P_sink_port" </tmp/sink.hold >/tmp/sink.bin &
+	pid=$!
+	exec 3>/tmp/sink.hold
+	sleep 0.5 # nc listening before the host is told to connect
+	echo "VHU-INFO tcp-sink port=$P_sink_port"
+	t0=$(uptime_s)
+	wait $pid
+	rc=$?
+	t1=$(uptime_s)
+	echo "VHU-INFO tcp-sink end"
+	exec 3>&-
+	echo "VHU-RESULT tcp-sink md5=$(md5_of /tmp/sink.bin) bytes=$(wc -c </tmp/sink.bin) rc=$rc secs=$(elapsed "$t0" "$t1")"
+	rm -f /tmp/sink.bin
 }
 
 # UDP request and response: busybox nc has no UDP, its tftp client does (one read request, one data block).
@@ -238,6 +259,7 @@ for s in $(echo "$P_run" | tr ',' ' '); do
 	tcp-rx) sc_tcp_rx ;;
 	dhcp) sc_dhcp ;;
 	tcp-serve) sc_tcp_serve ;;
+	tcp-sink) sc_tcp_sink ;;
 	udp) sc_udp ;;
 	dns) sc_dns ;;
 	tcp-banner) sc_tcp_banner ;;

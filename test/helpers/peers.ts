@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { findProgram } from '../../lib/bench/find_program';
+import { findProgram, hasLibrary } from '../../lib/bench/find_program';
 
 export const IN_CI = process.env.CI === 'true';
 
@@ -14,16 +14,11 @@ export function missing(checks: [ok: boolean, what: string][]): string | null {
   return absent.length ? absent.join('; ') : null;
 }
 
-export { findProgram };
+export { findProgram, hasLibrary };
 
 export const hasProgram = (name: string): boolean => findProgram(name) !== null;
 
 export const isRoot = () => process.getuid?.() === 0;
-/** A shared library the dynamic loader finds by its soname (ldconfig's cache). */
-export function hasLibrary(soname: string): boolean {
-  const ldconfig = findProgram('ldconfig');
-  return ldconfig !== null && spawnSync(ldconfig, ['-p'], { encoding: 'utf8' }).stdout.includes(soname);
-}
 export const hasTun = () => fs.existsSync('/dev/net/tun');
 
 /**
