@@ -82,7 +82,7 @@ function killer(child: ChildProcess, serial: GuestConsole, exited: Promise<Guest
  */
 export async function startGuest(opts: GuestOptions): Promise<Guest> {
   const qemu = toolOrThrow('qemu-system-x86_64');
-  const boot = await buildInitramfs();
+  const boot = opts.boot ?? (await buildInitramfs());
   const args = [qemu, ...qemuArgs(boot, opts)];
   const argv = argvInNetns(opts.netns, args);
   const echo = opts.echo ?? process.env.VHOST_USER_E2E_ECHO === '1';

@@ -42,6 +42,11 @@ export interface GuestOptions {
   echo?: boolean;
   /** More QEMU arguments. */
   extraArgs?: readonly string[];
+  /**
+   * The kernel and initramfs to boot instead of buildInitramfs()'s cached ones: e.g. the benchmark's private
+   * copy, which another checkout's build (it removes initramfs images of other init.sh versions) cannot delete.
+   */
+  boot?: BootFiles;
 }
 
 const words = (v: string | readonly string[] | undefined): readonly string[] => (typeof v === 'string' ? [v] : (v ?? []));

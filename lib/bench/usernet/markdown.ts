@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { DIRECTION_LABEL, configLabel } from './summary';
 import { DIRECTIONS, type UserNetAggregate, type UserNetReport } from './types';
 
-const fixed = (x: number | null | undefined, digits = 1): string => (x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits));
+const fixed = (x: number | null | undefined, digits = 1): string =>
+  x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits);
 
 function rate(a: UserNetAggregate | undefined): string {
   if (!a || a.mbps === null) return 'failed';

@@ -5,7 +5,8 @@
  * another (tcp-serve: guest -> host). Both are timed on the host and checked by byte count and md5.
  */
 import { startGuest, type Guest } from '../../guest/guest';
-import { processCpuSeconds } from '../measure/procstat';
+import type { BootFiles } from '../../guest/initramfs';
+import { processCpuSeconds, systemCpu } from '../measure/procstat';
 import { startPeer, type PeerContext, type RunningPeer } from './peers';
 import { now, readPort, sendTo } from './transfer';
 import type { Transfer, UserNetConfig, UserNetRun } from './types';
@@ -21,6 +22,8 @@ export interface RunInput {
   /** The host's two forwarded ports: to the guest's sink (h2g) and from its server (g2h). */
   hostPorts: { h2g: number; g2h: number };
   ctx: Omit<PeerContext, 'forwards'>;
+  /** The kernel and initramfs every run boots. */
+  boot: BootFiles;
   otherLoadBefore: number;
 }
 
@@ -30,8 +33,9 @@ function transfer(bytes: number, seconds: number, guestSecs: string | undefined,
 }
 
 /** The guest for this run: the same kernel, initramfs, memory and CPU for every back-end; only the NIC's back-end differs. */
-function bootGuest(peer: RunningPeer, mib: number): Promise<Guest> {
+function bootGuest(peer: RunningPeer, mib: number, boot: BootFiles): Promise<Guest> {
   return startGuest({
+    boot,
     socketPath: peer.socketPath,
     netdev: peer.netdev,
     deviceOptions: peer.deviceOptions,
@@ -82,11 +86,15 @@ export async function measureRun(input: RunInput): Promise<UserNetRun> {
     g2h: null,
     cpuSeconds: { qemu: null, backend: null },
     otherLoadBefore: input.otherLoadBefore,
+    otherLoadDuring: null,
     commands: [],
     error: null,
   };
   let peer: RunningPeer | null = null;
   let guest: Guest | null = null;
+  const t0 = now();
+  const busy0 = systemCpu().busy;
+  const self0 = processCpuSeconds(process.pid) ?? 0;
   try {
     const forwards = [
       { hostPort: input.hostPorts.h2g, guestPort: GUEST_SINK_PORT },
@@ -94,7 +102,7 @@ export async function measureRun(input: RunInput): Promise<UserNetRun> {
     ];
     peer = await startPeer(input.config, { ...input.ctx, forwards });
     if (peer.commandLine) run.commands.push(peer.commandLine);
-    guest = await bootGuest(peer, mib);
+    guest = await bootGuest(peer, mib, input.boot);
     run.commands.push(guest.commandLine);
     run.lease = await guest.result('dhcp', 60_000);
     run.guestMtu = Number((await guest.result('link', 30_000)).mtu) || null;
@@ -105,8 +113,10 @@ export async function measureRun(input: RunInput): Promise<UserNetRun> {
       qemu: guest.pid === undefined ? null : processCpuSeconds(guest.pid),
       backend: peer.process?.pid === undefined ? null : processCpuSeconds(peer.process.pid),
     };
+    const own = (run.cpuSeconds.qemu ?? 0) + (run.cpuSeconds.backend ?? 0) + (processCpuSeconds(process.pid) ?? 0) - self0;
+    run.otherLoadDuring = Math.max(0, (systemCpu().busy - busy0 - own) / (now() - t0));
   } catch (err) {
-    const consoleTail = guest ? ` (console: ${tailOf(guest.output(), 8)})` : '';
+    const consoleTail = guest ? ` (console: ${tailOf(guest.output(), 8)}; qemu: ${tailOf(guest.stderr(), 3)})` : '';
     const backendTail = peer?.output().trim() ? ` (back-end: ${tailOf(peer.output(), 4)})` : '';
     run.error = `${(err as Error).message.split('\n')[0]}${consoleTail}${backendTail}`;
   } finally {

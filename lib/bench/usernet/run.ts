@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildInitramfs } from '../../guest/initramfs';
+import { buildInitramfs, type BootFiles } from '../../guest/initramfs';
 import { killAll } from '../../guest/processes';
 import { guestGap } from '../../guest/tools';
 import { findProgram } from '../find_program';
@@ -30,12 +30,15 @@ function fail(message: string): never {
 }
 
 const rate = (t: Transfer | null): string =>
-  t ? `${t.mbps.toFixed(1)} MB/s${t.guestSeconds ? ` (guest ${(t.bytes / t.guestSeconds / 1e6).toFixed(1)})` : ''}${t.verified ? '' : ' UNVERIFIED'}` : '—';
+  t
+    ? `${t.mbps.toFixed(1)} MB/s${t.guestSeconds ? ` (guest ${(t.bytes / t.guestSeconds / 1e6).toFixed(1)})` : ''}${t.verified ? '' : ' UNVERIFIED'}`
+    : '—';
 
 function runLine(run: UserNetRun, total: number, index: number): string {
   const head = `[${index}/${total}] round ${run.round + 1} ${configLabel(run.config).padEnd(13)}`;
   if (run.error && !run.h2g) return `${head} failed: ${run.error}\n`;
-  return `${head} h2g ${rate(run.h2g)}, g2h ${rate(run.g2h)}, guest mtu ${run.guestMtu ?? '?'}, other load ${run.otherLoadBefore.toFixed(2)}\n`;
+  const during = run.otherLoadDuring === null ? '?' : run.otherLoadDuring.toFixed(2);
+  return `${head} h2g ${rate(run.h2g)}, g2h ${rate(run.g2h)}, guest mtu ${run.guestMtu ?? '?'}, other load ${run.otherLoadBefore.toFixed(2)} before, ${during} during\n`;
 }
 
 function qemuVersion(): string | null {
@@ -51,6 +54,15 @@ function checkInstalled(opts: UserNetOptions): void {
     const why = peerGap(peer);
     if (why) fail(`${why} (or leave ${peer} out with --peers)`);
   }
+}
+
+/** Copies of the kernel and initramfs in the workspace: the shared cache may be rebuilt by another checkout meanwhile. */
+function privateBootFiles(boot: BootFiles, dir: string): BootFiles {
+  const kernel = path.join(dir, 'kernel');
+  const initrd = path.join(dir, 'initrd.cpio.gz');
+  fs.copyFileSync(boot.kernel, kernel);
+  fs.copyFileSync(boot.initrd, initrd);
+  return { ...boot, kernel, initrd };
 }
 
 /** Writes <stamp>.json and points latest.json at it. */
@@ -86,7 +98,7 @@ async function main(argv: string[]): Promise<number> {
       process.exit(130);
     });
   });
-  await buildInitramfs();
+  const boot = privateBootFiles(await buildInitramfs(), ws.dir);
   const payload = randomPayload(opts.mib << 20);
   const configs = configsOf(opts);
   const total = configs.length * opts.rounds;
@@ -98,7 +110,7 @@ async function main(argv: string[]): Promise<number> {
       const otherLoadBefore = await waitQuiet(opts.quietWait);
       const ctx = { cli: ws.code.cli, env: ws.code.env, socketPath: ws.nextSocket() };
       const hostPorts = { h2g: await freePort(), g2h: await freePort() };
-      const run = await measureRun({ round, config, payload, hostPorts, ctx, otherLoadBefore });
+      const run = await measureRun({ round, config, payload, hostPorts, ctx, boot, otherLoadBefore });
       runs.push(run);
       process.stdout.write(runLine(run, total, runs.length));
     }
@@ -111,7 +123,15 @@ async function main(argv: string[]): Promise<number> {
     startedAt: started.toISOString(),
     finishedAt: new Date().toISOString(),
     argv,
-    host: { nproc: h.nproc, cpuModel: h.cpuModel, kernel: h.kernel, node: h.node, qemu: qemuVersion(), passt: debianVersion('passt'), commit: h.commit },
+    host: {
+      nproc: h.nproc,
+      cpuModel: h.cpuModel,
+      kernel: h.kernel,
+      node: h.node,
+      qemu: qemuVersion(),
+      passt: debianVersion('passt'),
+      commit: h.commit,
+    },
     setup: {
       mib: opts.mib,
       rounds: opts.rounds,

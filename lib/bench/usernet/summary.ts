@@ -2,14 +2,7 @@
  * The figures of the user-mode network benchmark: per back-end and MTU the median MB/s of each direction
  * over the rounds whose transfer verified, and ours / each other back-end as the ratio of the medians.
  */
-import {
-  DIRECTIONS,
-  type Direction,
-  type UserNetAggregate,
-  type UserNetConfig,
-  type UserNetRatio,
-  type UserNetRun,
-} from './types';
+import { DIRECTIONS, type Direction, type UserNetAggregate, type UserNetConfig, type UserNetRatio, type UserNetRun } from './types';
 
 export function median(xs: readonly number[]): number | null {
   if (xs.length === 0) return null;

@@ -42,6 +42,8 @@ export interface UserNetRun {
   cpuSeconds: { qemu: number | null; backend: number | null };
   /** Other processes' load (CPUs) seen just before the run, after waiting for a quiet machine. */
   otherLoadBefore: number;
+  /** Other processes' load (CPUs) while it ran: the machine's busy time less the harness's, QEMU's and the back-end's. */
+  otherLoadDuring: number | null;
   /** The back-end's and QEMU's command lines. */
   commands: string[];
   error: string | null;
