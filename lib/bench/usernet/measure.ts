@@ -121,7 +121,7 @@ export async function measureRun(input: RunInput): Promise<UserNetRun> {
     run.error = `${(err as Error).message.split('\n')[0]}${consoleTail}${backendTail}`;
   } finally {
     await guest?.kill();
-    peer?.stop();
+    await peer?.stop();
   }
   return run;
 }

@@ -36,7 +36,8 @@ export interface RunningPeer {
   process: ChildProcess | null;
   commandLine: string | null;
   output(): string;
-  stop(): void;
+  /** Resolves when its process is gone (SIGTERM, SIGKILL after 3 s), so that the next run starts on a quiet machine. */
+  stop(): Promise<void>;
 }
 
 /** Why `peer` cannot run here, in one line naming the Debian package; null when it can. */
@@ -72,8 +73,17 @@ async function spawnServing(argv: string[], env: NodeJS.ProcessEnv, socketPath: 
     process: child,
     commandLine: shellQuote(argv),
     output: () => out,
-    stop: () => void child.kill('SIGTERM'),
+    stop: () => stopProcess(child),
   };
+}
+
+function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+  });
 }
 
 // passt on a host without syslog prints "Failed to send N bytes to syslog" for each line it logs.
@@ -93,7 +103,7 @@ export async function startPeer(config: UserNetConfig, ctx: PeerContext): Promis
       process: null,
       commandLine: null,
       output: () => '',
-      stop: () => {},
+      stop: () => Promise.resolve(),
     };
   }
   if (config.peer === 'ours') {
@@ -129,8 +139,8 @@ async function startPasst(config: UserNetConfig, ctx: PeerContext): Promise<Runn
   try {
     const peer = await spawnServing(argv, ctx.env, socketPath, 'passt');
     const output = (): string => `${peer.output()}${fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''}`;
-    const stop = (): void => {
-      peer.stop();
+    const stop = async (): Promise<void> => {
+      await peer.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     };
     return { ...peer, output, stop, netdev: `stream,id=n0,server=off,addr.type=unix,addr.path=${socketPath}` };
