@@ -32,7 +32,8 @@ function portHelp(): string {
 }
 
 const HELP = `Usage: vhost-user net --socket PATH [options]
-       vhost-user bench [options]      (measure against DPDK's vhost PMD: vhost-user bench --help)
+       vhost-user bench [options]      (measure against DPDK's vhost PMD, or --user-net against QEMU's
+                                        user network and passt: vhost-user bench --help)
 
 Serves a virtio-net device over vhost-user on a unix socket. A VM (QEMU -netdev vhost-user),
 DPDK's virtio-user or any other vhost-user front-end connects to it.
