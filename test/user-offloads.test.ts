@@ -10,22 +10,13 @@ import { describe, expect, it } from 'vitest';
 import * as crypto from 'node:crypto';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
-import { VirtioNetDriver } from '../lib/frontend/net_driver';
 import { bit } from '../lib/protocol/constants';
 import { VirtioNetFeature } from '../lib/net/features';
+import { freePort } from '../lib/bench/usernet/transfer';
+import type { NetDeviceOptions } from '../lib/net/device';
 import { useBackendFixture } from './helpers/fixture';
-import {
-  TCP_ACK,
-  TCP_PSH,
-  TCP_SYN,
-  dhcpDiscover,
-  readDhcpReply,
-  readTcp,
-  tcpSegment,
-  udpDatagram,
-  udpDatagramPartial,
-  type TcpSegment,
-} from './helpers/ip_frames';
+import { lease, userGuest } from './helpers/user_guest';
+import { TCP_ACK, TCP_PSH, TCP_SYN, readTcp, tcpSegment, udpDatagram, udpDatagramPartial, type TcpSegment } from './helpers/ip_frames';
 import { hasLibrary, missing, skipUnless } from './helpers/peers';
 import { sleep, until } from './helpers/until';
 
@@ -54,36 +45,11 @@ function netHeader(flags: number, gsoType: number, gsoSize: number, csumStart: n
 const NEEDS_CSUM = 1;
 const GSO_TCPV4 = 1;
 
-/** A guest on the user port whose driver accepts `netFeatures`, with a lease (libslirp learns its MAC). */
-async function offloadGuest(device: Parameters<typeof fx.start>[0], netFeatures: bigint) {
-  const backend = fx.start({ port: 'user', ...device });
-  const inbox: Buffer[] = [];
-  const driver = await VirtioNetDriver.start({
-    socketPath: backend.socketPath,
-    memory: fx.memory,
-    netFeatures,
-    maxFrame: 30_000,
-    onFrames: (f) => inbox.push(...f),
-  });
-  const send = (frame: Buffer, header?: Buffer) => {
-    expect(driver.send(frame, 'single', undefined, header)).toBe(true);
-    driver.flush();
-  };
-  const receive = async <T>(read: (f: Buffer) => T | undefined, what: string): Promise<T> => {
-    let found: T | undefined;
-    const look = () => {
-      if (found !== undefined) return true;
-      const i = inbox.findIndex((f) => (found = read(f)) !== undefined);
-      if (i >= 0) inbox.splice(i, 1);
-      return i >= 0;
-    };
-    if (!(await until(look, 10_000))) throw new Error(`no ${what} among ${inbox.length} frames received`);
-    return found as T;
-  };
-  send(dhcpDiscover(0x0ff1));
-  await receive((f) => readDhcpReply(f), 'DHCPOFFER');
-  const txErrors = () => backend.device.stats()[1].errors;
-  return { backend, driver, send, receive, txErrors };
+/** A guest on the user port whose driver accepts `netFeatures`, with a lease; and its TX queue's errors. */
+async function offloadGuest(device: NetDeviceOptions, netFeatures: bigint) {
+  const g = await userGuest(fx, device, { netFeatures, maxFrame: 30_000 });
+  await lease(g);
+  return { ...g, txErrors: () => g.backend.device.stats()[1].errors };
 }
 
 /** A UDP socket on 127.0.0.1 collecting what it receives. */
@@ -93,14 +59,6 @@ async function udpSink() {
   socket.on('message', (m) => got.push(m.toString()));
   await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
   return { port: socket.address().port, got, close: () => socket.close() };
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
 }
 
 describe.skipIf(skip)('the user port does the offloads it offers in software', () => {

@@ -10,17 +10,15 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { VirtioNetDriver } from '../lib/frontend/net_driver';
-import type { NetDeviceOptions } from '../lib/net/device';
+import { freePort } from '../lib/bench/usernet/transfer';
 import { useBackendFixture } from './helpers/fixture';
+import { lease, userGuest } from './helpers/user_guest';
 import {
   GUEST_MAC,
   TCP_SYN,
   arpRequest,
-  dhcpDiscover,
   icmpEcho,
   readArpReply,
-  readDhcpReply,
   readEchoReply,
   readTcp,
   readUdp,
@@ -35,42 +33,9 @@ const fx = useBackendFixture();
 /** libslirp's MAC for its own addresses: 52:55 and the IPv4 address. */
 const slirpMac = (addr: string) => Buffer.from([0x52, 0x55, ...addr.split('.').map(Number)]);
 
-/** A guest on the user port: sends frames, waits for the first received frame a reader accepts. */
-async function userGuest(device: NetDeviceOptions) {
-  const backend = fx.start({ port: 'user', ...device });
-  const inbox: Buffer[] = [];
-  const driver = await VirtioNetDriver.start({ socketPath: backend.socketPath, memory: fx.memory, onFrames: (f) => inbox.push(...f) });
-  return {
-    backend,
-    driver,
-    send(frame: Buffer) {
-      expect(driver.send(frame)).toBe(true);
-      driver.flush();
-    },
-    async receive<T>(read: (f: Buffer) => T | undefined, what: string): Promise<T> {
-      let found: T | undefined;
-      // until() asks once more after it held: the frame found stays found.
-      const look = () => {
-        if (found !== undefined) return true;
-        const i = inbox.findIndex((f) => (found = read(f)) !== undefined);
-        if (i >= 0) inbox.splice(i, 1);
-        return i >= 0;
-      };
-      if (!(await until(look, 10_000))) throw new Error(`no ${what} among ${inbox.length} frames received`);
-      return found as T;
-    },
-  };
-}
-
-/** DHCPDISCOVER -> DHCPOFFER; returns the lease offered. */
-async function lease(g: Awaited<ReturnType<typeof userGuest>>) {
-  g.send(dhcpDiscover(0x1234abcd));
-  return g.receive((f) => readDhcpReply(f), 'DHCPOFFER');
-}
-
 describe.skipIf(skip)('user port', () => {
   it('offers a DHCP lease and answers ARP for the gateway (default network)', async () => {
-    const g = await userGuest({});
+    const g = await userGuest(fx, {});
     const offer = await lease(g);
     expect(offer.xid).toBe(0x1234abcd);
     expect(offer.yiaddr).toBe('10.0.2.15');
@@ -90,7 +55,7 @@ describe.skipIf(skip)('user port', () => {
   });
 
   it('follows --net', async () => {
-    const g = await userGuest({ net: '192.168.50.0/24' });
+    const g = await userGuest(fx, { net: '192.168.50.0/24' });
     const offer = await lease(g);
     expect(offer.yiaddr).toBe('192.168.50.15');
     expect(ipText(offer.options.get(3) ?? Buffer.alloc(4))).toBe('192.168.50.2');
@@ -98,7 +63,7 @@ describe.skipIf(skip)('user port', () => {
   });
 
   it('answers a ping to the gateway', async () => {
-    const g = await userGuest({});
+    const g = await userGuest(fx, {});
     await lease(g);
     g.send(icmpEcho('10.0.2.15', '10.0.2.2', slirpMac('10.0.2.2'), 77, 1));
     const reply = await g.receive(readEchoReply, 'ICMP echo reply');
@@ -111,7 +76,7 @@ describe.skipIf(skip)('user port', () => {
     await new Promise<void>((r) => server.bind(0, '127.0.0.1', r));
     server.on('message', (msg, from) => server.send(Buffer.concat([Buffer.from('re: '), msg]), from.port, from.address));
     try {
-      const g = await userGuest({});
+      const g = await userGuest(fx, {});
       await lease(g);
       const port = server.address().port;
       g.send(udpDatagram('10.0.2.15', '10.0.2.2', slirpMac('10.0.2.2'), 40000, port, Buffer.from('hello host')));
@@ -132,7 +97,7 @@ describe.skipIf(skip)('user port', () => {
     await new Promise<void>((r) => resolver.bind(0, '127.0.0.1', r));
     resolver.on('message', (msg, from) => resolver.send(Buffer.concat([Buffer.from('answer to '), msg]), from.port, from.address));
     try {
-      const g = await userGuest({ dns: `127.0.0.1:${resolver.address().port}` });
+      const g = await userGuest(fx, { dns: `127.0.0.1:${resolver.address().port}` });
       await lease(g);
       // With a UDP checksum: libslirp drops a datagram whose checksum the rewrite got wrong.
       g.send(udpDatagram('10.0.2.15', '10.0.2.3', slirpMac('10.0.2.3'), 40001, 53, Buffer.from('query'), true));
@@ -147,7 +112,7 @@ describe.skipIf(skip)('user port', () => {
 
   it('turns a connection to a --forward host port into a SYN to the guest', async () => {
     const hostPort = await freePort();
-    const g = await userGuest({ forward: `tcp:${hostPort}:8022` });
+    const g = await userGuest(fx, { forward: `tcp:${hostPort}:8022` });
     await lease(g); // libslirp learns the guest's MAC from it
     const client = net.connect(hostPort, '127.0.0.1');
     client.on('error', () => {});
@@ -164,15 +129,6 @@ describe.skipIf(skip)('user port', () => {
     }
   });
 });
-
-/** A host TCP port nobody listens on (just closed). */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 /** Connects to 127.0.0.1:port: resolves 'connected' or the error code. */
 function tryConnect(port: number): Promise<string> {
@@ -209,7 +165,7 @@ describe.skipIf(skip)('user port isolation', () => {
     const server = await udpServer();
     const [p1, p2] = [await freePort(), await freePort()];
     try {
-      const g = await userGuest({ restrict: true, forward: [`tcp:${p1}:8001`, `tcp:${p2}:8002`] });
+      const g = await userGuest(fx, { restrict: true, forward: [`tcp:${p1}:8001`, `tcp:${p2}:8002`] });
       const offer = await lease(g);
       expect(offer.yiaddr).toBe('10.0.2.15');
       expect(offer.options.has(3)).toBe(false); // libslirp names no router when restricted
@@ -229,7 +185,7 @@ describe.skipIf(skip)('user port isolation', () => {
   it("--no-host-loopback: the gateway does not lead to the host's 127.0.0.1", async () => {
     const server = await udpServer();
     try {
-      const g = await userGuest({ noHostLoopback: true });
+      const g = await userGuest(fx, { noHostLoopback: true });
       await lease(g);
       g.send(udpDatagram('10.0.2.15', '10.0.2.2', slirpMac('10.0.2.2'), 40003, server.port, Buffer.from('knock')));
       g.send(icmpEcho('10.0.2.15', '10.0.2.2', slirpMac('10.0.2.2'), 78, 1)); // the gateway itself still answers
@@ -253,7 +209,7 @@ describe.skipIf(skip)('user port isolation', () => {
 describe.skipIf(skip)('user port forwards at run time', () => {
   it('addForward opens a host port into the guest, removeForward closes it', async () => {
     const hostPort = await freePort();
-    const g = await userGuest({});
+    const g = await userGuest(fx, {});
     await lease(g);
     g.backend.device.addForward(`tcp:127.0.0.1:${hostPort}:8023`);
     const client = net.connect(hostPort, '127.0.0.1');
@@ -273,7 +229,7 @@ describe.skipIf(skip)('user port forwards at run time', () => {
     const busy = net.createServer();
     await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
     try {
-      const g = await userGuest({});
+      const g = await userGuest(fx, {});
       const device = g.backend.device;
       const busyPort = (busy.address() as net.AddressInfo).port;
       expect(() => device.addForward(`tcp:${busyPort}:22`)).toThrow(expect.objectContaining({ code: 'EADDRINUSE' }));

@@ -18,12 +18,11 @@ import { hasLibrary } from '../helpers/peers';
 import { startGuest } from '../../lib/guest/guest';
 import { buildInitramfs } from '../../lib/guest/initramfs';
 import { killAll } from '../../lib/guest/processes';
+import { freePort, readPort } from '../../lib/bench/usernet/transfer';
 import { startTcpSource, writeRandomFile } from './qemu/tcp_peers';
 import { qemuAvailable, requiredInCi } from './qemu/tools';
 import {
   cliArgv,
-  freePort,
-  readFromPort,
   startDnsServer,
   startTcpBanner,
   startTftpServer,
@@ -134,7 +133,7 @@ describe.skipIf(!available)('a QEMU guest on the user port', () => {
       expect(rx).toMatchObject({ rc: '0', bytes: String(BYTES), md5: sentMd5 });
 
       const info = await guest.waitFor(/^VHU-INFO tcp-serve md5=(\S+) bytes=(\d+)/m, 120_000);
-      const got = await readFromPort(forwardPort, BYTES, 120_000);
+      const got = await readPort(forwardPort, BYTES, 120_000);
       expect(got).toMatchObject({ bytes: BYTES, md5: info[1] });
       const served = await guest.result('tcp-serve', 30_000);
       expect(served).toMatchObject({ rc: '0', md5: info[1] });
@@ -143,7 +142,7 @@ describe.skipIf(!available)('a QEMU guest on the user port', () => {
       expect(acked).toEqual(expect.arrayContaining(['CSUM', 'GUEST_CSUM', 'HOST_TSO4', 'HOST_TSO6', 'HOST_ECN']));
       // ... and did send TSO frames, larger than its MTU: the port cut them (and the md5s held).
       expect(await largeGuestFrames(b)).toBeGreaterThan(0);
-      console.log(`user port: host->guest ${MIB} MiB in ${rx.secs} s, guest->host (forward) in ${(got.ms / 1000).toFixed(2)} s`);
+      console.log(`user port: host->guest ${MIB} MiB in ${rx.secs} s, guest->host (forward) in ${got.seconds.toFixed(2)} s`);
     } catch (e) {
       console.error(`guest console:\n${guest.output()}\nback-end:\n${b.output()}`);
       throw e;

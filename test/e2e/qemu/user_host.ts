@@ -2,10 +2,9 @@
  * The host side of the user port's QEMU suite (qemu-user.test.ts): our back-end as a separate
  * `vhost-user net --port user` process, unprivileged when the suite runs as root (setpriv to nobody),
  * and the small host services the guest reaches through the gateway: a DNS server, a TFTP server, a TCP
- * banner; plus the host's reader of a forwarded guest port.
+ * banner (the reader of a forwarded guest port is the benchmark's, lib/bench/usernet/transfer.ts).
  */
 import type { ChildProcess } from 'node:child_process';
-import * as crypto from 'node:crypto';
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -165,41 +164,4 @@ export async function startTcpBanner(banner: string): Promise<HostService> {
     },
     close: () => void server.close(),
   };
-}
-
-/** Connects to 127.0.0.1:port and reads until `bytes` arrived or the connection ended: their count and md5. */
-export function readFromPort(port: number, bytes: number, timeoutMs: number): Promise<{ bytes: number; md5: string; ms: number }> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const hash = crypto.createHash('md5');
-    let n = 0;
-    let settled = false;
-    const sock = net.connect(port, '127.0.0.1');
-    const finish = (err?: Error): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      sock.destroy();
-      if (err) reject(err);
-      else resolve({ bytes: n, md5: hash.digest('hex'), ms: Date.now() - t0 });
-    };
-    const timer = setTimeout(() => finish(new Error(`port ${port}: ${n} of ${bytes} bytes after ${timeoutMs} ms`)), timeoutMs);
-    sock.on('data', (d: Buffer) => {
-      const take = d.subarray(0, bytes - n);
-      hash.update(take);
-      n += take.length;
-      if (n >= bytes) finish();
-    });
-    sock.on('end', () => finish());
-    sock.on('error', (e) => finish(e));
-  });
-}
-
-/** A host TCP port nobody listens on (just closed). */
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
 }
