@@ -14,6 +14,8 @@
 #   vhu.banner_port=N    tcp-banner: connects to host:N, reports the first line the host sends
 #   vhu.mb=50            tcp-tx: MiB sent (random data made in /tmp, a tmpfs)
 #   vhu.port=5001        tcp-tx connects to host:port, tcp-rx to host:port+1
+#   vhu.rx_wait=0        tcp-rx tries again for up to this many seconds while the server is not listening
+#                        yet (another guest whose own scenarios come first)
 #   vhu.count=20  vhu.interval=1                      ping
 #   vhu.tx_cpu=N  vhu.rx_cpu=N   tcp-tx / tcp-rx run on CPU N (taskset): with several queue pairs the
 #                        driver maps CPU i to TX queue i, so each transfer leaves on a queue of its own
@@ -52,7 +54,7 @@ die() {
 
 # Parameters: vhu.KEY=VALUE -> P_KEY (KEY restricted to [a-z0-9_] before it reaches eval).
 P_run=link P_ip=10.0.2.15/24 P_host=10.0.2.1 P_iface=eth0 P_mb=50 P_port=5001 P_count=20 P_interval=1 P_timeout=120
-P_tx_cpu= P_rx_cpu=
+P_tx_cpu= P_rx_cpu= P_rx_wait=0
 P_serve_port=5080 P_sink_port=5081 P_udp_port=5003 P_dns=10.0.2.3 P_name=vhu-test.example P_banner_port=5004
 for w in $(cat /proc/cmdline); do
 	case "$w" in
@@ -161,8 +163,16 @@ sc_tcp_tx() {
 
 sc_tcp_rx() {
 	t0=$(uptime_s)
-	on_cpu "$P_rx_cpu" nc -w 5 "$P_host" $((P_port + 1)) </dev/null >/tmp/rx.bin
-	rc=$?
+	waited=0
+	while :; do
+		on_cpu "$P_rx_cpu" nc -w 5 "$P_host" $((P_port + 1)) </dev/null >/tmp/rx.bin
+		rc=$?
+		# Refused (nothing read, an error): the server may not listen yet.
+		[ "$rc" -ne 0 ] && [ ! -s /tmp/rx.bin ] && [ "$waited" -lt "$P_rx_wait" ] || break
+		sleep 1
+		waited=$((waited + 1))
+		t0=$(uptime_s)
+	done
 	t1=$(uptime_s)
 	echo "VHU-RESULT tcp-rx md5=$(md5_of /tmp/rx.bin) bytes=$(wc -c </tmp/rx.bin) rc=$rc secs=$(elapsed "$t0" "$t1")"
 	rm -f /tmp/rx.bin
