@@ -161,11 +161,17 @@ sc_tcp_tx() {
 	echo "VHU-RESULT tcp-tx $file rc=$rc secs=$(elapsed "$t0" "$t1")"
 }
 
+# stdin is a fifo nobody writes, held open: busybox nc half-closes the connection when its stdin ends,
+# and a server that is busybox nc too (another guest) stops sending when it sees that. So nc reads until
+# the server's FIN.
 sc_tcp_rx() {
+	rm -f /tmp/rx.hold
+	mkfifo /tmp/rx.hold
+	exec 3<>/tmp/rx.hold
 	t0=$(uptime_s)
 	waited=0
 	while :; do
-		on_cpu "$P_rx_cpu" nc -w 5 "$P_host" $((P_port + 1)) </dev/null >/tmp/rx.bin
+		on_cpu "$P_rx_cpu" nc -w 5 "$P_host" $((P_port + 1)) <&3 >/tmp/rx.bin
 		rc=$?
 		# Refused (nothing read, an error): the server may not listen yet.
 		[ "$rc" -ne 0 ] && [ ! -s /tmp/rx.bin ] && [ "$waited" -lt "$P_rx_wait" ] || break
@@ -174,6 +180,8 @@ sc_tcp_rx() {
 		t0=$(uptime_s)
 	done
 	t1=$(uptime_s)
+	exec 3>&-
+	rm -f /tmp/rx.hold
 	echo "VHU-RESULT tcp-rx md5=$(md5_of /tmp/rx.bin) bytes=$(wc -c </tmp/rx.bin) rc=$rc secs=$(elapsed "$t0" "$t1")"
 	rm -f /tmp/rx.bin
 }
