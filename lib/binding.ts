@@ -98,6 +98,19 @@ export interface NativeCapture {
   close(): void;
 }
 
+/** A switch's native half (native/net/switch/switch.h): the MAC table, the thread serving its ports. */
+export interface NativeSwitch {
+  /** Attaches a device of port 'switch' in `vlan` (1..4094); returns its port number. */
+  attach(device: NativeNetDevice, vlan: number): number;
+  /** false when the device is not attached to this switch. */
+  detach(device: NativeNetDevice): boolean;
+  ports(): { port: number; vlan: number }[];
+  macTable(): { mac: string; vlan: number; port: number; ageSeconds: number }[];
+  counters(): { macs: number; refused: bigint; moves: bigint; flooded: bigint };
+  /** Detaches every device and stops the thread; other calls throw EBADF afterwards. */
+  close(): void;
+}
+
 /** A port's options as its native factory gets them: plain values only, checked in TypeScript. */
 export type NativePortOptions = Record<string, string | number>;
 
@@ -144,6 +157,8 @@ export interface Binding {
   queueStatStride: number;
   /** Capture of every frame of `device` into a ring per pair of `ringBytes` (a power of two), cut to `snaplen`. */
   Capture: new (device: NativeNetDevice, ringBytes: number, snaplen: number) => NativeCapture;
+  /** A switch keeping at most `maxMacs` MACs for `ageingSeconds`; its thread busy-polls `pollUs` (0: never). */
+  Switch: new (maxMacs: number, ageingSeconds: number, pollUs: number) => NativeSwitch;
 }
 
 // VHOST_USER_ADDON points at another build of the addon (the ASan build of `npm run test:asan`).

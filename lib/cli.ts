@@ -196,6 +196,7 @@ function main(argv: string[]): void {
   const queuePairs = checked.queuePairs;
   const port = checked.port.spec;
   if (port.libraryOnly) fail(`--port ${port.name} is for programs that use the library: see examples/js-echo.mjs`);
+  if (port.hosted) fail(`--port ${port.name} belongs to \`vhost-user switch --socket A --socket B\`: see vhost-user switch --help`);
   if (port.singleDevice && sockets.length > 1) fail(`the ${port.name} port serves one device: give one --socket`);
   const held = CLI_PORT_OPTIONS.find((o) => o.oneDevice && (device as Record<string, unknown>)[o.key] !== undefined);
   if (held && sockets.length > 1) fail(`--${held.flag} holds a host port for one device: give one --socket`);

@@ -2,6 +2,7 @@
 export { VhostUserBackend, type BackendOptions } from './backend';
 export { VhostUserError } from './errors';
 export { NetDevice, type NetDeviceOptions, type PortKind } from './net/device';
+export { Switch, type AttachOptions, type MacEntry, type SwitchCounters, type SwitchOptions, type SwitchPort } from './net/switch';
 export { DPDK_NAMES, STAT_NAMES, dpdkQueueName, formatStats, type QueueStats, type StatName } from './net/stats';
 export type { CaptureCounts, CaptureOptions, PcapCapture } from './observe/pcap';
 export { serveMetrics, type MetricsServer, type MetricsServerOptions } from './observe/server';

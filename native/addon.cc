@@ -41,6 +41,7 @@ Napi::Object InitExports(Napi::Env env, Napi::Object exports) {
   InitOs(env, exports);
   InitDevice(env, exports);
   InitCapture(env, exports);
+  InitSwitch(env, exports);
   return exports;
 }
 

@@ -2,14 +2,14 @@
 // The one list of the addon's C++ sources, for binding.gyp (`<!@(node scripts/native-sources.js addon)`)
 // and for the fuzzer build (native/fuzz/run.sh: `data-path`). Whole folders are listed, so a new port
 // or core file needs no build edit. Paths are relative to the repository root, one per line, sorted.
-//   data-path  native/core, native/net, native/net/ports: no N-API, what the fuzzer links
+//   data-path  native/core, native/net, native/net/ports, native/net/switch: no N-API, what the fuzzer links
 //   addon      the data path plus native/addon.cc and native/napi (the N-API wraps)
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
-const DATA_PATH = ['native/core', 'native/net', 'native/net/ports'];
+const DATA_PATH = ['native/core', 'native/net', 'native/net/ports', 'native/net/switch'];
 const ADDON = ['native/addon.cc', 'native/napi', ...DATA_PATH];
 
 /** The .cc files of each entry: a folder gives its own files (not its subfolders'), a file itself. */

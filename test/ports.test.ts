@@ -167,7 +167,7 @@ describe('port registry', () => {
     expect(() => new NetDevice({ port: 'sink', tap: 'T' })).toThrow("--tap needs the tap port, not 'sink'");
     expect(() => new NetDevice({ port: 'tap' })).toThrow("the tap port needs the tap interface name (option 'tap', --tap NAME)");
     expect(() => new NetDevice({ port: 'nope' as PortKind })).toThrow(
-      "port must be one of user, loopback, tap, sink, source, js, got 'nope'",
+      "port must be one of user, loopback, tap, sink, source, js, switch, got 'nope'",
     );
     const textSize = '64' as unknown as number; // a JS caller's mistake
     expect(() => new NetDevice({ port: 'source', frameSize: textSize })).toThrow(

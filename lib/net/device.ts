@@ -77,9 +77,10 @@ export function checkDeviceOptions(opts: NetDeviceOptions, w: Wording): CheckedD
   const workersProblem = integerProblem({ ...WORKERS_OPTION, max: queuePairs, unit: ' (at most one per queue pair)' }, workers, w);
   if (workersProblem) throw new VhostUserError('EINVAL', workersProblem);
   const port = resolvePort(opts, { queuePairs, mtu: opts.mtu }, w);
-  if (port.spec.servedInline) {
+  if (port.spec.servedInline || port.spec.hosted) {
+    const where = port.spec.hosted ? "its switch's thread" : "the program's thread";
     if (opts.workers !== undefined)
-      throw new VhostUserError('EINVAL', `the ${port.spec.name} port runs on the program's thread: drop ${w.option(WORKERS_OPTION)}`);
+      throw new VhostUserError('EINVAL', `the ${port.spec.name} port runs on ${where}: drop ${w.option(WORKERS_OPTION)}`);
     return { queuePairs, mtu: opts.mtu, pollUs, workers: 0, port };
   }
   return { queuePairs, mtu: opts.mtu, pollUs, workers, port };
@@ -114,7 +115,7 @@ const PROTOCOL_FEATURES =
 
 export class NetDevice implements VhostUserDevice {
   readonly queuePairs: number;
-  /** Worker threads serving the pairs (pair p on worker p % workers); 0: this thread serves them (the js port). */
+  /** Worker threads serving the pairs (pair p on worker p % workers); 0: this thread (the js port) or a switch's serves them. */
   readonly workers: number;
   readonly port: PortKind;
   /** The tap interface of the tap port. */

@@ -12,7 +12,7 @@ namespace vhost {
 namespace {
 constexpr size_t kMaxPendingEvents = 64;
 // Worker tags: queue indexes for kicks, kGroupTag + group for the fds a group's kind watches.
-constexpr uint32_t kGroupTag = 0x10000;
+constexpr uint32_t kGroupTag = VhostDevice::kGroupTag;
 // ServeGroup keeps which queues of a group were broken in a bit mask.
 constexpr int kMaxQueuesPerGroup = 32;
 
@@ -53,11 +53,28 @@ int AdoptEventfd(int fd, const char* what, std::string* err) {
 }
 }  // namespace
 
+// Pauses the device's host (if it has one) for the lifetime of the scope.
+class VhostDevice::HostPause {
+ public:
+  explicit HostPause(VhostDevice* d) : host_(d->host_) {
+    if (host_) host_->Pause();
+  }
+  ~HostPause() {
+    if (host_) host_->Resume();
+  }
+  HostPause(const HostPause&) = delete;
+
+ private:
+  DeviceHost* host_;
+};
+
 // Stops the workers a change touches for the lifetime of the scope (every worker, or the one that
-// serves a queue) and starts them again with the queues then ready.
+// serves a queue; a host's thread always) and starts them again with the queues then ready.
 class VhostDevice::Quiesce {
  public:
-  explicit Quiesce(VhostDevice* d, int worker = kEveryWorker) : d_(d), worker_(worker) { d_->StopWorkers(worker_); }
+  explicit Quiesce(VhostDevice* d, int worker = kEveryWorker) : d_(d), worker_(worker), host_(d) {
+    d_->StopWorkers(worker_);
+  }
   static Quiesce ForQueue(VhostDevice* d, int q) { return Quiesce(d, d->WorkerOfQueue(q)); }
   ~Quiesce() {
     for (size_t w = 0; w < d_->workers_.size(); w++)
@@ -69,6 +86,7 @@ class VhostDevice::Quiesce {
  private:
   VhostDevice* d_;
   int worker_;
+  HostPause host_;  // resumed after the workers started (members destroyed after the body)
 };
 
 VhostDevice::VhostDevice(int groups, int queues_per_group, int workers)
@@ -91,7 +109,34 @@ VhostDevice::VhostDevice(int groups, int queues_per_group, int workers)
   }
 }
 
-VhostDevice::~VhostDevice() { StopAndClear(); }
+VhostDevice::~VhostDevice() {
+  // A kind releases its host in its own destructor (the host calls the kind's hooks); this is a
+  // last safety net.
+  if (host_) host_->Release(this);
+  StopAndClear();
+}
+
+void VhostDevice::SetHost(DeviceHost* host) {
+  host_ = host;
+  // Nobody serves a hosted device inline: its kicks are the host's to watch.
+  if (inline_) WatchInline();
+}
+
+std::vector<Worker::Watch> VhostDevice::HostWatches() const {
+  if (shut_down_ || memory_faulted_.load(std::memory_order_relaxed)) return {};
+  std::vector<int> groups;
+  for (int g = 0; g < group_count(); g++) groups.push_back(g);
+  return WatchesOf(groups);
+}
+
+void VhostDevice::Signalled(uint32_t tag) {
+  if (tag < kGroupTag && tag < queues_.size()) queues_[tag].Count(kStatKicks);
+}
+
+bool VhostDevice::ServeHosted(int group, bool arm_when_idle, const StopCheck& should_stop) {
+  if (shut_down_ || !host_) return false;
+  return ServeGroup(group, arm_when_idle, should_stop);
+}
 
 void VhostDevice::SetPollMicros(uint32_t us) {
   Quiesce q(this);
@@ -282,8 +327,10 @@ void VhostDevice::StopAndClear() {
 }
 
 void VhostDevice::Reset() {
+  HostPause pause(this);
   StopAndClear();
   OnReset();
+  if (host_) host_->Forget(this);
 }
 
 int VhostDevice::RunQuiesced(const std::function<int()>& change) {
@@ -292,12 +339,14 @@ int VhostDevice::RunQuiesced(const std::function<int()>& change) {
 }
 
 void VhostDevice::Shutdown() {
+  HostPause pause(this);
   shut_down_ = true;
   StopWorkers(kEveryWorker);
   if (inline_) inline_->SetWatches({});
 }
 
 void VhostDevice::Close() {
+  if (host_) host_->Release(this);
   Shutdown();
   Reset();
   closed_ = true;
@@ -322,6 +371,10 @@ std::vector<Worker::Watch> VhostDevice::WatchesOf(const std::vector<int>& groups
 }
 
 void VhostDevice::WatchInline() {
+  if (host_) {
+    inline_->SetWatches({});
+    return;
+  }
   std::vector<int> groups;
   for (int g = 0; g < group_count(); g++) groups.push_back(g);
   int rc = inline_->SetWatches(shut_down_ ? std::vector<Worker::Watch>{} : WatchesOf(groups));
@@ -329,7 +382,7 @@ void VhostDevice::WatchInline() {
 }
 
 bool VhostDevice::ServeInline(bool arm) {
-  if (!inline_ || shut_down_ || memory_faulted_.load(std::memory_order_relaxed)) return false;
+  if (!inline_ || host_ || shut_down_ || memory_faulted_.load(std::memory_order_relaxed)) return false;
   static const StopCheck kNever = [] { return false; };
   bool moved = false;
   auto signalled = [this](uint32_t tag) {

@@ -24,6 +24,26 @@
 
 namespace vhost {
 
+class VhostDevice;
+
+// A thread outside a device that serves it (a switch's, net/switch/switch.h), for a device made
+// with no workers. The device treats it as its workers: every control change that a worker would be
+// stopped for pauses the host's thread around it. All calls come on the device's control thread.
+class DeviceHost {
+ public:
+  // Returns once the host's thread no longer touches the device; pauses nest (Resume each).
+  virtual void Pause() = 0;
+  // The last Resume starts the thread again, over what the devices then have ready.
+  virtual void Resume() = 0;
+  // The device's front-end went away (Reset, inside a pause): what was learnt about it is stale.
+  virtual void Forget(VhostDevice* device) = 0;
+  // The device is being closed or destroyed: let go of it (it calls SetHost(nullptr) back).
+  virtual void Release(VhostDevice* device) = 0;
+
+ protected:
+  ~DeviceHost() = default;
+};
+
 class VhostDevice {
  public:
   // Polled by a service pass between bursts; true once its worker is asked to stop.
@@ -50,6 +70,24 @@ class VhostDevice {
   // polls, as a busy-polling worker does). ServeInline returns whether anything moved.
   int inline_fd() const { return inline_ ? inline_->fd() : -1; }
   bool ServeInline(bool arm);
+  // A device with 0 workers served by `host`'s thread from now on (null: by nobody). Called by the
+  // host with its thread paused.
+  void SetHost(DeviceHost* host);
+  DeviceHost* host() const { return host_; }
+  // For the host's thread: the watches it needs for this device (ready queues' kicks, tag = queue
+  // index, and the groups' fds, tag = kGroupTag + group); none once shut down or faulted.
+  std::vector<Worker::Watch> HostWatches() const;
+  static constexpr uint32_t kGroupTag = 0x10000;
+  // On the host's thread: a watched fd of `tag` was signalled (counts a kick).
+  void Signalled(uint32_t tag);
+  // On the host's thread: serves `group` as its worker would; false when shut down or faulted.
+  bool ServeHosted(int group, bool arm_when_idle, const StopCheck& should_stop);
+  // On the host's thread, after a SIGBUS it survived: whether `addr` lies in this device's guest
+  // memory, and marking the device faulted (its data path stops until a new memory table).
+  bool MapsHostAddress(const void* addr) const { return memory_->MapsHostAddress(addr); }
+  void MemoryFaulted() { OnMemoryFault(); }
+  bool memory_faulted() const { return memory_faulted_.load(std::memory_order_relaxed); }
+
   // The thread name of worker w (`vhu-<device>-w<w>`, as /proc/PID/task/*/comm shows it).
   const std::string& worker_name(int w) const { return workers_[w]->name(); }
 
@@ -108,6 +146,7 @@ class VhostDevice {
 
  private:
   class Quiesce;
+  class HostPause;
   static constexpr int kEveryWorker = -1;
 
   // The worker map: which worker serves the queues of `group`. Round robin rather than blocks: a
@@ -142,6 +181,7 @@ class VhostDevice {
   std::vector<std::unique_ptr<Worker>> workers_;  // indexed by WorkerOfGroup; empty when served inline
   std::unique_ptr<InlineServer> inline_;          // workers 0
   std::vector<StopCheck> should_stop_;            // one per worker
+  DeviceHost* host_ = nullptr;                    // serves the device instead of workers (a switch), or null
   bool shut_down_ = false;
   bool closed_ = false;
   uint32_t poll_us_ = 0;

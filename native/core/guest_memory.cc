@@ -138,4 +138,13 @@ uint8_t* GuestMemory::UserToHost(uint64_t uaddr, uint64_t len) const {
   return nullptr;
 }
 
+bool GuestMemory::MapsHostAddress(const void* p) const {
+  const uint8_t* b = static_cast<const uint8_t*>(p);
+  for (int i = 0; i < count_; i++) {
+    const uint8_t* base = static_cast<const uint8_t*>(regions_[i].map_base);
+    if (b >= base && b < base + regions_[i].map_len) return true;
+  }
+  return false;
+}
+
 }  // namespace vhost

@@ -81,6 +81,8 @@ class GuestMemory {
   // A linear scan: only the control path asks (ring addresses at SET_VRING_ADDR and after each
   // memory change), so a second index sorted by user address would not pay for its upkeep.
   uint8_t* UserToHost(uint64_t uaddr, uint64_t len) const;
+  // Whether host address `p` lies in one of the mappings (to tell whose memory faulted).
+  bool MapsHostAddress(const void* p) const;
 
  private:
   // GpaToHostPartial by binary search over the sorted regions (and remembering the hit).

@@ -31,11 +31,13 @@ uint64_t NowNs() {
 // the lost pages raises SIGBUS. A worker survives that: while it serves, its thread has a recovery
 // point, and the handler jumps back to it. Any other SIGBUS goes to whoever handled it before.
 thread_local jmp_buf* t_recovery = nullptr;
+thread_local const void* t_fault_address = nullptr;
 struct sigaction g_previous_sigbus;
 
 void OnSigbus(int sig, siginfo_t* info, void* context) {
   if (jmp_buf* j = t_recovery) {
     t_recovery = nullptr;
+    t_fault_address = info ? info->si_addr : nullptr;
     longjmp(*j, 1);
   }
   if (g_previous_sigbus.sa_flags & SA_SIGINFO) {
@@ -149,6 +151,8 @@ void Worker::Run(std::vector<Watch> watches, Handler handler, Poll poll, uint32_
   }
   exited_.store(true);
 }
+
+const void* Worker::FaultAddress() { return t_fault_address; }
 
 bool Worker::Recoverable(const std::function<void()>& fn) {
   InstallFaultHandler();

@@ -44,6 +44,9 @@ class Worker {
   // Runs `fn` on the calling thread with the recovery point a worker has: a SIGBUS inside (guest
   // memory shrunk under us) returns false instead of killing the process. For serving inline.
   static bool Recoverable(const std::function<void()>& fn);
+  // The address whose touch raised the last SIGBUS survived on this thread (to tell whose guest
+  // memory it was, when one thread serves several devices).
+  static const void* FaultAddress();
   // Wakes the thread and joins it. Safe to call when not running.
   void Stop();
   bool running() const { return thread_.joinable(); }

@@ -2,11 +2,43 @@
 
 #include <cerrno>
 
+#include "net/switch/switch.h"
+
 namespace vhost {
 
 NetDevice::NetDevice(std::vector<std::unique_ptr<Port>> ports, int workers)
     : VhostDevice(static_cast<int>(ports.size()), 2, workers), ports_(std::move(ports)) {
   DeactivateExtraPairs();
+}
+
+NetDevice::~NetDevice() {
+  // A switch serving the device calls ServiceGroup: it lets go before the ports do.
+  if (host()) host()->Release(this);
+  Reset();
+}
+
+int NetDevice::JoinSwitch(Switch* sw, int port, std::string* err) {
+  if (ports_.empty()) {
+    *err = "the device is closed";
+    return EBADF;
+  }
+  if (worker_count() != 0 || group_count() != 1) {
+    *err = "only a device of one queue pair made with port: 'switch' can join a switch";
+    return EINVAL;
+  }
+  int rc = ports_[0]->OnSwitch(sw, port, err);
+  if (rc == 0) SetHost(sw);
+  return rc;
+}
+
+void NetDevice::LeaveSwitch() {
+  std::string ignored;
+  if (!ports_.empty()) ports_[0]->OnSwitch(nullptr, -1, &ignored);
+  SetHost(nullptr);
+}
+
+PairRx NetDevice::ReceiveSide(int pair) {
+  return PairRx{&memory(), &settings_, &queue(2 * pair), &reporter(), capture_ ? &capture_->ring(pair) : nullptr};
 }
 
 void NetDevice::DeactivateExtraPairs() {

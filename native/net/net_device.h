@@ -26,7 +26,7 @@ class NetDevice final : public VhostDevice {
   // `ports`: one per queue pair (ports.size() pairs), served by `workers` threads (1..pairs).
   NetDevice(std::vector<std::unique_ptr<Port>> ports, int workers);
   // The workers call ServiceGroup, which uses the ports: they stop before the ports go.
-  ~NetDevice() override { Reset(); }
+  ~NetDevice() override;
 
   // Gives every pair's port its part of a JavaScript program's rings, or starts them afresh
   // (Port::OnFrameRings). Returns 0 or an errno with *err set (ENOTSUP: not the js port).
@@ -35,6 +35,14 @@ class NetDevice final : public VhostDevice {
   // Opens or closes a host -> guest forward of the first pair's port (Port::OnForward), its worker
   // stopped meanwhile. Returns 0 or an errno with *err set (ENOTSUP: not the user port).
   int Forward(bool add, const std::string& spec, std::string* err);
+
+  // Joins a switch as its port `port` (sw non-null) or leaves it: the pair's port forwards through it
+  // (Port::OnSwitch) and the switch's thread serves the device (VhostDevice::SetHost). Only a device
+  // of one pair, no workers and the switch port. Called by the switch with its thread paused.
+  int JoinSwitch(Switch* sw, int port, std::string* err);
+  void LeaveSwitch();
+  // For the switch's thread: pair's receive side; valid until the thread is next paused.
+  PairRx ReceiveSide(int pair);
 
   // Starts writing every pair's frames into `capture` (one ring per pair), or stops when null. The
   // workers are stopped around the change, so none writes a ring once this returns. Returns 0, or

@@ -21,6 +21,7 @@
 namespace vhost {
 
 class FrameRings;
+class Switch;
 
 // What Service works on: one queue pair of a device, and how to behave when idle.
 struct PairContext {
@@ -34,6 +35,16 @@ struct PairContext {
   const std::function<bool()>& should_stop;  // polled between bursts
   const Reporter& report;                    // reasons for the log (queue broken, frames dropped)
   CaptureRing* capture = nullptr;            // the pair's capture ring while a capture runs (ObserveFrame)
+};
+
+// A pair's receive side alone, for a thread that delivers to it from another device's service
+// (a switch's): as PairContext, valid until that thread is next stopped.
+struct PairRx {
+  const GuestMemory* mem = nullptr;
+  const NetSettings* settings = nullptr;
+  Queue* rx = nullptr;
+  const Reporter* report = nullptr;
+  CaptureRing* capture = nullptr;
 };
 
 class Port {
@@ -55,6 +66,12 @@ class Port {
   // by its lib/net/ports file. Runs with every worker stopped. Returns 0 or an errno with *err set.
   virtual int OnForward(bool add, const std::string& spec, std::string* err) {
     *err = std::string("the ") + name() + " port has no forwards: use --port user";
+    return ENOTSUP;
+  }
+  // The switch this pair's port forwards through (net/switch/switch.h) and its port number there;
+  // null when it leaves. Only the switch port takes it. Runs with the switch's thread stopped.
+  virtual int OnSwitch(Switch* sw, int port, std::string* err) {
+    *err = std::string("the ") + name() + " port cannot join a switch: make the device with port: 'switch'";
     return ENOTSUP;
   }
   // The shared rings of a JavaScript program (net/frame_rings.h), for the port of pair `pair`; again

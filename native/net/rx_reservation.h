@@ -38,13 +38,14 @@ class RxReservation {
   // Returns the held buffers as used, holding `total` bytes in order.
   template <typename L>
   void Commit(Queue& rx, uint32_t total);
+  // Un-takes the held buffers (nothing published): they are taken again next time.
+  template <typename L>
+  void GiveBack(Queue& rx);
 
  private:
   static constexpr int kMaxSegs = 256;
   static constexpr int kMaxBufs = 64;  // mergeable buffers for one frame
 
-  template <typename L>
-  void GiveBack(Queue& rx);  // un-take the held buffers (nothing published)
   template <typename L>
   void ReturnEmpty(Queue& rx);  // return the held buffers used with length 0
 

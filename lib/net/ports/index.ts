@@ -9,3 +9,4 @@ export { tap } from './tap';
 export { sink } from './sink';
 export { source } from './source';
 export { js } from './js';
+export { switchPort } from './switch';

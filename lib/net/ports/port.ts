@@ -64,6 +64,11 @@ export interface PortSpec<N extends string = string, O extends readonly PortOpti
   libraryOnly?: boolean;
   /** Served on the program's thread (lib/net/frames.ts), not by worker threads: the device gets none. */
   servedInline?: boolean;
+  /**
+   * Served by a switch's thread (lib/net/switch.ts), not by worker threads: the device gets none, and
+   * `vhost-user net` refuses it (`vhost-user switch` serves it).
+   */
+  hosted?: boolean;
   /** The port's resource cannot be shared between devices: the CLI serves one --socket with it. */
   singleDevice?: boolean;
   /** Checks its checked and defaulted values against the device; returns what to change, or undefined. */

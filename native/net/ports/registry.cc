@@ -17,6 +17,7 @@ namespace vhost {
   X("source", MakeSource)                     \
   X("js", MakeJs)                             \
   X("user", MakeUser)                         \
+  X("switch", MakeSwitch)                     \
   /* end of the port list */
 // clang-format on
 

@@ -1,0 +1,163 @@
+/**
+ * Switch: a MAC-learning switch of several devices in this process. Each device made with
+ * `port: 'switch'` that is attached becomes one port of it, in an access VLAN; frames go from guest to
+ * guest by destination MAC in native code, on the switch's own thread (native/net/switch/), copied
+ * once; broadcast, multicast and unknown unicast reach every other port of the VLAN. Devices attach
+ * and detach at run time; a detached or closed device's MACs are forgotten at once, as are those of a
+ * device whose front-end disconnected. Per-port statistics are the devices' own queue counters.
+ */
+import { VhostUserBackend } from '../backend';
+import { native, type NativeSwitch } from '../binding';
+import { VhostUserError } from '../errors';
+import { DEFAULT_POLL_US, MAX_POLL_US, type NetDevice } from './device';
+import { LIBRARY_WORDING, integerProblem, type Wording } from './ports/port';
+import type { QueueStats } from './stats';
+
+export const DEFAULT_AGEING_SECONDS = 300;
+export const DEFAULT_MAX_MACS = 4096;
+export const DEFAULT_VLAN = 1;
+
+/** The switch's options as messages name them (the CLI by flag, the library by label). */
+export const AGEING_OPTION = { key: 'ageingSeconds', flag: 'ageing', label: 'MAC ageing time', min: 1, max: 1_000_000, unit: ' s' };
+export const MAX_MACS_OPTION = { key: 'maxMacs', flag: 'mac-table', label: 'MAC table size', min: 1, max: 1 << 20 };
+export const SWITCH_POLL_OPTION = { key: 'pollUs', flag: 'poll-us', label: 'poll budget', min: 0, max: MAX_POLL_US, unit: ' µs' };
+export const VLAN_OPTION = { key: 'vlan', flag: 'vlan', label: 'VLAN', min: 1, max: 4094 };
+
+export interface SwitchOptions {
+  /** Seconds a MAC is remembered without a frame from it. Default 300. */
+  ageingSeconds?: number;
+  /** MACs the table holds at most; beyond, new ones are refused (counted) and their frames flooded. Default 4096. */
+  maxMacs?: number;
+  /** Busy-poll budget of the switch's thread in microseconds, as a device's pollUs. Default DEFAULT_POLL_US. */
+  pollUs?: number;
+}
+
+export interface AttachOptions {
+  /** The port's access VLAN (1..4094): frames never leave it. Default 1. */
+  vlan?: number;
+  /** The port's name in ports() and macTable(). Default: a back-end's socket path, else `port<N>`. */
+  name?: string;
+}
+
+export interface SwitchPort {
+  /** The port's number in the switch (reused after a detach). */
+  port: number;
+  name: string;
+  vlan: number;
+  device: NetDevice;
+  /** The device's own counters: per queue, RX (frames to its guest, drops when it had no buffers) then TX. */
+  stats: QueueStats[];
+}
+
+export interface MacEntry {
+  /** aa:bb:cc:dd:ee:ff */
+  mac: string;
+  vlan: number;
+  /** The name of the port it sits behind. */
+  port: string;
+  /** Seconds since its last frame. */
+  ageSeconds: number;
+}
+
+export interface SwitchCounters {
+  /** Entries in the MAC table now. */
+  macs: number;
+  /** New MACs not learnt because the table was full. */
+  refused: bigint;
+  /** MACs relearnt on another port. */
+  moves: bigint;
+  /** Frames sent to every other port of their VLAN (broadcast, multicast, unknown unicast). */
+  flooded: bigint;
+}
+
+interface Attached {
+  name: string;
+  vlan: number;
+  device: NetDevice;
+}
+
+/** Checks the switch's options once; throws VhostUserError EINVAL with one line in the given wording. */
+export function checkSwitchOptions(opts: SwitchOptions, w: Wording): Required<SwitchOptions> {
+  const checked = {
+    ageingSeconds: opts.ageingSeconds ?? DEFAULT_AGEING_SECONDS,
+    maxMacs: opts.maxMacs ?? DEFAULT_MAX_MACS,
+    pollUs: opts.pollUs ?? DEFAULT_POLL_US,
+  };
+  const problem =
+    integerProblem(AGEING_OPTION, checked.ageingSeconds, w) ??
+    integerProblem(MAX_MACS_OPTION, checked.maxMacs, w) ??
+    integerProblem(SWITCH_POLL_OPTION, checked.pollUs, w);
+  if (problem) throw new VhostUserError('EINVAL', problem);
+  return checked;
+}
+
+export class Switch {
+  private readonly native: NativeSwitch;
+  /** By port number; native is the truth (a closed device leaves it there), pruned in ports(). */
+  private readonly attached = new Map<number, Attached>();
+  private closed = false;
+
+  constructor(opts: SwitchOptions = {}) {
+    const o = checkSwitchOptions(opts, LIBRARY_WORDING);
+    this.native = new native.Switch(o.maxMacs, o.ageingSeconds, o.pollUs);
+  }
+
+  /**
+   * Makes a device (or a back-end's device) of `port: 'switch'` a port of this switch, now: its guest's
+   * frames go to the other ports of its VLAN from then on. A device is on one switch at a time.
+   */
+  attach(target: VhostUserBackend | NetDevice, opts: AttachOptions = {}): void {
+    this.live();
+    const device = target instanceof VhostUserBackend ? target.device : target;
+    const vlan = opts.vlan ?? DEFAULT_VLAN;
+    const problem = integerProblem(VLAN_OPTION, vlan, LIBRARY_WORDING);
+    if (problem) throw new VhostUserError('EINVAL', problem);
+    if (device.port !== 'switch')
+      throw new VhostUserError('EINVAL', `only a device of port 'switch' joins a switch (this one's port is ${device.port})`);
+    const port = this.native.attach(device.native, vlan);
+    const name = opts.name ?? (target instanceof VhostUserBackend ? target.socketPath : `port${port}`);
+    this.attached.set(port, { name, vlan, device });
+  }
+
+  /** Takes the device off the switch (its MACs are forgotten at once); false when it was not on it. */
+  detach(target: VhostUserBackend | NetDevice): boolean {
+    this.live();
+    const device = target instanceof VhostUserBackend ? target.device : target;
+    for (const [port, a] of this.attached) if (a.device === device) this.attached.delete(port);
+    return this.native.detach(device.native);
+  }
+
+  /** The ports now attached, in attach order, with their devices' counters. */
+  ports(): SwitchPort[] {
+    this.live();
+    const now = this.native.ports();
+    for (const port of [...this.attached.keys()]) if (!now.some((p) => p.port === port)) this.attached.delete(port);
+    return now.flatMap(({ port, vlan }) => {
+      const a = this.attached.get(port);
+      return a ? [{ port, name: a.name, vlan, device: a.device, stats: a.device.stats() }] : [];
+    });
+  }
+
+  /** What the switch has learnt: each MAC, its VLAN, the port it is behind and its age. */
+  macTable(): MacEntry[] {
+    this.live();
+    return this.native.macTable().map((e) => ({ ...e, port: this.attached.get(e.port)?.name ?? `port${e.port}` }));
+  }
+
+  counters(): SwitchCounters {
+    this.live();
+    return this.native.counters();
+  }
+
+  /** Detaches every device (they stay open, unserved) and stops the switch's thread. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.attached.clear();
+    this.native.close();
+  }
+
+  private live(): void {
+    if (this.closed) throw new VhostUserError('EBADF', 'the switch is closed');
+  }
+}

@@ -1,0 +1,136 @@
+// Switch for JS (lib/net/switch.ts): `new Switch(maxMacs, ageingSeconds, pollUs)`, then
+// attach(device, vlan) -> port number, detach(device), ports(), macTable(), counters(), close().
+// The devices are NetDevice objects of port 'switch' (UnwrapNetDevice); lib/net/switch.ts checks the
+// values and keeps the devices' JS objects alive while attached.
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "napi/addon_data.h"
+#include "net/net_device.h"
+#include "net/switch/switch.h"
+
+namespace vhost {
+
+namespace {
+
+std::string MacText(const uint8_t* mac) {
+  char text[18];
+  snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+  return text;
+}
+
+class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(
+        env, "Switch",
+        {InstanceMethod<&SwitchWrap::Attach>("attach"), InstanceMethod<&SwitchWrap::Detach>("detach"),
+         InstanceMethod<&SwitchWrap::Ports>("ports"), InstanceMethod<&SwitchWrap::MacTable>("macTable"),
+         InstanceMethod<&SwitchWrap::Counters>("counters"), InstanceMethod<&SwitchWrap::Close>("close")});
+  }
+
+  explicit SwitchWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SwitchWrap>(info) {
+    Switch::Options o{info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value(),
+                      info[2].As<Napi::Number>().Uint32Value()};
+    if (o.max_macs < 1 || o.max_macs > (1u << 20) || o.ageing_s < 1)
+      ThrowError(info.Env(), "EINVAL", "switch: maxMacs must be 1..1048576 and ageing at least 1 s");
+    switch_ = std::make_unique<Switch>(o);
+    // The thread must be stopped before the environment goes away (Worker.terminate, vitest threads).
+    napi_add_env_cleanup_hook(info.Env(), &SwitchWrap::OnEnvCleanup, switch_.get());
+  }
+
+  ~SwitchWrap() override { CloseSwitch(); }
+
+ private:
+  static void OnEnvCleanup(void* arg) { static_cast<Switch*>(arg)->Shutdown(); }
+
+  void CloseSwitch() {
+    if (!switch_) return;
+    napi_remove_env_cleanup_hook(Env(), &SwitchWrap::OnEnvCleanup, switch_.get());
+    switch_.reset();  // detaches every device, stops the thread
+  }
+
+  Switch& Live(Napi::Env env) {
+    if (!switch_) ThrowError(env, "EBADF", "the switch is closed");
+    return *switch_;
+  }
+
+  NetDevice& DeviceArg(const Napi::CallbackInfo& info) {
+    NetDevice* d = UnwrapNetDevice(info[0]);
+    if (!d) ThrowError(info.Env(), "EINVAL", "a switch attaches NetDevice objects");
+    return *d;
+  }
+
+  Napi::Value Attach(const Napi::CallbackInfo& info) {
+    Switch& sw = Live(info.Env());
+    NetDevice& device = DeviceArg(info);
+    const uint32_t vlan = info[1].As<Napi::Number>().Uint32Value();
+    if (vlan < 1 || vlan > 4094) ThrowError(info.Env(), "EINVAL", "vlan must be 1..4094");
+    std::string err;
+    int port = -1;
+    int rc = sw.Attach(&device, static_cast<uint16_t>(vlan), &port, &err);
+    if (rc != 0) {
+      const char* code = strerrorname_np(rc);
+      ThrowError(info.Env(), code ? code : "EUNKNOWN", err, rc, "attach");
+    }
+    return Napi::Number::New(info.Env(), port);
+  }
+
+  Napi::Value Detach(const Napi::CallbackInfo& info) {
+    Switch& sw = Live(info.Env());
+    return Napi::Boolean::New(info.Env(), sw.Detach(&DeviceArg(info)));
+  }
+
+  Napi::Value Ports(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<Switch::PortInfo> ports = Live(env).Ports();
+    Napi::Array out = Napi::Array::New(env, ports.size());
+    for (size_t i = 0; i < ports.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("port", ports[i].port);
+      o.Set("vlan", ports[i].vlan);
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  }
+
+  Napi::Value MacTable(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<MacTable::Entry> entries = Live(env).MacEntries();
+    Napi::Array out = Napi::Array::New(env, entries.size());
+    for (size_t i = 0; i < entries.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("mac", MacText(entries[i].mac));
+      o.Set("vlan", entries[i].vlan);
+      o.Set("port", entries[i].port);
+      o.Set("ageSeconds", entries[i].age_s);
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  }
+
+  Napi::Value Counters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Switch::Counters c = Live(env).counters();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("macs", Napi::Number::New(env, static_cast<double>(c.macs)));
+    o.Set("refused", Napi::BigInt::New(env, c.refused));
+    o.Set("moves", Napi::BigInt::New(env, c.moves));
+    o.Set("flooded", Napi::BigInt::New(env, c.flooded));
+    return o;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    CloseSwitch();
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<Switch> switch_;
+};
+
+}  // namespace
+
+void InitSwitch(Napi::Env env, Napi::Object exports) { exports.Set("Switch", SwitchWrap::Define(env)); }
+
+}  // namespace vhost

@@ -1,0 +1,45 @@
+// The switch port: the device is one port of a switch (net/switch/switch.h). Its guest's TX frames
+// go to the other ports by destination MAC and theirs come in, all on the switch's thread, which
+// serves the device instead of workers of its own. Detached from any switch, nothing moves: the
+// guest's frames wait in its ring, as on a link with no cable.
+#include "net/switch/switch.h"
+
+#include "net/ports/registry.h"
+
+namespace vhost {
+
+namespace {
+
+class SwitchPort : public Port {
+ public:
+  const char* name() const override { return "switch"; }
+
+  int OnSwitch(Switch* sw, int port, std::string* err) override {
+    switch_ = sw;
+    port_ = port;
+    return 0;
+  }
+
+  // One burst (the switch's round robin decides who goes next, so no loop until idle here). RX
+  // kicks are never wanted: a receiver without buffers loses the copy rather than being waited for.
+  bool Service(PairContext& c) override {
+    if (!switch_ || !c.tx.Ready()) return false;
+    if (switch_->Forward(port_, c) > 0) return true;
+    if (c.rx.Ready()) c.rx.ring.SuppressKicks();
+    if (!c.arm_when_idle) {
+      c.tx.ring.SuppressKicks();
+      return false;
+    }
+    return c.tx.ring.ArmKick();
+  }
+
+ private:
+  Switch* switch_ = nullptr;
+  int port_ = -1;
+};
+
+}  // namespace
+
+std::unique_ptr<Port> MakeSwitch(const PortOptions&, PortError*) { return std::make_unique<SwitchPort>(); }
+
+}  // namespace vhost

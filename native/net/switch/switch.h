@@ -1,0 +1,122 @@
+// A MAC-learning switch of several devices, inside the process. Each attached device (port
+// 'switch', one queue pair, no workers of its own) is one port of the switch, in one access VLAN.
+// One thread, the switch's, serves every port (core/device.h DeviceHost): in rounds, each port in
+// turn gets one burst of at most kBudget of its guest's TX frames (a guest that floods gets its
+// share, no more); each frame is copied once, straight from the sender's TX buffers into each
+// receiver's RX buffers, by destination MAC (net/switch/mac_table.h); broadcast, multicast and
+// unknown unicast go to every other port of the VLAN. A receiver without RX buffers loses that copy
+// (counted in its RX drops); the sender's other frames go on. No JS and no lock per frame: only the
+// switch thread touches the ports' rings while it runs, and every control change of a port's device
+// (memory table, rings, reset) pauses the thread around it, as a device's own workers are stopped.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/device.h"
+#include "core/worker.h"
+#include "net/port.h"
+#include "net/rx_reservation.h"
+#include "net/switch/mac_table.h"
+#include "net/tx_frame.h"
+
+namespace vhost {
+
+class NetDevice;
+
+class Switch final : public DeviceHost {
+ public:
+  static constexpr int kMaxPorts = 256;
+  // TX frames a port may send per round: the fair share of a flooding guest.
+  static constexpr int kBudget = 32;
+
+  struct Options {
+    uint32_t max_macs;
+    uint32_t ageing_s;
+    uint32_t poll_us;  // busy-poll budget of the thread, as a device's workers (0: event-driven)
+  };
+  struct Counters {
+    uint64_t macs;     // entries in the table now
+    uint64_t refused;  // new MACs not learnt: table full
+    uint64_t moves;    // MACs relearnt on another port
+    uint64_t flooded;  // frames sent to every other port of their VLAN
+  };
+  struct PortInfo {
+    int port;
+    uint16_t vlan;
+  };
+
+  explicit Switch(const Options& options);
+  // Detaches every device and stops the thread.
+  ~Switch();
+  Switch(const Switch&) = delete;
+  Switch& operator=(const Switch&) = delete;
+
+  // Control thread. Attaches `device` as a new port in `vlan`; returns 0 with *port set, or an errno
+  // with *err (EBUSY: on a switch already; EINVAL: not a switch port's device; ENOSPC: full).
+  int Attach(NetDevice* device, uint16_t vlan, int* port, std::string* err);
+  // Detaches it (its MACs forgotten at once); false when it is not attached here.
+  bool Detach(NetDevice* device);
+  std::vector<PortInfo> Ports() const;
+  std::vector<MacTable::Entry> MacEntries();
+  Counters counters();
+  // Stops the thread for good (environment teardown); the devices stay attached, unserved.
+  void Shutdown();
+
+  // DeviceHost, called by the attached devices on the control thread.
+  void Pause() override;
+  void Resume() override;
+  void Forget(VhostDevice* device) override;
+  void Release(VhostDevice* device) override;
+
+  // On the switch thread, from the switch port of `port`'s device (its Service, with the device's
+  // own pair context): forwards one burst of that guest's TX frames. Returns the chains taken.
+  int Forward(int port, PairContext& c);
+
+ private:
+  struct Member {
+    NetDevice* device;
+    int port;
+    uint16_t vlan;
+    PairRx rx;           // what delivering to it needs, read from its device whenever the thread starts
+    bool dirty = false;  // RX used entries pushed since the last publish
+  };
+
+  void Start();
+  Member* MemberOf(const VhostDevice* device) const;
+  void Remove(Member* m);
+  bool ServeRounds(bool arm, const std::function<bool()>& should_stop);
+  template <typename L>
+  int Burst(Member& src, PairContext& c);
+  void Deliver(Member& dst, uint32_t src_hdr, uint32_t len);
+  template <typename L>
+  void DeliverAs(Member& dst, uint32_t src_hdr, uint32_t len);
+  // Publishes the RX used entries of every port delivered to since the last time.
+  void Flush();
+  // After a SIGBUS survived: the device whose memory it was stops; what the burst held is returned.
+  void OnFault();
+
+  const uint32_t poll_us_;
+  MacTable table_;
+  std::vector<std::unique_ptr<Member>> members_;  // in attach order: the round-robin order
+  Member* by_port_[kMaxPorts] = {};
+  Worker worker_;
+  int pauses_ = 0;
+  bool shut_down_ = false;
+  size_t next_ = 0;  // where the next round starts
+  uint64_t flooded_ = 0;
+
+  // The switch thread's scratch: the frame in hand and the RX buffers reserved for one copy.
+  TxFrame tx_;
+  RxReservation rx_;
+  Member* dirty_[kMaxPorts] = {};
+  int ndirty_ = 0;
+  // Held at a fault: to return to the side whose memory did not fault.
+  Member* held_src_ = nullptr;  // its TX frame (tx_)
+  Queue* held_tx_ = nullptr;
+  Member* held_dst_ = nullptr;  // its RX reservation (rx_)
+};
+
+}  // namespace vhost
