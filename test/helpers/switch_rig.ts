@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { VhostUserBackend } from '../../lib/backend';
-import { GuestMemory } from '../../lib/frontend/guest_memory';
+import { GuestMemory, type GuestMemoryOptions } from '../../lib/frontend/guest_memory';
 import { VirtioNetDriver, type NetDriverOptions } from '../../lib/frontend/net_driver';
 import { Switch, type SwitchOptions } from '../../lib/net/switch';
 import { until } from './until';
@@ -73,6 +73,8 @@ export interface RigOptions {
   driver?: Partial<NetDriverOptions>;
   /** Per guest driver options (e.g. rxBuffers for one). */
   drivers?: Partial<NetDriverOptions>[];
+  /** Per guest memory options (e.g. unsealed, to shrink it). */
+  memories?: GuestMemoryOptions[];
 }
 
 let markers = 1_000_000;
@@ -100,7 +102,7 @@ export async function startSwitchRig(opts: RigOptions): Promise<SwitchRig> {
     });
     sw.attach(backend, { vlan, name: `g${n}` });
     backend.start();
-    const g = { n, mac: macOf(n), backend, memory: new GuestMemory(), received: [] as Buffer[] } as Guest;
+    const g = { n, mac: macOf(n), backend, memory: new GuestMemory(opts.memories?.[i]), received: [] as Buffer[] } as Guest;
     guests.push(g);
   }
   for (const g of guests) g.driver = await connect(g);
