@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { VhostUserBackend } from './backend';
+import { die, fail, intOption, integer, socketLogger } from './cli_common';
 import { VhostUserError } from './errors';
 import { DEFAULT_POLL_US, MAX_QUEUE_PAIRS, checkDeviceOptions, type NetDeviceOptions } from './net/device';
 import { CLI_WORDING } from './net/ports/port';
@@ -13,7 +14,6 @@ import { formatStats } from './net/stats';
 import { parseListenAddress, type ListenAddress } from './observe/address';
 import { serveMetrics } from './observe/server';
 import { MAX_SNAPLEN, type PcapCapture } from './observe/pcap';
-import type { LogLevel } from './protocol/session';
 
 /** An option's --help entry: the flag column, then its text with continuation lines aligned. */
 function helpEntry(flag: string, text: string): string {
@@ -32,6 +32,8 @@ function portHelp(): string {
 }
 
 const HELP = `Usage: vhost-user net --socket PATH [options]
+       vhost-user switch --socket PATH[,vlan=N] --socket ... [options]
+                                       (one switch between several devices: vhost-user switch --help)
        vhost-user bench [options]      (measure against DPDK's vhost PMD, or --user-net against QEMU's
                                         user network and passt: vhost-user bench --help)
 
@@ -72,32 +74,6 @@ QEMU example (guest memory must be shared with the back-end):
     -chardev socket,id=c0,path=PATH -netdev vhost-user,id=n0,chardev=c0 \\
     -device virtio-net-pci,netdev=n0 ...
 `;
-
-/** A wrong command line: one line, a pointer to --help, exit 2. */
-function fail(message: string): never {
-  process.stderr.write(`vhost-user: ${message}\nTry 'vhost-user --help'.\n`);
-  process.exit(2);
-}
-
-/** A failure while starting (a socket or tap the system refused): one line, exit 1. */
-function die(err: unknown): never {
-  process.stderr.write(`vhost-user: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-}
-
-/** An integer flag's value: a number when it is written as one, else the text, for the check to quote. */
-function integer(value: string | undefined): number | string | undefined {
-  return value !== undefined && /^[0-9]+$/.test(value) ? Number.parseInt(value, 10) : value;
-}
-
-function intOption(name: string, value: string | undefined, min: number, max: number, radix = 10): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number.parseInt(value, radix);
-  if (!/^[0-9]+$/.test(value) || !Number.isInteger(n) || n < min || n > max) {
-    fail(`--${name} must be an integer in ${min}..${max}${radix === 8 ? ' (octal)' : ''}, got '${value}'`);
-  }
-  return n;
-}
 
 /**
  * --metrics HOST:PORT: checked now, then served over `backends`, which the server reads at every request
@@ -178,6 +154,10 @@ function parseFlags(argv: string[]) {
 }
 
 function main(argv: string[]): void {
+  if (argv[0] === 'switch') {
+    (require('./switch_cli') as typeof import('./switch_cli')).switchMain(argv.slice(1));
+    return;
+  }
   if (argv[0] === 'bench') {
     // Loaded only when asked for: the benchmark pulls in the DPDK and /proc tooling.
     (require('./bench/run') as typeof import('./bench/run')).benchMain(argv.slice(1));
@@ -188,7 +168,8 @@ function main(argv: string[]): void {
     process.stdout.write(HELP);
     process.exit(values.help ? 0 : 2);
   }
-  if (positionals[0] !== 'net' || positionals.length > 1) fail(`unknown command '${positionals.join(' ')}' (available: net, bench)`);
+  if (positionals[0] !== 'net' || positionals.length > 1)
+    fail(`unknown command '${positionals.join(' ')}' (available: net, switch, bench)`);
   const sockets = values.socket ?? [];
   if (sockets.length === 0) fail('--socket PATH is required');
   if (new Set(sockets).size !== sockets.length) fail('each --socket must be a different path');
@@ -210,11 +191,7 @@ function main(argv: string[]): void {
   serveMetricsOption(values.metrics, backends);
   let pcap: PcapCapture | undefined;
   for (const socketPath of sockets) {
-    const log = (level: LogLevel, message: string) => {
-      if (level === 'info' && values.quiet) return;
-      const line = `${new Date().toISOString()} ${level === 'warn' ? 'WARN ' : ''}[${socketPath}] ${message}\n`;
-      (level === 'warn' ? process.stderr : process.stdout).write(line);
-    };
+    const log = socketLogger(socketPath, values.quiet);
     try {
       const backend = new VhostUserBackend({ socketPath, client: values.client, socketMode, log, device });
       backends.push(backend);

@@ -1,0 +1,47 @@
+/**
+ * What the commands of the command line share (`net` in cli.ts, `switch` in switch_cli.ts): one-line
+ * errors without a stack trace, the checks of integer flags, the per-socket log line.
+ */
+import type { LogLevel, Logger } from './protocol/session';
+
+/** A wrong command line: one line, a pointer to the help, exit 2. */
+export function fail(message: string, help = 'vhost-user --help'): never {
+  process.stderr.write(`vhost-user: ${message}\nTry '${help}'.\n`);
+  process.exit(2);
+}
+
+/** A failure while starting (a socket or tap the system refused): one line, exit 1. */
+export function die(err: unknown): never {
+  process.stderr.write(`vhost-user: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
+
+/** An integer flag's value: a number when it is written as one, else the text, for the check to quote. */
+export function integer(value: string | undefined): number | string | undefined {
+  return value !== undefined && /^[0-9]+$/.test(value) ? Number.parseInt(value, 10) : value;
+}
+
+export function intOption(
+  name: string,
+  value: string | undefined,
+  min: number,
+  max: number,
+  radix = 10,
+  help?: string,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number.parseInt(value, radix);
+  if (!/^[0-9]+$/.test(value) || !Number.isInteger(n) || n < min || n > max) {
+    fail(`--${name} must be an integer in ${min}..${max}${radix === 8 ? ' (octal)' : ''}, got '${value}'`, help);
+  }
+  return n;
+}
+
+/** The log of one socket's back-end: timestamped lines, warnings on stderr, info dropped when quiet. */
+export function socketLogger(socketPath: string, quiet: boolean | undefined): Logger {
+  return (level: LogLevel, message: string) => {
+    if (level === 'info' && quiet) return;
+    const line = `${new Date().toISOString()} ${level === 'warn' ? 'WARN ' : ''}[${socketPath}] ${message}\n`;
+    (level === 'warn' ? process.stderr : process.stdout).write(line);
+  };
+}

@@ -1,0 +1,186 @@
+/**
+ * `vhost-user switch --socket PATH[,vlan=N] ...`: one device per socket, all of them ports of one
+ * switch in this process (lib/net/switch.ts). Options are checked here, each in one line, before
+ * anything is built; statistics on SIGUSR1 and on exit, as `vhost-user net` prints them.
+ */
+import { parseArgs } from 'node:util';
+import { VhostUserBackend } from './backend';
+import { die, fail, intOption, integer, socketLogger } from './cli_common';
+import { VhostUserError } from './errors';
+import { DEFAULT_POLL_US, checkDeviceOptions, type NetDeviceOptions } from './net/device';
+import { CLI_WORDING, integerProblem } from './net/ports/port';
+import { formatStats } from './net/stats';
+import {
+  DEFAULT_AGEING_SECONDS,
+  DEFAULT_MAX_MACS,
+  DEFAULT_VLAN,
+  Switch,
+  VLAN_OPTION,
+  checkSwitchOptions,
+  type SwitchOptions,
+} from './net/switch';
+
+const HELP_POINTER = 'vhost-user switch --help';
+
+const HELP = `Usage: vhost-user switch --socket PATH[,vlan=N] --socket PATH[,vlan=N] ... [options]
+
+Serves one virtio-net device per socket, each a port of one MAC-learning switch in this process:
+VMs (QEMU -netdev vhost-user) or other vhost-user front-ends on the sockets talk to each other. Frames
+go from guest to guest by destination MAC on the switch's thread, copied once; broadcast, multicast
+and unknown unicast reach every other port of the same VLAN. A receiver with no free buffers loses
+the copy (counted in its drops); the sender's other frames go on. One queue pair per device, no
+offloads.
+
+Options:
+  --socket PATH[,vlan=N]  a device and its port (repeat for each port). vlan=N (1..4094, default
+                       ${DEFAULT_VLAN}) is the port's access VLAN: frames of different VLANs never meet.
+  --client             connect to each PATH (front-ends listening) instead of listening, and reconnect.
+  --ageing S           seconds a MAC is remembered without a frame from it (default ${DEFAULT_AGEING_SECONDS}).
+  --mac-table N        MACs remembered at most (default ${DEFAULT_MAX_MACS}); beyond, new ones are refused
+                       (counted) and their frames flooded.
+  --mtu N              offer VIRTIO_NET_F_MTU and accept NET_SET_MTU up to N (68..65535) on every port.
+  --poll-us N          busy-poll budget of the switch's thread, microseconds (default ${DEFAULT_POLL_US}); 0: event-driven.
+  --socket-mode MODE   permissions of the socket files, octal (default 0600: only this user).
+  --stats-interval S   print statistics every S seconds (default: only on SIGUSR1 and exit).
+  --quiet              log warnings only.
+  -h, --help           show this help.
+
+Statistics per port are its device's queue counters (as vhost-user net prints them: queue 0 is what
+the port delivered to its guest, with the copies it had no room for as drops; queue 1 what its guest
+sent), then the switch's: MACs learnt, refused (table full), moved, frames flooded, the MAC table.
+`;
+
+interface PortSpec {
+  socketPath: string;
+  vlan: number;
+}
+
+/** --socket PATH[,vlan=N]: the path, and the settings after it. */
+function parseSocket(text: string): PortSpec {
+  const [socketPath, ...settings] = text.split(',');
+  if (!socketPath) fail(`--socket ${text}: the path is empty`, HELP_POINTER);
+  let vlan = DEFAULT_VLAN;
+  for (const s of settings) {
+    const [key, value] = s.split('=', 2);
+    if (key !== 'vlan' || value === undefined) fail(`--socket ${text}: unknown setting '${s}' (only vlan=N)`, HELP_POINTER);
+    const parsed = integer(value);
+    const problem = integerProblem(VLAN_OPTION, parsed, { ...CLI_WORDING, option: () => 'vlan' });
+    if (problem) fail(`--socket ${text}: ${problem}`, HELP_POINTER);
+    vlan = parsed as number;
+  }
+  return { socketPath, vlan };
+}
+
+function parseFlags(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      options: {
+        socket: { type: 'string', multiple: true },
+        client: { type: 'boolean' },
+        ageing: { type: 'string' },
+        'mac-table': { type: 'string' },
+        mtu: { type: 'string' },
+        'poll-us': { type: 'string' },
+        'socket-mode': { type: 'string' },
+        'stats-interval': { type: 'string' },
+        quiet: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    fail(
+      e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? e.message.replace(/\. To specify.*/s, '') : e.message.replace(/\s*\n\s*/g, ' '),
+      HELP_POINTER,
+    );
+  }
+}
+
+/** Every check of the command line, in the CLI's words; a mistake exits with one line. */
+function checkedOptions(values: ReturnType<typeof parseFlags>) {
+  const ports = (values.socket ?? []).map(parseSocket);
+  if (ports.length === 0) fail('--socket PATH is required (one per port)', HELP_POINTER);
+  if (new Set(ports.map((p) => p.socketPath)).size !== ports.length) fail('each --socket must be a different path', HELP_POINTER);
+  const switchOptions: SwitchOptions = {
+    ageingSeconds: integer(values.ageing) as number | undefined,
+    maxMacs: integer(values['mac-table']) as number | undefined,
+    pollUs: integer(values['poll-us']) as number | undefined,
+  };
+  const device: NetDeviceOptions = { port: 'switch', mtu: integer(values.mtu) as number | undefined };
+  try {
+    checkSwitchOptions(switchOptions, CLI_WORDING);
+    checkDeviceOptions(device, CLI_WORDING);
+  } catch (err) {
+    fail(err instanceof VhostUserError ? err.message : String(err), HELP_POINTER);
+  }
+  const socketMode = intOption('socket-mode', values['socket-mode'], 0, 0o777, 8, HELP_POINTER) ?? 0o600;
+  const statsInterval = intOption('stats-interval', values['stats-interval'], 1, 86400, 10, HELP_POINTER);
+  return { ports, switchOptions, device, socketMode, statsInterval };
+}
+
+export function switchMain(argv: string[]): void {
+  const values = parseFlags(argv);
+  if (values.help) {
+    process.stdout.write(HELP);
+    process.exit(0);
+  }
+  const { ports, switchOptions, device, socketMode, statsInterval } = checkedOptions(values);
+  const sw = new Switch(switchOptions);
+  const backends: VhostUserBackend[] = [];
+  try {
+    for (const { socketPath, vlan } of ports) {
+      const log = socketLogger(socketPath, values.quiet);
+      const backend = new VhostUserBackend({ socketPath, client: values.client, socketMode, log, device });
+      backends.push(backend);
+      sw.attach(backend, { vlan, name: socketPath });
+      backend.start();
+    }
+  } catch (err) {
+    for (const b of backends) b.close();
+    sw.close();
+    die(err);
+  }
+  const vlans = [...new Set(ports.map((p) => p.vlan))].sort((a, b) => a - b);
+  const described = vlans.map(
+    (v) =>
+      `VLAN ${v}: ${ports
+        .filter((p) => p.vlan === v)
+        .map((p) => p.socketPath)
+        .join(', ')}`,
+  );
+  process.stdout.write(
+    `vhost-user: switching ${ports.length} port${ports.length > 1 ? 's' : ''} (${described.join('; ')}); Ctrl-C to stop, SIGUSR1 for statistics\n`,
+  );
+  handleSignals(sw, backends, statsInterval);
+}
+
+/** The MAC table lines printed with the statistics: at most this many. */
+const MAX_PRINTED_MACS = 64;
+
+function printStats(sw: Switch): void {
+  for (const p of sw.ports()) process.stdout.write(`statistics for ${p.name} (vlan ${p.vlan}):\n${formatStats(p.stats)}\n`);
+  const c = sw.counters();
+  process.stdout.write(`switch: ${c.macs} MACs learnt, ${c.refused} refused (table full), ${c.moves} moved, ${c.flooded} frames flooded\n`);
+  const table = sw.macTable().sort((a, b) => a.vlan - b.vlan || a.mac.localeCompare(b.mac));
+  for (const e of table.slice(0, MAX_PRINTED_MACS)) process.stdout.write(`  ${e.mac} vlan ${e.vlan} on ${e.port}, ${e.ageSeconds} s ago\n`);
+  if (table.length > MAX_PRINTED_MACS) process.stdout.write(`  ... and ${table.length - MAX_PRINTED_MACS} more\n`);
+}
+
+/** Statistics on SIGUSR1 (and every `statsInterval` seconds); on SIGINT/SIGTERM the statistics, then everything closed. */
+function handleSignals(sw: Switch, backends: VhostUserBackend[], statsInterval?: number): void {
+  process.on('SIGUSR1', () => printStats(sw));
+  if (statsInterval) setInterval(() => printStats(sw), statsInterval * 1000);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`vhost-user: ${signal}, stopping\n`);
+    printStats(sw);
+    for (const b of backends) b.close();
+    sw.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}

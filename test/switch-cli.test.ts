@@ -1,0 +1,96 @@
+/** `vhost-user switch` as a user runs it: flags checked in one line, three ports switched, statistics on SIGUSR1 and exit. */
+import { describe, expect, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { GuestMemory } from '../lib/frontend/guest_memory';
+import { VirtioNetDriver } from '../lib/frontend/net_driver';
+import { BROADCAST, macOf, tagged } from './helpers/switch_rig';
+import { until } from './helpers/until';
+
+const CLI = path.resolve(__dirname, '../dist/cli.js');
+
+describe('vhost-user switch', () => {
+  it('documents its flags in --help, and the net help points to it', () => {
+    const r = spawnSync(process.execPath, [CLI, 'switch', '--help'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    for (const flag of [
+      '--socket PATH[,vlan=N]',
+      '--client',
+      '--ageing',
+      '--mac-table',
+      '--mtu',
+      '--poll-us',
+      '--socket-mode',
+      '--stats-interval',
+      '--quiet',
+    ])
+      expect(r.stdout).toContain(flag);
+    expect(spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' }).stdout).toContain('vhost-user switch --socket');
+  });
+
+  it('refuses bad flags in one line that says what to do', () => {
+    const cases: [string[], string][] = [
+      [['switch'], '--socket PATH is required (one per port)'],
+      [['switch', '--socket', '/tmp/a.sock,vlan=0'], '--socket /tmp/a.sock,vlan=0: vlan must be an integer in 1..4094, got 0'],
+      [['switch', '--socket', '/tmp/a.sock,vlan=x'], "--socket /tmp/a.sock,vlan=x: vlan must be an integer in 1..4094, got 'x'"],
+      [['switch', '--socket', '/tmp/a.sock,color=red'], "--socket /tmp/a.sock,color=red: unknown setting 'color=red' (only vlan=N)"],
+      [['switch', '--socket', '/tmp/a.sock', '--socket', '/tmp/a.sock,vlan=2'], 'each --socket must be a different path'],
+      [['switch', '--socket', '/tmp/a.sock', '--ageing', '0'], '--ageing must be an integer in 1..1000000 s, got 0'],
+      [['switch', '--socket', '/tmp/a.sock', '--mac-table', '2000000'], '--mac-table must be an integer in 1..1048576, got 2000000'],
+      [['switch', '--socket', '/tmp/a.sock', '--mtu', '9'], '--mtu must be an integer in 68..65535, got 9'],
+      [['switch', '--socket', '/tmp/a.sock', '--port', 'tap'], "Unknown option '--port'"],
+      [['net', '--socket', '/tmp/a.sock', '--port', 'switch'], '--port switch belongs to `vhost-user switch'],
+    ];
+    for (const [args, message] of cases) {
+      const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr).toContain(`vhost-user: ${message}`);
+      expect(r.stderr.trimEnd().split('\n')).toHaveLength(2);
+    }
+  });
+
+  it('switches three ports in two VLANs, prints per-port and switch statistics on SIGUSR1 and exit', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-switch-cli-'));
+    const socks = ['a', 'b', 'c'].map((n) => path.join(dir, `${n}.sock`));
+    const child = spawn(process.execPath, [CLI, 'switch', '--socket', socks[0], '--socket', socks[1], '--socket', `${socks[2]},vlan=7`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const memories = socks.map(() => new GuestMemory());
+    const received: Buffer[][] = socks.map(() => []);
+    const drivers: VirtioNetDriver[] = [];
+    try {
+      expect(await until(() => out.includes('switching 3 ports'))).toBe(true);
+      expect(out).toContain(`(VLAN 1: ${socks[0]}, ${socks[1]}; VLAN 7: ${socks[2]})`);
+      for (const [i, socketPath] of socks.entries())
+        drivers.push(await VirtioNetDriver.start({ socketPath, memory: memories[i], onFrames: (f) => received[i].push(...f) }));
+      for (let i = 0; i < 100; i++) drivers[0].send(tagged(BROADCAST, macOf(1), 1, i));
+      drivers[0].flush();
+      expect(await until(() => received[1].length === 100)).toBe(true);
+      drivers[2].send(tagged(BROADCAST, macOf(3), 3, 0));
+      drivers[2].flush();
+      child.kill('SIGUSR1');
+      expect(await until(() => out.includes('switch: 2 MACs learnt'))).toBe(true);
+      expect(out).toContain(`statistics for ${socks[1]} (vlan 1):`);
+      expect(out).toMatch(
+        new RegExp(`statistics for ${socks[1]} \\(vlan 1\\):\\n.*queue 0 \\(guest RX of pair 0, DPDK tx_q0\\): packets=100\\b`),
+      );
+      expect(out).toMatch(/02:00:00:00:00:03 vlan 7 on .*c\.sock/);
+      expect(received[2].length).toBe(0);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(out).toMatch(/SIGTERM, stopping\n[\s\S]*switch: 2 MACs learnt, 0 refused \(table full\), 0 moved, 101 frames flooded/);
+      for (const s of socks) expect(fs.existsSync(s)).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
+      for (const d of drivers) d.close();
+      for (const m of memories) m.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
