@@ -1,5 +1,6 @@
 /**
- * The addon in a worker thread that is terminated while its device's native worker is busy:
+ * The addon in a worker thread that is terminated while its device's native worker (or the
+ * switch's thread) is busy:
  * the env cleanup hooks must stop and join native threads and close poll handles, or the whole
  * process aborts (this is what vitest's `threads` pool and Worker.terminate() do).
  */
@@ -13,10 +14,19 @@ const DIST = path.resolve(__dirname, '../dist/index.js');
 
 const SCRIPT = `
 const { parentPort, workerData } = require('node:worker_threads');
-const { VhostUserBackend, GuestMemory, VirtioNetDriver } = require(workerData.dist);
+const { VhostUserBackend, GuestMemory, VirtioNetDriver, Switch } = require(workerData.dist);
 (async () => {
   const backend = new VhostUserBackend({ socketPath: workerData.socket, device: { port: workerData.port } });
   backend.start();
+  if (workerData.port === 'switch') {
+    // A second port receiving every frame (multicast): the switch's thread copies mid-traffic.
+    const sw = new Switch();
+    const other = new VhostUserBackend({ socketPath: workerData.socket + '-2', device: { port: 'switch' } });
+    sw.attach(backend);
+    sw.attach(other);
+    other.start();
+    await VirtioNetDriver.start({ socketPath: other.socketPath, memory: new GuestMemory(), onFrames() {} });
+  }
   if (workerData.port === 'js') {
     // A JS echo, its loop alive (views, a doorbell wait) when the thread is terminated.
     (async () => {
@@ -37,7 +47,7 @@ const { VhostUserBackend, GuestMemory, VirtioNetDriver } = require(workerData.di
 `;
 
 describe('teardown of a Node worker thread', () => {
-  for (const port of ['loopback', 'js']) {
+  for (const port of ['loopback', 'js', 'switch']) {
     it(`terminates a worker mid-traffic without aborting the process (${port} port)`, async () => {
       await terminateMidTraffic(port);
     });

@@ -91,6 +91,9 @@ export function checkSwitchOptions(opts: SwitchOptions, w: Wording): Required<Sw
   return checked;
 }
 
+/** Switches not yet closed: a switch lives until close(), like a server, though nothing else refers to it. */
+const OPEN = new Set<Switch>();
+
 export class Switch {
   private readonly native: NativeSwitch;
   /** By port number; native is the truth (a closed device leaves it there), pruned in ports(). */
@@ -100,6 +103,7 @@ export class Switch {
   constructor(opts: SwitchOptions = {}) {
     const o = checkSwitchOptions(opts, LIBRARY_WORDING);
     this.native = new native.Switch(o.maxMacs, o.ageingSeconds, o.pollUs);
+    OPEN.add(this);
   }
 
   /**
@@ -153,6 +157,7 @@ export class Switch {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    OPEN.delete(this);
     this.attached.clear();
     this.native.close();
   }

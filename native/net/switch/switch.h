@@ -1,16 +1,15 @@
 // A MAC-learning switch of several devices, inside the process. Each attached device (port
 // 'switch', one queue pair, no workers of its own) is one port of the switch, in one access VLAN.
 // One thread, the switch's, serves every port (core/device.h DeviceHost): in rounds, each port in
-// turn gets one burst of at most kBudget of its guest's TX frames (a guest that floods gets its
-// share, no more); each frame is copied once, straight from the sender's TX buffers into each
-// receiver's RX buffers, by destination MAC (net/switch/mac_table.h); broadcast, multicast and
-// unknown unicast go to every other port of the VLAN. A receiver without RX buffers loses that copy
-// (counted in its RX drops); the sender's other frames go on. No JS and no lock per frame: only the
-// switch thread touches the ports' rings while it runs, and every control change of a port's device
-// (memory table, rings, reset) pauses the thread around it, as a device's own workers are stopped.
+// turn gets one burst of at most Forwarder::kBudget of its guest's TX frames (a guest that floods
+// gets its share, no more), forwarded by net/switch/forwarder.h. No JS and no lock per frame: only
+// the switch thread touches the ports' rings while it runs, and every control change of a port's
+// device (memory table, rings, reset, close) pauses the thread around it, as a device's own workers
+// are stopped. Attach and detach pause it likewise.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,9 +17,8 @@
 #include "core/device.h"
 #include "core/worker.h"
 #include "net/port.h"
-#include "net/rx_reservation.h"
+#include "net/switch/forwarder.h"
 #include "net/switch/mac_table.h"
-#include "net/tx_frame.h"
 
 namespace vhost {
 
@@ -28,9 +26,7 @@ class NetDevice;
 
 class Switch final : public DeviceHost {
  public:
-  static constexpr int kMaxPorts = 256;
-  // TX frames a port may send per round: the fair share of a flooding guest.
-  static constexpr int kBudget = 32;
+  static constexpr int kMaxPorts = Forwarder::kMaxPorts;
 
   struct Options {
     uint32_t max_macs;
@@ -78,45 +74,23 @@ class Switch final : public DeviceHost {
  private:
   struct Member {
     NetDevice* device;
-    int port;
-    uint16_t vlan;
-    PairRx rx;           // what delivering to it needs, read from its device whenever the thread starts
-    bool dirty = false;  // RX used entries pushed since the last publish
+    Forwarder::Port port;  // its rings refreshed from the device whenever the thread starts
   };
 
   void Start();
   Member* MemberOf(const VhostDevice* device) const;
   void Remove(Member* m);
   bool ServeRounds(bool arm, const std::function<bool()>& should_stop);
-  template <typename L>
-  int Burst(Member& src, PairContext& c);
-  void Deliver(Member& dst, uint32_t src_hdr, uint32_t len);
-  template <typename L>
-  void DeliverAs(Member& dst, uint32_t src_hdr, uint32_t len);
-  // Publishes the RX used entries of every port delivered to since the last time.
-  void Flush();
   // After a SIGBUS survived: the device whose memory it was stops; what the burst held is returned.
   void OnFault();
 
   const uint32_t poll_us_;
-  MacTable table_;
+  Forwarder forwarder_;
   std::vector<std::unique_ptr<Member>> members_;  // in attach order: the round-robin order
-  Member* by_port_[kMaxPorts] = {};
   Worker worker_;
   int pauses_ = 0;
   bool shut_down_ = false;
   size_t next_ = 0;  // where the next round starts
-  uint64_t flooded_ = 0;
-
-  // The switch thread's scratch: the frame in hand and the RX buffers reserved for one copy.
-  TxFrame tx_;
-  RxReservation rx_;
-  Member* dirty_[kMaxPorts] = {};
-  int ndirty_ = 0;
-  // Held at a fault: to return to the side whose memory did not fault.
-  Member* held_src_ = nullptr;  // its TX frame (tx_)
-  Queue* held_tx_ = nullptr;
-  Member* held_dst_ = nullptr;  // its RX reservation (rx_)
 };
 
 }  // namespace vhost

@@ -1,0 +1,160 @@
+#include "net/switch/forwarder.h"
+
+#include <cstring>
+
+#include "net/segment_cursor.h"
+
+namespace vhost {
+
+namespace {
+
+constexpr uint32_t kEthernetHeader = 14;
+// The largest frame forwarded (64 KiB of IP plus an Ethernet header with a VLAN tag): a guest's
+// chain may claim more, and every copy of a flood would pay for it.
+constexpr uint32_t kMaxFrame = 65535 + 18;
+
+}  // namespace
+
+void Forwarder::Add(Port* port) {
+  ports_.push_back(port);
+  by_number_[port->number] = port;
+}
+
+void Forwarder::Remove(Port* port) {
+  table_.ForgetPort(port->number);
+  by_number_[port->number] = nullptr;
+  for (size_t i = 0; i < ports_.size(); i++) {
+    if (ports_[i] != port) continue;
+    ports_.erase(ports_.begin() + static_cast<long>(i));
+    break;
+  }
+  ndirty_ = 0;
+}
+
+int Forwarder::Forward(Port& src, PairContext& c) {
+  return WithLayout(c.tx.ring, [&](auto layout) {
+    using L = typename decltype(layout)::type;
+    return Burst<L>(src, c);
+  });
+}
+
+template <typename L>
+int Forwarder::Burst(Port& src, PairContext& c) {
+  const uint32_t hdr = c.settings.hdr_len;
+  int taken = 0;
+  while (taken < kBudget) {
+    TxFrame::Result t = tx_.Next<L>(c.mem, c.settings, c.tx, c.report);
+    if (t == TxFrame::Result::kNone) break;
+    taken++;
+    if (t == TxFrame::Result::kDropped) continue;
+    const int nseg = tx_.chain().nseg;
+    const uint32_t len = tx_.chain().len - hdr;
+    if (len < kEthernetHeader || len > kMaxFrame) {
+      c.tx.Count(len < kEthernetHeader ? kStatErrors : kStatDrops);
+      tx_.Done<L>(c.tx);
+      continue;
+    }
+    held_src_ = &src;
+    held_tx_ = &c.tx;
+    // The MACs are read once: the guest may rewrite its buffer meanwhile, the decision stands.
+    uint8_t macs[12];
+    SegmentCursor head(tx_.segments(), nseg);
+    head.Skip(hdr);
+    head.Read(macs, sizeof macs);
+    ObserveFrame(c.tx, c.capture, tx_.segments(), nseg, hdr, len);
+    const uint8_t* dst_mac = macs;
+    const uint8_t* src_mac = macs + 6;
+    if (!(src_mac[0] & 1)) table_.Learn(src_mac, src.vlan, src.number);
+    const int to = (dst_mac[0] & 1) ? MacTable::kNoPort : table_.Lookup(dst_mac, src.vlan);
+    if (to == MacTable::kNoPort) {
+      flooded_++;
+      for (Port* p : ports_)
+        if (p != &src && p->vlan == src.vlan) Deliver(*p, hdr, len);
+    } else if (to != src.number && by_number_[to]) {
+      Deliver(*by_number_[to], hdr, len);  // a frame to its own port is filtered, as a bridge does
+    }
+    tx_.Done<L>(c.tx);
+    held_src_ = nullptr;
+    held_tx_ = nullptr;
+  }
+  if (c.capture) c.capture->EndBurst();
+  c.tx.PublishUsed();
+  Flush();
+  return taken;
+}
+
+void Forwarder::Deliver(Port& dst, uint32_t src_hdr, uint32_t len) {
+  Queue* rx = dst.rx.rx;
+  if (!rx || !rx->Ready() || dst.faulted()) return;  // its guest is not up: nobody to drop for
+  WithLayout(rx->ring, [&](auto layout) {
+    using L = typename decltype(layout)::type;
+    DeliverAs<L>(dst, src_hdr, len);
+  });
+}
+
+template <typename L>
+void Forwarder::DeliverAs(Port& dst, uint32_t src_hdr, uint32_t len) {
+  Queue& rx = *dst.rx.rx;
+  const uint32_t hdr = dst.rx.settings->hdr_len;
+  RxReservation::Result r = rx_.Reserve<L>(*dst.rx.mem, *dst.rx.settings, rx, hdr + len, *dst.rx.report);
+  if (r == RxReservation::Result::kBroken) return;
+  if (r != RxReservation::Result::kOk) {
+    rx.Count(kStatDrops);  // no room now (kShort) or ever (kTooSmall): this copy is lost, no one waits
+    return;
+  }
+  held_dst_ = &dst;
+  const int nseg = tx_.chain().nseg;
+  const Segment& in = tx_.segments()[0];
+  const Segment& out = rx_.first_segment();
+  if (nseg == 1 && rx_.buffers() == 1 && out.len >= hdr + len) {
+    FillNetHeader(out.ptr, hdr, 1, nullptr);
+    memmove(out.ptr + hdr, in.ptr + src_hdr, len);  // two devices may share one memory file
+    ObserveFrame(rx, dst.rx.capture, out.ptr + hdr, len);
+  } else {
+    SegmentCursor from(tx_.segments(), nseg);
+    from.Skip(src_hdr);
+    SegmentCursor to = rx_.Cursor();
+    WriteNetHeader(to, hdr, rx_.buffers(), nullptr);
+    SegmentCursor::Copy(from, to, len);
+    ObserveFrame(rx, dst.rx.capture, rx_.segments(), rx_.segment_count(), hdr, len);
+  }
+  rx_.Commit<L>(rx, hdr + len);
+  held_dst_ = nullptr;
+  if (!dst.dirty) {
+    dst.dirty = true;
+    dirty_[ndirty_++] = &dst;
+  }
+}
+
+void Forwarder::Flush() {
+  for (int i = 0; i < ndirty_; i++) {
+    Port& p = *dirty_[i];
+    if (p.rx.capture) p.rx.capture->EndBurst();
+    p.rx.rx->PublishUsed();
+    p.dirty = false;
+  }
+  ndirty_ = 0;
+}
+
+void Forwarder::AfterFault() {
+  if (held_dst_ && !held_dst_->faulted()) {
+    Queue& rx = *held_dst_->rx.rx;
+    WithLayout(rx.ring, [&](auto layout) { rx_.GiveBack<typename decltype(layout)::type>(rx); });
+  }
+  if (held_src_ && !held_src_->faulted()) {
+    Queue& tx = *held_tx_;
+    WithLayout(tx.ring, [&](auto layout) { tx_.Done<typename decltype(layout)::type>(tx); });
+    tx.Count(kStatDrops);
+    tx.PublishUsed();
+  }
+  for (int i = 0; i < ndirty_; i++) {
+    Port& p = *dirty_[i];
+    if (!p.faulted()) p.rx.rx->PublishUsed();
+    p.dirty = false;
+  }
+  ndirty_ = 0;
+  held_src_ = held_dst_ = nullptr;
+  held_tx_ = nullptr;
+}
+
+}  // namespace vhost

@@ -1,0 +1,80 @@
+// The switch's data path: one burst of a port's guest TX frames, each copied once into the RX
+// buffers of the port its destination MAC is learnt behind, or of every other port of its VLAN
+// (broadcast, multicast, unknown unicast). A destination without room loses the copy (its RX drops);
+// the burst goes on. Learning (the source MAC of every frame) and lookups use the MacTable. Knows
+// ports only as their rings (PairRx, the source's PairContext): no device, no thread; the switch
+// (net/switch/switch.h) runs it on its thread, the ring fuzzer on its own.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/device.h"
+#include "net/port.h"
+#include "net/rx_reservation.h"
+#include "net/switch/mac_table.h"
+#include "net/tx_frame.h"
+
+namespace vhost {
+
+class Forwarder {
+ public:
+  static constexpr int kMaxPorts = 256;
+  // TX frames a port may send per burst: the switch gives each port one burst per round.
+  static constexpr int kBudget = 32;
+
+  // One port as the data path sees it.
+  struct Port {
+    int number = -1;  // 0..kMaxPorts-1, what the MAC table stores
+    uint16_t vlan = 1;
+    PairRx rx;                      // where frames to it go (rx.rx null: nowhere yet)
+    VhostDevice* device = nullptr;  // whose rings these are (null: no device, never faults)
+    bool dirty = false;             // RX used entries pushed since the last publish
+    bool faulted() const { return device && device->memory_faulted(); }
+  };
+
+  Forwarder(uint32_t max_macs, uint32_t ageing_s) : table_(max_macs, ageing_s) {}
+
+  // With the data path stopped: `port` (its number free) joins, in flooding order; or leaves, its
+  // MACs forgotten.
+  void Add(Port* port);
+  void Remove(Port* port);
+  Port* port(int number) const { return number >= 0 && number < kMaxPorts ? by_number_[number] : nullptr; }
+  MacTable& table() { return table_; }
+  uint64_t flooded() const { return flooded_; }
+
+  // Forwards up to kBudget frames of `src`'s guest TX (c: its pair), then publishes the used entries
+  // of its TX ring and of every RX ring it delivered to. Returns the chains taken.
+  int Forward(Port& src, PairContext& c);
+  // After a SIGBUS left a burst in the middle (the faulted devices already marked): what it held on a
+  // side whose memory is fine goes back (RX buffers untouched; the TX frame used, counted dropped).
+  void AfterFault();
+  // The two sides of the copy in hand (null: none), for a fault whose address names no device.
+  Port* held_source() const { return held_src_; }
+  Port* held_destination() const { return held_dst_; }
+
+ private:
+  template <typename L>
+  int Burst(Port& src, PairContext& c);
+  void Deliver(Port& dst, uint32_t src_hdr, uint32_t len);
+  template <typename L>
+  void DeliverAs(Port& dst, uint32_t src_hdr, uint32_t len);
+  void Flush();
+
+  MacTable table_;
+  std::vector<Port*> ports_;  // flooding order
+  Port* by_number_[kMaxPorts] = {};
+  uint64_t flooded_ = 0;
+
+  // Scratch: the frame in hand, the RX buffers reserved for one copy, the ports delivered to.
+  TxFrame tx_;
+  RxReservation rx_;
+  Port* dirty_[kMaxPorts] = {};
+  int ndirty_ = 0;
+  // What a burst holds, for AfterFault.
+  Port* held_src_ = nullptr;  // its TX frame (tx_)
+  Queue* held_tx_ = nullptr;
+  Port* held_dst_ = nullptr;  // its RX reservation (rx_)
+};
+
+}  // namespace vhost
