@@ -1,6 +1,7 @@
 // libFuzzer target: the device side of the data path — descriptor-chain walking (split and packed
 // rings, direct and indirect), receive-buffer reservation (mergeable or not), virtio-net header
-// handling and the ports that touch guest memory (loopback copy, sink, source, js), the user port's
+// handling and the ports that touch guest memory (loopback copy, sink, source, js), the switch's
+// forwarding (learning, lookups, flooding into a shared RX ring), the user port's
 // software offloads, the per-frame counters and, when a header bit says so, capture into a small ring
 // (wrapping and full) whose records are checked after each input — run on a synthetic guest memory whose every byte
 // (rings and buffers) comes from the fuzzer; for the js port, the indexes and descriptors a program writes into its
@@ -22,6 +23,7 @@
 #include "net/port.h"
 #include "net/ports/registry.h"
 #include "net/software_offload.h"
+#include "net/switch/forwarder.h"
 #include "net/virtio_net.h"
 
 using namespace vhost;
@@ -123,6 +125,29 @@ void FuzzOffloads(const uint8_t* bytes, size_t len) {
   if (count == 0) abort();
 }
 
+// The switch's forwarding (net/switch/forwarder.h) instead of a port: the TX ring is one port's, the
+// RX ring two others' (a flood delivers into it twice, as to two devices sharing one memory file).
+// Their VLANs come from the port byte, two MACs learnt behind them in advance from the input (so
+// that unicast reaches them), the rest is learnt from the frames.
+void FuzzSwitch(PairContext& c, Queue& rx, uint8_t port_byte, const uint8_t* macs) {
+  Forwarder f(8, 300);  // a small table: full after a few frames, refusals taken
+  f.table().Tick(1);
+  const PairRx to{&c.mem, &c.settings, &rx, &c.report, c.capture};
+  Forwarder::Port ports[3];
+  for (int i = 0; i < 3; i++) {
+    ports[i].number = i;
+    ports[i].vlan = i == 0 ? 1 : 1 + ((port_byte >> (1 + i)) & 1);
+    if (i > 0) ports[i].rx = to;
+    f.Add(&ports[i]);
+  }
+  f.table().Learn(macs, ports[1].vlan, 1);
+  f.table().Learn(macs + 6, ports[2].vlan, 2);
+  for (int burst = 0; burst < 4 && f.Forward(ports[0], c) > 0; burst++) {
+  }
+  for (Forwarder::Port& p : ports) f.Remove(&p);
+  if (f.table().size() != 0) abort();  // every port's MACs forgotten with it
+}
+
 // Reads what the capture ring holds (every record of one input) and checks its framing and counts.
 void DrainCapture(Capture& capture, uint64_t captured_before) {
   CaptureRing& ring = capture.ring(0);
@@ -165,6 +190,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint32_t rx_num = packed ? 1 + data[1] % 16 : 1u << (data[1] % 5);
   const uint8_t port_byte = data[3];
   const bool capture = (data[2] & 64) != 0;
+  const bool via_switch = (data[2] & 128) != 0;
   data += 4;
   size -= 4;
   // The rest is guest memory: region 0 then region 1; untouched bytes stay zero.
@@ -207,7 +233,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   PairContext c{w->mem, settings, rx, tx, (features & 1) == 0, stop, report};
   const uint64_t captured_before = w->capture->ring(0).frames();
   if (capture) c.capture = &w->capture->ring(0);
-  port.Service(c);
+  if (via_switch) FuzzSwitch(c, rx, port_byte, w->host[1]);
+  else port.Service(c);
   DrainCapture(*w->capture, captured_before);
   // Every frame counted is in one size bin; captured or not captured, never both.
   for (const uint64_t* q : {stats[0], stats[1]}) {

@@ -88,6 +88,8 @@ for name, data in {
     'packed-source-mrg': packed_seed(8 | 1, 0, 8, 40, port=2 | (4 << 2)),
     'js': js_program(seed(8 | 1, 4, 8, 200, port=3 | 4), 3),
     'packed-js': js_program(packed_seed(8, 4, 4, 200, port=3 | 4), 3),
+    'switch-flood': seed(8 | 128, 4, 8, 200),
+    'packed-switch-mrg': packed_seed(8 | 1 | 128, 4, 8, 40, port=4),
     'tso-v4': tso(seed(8, 1, 1, 200, port=1), False),
     'tso-v6': tso(seed(8, 1, 1, 200, port=1), True),
 }.items():
