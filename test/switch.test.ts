@@ -5,6 +5,12 @@
  * counters exact; ageing.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { NetDevice } from '../lib/net/device';
+import { Switch } from '../lib/net/switch';
+import { readPcap } from './helpers/pcap';
 import { until } from './helpers/until';
 import { BROADCAST, MULTICAST, startSwitchRig, tagged, tagsOf, type SwitchRig } from './helpers/switch_rig';
 
@@ -229,4 +235,50 @@ describe('switch frames and counters', () => {
       expect(r.warnings).toEqual([]);
     });
   }
+});
+
+describe('switch port devices', () => {
+  it("capture a port's frames both ways like any device (its device's pcap)", async () => {
+    const r = await three();
+    const [g1, g2] = r.guests;
+    const file = path.join(os.tmpdir(), `vhost-user-switch-${process.pid}-${Date.now()}.pcap`);
+    const capture = g2.backend.device.capture(file);
+    await r.send(0, [tagged(g2.mac, g1.mac, 1, 1, 100), tagged(g2.mac, g1.mac, 1, 2, 200)]);
+    await r.send(1, [tagged(g1.mac, g2.mac, 2, 1, 300)]);
+    await r.settle(0, [1, 2]);
+    expect(await r.waitFor(0, '2:1')).toBe(true);
+    const counts = await capture.stop();
+    const records = readPcap(file).records;
+    fs.rmSync(file, { force: true });
+    const [rx, tx] = g2.backend.device.stats();
+    expect(counts).toEqual({ frames: Number(rx.packets + tx.packets), dropped: 0 });
+    expect(records.map((x) => x.length).sort((a, b) => a - b)).toEqual([60, 100, 200, 300]); // and g1's marker
+    expect(records.find((x) => x.length === 300)?.data.equals(tagged(g1.mac, g2.mac, 2, 1, 300))).toBe(true);
+  });
+
+  it('refuses what cannot be a port: another port kind, a device on another switch, a closed switch', async () => {
+    const r = await three();
+    const other = new Switch();
+    try {
+      expect(() => other.attach(r.guests[0].backend)).toThrow('the device is on another switch: detach it first');
+      expect(() => r.sw.attach(r.guests[0].backend)).toThrow('the device is on this switch already');
+      const loop = new NetDevice({ port: 'loopback' });
+      expect(() => other.attach(loop)).toThrow("only a device of port 'switch' joins a switch (this one's port is loopback)");
+      loop.close();
+      const closed = new NetDevice({ port: 'switch' });
+      closed.close();
+      expect(() => other.attach(closed)).toThrow('the device is closed');
+      const spare = new NetDevice({ port: 'switch' });
+      expect(() => other.attach(spare, { vlan: 4095 })).toThrow('VLAN must be an integer in 1..4094, got 4095');
+      spare.close();
+      expect(() => new Switch({ ageingSeconds: 0 })).toThrow('MAC ageing time must be an integer in 1..1000000 s, got 0');
+      expect(() => new NetDevice({ port: 'switch', queuePairs: 2 })).toThrow('the switch port serves one queue pair for now');
+      expect(() => new NetDevice({ port: 'switch', workers: 1 })).toThrow(
+        "the switch port runs on its switch's thread: drop worker threads",
+      );
+    } finally {
+      other.close();
+    }
+    expect(() => other.attach(r.guests[0].backend)).toThrow('the switch is closed');
+  });
 });
