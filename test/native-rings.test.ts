@@ -6,7 +6,7 @@
  * installed library (a DHCP offer and an ARP reply with the addresses configured); the user port's
  * frame backlog against a model across wraps and refusals; its --dns rewrite against checksums computed
  * from scratch; the capture rings and per-frame counters (records across the wrap, a full ring dropping,
- * the writer's bell, size bins and MAC classes). Needs a C++ compiler (g++, or clang++ with its
+ * the writer's bell, size bins and MAC classes); the switch's MAC table against a model. Needs a C++ compiler (g++, or clang++ with its
  * sanitizer runtime); the libslirp check needs libslirp0, skips with the reason without it, and fails
  * then under CI=true.
  */
@@ -23,7 +23,7 @@ const root = path.resolve(__dirname, '..');
 
 describe.skipIf(skip)('native unit checks', () => {
   it(
-    'pass for the packed ring, the libslirp binding, the frame backlog, the DNS rewrite, the software offloads and the capture rings',
+    'pass for the packed ring, the libslirp binding, the frame backlog, the DNS rewrite, the software offloads, the capture rings and the MAC table',
     { timeout: 180_000 },
     () => {
       // Not under the ASan run's preloaded gcc runtime: run.sh builds its own sanitized programs.
@@ -37,6 +37,7 @@ describe.skipIf(skip)('native unit checks', () => {
       expect(out).toMatch(/dns redirect: \d+ checks passed/);
       expect(out).toMatch(/software offload: \d+ checks passed/);
       expect(out).toMatch(/capture ring and counters: \d+ checks passed/);
+      expect(out).toMatch(/mac table: \d+ checks passed/);
     },
   );
 });
