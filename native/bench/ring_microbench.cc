@@ -6,6 +6,9 @@
 // With `capture` (trees that have net/capture.h) every frame is also captured into a 4 MiB ring that
 // this thread empties after each round without reading it, as a pcap writer on another CPU that keeps
 // up would: the device's own cost of capture. run.sh --capture compares the two.
+// With `switch` (trees that have net/switch/forwarder.h) the frames go through the switch's Forwarder
+// instead of the loopback: from one port's TX ring to another port's RX ring by a learnt destination MAC
+// (learning, lookup, one copy, publish): the switch's own cost per frame beside the loopback's.
 // Built and run by native/bench/run.sh (A/B of two source trees); not part of the addon.
 #include <sys/mman.h>
 #include <unistd.h>
@@ -18,12 +21,18 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/guest_memory.h"
 #include "core/virtqueue.h"
 #include "net/port.h"
 #include "net/ports/registry.h"
 #include "net/virtio_net.h"
+
+#if __has_include("net/switch/forwarder.h")
+#include "net/switch/forwarder.h"
+#define HAVE_SWITCH 1
+#endif
 
 #if __has_include("net/capture.h")
 #include "net/capture.h"
@@ -109,8 +118,38 @@ struct PackedDriver {
   }
 };
 
+// What moves the frames: the loopback port, or the switch's forwarding between two ports.
+std::function<void(PairContext&)> Mover(Guest& g, bool via_switch) {
+  if (!via_switch) {
+    PortOptions options;
+    PortError port_err;
+    std::shared_ptr<Port> port = CreatePort("loopback", options, &port_err);
+    return [port](PairContext& c) { port->Service(c); };
+  }
+#ifdef HAVE_SWITCH
+  // Every TX buffer carries a frame from 02:00:00:00:00:00 to 02:00:00:00:00:01, learnt on port 1.
+  static const uint8_t kMacs[12] = {2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0};
+  for (uint32_t i = 0; i < kRing; i++) memcpy(g.base + kTxBufs + uint64_t{kRxBufLen} * i + kHdr, kMacs, 12);
+  auto f = std::make_shared<Forwarder>(64, 300);
+  auto ports = std::make_shared<std::vector<Forwarder::Port>>(2);
+  for (int i = 0; i < 2; i++) {
+    (*ports)[i].number = i;
+    f->Add(&(*ports)[i]);
+  }
+  f->table().Tick(1);
+  f->table().Learn(kMacs, 1, 1);
+  return [f, ports](PairContext& c) {
+    (*ports)[1].rx = PairRx{&c.mem, &c.settings, &c.rx, &c.report, c.capture};
+    while (f->Forward((*ports)[0], c) > 0) {
+    }
+  };
+#else
+  exit(2);
+#endif
+}
+
 template <typename Driver>
-double Run(Guest& g, bool packed, uint64_t rounds, uint32_t frame, bool capture) {
+double Run(Guest& g, bool packed, uint64_t rounds, uint32_t frame, bool capture, bool via_switch) {
   uint64_t features = (1ull << kFeatureMrgRxbuf) | (1ull << kFeatureVersion1) | (1ull << 29);
   if (packed) features |= 1ull << 34;
   NetSettings settings = NetSettings::FromFeatures(features);
@@ -130,9 +169,7 @@ double Run(Guest& g, bool packed, uint64_t rounds, uint32_t frame, bool capture)
   Driver txd{g, kTxDesc, kTxAvail}, rxd{g, kRxDesc, kRxAvail};
   txd.Init(kTxBufs, kHdr + frame, false);
   rxd.Init(kRxBufs, kRxBufLen, true);
-  PortOptions options;
-  PortError port_err;
-  std::unique_ptr<Port> port = CreatePort("loopback", options, &port_err);
+  std::function<void(PairContext&)> move = Mover(g, via_switch);
   std::function<bool()> never = [] { return false; };
   Reporter report = [](const std::string& why) { fprintf(stderr, "%s\n", why.c_str()); };
   PairContext c{g.mem, settings, rx, tx, false, never, report};
@@ -155,11 +192,11 @@ double Run(Guest& g, bool packed, uint64_t rounds, uint32_t frame, bool capture)
   for (uint64_t r = 0; r < rounds; r++) {
     rxd.Post();
     txd.Post();
-    port->Service(c);
+    move(c);
     drain_capture();
   }
   double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
-  if (stats[1][kStatPackets] != rounds * kBurst) {
+  if (stats[1][kStatPackets] != rounds * kBurst || stats[0][kStatPackets] != rounds * kBurst) {
     fprintf(stderr, "moved %llu frames of %llu\n", static_cast<unsigned long long>(stats[1][kStatPackets]),
             static_cast<unsigned long long>(rounds * kBurst));
     abort();
@@ -174,16 +211,17 @@ struct PackedDriverAdapter : PackedDriver {
 
 }  // namespace
 
-// usage: ring_microbench split|packed [ROUNDS] [FRAME BYTES, 14..2000] [capture] — prints ns per frame.
+// usage: ring_microbench split|packed [ROUNDS] [FRAME BYTES, 14..2000] [capture|switch] — prints ns per frame.
 int main(int argc, char** argv) {
   const bool packed = argc > 1 && strcmp(argv[1], "packed") == 0;
   const uint64_t rounds = argc > 2 ? strtoull(argv[2], nullptr, 10) : 200000;
   const uint32_t frame = argc > 3 ? static_cast<uint32_t>(strtoul(argv[3], nullptr, 10)) : 64;
   const bool capture = argc > 4 && strcmp(argv[4], "capture") == 0;
+  const bool via_switch = argc > 4 && strcmp(argv[4], "switch") == 0;
   if (frame < 14 || frame > kRxBufLen - kHdr) return 2;
   Guest g;
-  double ns = packed ? Run<PackedDriverAdapter>(g, true, rounds, frame, capture)
-                     : Run<SplitDriver>(g, false, rounds, frame, capture);
+  double ns = packed ? Run<PackedDriverAdapter>(g, true, rounds, frame, capture, via_switch)
+                     : Run<SplitDriver>(g, false, rounds, frame, capture, via_switch);
   printf("%.2f\n", ns);
   return 0;
 }

@@ -58,9 +58,14 @@ int Forwarder::Burst(Port& src, PairContext& c) {
     held_tx_ = &c.tx;
     // The MACs are read once: the guest may rewrite its buffer meanwhile, the decision stands.
     uint8_t macs[12];
-    SegmentCursor head(tx_.segments(), nseg);
-    head.Skip(hdr);
-    head.Read(macs, sizeof macs);
+    const Segment& first = tx_.segments()[0];
+    if (first.len >= hdr + sizeof macs) {
+      memcpy(macs, first.ptr + hdr, sizeof macs);
+    } else {
+      SegmentCursor head(tx_.segments(), nseg);
+      head.Skip(hdr);
+      head.Read(macs, sizeof macs);
+    }
     ObserveFrame(c.tx, c.capture, tx_.segments(), nseg, hdr, len);
     const uint8_t* dst_mac = macs;
     const uint8_t* src_mac = macs + 6;
