@@ -149,7 +149,7 @@ void Switch::Start() {
   }
   if (watches.empty()) return;  // no port has a ready queue: nothing to wake for
   const bool arm = poll_us_ == 0;
-  auto stop = [this] { return worker_.stop_requested(); };
+  const std::function<bool()> stop = [this] { return worker_.stop_requested(); };
   auto handler = [this, arm, stop](uint32_t tag, bool kicked) {
     Forwarder::Port* p = forwarder_.port(static_cast<int>(tag >> kPortShift));
     if (kicked && p) p->device->Signalled(tag & kDeviceTagMask);
