@@ -77,8 +77,13 @@ export interface TestpmdPhase {
 }
 
 export interface TestpmdOptions extends TestpmdPhase {
-  /** Our back-end's socket (virtio-user connects to it). */
+  /** Our back-end's socket (virtio-user connects to it): port 0. */
   socketPath: string;
+  /**
+   * Sockets of further virtio-user ports (1, 2, ...), each with the same ring options as port 0. With
+   * two ports, `io` forwards what port 0 receives out of port 1 and back.
+   */
+  moreSocketPaths?: string[];
   /** Phases after the first, in the same testpmd process and connection (`set fwd MODE`, `start`). */
   thenPhases?: TestpmdPhase[];
   /** Frames per burst (`--burst`). Default 32. */
@@ -128,8 +133,10 @@ export interface PhaseResult {
   samples: TestpmdSample[];
   /** From the `start` command to the `stop` command. */
   forwardingMs: number;
-  /** Port counters (cumulative over the run) after this phase's `stop`, or null. */
+  /** Port 0's counters (cumulative over the run) after this phase's `stop`, or null. */
   stats: PortStats | null;
+  /** Every port's counters at that point (port 0 first), or [] when not printed. */
+  ports: PortStats[];
   /** Forward-engine counters of this phase (testpmd resets them at `start`), or null. */
   forward: ForwardStats | null;
   /** Per-stream counters of this phase (printed only with more than one stream, i.e. queue pairs > 1). */
@@ -145,8 +152,12 @@ export interface TestpmdResult {
   phases: PhaseResult[];
   /** Final port counters (the last `show port stats` after `stop`), or null if never printed. */
   stats: PortStats | null;
+  /** Every port's final counters (port 0 first); [] when never printed. */
+  ports: PortStats[];
   /** Forward-engine counters of the last phase, or null. */
   forward: ForwardStats | null;
+  /** Every port's forward-engine counters of the last phase (port 0 first). */
+  forwardPorts: (ForwardStats | null)[];
   /** Shortcuts to the first phase ('not-started', [] and 0 when testpmd never got to forwarding). */
   stopReason: StopReason | 'not-started';
   samples: TestpmdSample[];
@@ -343,14 +354,15 @@ export function testpmdArgs(opts: TestpmdOptions, prefix: string): string[] {
       break;
   }
   const devargs = [
-    `path=${opts.socketPath}`,
     `queues=${opts.queues ?? 1}`,
     `queue_size=${opts.queueSize ?? 256}`,
     `packed_vq=${opts.packedVq ? 1 : 0}`,
     `mrg_rxbuf=${opts.mrgRxbuf ? 1 : 0}`,
     `in_order=${opts.inOrder ? 1 : 0}`,
   ];
-  eal.push('--vdev', `net_virtio_user0,${devargs.join(',')}`, ...(opts.extraEalArgs ?? []));
+  for (const [i, socket] of [opts.socketPath, ...(opts.moreSocketPaths ?? [])].entries())
+    eal.push('--vdev', `net_virtio_user${i},path=${socket},${devargs.join(',')}`);
+  eal.push(...(opts.extraEalArgs ?? []));
   const app = ['-i', `--forward-mode=${opts.forwardMode}`, `--total-num-mbufs=${opts.totalMbufs ?? 16384}`, `--burst=${opts.burst ?? 32}`];
   if (opts.txPkts !== undefined) app.push(`--txpkts=${opts.txPkts}`);
   if ((opts.queues ?? 1) > 1) app.push(`--rxq=${opts.queues}`, `--txq=${opts.queues}`, '--nb-cores=1');
@@ -373,7 +385,11 @@ class TestpmdSession {
   readonly exit: Promise<void>;
   private wake: (() => void) | null = null;
 
-  constructor(readonly child: ChildProcessWithoutNullStreams) {
+  /** `ports`: testpmd's port count (its statistics are read for every one). */
+  constructor(
+    readonly child: ChildProcessWithoutNullStreams,
+    readonly ports: number,
+  ) {
     child.stdout.on('data', (d: Buffer) => {
       const text = d.toString('utf8');
       this.stdout += text;
@@ -424,14 +440,22 @@ class TestpmdSession {
     if (!this.exited && this.child.stdin.writable) this.child.stdin.write(`${line}\n`);
   }
 
-  /** Sends `show port stats 0` (after `before`, e.g. `stop`) and returns the block it prints. */
-  async showStats(...before: string[]): Promise<PortStats | null> {
-    const count = parsePortStats(this.stdout).length;
+  /**
+   * Sends `show port stats` (after `before`, e.g. `stop`) and returns the blocks it prints, port 0
+   * first (the last port's block is printed last: once it is there, all are).
+   */
+  async showStats(...before: string[]): Promise<PortStats[] | null> {
+    const last = this.ports - 1;
+    const count = parsePortStats(this.stdout, last).length;
     for (const line of before) this.send(line);
-    this.send('show port stats 0');
-    if (!(await this.waitFor(() => parsePortStats(this.stdout).length > count, 5_000))) return null;
-    const all = parsePortStats(this.stdout);
-    return all[all.length - 1];
+    this.send(this.ports > 1 ? 'show port stats all' : 'show port stats 0');
+    if (!(await this.waitFor(() => parsePortStats(this.stdout, last).length > count, 5_000))) return null;
+    return this.lastStats();
+  }
+
+  /** Each port's latest counters printed so far, port 0 first. */
+  lastStats(): PortStats[] {
+    return Array.from({ length: this.ports }, (_, p) => parsePortStats(this.stdout, p).at(-1)).filter((s) => s !== undefined);
   }
 
   /** `stop` and `quit`; SIGINT, then SIGKILL, if testpmd does not exit. */
@@ -472,7 +496,7 @@ async function runPhase(t: TestpmdSession, phase: TestpmdPhase, i: number, pollM
       break;
     }
     await sleep(Math.min(pollMs, Math.max(1, durationMs - elapsed)));
-    const s = await t.showStats();
+    const s = (await t.showStats())?.[0];
     if (!s) continue;
     samples.push({ t: Date.now() - t0, stats: s });
     if (
@@ -489,9 +513,10 @@ async function runPhase(t: TestpmdSession, phase: TestpmdPhase, i: number, pollM
   }
   const forwardingMs = Date.now() - t0;
   const mark = t.stdout.length;
-  const stats = await t.showStats('stop');
+  const ports = (await t.showStats('stop')) ?? [];
   const streams = parseStreamStats(t.stdout.slice(mark));
-  return { forwardMode: phase.forwardMode, stopReason, samples, forwardingMs, stats, forward: parseForwardStats(t.stdout), streams };
+  const stats = ports[0] ?? null;
+  return { forwardMode: phase.forwardMode, stopReason, samples, forwardingMs, stats, ports, forward: parseForwardStats(t.stdout), streams };
 }
 
 /**
@@ -508,7 +533,7 @@ export async function runTestpmd(opts: TestpmdOptions): Promise<TestpmdResult> {
 
   const child = spawn('stdbuf', ['-oL', '-eL', TESTPMD, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   live.add(child);
-  const t = new TestpmdSession(child);
+  const t = new TestpmdSession(child, 1 + (opts.moreSocketPaths?.length ?? 0));
   const phases: PhaseResult[] = [];
   let started = false;
   try {
@@ -527,14 +552,16 @@ export async function runTestpmd(opts: TestpmdOptions): Promise<TestpmdResult> {
     await t.exit;
     cleanupPrefix(prefix);
   }
-  const all = started ? parsePortStats(t.stdout) : [];
+  const ports = started ? t.lastStats() : [];
   const first = phases[0];
   return {
     command,
     started,
     phases,
-    stats: all.length > 0 ? all[all.length - 1] : null,
+    stats: ports[0] ?? null,
+    ports,
     forward: phases.length > 0 ? phases[phases.length - 1].forward : null,
+    forwardPorts: phases.length > 0 ? Array.from({ length: t.ports }, (_, p) => parseForwardStats(t.stdout, p)) : [],
     stopReason: first?.stopReason ?? 'not-started',
     samples: first?.samples ?? [],
     forwardingMs: first?.forwardingMs ?? 0,
