@@ -104,9 +104,18 @@ export interface NativeSwitch {
   attach(device: NativeNetDevice, vlan: number): number;
   /** false when the device is not attached to this switch. */
   detach(device: NativeNetDevice): boolean;
-  ports(): { port: number; vlan: number }[];
+  /** `tap`: the interface of a tap uplink port; absent for a device's. */
+  ports(): { port: number; vlan: number; tap?: string }[];
   macTable(): { mac: string; vlan: number; port: number; ageSeconds: number }[];
   counters(): { macs: number; refused: bigint; moves: bigint; flooded: bigint };
+  /** Opens the tap `ifname` (created if absent) as a port in `vlan`; returns its port number. */
+  attachTap(ifname: string, vlan: number): number;
+  /** Closes the tap port `port`; false when there is none. */
+  detachTap(port: number): boolean;
+  /** A tap port's counters: [to the tap, from it] under the queue counters' names; undefined when no such port. */
+  tapStats(port: number): [Record<string, bigint>, Record<string, bigint>] | undefined;
+  /** What the switch's thread reported since the last call (a tap gone). */
+  takeEvents(): string[];
   /** Detaches every device and stops the thread; other calls throw EBADF afterwards. */
   close(): void;
 }

@@ -1,6 +1,6 @@
 /**
- * `vhost-user switch --socket PATH[,vlan=N] ...`: one device per socket, all of them ports of one
- * switch in this process (lib/net/switch.ts). Options are checked here, each in one line, before
+ * `vhost-user switch --socket PATH[,vlan=N] ... [--tap NAME[,vlan=N]]`: one device per socket, all of
+ * them ports of one switch in this process (lib/net/switch.ts), and tap interfaces as further ports. Options are checked here, each in one line, before
  * anything is built; statistics on SIGUSR1 and on exit, as `vhost-user net` prints them.
  */
 import { parseArgs } from 'node:util';
@@ -22,7 +22,7 @@ import {
 
 const HELP_POINTER = 'vhost-user switch --help';
 
-const HELP = `Usage: vhost-user switch --socket PATH[,vlan=N] --socket PATH[,vlan=N] ... [options]
+const HELP = `Usage: vhost-user switch --socket PATH[,vlan=N] --socket PATH[,vlan=N] ... [--tap NAME[,vlan=N]] [options]
 
 Serves one virtio-net device per socket, each a port of one MAC-learning switch in this process:
 VMs (QEMU -netdev vhost-user) or other vhost-user front-ends on the sockets talk to each other. Frames
@@ -34,6 +34,8 @@ offloads.
 Options:
   --socket PATH[,vlan=N]  a device and its port (repeat for each port). vlan=N (1..4094, default
                        ${DEFAULT_VLAN}) is the port's access VLAN: frames of different VLANs never meet.
+  --tap NAME[,vlan=N]  the tap interface NAME (created if absent: root, or a tap made for this user) as
+                       a port: joins the switch to the host. Its access VLAN as a socket's. No offloads.
   --client             connect to each PATH (front-ends listening) instead of listening, and reconnect.
   --ageing S           seconds a MAC is remembered without a frame from it (default ${DEFAULT_AGEING_SECONDS}).
   --mac-table N        MACs remembered at most (default ${DEFAULT_MAX_MACS}); beyond, new ones are refused
@@ -51,24 +53,25 @@ sent), then the switch's: MACs learnt, refused (table full), moved, frames flood
 `;
 
 interface PortSpec {
-  socketPath: string;
+  /** The socket's path, or the tap's name. */
+  name: string;
   vlan: number;
 }
 
-/** --socket PATH[,vlan=N]: the path, and the settings after it. */
-function parseSocket(text: string): PortSpec {
-  const [socketPath, ...settings] = text.split(',');
-  if (!socketPath) fail(`--socket ${text}: the path is empty`, HELP_POINTER);
+/** --socket PATH[,vlan=N] or --tap NAME[,vlan=N]: the path or name, and the settings after it. */
+function parsePort(flag: 'socket' | 'tap', text: string): PortSpec {
+  const [name, ...settings] = text.split(',');
+  if (!name) fail(`--${flag} ${text}: the ${flag === 'socket' ? 'path' : 'name'} is empty`, HELP_POINTER);
   let vlan = DEFAULT_VLAN;
   for (const s of settings) {
     const [key, value] = s.split('=', 2);
-    if (key !== 'vlan' || value === undefined) fail(`--socket ${text}: unknown setting '${s}' (only vlan=N)`, HELP_POINTER);
+    if (key !== 'vlan' || value === undefined) fail(`--${flag} ${text}: unknown setting '${s}' (only vlan=N)`, HELP_POINTER);
     const parsed = integer(value);
     const problem = integerProblem(VLAN_OPTION, parsed, { ...CLI_WORDING, option: () => 'vlan' });
-    if (problem) fail(`--socket ${text}: ${problem}`, HELP_POINTER);
+    if (problem) fail(`--${flag} ${text}: ${problem}`, HELP_POINTER);
     vlan = parsed as number;
   }
-  return { socketPath, vlan };
+  return { name, vlan };
 }
 
 function parseFlags(argv: string[]) {
@@ -77,6 +80,7 @@ function parseFlags(argv: string[]) {
       args: argv,
       options: {
         socket: { type: 'string', multiple: true },
+        tap: { type: 'string', multiple: true },
         client: { type: 'boolean' },
         ageing: { type: 'string' },
         'mac-table': { type: 'string' },
@@ -99,9 +103,11 @@ function parseFlags(argv: string[]) {
 
 /** Every check of the command line, in the CLI's words; a mistake exits with one line. */
 function checkedOptions(values: ReturnType<typeof parseFlags>) {
-  const ports = (values.socket ?? []).map(parseSocket);
+  const ports = (values.socket ?? []).map((t) => parsePort('socket', t));
   if (ports.length === 0) fail('--socket PATH is required (one per port)', HELP_POINTER);
-  if (new Set(ports.map((p) => p.socketPath)).size !== ports.length) fail('each --socket must be a different path', HELP_POINTER);
+  if (new Set(ports.map((p) => p.name)).size !== ports.length) fail('each --socket must be a different path', HELP_POINTER);
+  const taps = (values.tap ?? []).map((t) => parsePort('tap', t));
+  if (new Set(taps.map((p) => p.name)).size !== taps.length) fail('each --tap must be a different interface', HELP_POINTER);
   const switchOptions: SwitchOptions = {
     ageingSeconds: integer(values.ageing) as number | undefined,
     maxMacs: integer(values['mac-table']) as number | undefined,
@@ -116,7 +122,7 @@ function checkedOptions(values: ReturnType<typeof parseFlags>) {
   }
   const socketMode = intOption('socket-mode', values['socket-mode'], 0, 0o777, 8, HELP_POINTER) ?? 0o600;
   const statsInterval = intOption('stats-interval', values['stats-interval'], 1, 86400, 10, HELP_POINTER);
-  return { ports, switchOptions, device, socketMode, statsInterval };
+  return { ports, taps, switchOptions, device, socketMode, statsInterval };
 }
 
 export function switchMain(argv: string[]): void {
@@ -125,32 +131,37 @@ export function switchMain(argv: string[]): void {
     process.stdout.write(HELP);
     process.exit(0);
   }
-  const { ports, switchOptions, device, socketMode, statsInterval } = checkedOptions(values);
-  const sw = new Switch(switchOptions);
+  const { ports, taps, switchOptions, device, socketMode, statsInterval } = checkedOptions(values);
+  const sw = new Switch({
+    ...switchOptions,
+    log: (level, message) => process.stderr.write(`${new Date().toISOString()} WARN ${message}\n`),
+  });
   const backends: VhostUserBackend[] = [];
   try {
-    for (const { socketPath, vlan } of ports) {
+    for (const { name: socketPath, vlan } of ports) {
       const log = socketLogger(socketPath, values.quiet);
       const backend = new VhostUserBackend({ socketPath, client: values.client, socketMode, log, device });
       backends.push(backend);
       sw.attach(backend, { vlan, name: socketPath });
       backend.start();
     }
+    for (const { name, vlan } of taps) sw.attachTap(name, { vlan });
   } catch (err) {
     for (const b of backends) b.close();
     sw.close();
     die(err);
   }
-  const vlans = [...new Set(ports.map((p) => p.vlan))].sort((a, b) => a - b);
+  const all = [...ports, ...taps.map((t) => ({ name: `tap ${t.name}`, vlan: t.vlan }))];
+  const vlans = [...new Set(all.map((p) => p.vlan))].sort((a, b) => a - b);
   const described = vlans.map(
     (v) =>
-      `VLAN ${v}: ${ports
+      `VLAN ${v}: ${all
         .filter((p) => p.vlan === v)
-        .map((p) => p.socketPath)
+        .map((p) => p.name)
         .join(', ')}`,
   );
   process.stdout.write(
-    `vhost-user: switching ${ports.length} port${ports.length > 1 ? 's' : ''} (${described.join('; ')}); Ctrl-C to stop, SIGUSR1 for statistics\n`,
+    `vhost-user: switching ${all.length} port${all.length > 1 ? 's' : ''} (${described.join('; ')}); Ctrl-C to stop, SIGUSR1 for statistics\n`,
   );
   handleSignals(sw, backends, statsInterval);
 }
@@ -159,7 +170,11 @@ export function switchMain(argv: string[]): void {
 const MAX_PRINTED_MACS = 64;
 
 function printStats(sw: Switch): void {
-  for (const p of sw.ports()) process.stdout.write(`statistics for ${p.name} (vlan ${p.vlan}):\n${formatStats(p.stats)}\n`);
+  for (const p of sw.ports()) {
+    // A tap's queue 0 is what the switch wrote to it, queue 1 what it read from it.
+    const name = p.tap !== undefined ? `tap ${p.name}` : p.name;
+    process.stdout.write(`statistics for ${name} (vlan ${p.vlan}):\n${formatStats(p.stats)}\n`);
+  }
   const c = sw.counters();
   process.stdout.write(`switch: ${c.macs} MACs learnt, ${c.refused} refused (table full), ${c.moves} moved, ${c.flooded} frames flooded\n`);
   const table = sw.macTable().sort((a, b) => a.vlan - b.vlan || a.mac.localeCompare(b.mac));

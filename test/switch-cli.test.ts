@@ -17,6 +17,7 @@ describe('vhost-user switch', () => {
     expect(r.status).toBe(0);
     for (const flag of [
       '--socket PATH[,vlan=N]',
+      '--tap NAME[,vlan=N]',
       '--client',
       '--ageing',
       '--mac-table',
@@ -37,6 +38,12 @@ describe('vhost-user switch', () => {
       [['switch', '--socket', '/tmp/a.sock,vlan=x'], "--socket /tmp/a.sock,vlan=x: vlan must be an integer in 1..4094, got 'x'"],
       [['switch', '--socket', '/tmp/a.sock,color=red'], "--socket /tmp/a.sock,color=red: unknown setting 'color=red' (only vlan=N)"],
       [['switch', '--socket', '/tmp/a.sock', '--socket', '/tmp/a.sock,vlan=2'], 'each --socket must be a different path'],
+      [
+        ['switch', '--socket', '/tmp/a.sock', '--tap', 'vhu0,vlan=5000'],
+        '--tap vhu0,vlan=5000: vlan must be an integer in 1..4094, got 5000',
+      ],
+      [['switch', '--socket', '/tmp/a.sock', '--tap', ',vlan=2'], '--tap ,vlan=2: the name is empty'],
+      [['switch', '--socket', '/tmp/a.sock', '--tap', 'vhu0', '--tap', 'vhu0'], 'each --tap must be a different interface'],
       [['switch', '--socket', '/tmp/a.sock', '--ageing', '0'], '--ageing must be an integer in 1..1000000 s, got 0'],
       [['switch', '--socket', '/tmp/a.sock', '--mac-table', '2000000'], '--mac-table must be an integer in 1..1048576, got 2000000'],
       [['switch', '--socket', '/tmp/a.sock', '--mtu', '9'], '--mtu must be an integer in 68..65535, got 9'],

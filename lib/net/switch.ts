@@ -5,6 +5,9 @@
  * once; broadcast, multicast and unknown unicast reach every other port of the VLAN. Devices attach
  * and detach at run time; a detached or closed device's MACs are forgotten at once, as are those of a
  * device whose front-end disconnected. Per-port statistics are the devices' own queue counters.
+ *
+ * A tap interface joins the switch to the host (attachTap): a port like any other, in its own
+ * access VLAN, served by the same thread (native/net/switch/tap_uplink.h), with counters of its own.
  */
 import { VhostUserBackend } from '../backend';
 import { native, type NativeSwitch } from '../binding';
@@ -30,6 +33,11 @@ export interface SwitchOptions {
   maxMacs?: number;
   /** Busy-poll budget of the switch's thread in microseconds, as a device's pollUs. Default DEFAULT_POLL_US. */
   pollUs?: number;
+  /**
+   * Where what the switch's thread reports goes (a tap port that failed), read once a second while a
+   * tap is attached. Default: kept for takeEvents().
+   */
+  log?: (level: 'warn', message: string) => void;
 }
 
 export interface AttachOptions {
@@ -44,8 +52,14 @@ export interface SwitchPort {
   port: number;
   name: string;
   vlan: number;
-  device: NetDevice;
-  /** The device's own counters: per queue, RX (frames to its guest, drops when it had no buffers) then TX. */
+  /** The device of a device's port; undefined for a tap port. */
+  device?: NetDevice;
+  /** The interface of a tap port; undefined for a device's. */
+  tap?: string;
+  /**
+   * A device's own counters: per queue, RX (frames to its guest, drops when it had no buffers) then TX.
+   * A tap port's in the same shape: RX what the switch wrote to the tap, TX what it read from it.
+   */
   stats: QueueStats[];
 }
 
@@ -73,11 +87,12 @@ export interface SwitchCounters {
 interface Attached {
   name: string;
   vlan: number;
-  device: NetDevice;
+  device?: NetDevice;
+  tap?: string;
 }
 
 /** Checks the switch's options once; throws VhostUserError EINVAL with one line in the given wording. */
-export function checkSwitchOptions(opts: SwitchOptions, w: Wording): Required<SwitchOptions> {
+export function checkSwitchOptions(opts: SwitchOptions, w: Wording): Required<Omit<SwitchOptions, 'log'>> {
   const checked = {
     ageingSeconds: opts.ageingSeconds ?? DEFAULT_AGEING_SECONDS,
     maxMacs: opts.maxMacs ?? DEFAULT_MAX_MACS,
@@ -99,9 +114,13 @@ export class Switch {
   /** By port number; native is the truth (a closed device leaves it there), pruned in ports(). */
   private readonly attached = new Map<number, Attached>();
   private closed = false;
+  private readonly log?: SwitchOptions['log'];
+  private eventTimer?: NodeJS.Timeout;
 
   constructor(opts: SwitchOptions = {}) {
-    const o = checkSwitchOptions(opts, LIBRARY_WORDING);
+    const { log, ...checkedOnes } = opts;
+    const o = checkSwitchOptions(checkedOnes, LIBRARY_WORDING);
+    this.log = log;
     this.native = new native.Switch(o.maxMacs, o.ageingSeconds, o.pollUs);
     OPEN.add(this);
   }
@@ -123,6 +142,47 @@ export class Switch {
     this.attached.set(port, { name, vlan, device });
   }
 
+  /**
+   * Opens the tap interface `ifname` (creating it if absent; root or a tap made for this user) as a
+   * port of this switch: frames from the guests to MACs behind it are written to it, frames read
+   * from it are switched to the guests, in its access VLAN. No offloads. Returns its port number.
+   */
+  attachTap(ifname: string, opts: AttachOptions = {}): number {
+    this.live();
+    const vlan = opts.vlan ?? DEFAULT_VLAN;
+    const problem = integerProblem(VLAN_OPTION, vlan, LIBRARY_WORDING);
+    if (problem) throw new VhostUserError('EINVAL', problem);
+    const port = this.native.attachTap(ifname, vlan);
+    this.attached.set(port, { name: opts.name ?? ifname, vlan, tap: ifname });
+    if (this.log && !this.eventTimer) {
+      this.eventTimer = setInterval(() => this.drainEvents(), 1000);
+      this.eventTimer.unref();
+    }
+    return port;
+  }
+
+  /** Closes the tap port of `ifname` (its MACs are forgotten at once); false when there is none. */
+  detachTap(ifname: string): boolean {
+    this.live();
+    for (const [port, a] of this.attached) {
+      if (a.tap !== ifname) continue;
+      this.attached.delete(port);
+      return this.native.detachTap(port);
+    }
+    return false;
+  }
+
+  /** What the switch's thread reported since the last call (with `log` given, it goes there instead). */
+  takeEvents(): string[] {
+    this.live();
+    return this.native.takeEvents();
+  }
+
+  private drainEvents(): void {
+    if (this.closed) return;
+    for (const e of this.native.takeEvents()) this.log?.('warn', `switch: ${e}`);
+  }
+
   /** Takes the device off the switch (its MACs are forgotten at once); false when it was not on it. */
   detach(target: VhostUserBackend | NetDevice): boolean {
     this.live();
@@ -136,9 +196,12 @@ export class Switch {
     this.live();
     const now = this.native.ports();
     for (const port of [...this.attached.keys()]) if (!now.some((p) => p.port === port)) this.attached.delete(port);
-    return now.flatMap(({ port, vlan }) => {
+    return now.flatMap(({ port, vlan, tap }): SwitchPort[] => {
       const a = this.attached.get(port);
-      return a ? [{ port, name: a.name, vlan, device: a.device, stats: a.device.stats() }] : [];
+      if (!a) return [];
+      if (tap === undefined) return a.device ? [{ port, name: a.name, vlan, device: a.device, stats: a.device.stats() }] : [];
+      const stats = (this.native.tapStats(port) ?? []) as QueueStats[];
+      return [{ port, name: a.name, vlan, tap, stats }];
     });
   }
 
@@ -156,6 +219,8 @@ export class Switch {
   /** Detaches every device (they stay open, unserved) and stops the switch's thread. */
   close(): void {
     if (this.closed) return;
+    if (this.eventTimer) this.drainEvents();
+    clearInterval(this.eventTimer);
     this.closed = true;
     OPEN.delete(this);
     this.attached.clear();

@@ -1,5 +1,7 @@
 // Switch for JS (lib/net/switch.ts): `new Switch(maxMacs, ageingSeconds, pollUs)`, then
-// attach(device, vlan) -> port number, detach(device), ports(), macTable(), counters(), close().
+// attach(device, vlan) -> port number, detach(device), attachTap(ifname, vlan) -> port number,
+// detachTap(port), tapStats(port) -> [to the tap, from it] counters, takeEvents(), ports(), macTable(),
+// counters(), close().
 // The devices are NetDevice objects of port 'switch' (UnwrapNetDevice); lib/net/switch.ts checks the
 // values and keeps the devices' JS objects alive while attached.
 #include <cstdio>
@@ -27,7 +29,9 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
         env, "Switch",
         {InstanceMethod<&SwitchWrap::Attach>("attach"), InstanceMethod<&SwitchWrap::Detach>("detach"),
          InstanceMethod<&SwitchWrap::Ports>("ports"), InstanceMethod<&SwitchWrap::MacTable>("macTable"),
-         InstanceMethod<&SwitchWrap::Counters>("counters"), InstanceMethod<&SwitchWrap::Close>("close")});
+         InstanceMethod<&SwitchWrap::Counters>("counters"), InstanceMethod<&SwitchWrap::AttachTap>("attachTap"),
+         InstanceMethod<&SwitchWrap::DetachTap>("detachTap"), InstanceMethod<&SwitchWrap::TapStats>("tapStats"),
+         InstanceMethod<&SwitchWrap::TakeEvents>("takeEvents"), InstanceMethod<&SwitchWrap::Close>("close")});
   }
 
   explicit SwitchWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SwitchWrap>(info) {
@@ -77,6 +81,49 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     return Napi::Number::New(info.Env(), port);
   }
 
+  Napi::Value AttachTap(const Napi::CallbackInfo& info) {
+    Switch& sw = Live(info.Env());
+    const std::string ifname = info[0].As<Napi::String>().Utf8Value();
+    const uint32_t vlan = info[1].As<Napi::Number>().Uint32Value();
+    if (vlan < 1 || vlan > 4094) ThrowError(info.Env(), "EINVAL", "vlan must be 1..4094");
+    std::string err;
+    int port = -1;
+    int rc = sw.AttachTap(ifname, static_cast<uint16_t>(vlan), &port, &err);
+    if (rc != 0) {
+      const char* code = strerrorname_np(rc);
+      ThrowError(info.Env(), code ? code : "EUNKNOWN", err, rc, "attachTap");
+    }
+    return Napi::Number::New(info.Env(), port);
+  }
+
+  Napi::Value DetachTap(const Napi::CallbackInfo& info) {
+    Switch& sw = Live(info.Env());
+    return Napi::Boolean::New(info.Env(), sw.DetachTap(info[0].As<Napi::Number>().Int32Value()));
+  }
+
+  // [to the tap, from it], each {name: bigint} under kQueueStatNames; undefined when no such tap port.
+  Napi::Value TapStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<uint64_t> s;
+    if (!Live(env).TapStats(info[0].As<Napi::Number>().Int32Value(), &s)) return env.Undefined();
+    Napi::Array out = Napi::Array::New(env, 2);
+    for (uint32_t q = 0; q < 2; q++) {
+      Napi::Object o = Napi::Object::New(env);
+      for (int k = 0; k < kStatsPerQueue; k++)
+        o.Set(kQueueStatNames[k], Napi::BigInt::New(env, s[q * kStatsStride + k]));
+      out.Set(q, o);
+    }
+    return out;
+  }
+
+  Napi::Value TakeEvents(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<std::string> events = Live(env).TakeEvents();
+    Napi::Array out = Napi::Array::New(env, events.size());
+    for (size_t i = 0; i < events.size(); i++) out.Set(static_cast<uint32_t>(i), events[i]);
+    return out;
+  }
+
   Napi::Value Detach(const Napi::CallbackInfo& info) {
     Switch& sw = Live(info.Env());
     return Napi::Boolean::New(info.Env(), sw.Detach(&DeviceArg(info)));
@@ -90,6 +137,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
       Napi::Object o = Napi::Object::New(env);
       o.Set("port", ports[i].port);
       o.Set("vlan", ports[i].vlan);
+      if (!ports[i].tap.empty()) o.Set("tap", ports[i].tap);
       out.Set(static_cast<uint32_t>(i), o);
     }
     return out;

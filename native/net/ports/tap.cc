@@ -28,27 +28,26 @@ constexpr struct {
 };
 }  // namespace
 
-std::unique_ptr<TapPort> TapPort::Open(const std::string& ifname, int* err_no, std::string* err) {
+int TapPort::OpenQueue(const std::string& ifname, int hdr_len, int* err_no, std::string* err) {
   if (ifname.empty() || ifname.size() >= IFNAMSIZ) {
     *err_no = EINVAL;
     *err = "tap name must be 1.." + std::to_string(IFNAMSIZ - 1) + " characters";
-    return nullptr;
+    return -1;
   }
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     *err_no = errno;
     *err = std::string("opening /dev/net/tun: ") + strerror(errno) + " (is the tun module loaded?)";
-    return nullptr;
+    return -1;
   }
   ifreq ifr{};
   memcpy(ifr.ifr_name, ifname.data(), ifname.size());
   // Always multiqueue: every queue pair opens its own queue of the interface, one pair is one queue.
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE;
-  int hdr = static_cast<int>(kNetHdrMrg);
   unsigned offload = 0;
   const char* step = "TUNSETIFF";
   int rc = ioctl(fd, TUNSETIFF, &ifr);
-  if (rc == 0) step = "TUNSETVNETHDRSZ", rc = ioctl(fd, TUNSETVNETHDRSZ, &hdr);
+  if (rc == 0) step = "TUNSETVNETHDRSZ", rc = ioctl(fd, TUNSETVNETHDRSZ, &hdr_len);
   if (rc == 0) step = "TUNSETOFFLOAD", rc = ioctl(fd, TUNSETOFFLOAD, offload);
   if (rc != 0) {
     *err_no = errno;
@@ -62,8 +61,14 @@ std::unique_ptr<TapPort> TapPort::Open(const std::string& ifname, int* err_no, s
               "`, or create it with `ip tuntap add " + ifname + " mode tap vnet_hdr multi_queue`)";
     if (errno == EBUSY) *err += " (another process holds the tap; stop it or choose another --tap name)";
     close(fd);
-    return nullptr;
+    return -1;
   }
+  return fd;
+}
+
+std::unique_ptr<TapPort> TapPort::Open(const std::string& ifname, int* err_no, std::string* err) {
+  int fd = OpenQueue(ifname, static_cast<int>(kNetHdrMrg), err_no, err);
+  if (fd < 0) return nullptr;
   return std::unique_ptr<TapPort>(new TapPort(fd, ifname));
 }
 

@@ -23,6 +23,10 @@ class TapPort : public Port {
  public:
   // Opens (creating it if absent) the tap interface `ifname`. Returns null with *err set.
   static std::unique_ptr<TapPort> Open(const std::string& ifname, int* err_no, std::string* err);
+  // Opens one queue of the tap `ifname` (creating it if absent): non-blocking, `hdr_len` bytes of
+  // virtio-net header each way, no offloads yet. Returns the fd, or -1 with *err_no and *err set.
+  // The switch's tap uplink (net/switch/tap_uplink.h) opens its tap with this too.
+  static int OpenQueue(const std::string& ifname, int hdr_len, int* err_no, std::string* err);
   ~TapPort() override;
 
   const char* name() const override { return "tap"; }

@@ -67,17 +67,9 @@ int Forwarder::Burst(Port& src, PairContext& c) {
       head.Read(macs, sizeof macs);
     }
     ObserveFrame(c.tx, c.capture, tx_.segments(), nseg, hdr, len);
-    const uint8_t* dst_mac = macs;
-    const uint8_t* src_mac = macs + 6;
-    if (!(src_mac[0] & 1)) table_.Learn(src_mac, src.vlan, src.number);
-    const int to = (dst_mac[0] & 1) ? MacTable::kNoPort : table_.Lookup(dst_mac, src.vlan);
-    if (to == MacTable::kNoPort) {
-      flooded_++;
-      for (Port* p : ports_)
-        if (p != &src && p->vlan == src.vlan) Deliver(*p, hdr, len);
-    } else if (to != src.number && by_number_[to]) {
-      Deliver(*by_number_[to], hdr, len);  // a frame to its own port is filtered, as a bridge does
-    }
+    src_segs_ = tx_.segments();
+    src_nseg_ = nseg;
+    Route(src, macs, hdr, len);
     tx_.Done<L>(c.tx);
     held_src_ = nullptr;
     held_tx_ = nullptr;
@@ -88,7 +80,35 @@ int Forwarder::Burst(Port& src, PairContext& c) {
   return taken;
 }
 
+void Forwarder::Inject(Port& src, uint8_t* frame, uint32_t len) {
+  if (len < kEthernetHeader || len > kMaxFrame) return;  // the injector checked: cannot happen
+  injected_ = Segment{frame, 0, len};
+  src_segs_ = &injected_;
+  src_nseg_ = 1;
+  uint8_t macs[12];
+  memcpy(macs, frame, sizeof macs);
+  Route(src, macs, 0, len);
+}
+
+void Forwarder::Route(Port& src, const uint8_t macs[12], uint32_t src_hdr, uint32_t len) {
+  const uint8_t* dst_mac = macs;
+  const uint8_t* src_mac = macs + 6;
+  if (!(src_mac[0] & 1)) table_.Learn(src_mac, src.vlan, src.number);
+  const int to = (dst_mac[0] & 1) ? MacTable::kNoPort : table_.Lookup(dst_mac, src.vlan);
+  if (to == MacTable::kNoPort) {
+    flooded_++;
+    for (Port* p : ports_)
+      if (p != &src && p->vlan == src.vlan) Deliver(*p, src_hdr, len);
+  } else if (to != src.number && by_number_[to]) {
+    Deliver(*by_number_[to], src_hdr, len);  // a frame to its own port is filtered, as a bridge does
+  }
+}
+
 void Forwarder::Deliver(Port& dst, uint32_t src_hdr, uint32_t len) {
+  if (dst.sink) {
+    dst.sink->Send(src_segs_, src_nseg_, src_hdr, len);
+    return;
+  }
   Queue* rx = dst.rx.rx;
   if (!rx || !rx->Ready() || dst.faulted()) return;  // its guest is not up: nobody to drop for
   WithLayout(rx->ring, [&](auto layout) {
@@ -108,15 +128,15 @@ void Forwarder::DeliverAs(Port& dst, uint32_t src_hdr, uint32_t len) {
     return;
   }
   held_dst_ = &dst;
-  const int nseg = tx_.chain().nseg;
-  const Segment& in = tx_.segments()[0];
+  const int nseg = src_nseg_;
+  const Segment& in = src_segs_[0];
   const Segment& out = rx_.first_segment();
   if (nseg == 1 && rx_.buffers() == 1 && out.len >= hdr + len) {
     FillNetHeader(out.ptr, hdr, 1, nullptr);
     memmove(out.ptr + hdr, in.ptr + src_hdr, len);  // two devices may share one memory file
     ObserveFrame(rx, dst.rx.capture, out.ptr + hdr, len);
   } else {
-    SegmentCursor from(tx_.segments(), nseg);
+    SegmentCursor from(src_segs_, nseg);
     from.Skip(src_hdr);
     SegmentCursor to = rx_.Cursor();
     WriteNetHeader(to, hdr, rx_.buffers(), nullptr);

@@ -23,12 +23,21 @@ class Forwarder {
   // TX frames a port may send per burst: the switch gives each port one burst per round.
   static constexpr int kBudget = 32;
 
+  // A port that is not a guest (the tap uplink): frames to it are handed over here, in place (the
+  // segments are the sender's buffers, `skip` bytes of its header first), never kept.
+  class Sink {
+   public:
+    virtual ~Sink() = default;
+    virtual void Send(const Segment* segs, int nseg, uint32_t skip, uint32_t len) = 0;
+  };
+
   // One port as the data path sees it.
   struct Port {
     int number = -1;  // 0..kMaxPorts-1, what the MAC table stores
     uint16_t vlan = 1;
     PairRx rx;                      // where frames to it go (rx.rx null: nowhere yet)
     VhostDevice* device = nullptr;  // whose rings these are (null: no device, never faults)
+    Sink* sink = nullptr;           // not a guest: frames to it go here instead of to rx
     bool dirty = false;             // RX used entries pushed since the last publish
     bool faulted() const { return device && device->memory_faulted(); }
   };
@@ -46,6 +55,10 @@ class Forwarder {
   // Forwards up to kBudget frames of `src`'s guest TX (c: its pair), then publishes the used entries
   // of its TX ring and of every RX ring it delivered to. Returns the chains taken.
   int Forward(Port& src, PairContext& c);
+  // A frame from a port that is not a guest (`frame`: the Ethernet frame, in this process's memory,
+  // not the guest's): forwarded as a guest's would be. EndInjected publishes what they delivered.
+  void Inject(Port& src, uint8_t* frame, uint32_t len);
+  void EndInjected() { Flush(); }
   // After a SIGBUS left a burst in the middle (the faulted devices already marked): what it held on a
   // side whose memory is fine goes back (RX buffers untouched; the TX frame used, counted dropped).
   void AfterFault();
@@ -56,6 +69,8 @@ class Forwarder {
  private:
   template <typename L>
   int Burst(Port& src, PairContext& c);
+  // Learns the source, then delivers the frame in hand (src_segs_) to where its destination is.
+  void Route(Port& src, const uint8_t macs[12], uint32_t src_hdr, uint32_t len);
   void Deliver(Port& dst, uint32_t src_hdr, uint32_t len);
   template <typename L>
   void DeliverAs(Port& dst, uint32_t src_hdr, uint32_t len);
@@ -69,6 +84,9 @@ class Forwarder {
   // Scratch: the frame in hand, the RX buffers reserved for one copy, the ports delivered to.
   TxFrame tx_;
   RxReservation rx_;
+  const Segment* src_segs_ = nullptr;  // the frame in hand: tx_'s segments, or an injected frame's
+  int src_nseg_ = 0;
+  Segment injected_{};
   Port* dirty_[kMaxPorts] = {};
   int ndirty_ = 0;
   // What a burst holds, for AfterFault.

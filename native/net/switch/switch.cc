@@ -55,27 +55,30 @@ Switch::Member* Switch::MemberOf(const VhostDevice* device) const {
   return nullptr;
 }
 
+int Switch::FreePort(std::string* err) const {
+  int free = 0;
+  while (free < kMaxPorts && forwarder_.port(free)) free++;
+  if (free == kMaxPorts) *err = "the switch has " + std::to_string(kMaxPorts) + " ports already";
+  return free;
+}
+
 int Switch::Attach(NetDevice* device, uint16_t vlan, int* port, std::string* err) {
   if (device->host()) {
     *err = device->host() == this ? "the device is on this switch already"
                                   : "the device is on another switch: detach it first";
     return EBUSY;
   }
-  int free = 0;
-  while (free < kMaxPorts && forwarder_.port(free)) free++;
-  if (free == kMaxPorts) {
-    *err = "the switch has " + std::to_string(kMaxPorts) + " ports already";
-    return ENOSPC;
-  }
+  const int free = FreePort(err);
+  if (free == kMaxPorts) return ENOSPC;
   Pause();
   int rc = device->JoinSwitch(this, free, err);
   if (rc == 0) {
     auto m = std::make_unique<Member>();
     m->device = device;
-    m->port.number = free;
-    m->port.vlan = vlan;
-    m->port.device = device;
-    forwarder_.Add(&m->port);
+    m->own.number = free;
+    m->own.vlan = vlan;
+    m->own.device = device;
+    forwarder_.Add(&m->own);
     members_.push_back(std::move(m));
     *port = free;
   }
@@ -83,9 +86,62 @@ int Switch::Attach(NetDevice* device, uint16_t vlan, int* port, std::string* err
   return rc;
 }
 
+int Switch::AttachTap(const std::string& ifname, uint16_t vlan, int* port, std::string* err) {
+  for (const auto& m : members_)
+    if (m->tap && m->tap->ifname() == ifname) {
+      *err = "tap " + ifname + " is a port of this switch already";
+      return EBUSY;
+    }
+  const int free = FreePort(err);
+  if (free == kMaxPorts) return ENOSPC;
+  int err_no = 0;
+  auto report = [this](const std::string& what) {
+    std::lock_guard<std::mutex> lock(events_mu_);
+    if (events_.size() < 64) events_.push_back(what);
+  };
+  std::unique_ptr<TapUplink> tap = TapUplink::Open(ifname, report, &err_no, err);
+  if (!tap) return err_no;
+  Pause();
+  auto m = std::make_unique<Member>();
+  m->tap = std::move(tap);
+  m->port().number = free;
+  m->port().vlan = vlan;
+  forwarder_.Add(&m->port());
+  members_.push_back(std::move(m));
+  *port = free;
+  Resume();
+  return 0;
+}
+
+bool Switch::DetachTap(int port) {
+  for (const auto& m : members_) {
+    if (!m->tap || m->port().number != port) continue;
+    Pause();
+    Remove(m.get());
+    Resume();
+    return true;
+  }
+  return false;
+}
+
+bool Switch::TapStats(int port, std::vector<uint64_t>* out) {
+  for (const auto& m : members_) {
+    if (!m->tap || m->port().number != port) continue;
+    const uint64_t* s = m->tap->stats();
+    out->assign(s, s + 2 * kStatsStride);  // relaxed counters, as a device's: no pause needed
+    return true;
+  }
+  return false;
+}
+
+std::vector<std::string> Switch::TakeEvents() {
+  std::lock_guard<std::mutex> lock(events_mu_);
+  return std::move(events_);
+}
+
 void Switch::Remove(Member* m) {
-  forwarder_.Remove(&m->port);
-  m->device->LeaveSwitch();
+  forwarder_.Remove(&m->port());
+  if (m->device) m->device->LeaveSwitch();
   for (size_t i = 0; i < members_.size(); i++) {
     if (members_[i].get() != m) continue;
     members_.erase(members_.begin() + static_cast<long>(i));
@@ -112,12 +168,13 @@ void Switch::Release(VhostDevice* device) {
 
 void Switch::Forget(VhostDevice* device) {
   // Called inside the device's pause of this thread.
-  if (Member* m = MemberOf(device)) forwarder_.table().ForgetPort(m->port.number);
+  if (Member* m = MemberOf(device)) forwarder_.table().ForgetPort(m->own.number);
 }
 
 std::vector<Switch::PortInfo> Switch::Ports() const {
   std::vector<PortInfo> out;
-  for (const auto& m : members_) out.push_back(PortInfo{m->port.number, m->port.vlan});
+  for (const auto& m : members_)
+    out.push_back(PortInfo{m->port().number, m->port().vlan, m->tap ? m->tap->ifname() : ""});
   return out;
 }
 
@@ -142,24 +199,29 @@ void Switch::Start() {
   if (shut_down_ || pauses_ > 0) return;
   std::vector<Worker::Watch> watches;
   for (const auto& m : members_) {
-    m->port.rx = m->device->ReceiveSide(0);
-    m->port.dirty = false;
-    for (const Worker::Watch& w : m->device->HostWatches())
-      watches.push_back(Worker::Watch{w.fd, static_cast<uint32_t>(m->port.number) << kPortShift | w.tag});
+    const uint32_t base = static_cast<uint32_t>(m->port().number) << kPortShift;
+    if (m->tap) {
+      watches.push_back(Worker::Watch{m->tap->fd(), base});
+      continue;
+    }
+    m->own.rx = m->device->ReceiveSide(0);
+    m->own.dirty = false;
+    for (const Worker::Watch& w : m->device->HostWatches()) watches.push_back(Worker::Watch{w.fd, base | w.tag});
   }
   if (watches.empty()) return;  // no port has a ready queue: nothing to wake for
   const bool arm = poll_us_ == 0;
   const std::function<bool()> stop = [this] { return worker_.stop_requested(); };
   auto handler = [this, arm, stop](uint32_t tag, bool kicked) {
     Forwarder::Port* p = forwarder_.port(static_cast<int>(tag >> kPortShift));
-    if (kicked && p) p->device->Signalled(tag & kDeviceTagMask);
+    if (kicked && p && p->device) p->device->Signalled(tag & kDeviceTagMask);
     ServeRounds(arm, stop);
   };
   auto poll = [this, stop](bool arm_now) { return ServeRounds(arm_now, stop); };
   std::string err;
   if (worker_.Start(
           watches, handler, poll, poll_us_, [this] { OnFault(); }, &err) != 0)
-    for (const auto& m : members_) (*m->port.rx.report)("switch: " + err);
+    for (const auto& m : members_)
+      if (m->own.rx.report) (*m->own.rx.report)("switch: " + err);
 }
 
 // Rounds over every port, each one burst, the first port moving on by one each round, until a round
@@ -171,7 +233,7 @@ bool Switch::ServeRounds(bool arm, const std::function<bool()>& should_stop) {
     const size_t n = members_.size();
     bool moved = false;
     for (size_t k = 0; k < n && !should_stop(); k++)
-      moved = members_[(next_ + k) % n]->device->ServeHosted(0, false, should_stop) || moved;
+      moved = ServeMember(*members_[(next_ + k) % n], false, should_stop) || moved;
     next_ = (next_ + 1) % n;
     if (moved) {
       any = true;
@@ -179,11 +241,17 @@ bool Switch::ServeRounds(bool arm, const std::function<bool()>& should_stop) {
     }
     if (!arm) break;
     bool more = false;
-    for (size_t k = 0; k < n; k++) more = members_[k]->device->ServeHosted(0, true, should_stop) || more;
+    for (size_t k = 0; k < n; k++) more = ServeMember(*members_[k], true, should_stop) || more;
     if (!more) break;
     any = true;
   }
   return any;
+}
+
+bool Switch::ServeMember(Member& m, bool arm, const std::function<bool()>& should_stop) {
+  // The tap's fd is edge-triggered: a round that read nothing from it read it empty, no arming.
+  if (m.tap) return !arm && m.tap->Receive(forwarder_) > 0;
+  return m.device->ServeHosted(0, arm, should_stop);
 }
 
 int Switch::Forward(int port, PairContext& c) {
@@ -195,7 +263,7 @@ void Switch::OnFault() {
   const void* addr = Worker::FaultAddress();
   bool found = false;
   for (const auto& m : members_) {
-    if (!m->device->MapsHostAddress(addr)) continue;
+    if (!m->device || !m->device->MapsHostAddress(addr)) continue;
     found = true;
     if (!m->device->memory_faulted()) m->device->MemoryFaulted();
   }

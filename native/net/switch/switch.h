@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "net/port.h"
 #include "net/switch/forwarder.h"
 #include "net/switch/mac_table.h"
+#include "net/switch/tap_uplink.h"
 
 namespace vhost {
 
@@ -42,6 +44,7 @@ class Switch final : public DeviceHost {
   struct PortInfo {
     int port;
     uint16_t vlan;
+    std::string tap;  // the tap uplink's interface, or empty for a device
   };
 
   explicit Switch(const Options& options);
@@ -55,6 +58,14 @@ class Switch final : public DeviceHost {
   int Attach(NetDevice* device, uint16_t vlan, int* port, std::string* err);
   // Detaches it (its MACs forgotten at once); false when it is not attached here.
   bool Detach(NetDevice* device);
+  // Control thread. Opens the tap `ifname` (creating it if absent) as a new port in `vlan`; returns 0
+  // with *port set, or an errno with *err. DetachTap closes it (false: no tap port of that number).
+  int AttachTap(const std::string& ifname, uint16_t vlan, int* port, std::string* err);
+  bool DetachTap(int port);
+  // A tap port's counters (2 x kStatsStride: to the tap, from it) copied into *out; false if none.
+  bool TapStats(int port, std::vector<uint64_t>* out);
+  // What the switch itself reported (a tap gone), oldest first, emptied.
+  std::vector<std::string> TakeEvents();
   std::vector<PortInfo> Ports() const;
   std::vector<MacTable::Entry> MacEntries();
   Counters counters();
@@ -72,11 +83,17 @@ class Switch final : public DeviceHost {
   int Forward(int port, PairContext& c);
 
  private:
+  // A port: a device (port refreshed from it whenever the thread starts) or a tap uplink (its own).
   struct Member {
-    NetDevice* device;
-    Forwarder::Port port;  // its rings refreshed from the device whenever the thread starts
+    NetDevice* device = nullptr;
+    Forwarder::Port own;  // a device's
+    std::unique_ptr<TapUplink> tap;
+    Forwarder::Port& port() { return tap ? tap->port() : own; }
   };
 
+  int FreePort(std::string* err) const;
+  // One burst of the member's frames; `arm`: the thread is about to sleep (ask a guest for a kick).
+  bool ServeMember(Member& m, bool arm, const std::function<bool()>& should_stop);
   void Start();
   Member* MemberOf(const VhostDevice* device) const;
   void Remove(Member* m);
@@ -91,6 +108,8 @@ class Switch final : public DeviceHost {
   int pauses_ = 0;
   bool shut_down_ = false;
   size_t next_ = 0;  // where the next round starts
+  std::mutex events_mu_;
+  std::vector<std::string> events_;
 };
 
 }  // namespace vhost
