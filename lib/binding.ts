@@ -165,7 +165,8 @@ export interface Binding {
   queueStatNames: string[];
   queueStatStride: number;
   /** Capture of every frame of `device` into a ring per pair of `ringBytes` (a power of two), cut to `snaplen`. */
-  Capture: new (device: NativeNetDevice, ringBytes: number, snaplen: number) => NativeCapture;
+  /** Of a device (a ring per queue pair) or of a switch (one ring: every frame entering it, once). */
+  Capture: new (source: NativeNetDevice | NativeSwitch, ringBytes: number, snaplen: number) => NativeCapture;
   /** A switch keeping at most `maxMacs` MACs for `ageingSeconds`; its thread busy-polls `pollUs` (0: never). */
   Switch: new (maxMacs: number, ageingSeconds: number, pollUs: number) => NativeSwitch;
 }

@@ -10,6 +10,7 @@ import { VhostUserError } from './errors';
 import { DEFAULT_POLL_US, checkDeviceOptions, type NetDeviceOptions } from './net/device';
 import { CLI_WORDING, integerProblem } from './net/ports/port';
 import { formatStats } from './net/stats';
+import { MAX_SNAPLEN, type PcapCapture } from './observe/pcap';
 import {
   DEFAULT_AGEING_SECONDS,
   DEFAULT_MAX_MACS,
@@ -36,6 +37,10 @@ Options:
                        ${DEFAULT_VLAN}) is the port's access VLAN: frames of different VLANs never meet.
   --tap NAME[,vlan=N]  the tap interface NAME (created if absent: root, or a tap made for this user) as
                        a port: joins the switch to the host. Its access VLAN as a socket's. No offloads.
+  --pcap FILE          write every frame entering the switch (from a guest or a tap) to FILE once, as it
+                       leaves its source port (pcap, nanosecond timestamps); what the writer cannot keep up
+                       with is not captured and counted (printed with the statistics).
+  --snaplen N          bytes kept of each captured frame (1..${MAX_SNAPLEN}, default ${MAX_SNAPLEN}: whole frames).
   --client             connect to each PATH (front-ends listening) instead of listening, and reconnect.
   --ageing S           seconds a MAC is remembered without a frame from it (default ${DEFAULT_AGEING_SECONDS}).
   --mac-table N        MACs remembered at most (default ${DEFAULT_MAX_MACS}); beyond, new ones are refused
@@ -81,6 +86,8 @@ function parseFlags(argv: string[]) {
       options: {
         socket: { type: 'string', multiple: true },
         tap: { type: 'string', multiple: true },
+        pcap: { type: 'string' },
+        snaplen: { type: 'string' },
         client: { type: 'boolean' },
         ageing: { type: 'string' },
         'mac-table': { type: 'string' },
@@ -122,7 +129,9 @@ function checkedOptions(values: ReturnType<typeof parseFlags>) {
   }
   const socketMode = intOption('socket-mode', values['socket-mode'], 0, 0o777, 8, HELP_POINTER) ?? 0o600;
   const statsInterval = intOption('stats-interval', values['stats-interval'], 1, 86400, 10, HELP_POINTER);
-  return { ports, taps, switchOptions, device, socketMode, statsInterval };
+  const snaplen = intOption('snaplen', values.snaplen, 1, MAX_SNAPLEN, 10, HELP_POINTER);
+  if (snaplen !== undefined && values.pcap === undefined) fail('--snaplen needs --pcap FILE', HELP_POINTER);
+  return { ports, taps, switchOptions, device, socketMode, statsInterval, pcap: values.pcap, snaplen };
 }
 
 export function switchMain(argv: string[]): void {
@@ -131,13 +140,15 @@ export function switchMain(argv: string[]): void {
     process.stdout.write(HELP);
     process.exit(0);
   }
-  const { ports, taps, switchOptions, device, socketMode, statsInterval } = checkedOptions(values);
+  const { ports, taps, switchOptions, device, socketMode, statsInterval, pcap: pcapPath, snaplen } = checkedOptions(values);
   const sw = new Switch({
     ...switchOptions,
     log: (level, message) => process.stderr.write(`${new Date().toISOString()} WARN ${message}\n`),
   });
   const backends: VhostUserBackend[] = [];
+  let pcap: PcapCapture | undefined;
   try {
+    if (pcapPath !== undefined) pcap = sw.capture(pcapPath, { snaplen });
     for (const { name: socketPath, vlan } of ports) {
       const log = socketLogger(socketPath, values.quiet);
       const backend = new VhostUserBackend({ socketPath, client: values.client, socketMode, log, device });
@@ -149,6 +160,7 @@ export function switchMain(argv: string[]): void {
   } catch (err) {
     for (const b of backends) b.close();
     sw.close();
+    pcap?.stop().catch(() => {});
     die(err);
   }
   const all = [...ports, ...taps.map((t) => ({ name: `tap ${t.name}`, vlan: t.vlan }))];
@@ -163,13 +175,16 @@ export function switchMain(argv: string[]): void {
   process.stdout.write(
     `vhost-user: switching ${all.length} port${all.length > 1 ? 's' : ''} (${described.join('; ')}); Ctrl-C to stop, SIGUSR1 for statistics\n`,
   );
-  handleSignals(sw, backends, statsInterval);
+  handleSignals(sw, backends, pcap, statsInterval);
 }
+
+const captureLine = (pcap: PcapCapture, c: { frames: number; dropped: number }, verb: string) =>
+  `pcap ${pcap.path}: ${c.frames} frames ${verb}, ${c.dropped} not captured (the writer fell behind)\n`;
 
 /** The MAC table lines printed with the statistics: at most this many. */
 const MAX_PRINTED_MACS = 64;
 
-function printStats(sw: Switch): void {
+function printStats(sw: Switch, pcap: PcapCapture | undefined): void {
   for (const p of sw.ports()) {
     // A tap's queue 0 is what the switch wrote to it, queue 1 what it read from it.
     const name = p.tap !== undefined ? `tap ${p.name}` : p.name;
@@ -180,21 +195,32 @@ function printStats(sw: Switch): void {
   const table = sw.macTable().sort((a, b) => a.vlan - b.vlan || a.mac.localeCompare(b.mac));
   for (const e of table.slice(0, MAX_PRINTED_MACS)) process.stdout.write(`  ${e.mac} vlan ${e.vlan} on ${e.port}, ${e.ageSeconds} s ago\n`);
   if (table.length > MAX_PRINTED_MACS) process.stdout.write(`  ... and ${table.length - MAX_PRINTED_MACS} more\n`);
+  if (pcap) process.stdout.write(captureLine(pcap, pcap.counts(), 'captured'));
 }
 
-/** Statistics on SIGUSR1 (and every `statsInterval` seconds); on SIGINT/SIGTERM the statistics, then everything closed. */
-function handleSignals(sw: Switch, backends: VhostUserBackend[], statsInterval?: number): void {
-  process.on('SIGUSR1', () => printStats(sw));
-  if (statsInterval) setInterval(() => printStats(sw), statsInterval * 1000);
+/**
+ * Statistics on SIGUSR1 (and every `statsInterval` seconds); on SIGINT/SIGTERM the statistics, then
+ * everything closed and the capture's ring written out.
+ */
+function handleSignals(sw: Switch, backends: VhostUserBackend[], pcap: PcapCapture | undefined, statsInterval?: number): void {
+  process.on('SIGUSR1', () => printStats(sw, pcap));
+  if (statsInterval) setInterval(() => printStats(sw, pcap), statsInterval * 1000);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     process.stdout.write(`vhost-user: ${signal}, stopping\n`);
-    printStats(sw);
+    printStats(sw, pcap);
     for (const b of backends) b.close();
-    sw.close();
-    process.exit(0);
+    sw.close(); // stops the capture: no record is written after this
+    const flushed = pcap ? pcap.stop().then((c) => process.stdout.write(captureLine(pcap, c, 'written'))) : Promise.resolve();
+    flushed.then(
+      () => process.exit(0),
+      (err) => {
+        process.stderr.write(`vhost-user: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { GuestMemory } from '../lib/frontend/guest_memory';
 import { VirtioNetDriver } from '../lib/frontend/net_driver';
+import { readPcap } from './helpers/pcap';
 import { BROADCAST, macOf, tagged } from './helpers/switch_rig';
 import { sleep, until } from './helpers/until';
 
@@ -18,6 +19,8 @@ describe('vhost-user switch', () => {
     for (const flag of [
       '--socket PATH[,vlan=N]',
       '--tap NAME[,vlan=N]',
+      '--pcap FILE',
+      '--snaplen N',
       '--client',
       '--ageing',
       '--mac-table',
@@ -44,6 +47,7 @@ describe('vhost-user switch', () => {
       ],
       [['switch', '--socket', '/tmp/a.sock', '--tap', ',vlan=2'], '--tap ,vlan=2: the name is empty'],
       [['switch', '--socket', '/tmp/a.sock', '--tap', 'vhu0', '--tap', 'vhu0'], 'each --tap must be a different interface'],
+      [['switch', '--socket', '/tmp/a.sock', '--snaplen', '100'], '--snaplen needs --pcap FILE'],
       [['switch', '--socket', '/tmp/a.sock', '--ageing', '0'], '--ageing must be an integer in 1..1000000 s, got 0'],
       [['switch', '--socket', '/tmp/a.sock', '--mac-table', '2000000'], '--mac-table must be an integer in 1..1048576, got 2000000'],
       [['switch', '--socket', '/tmp/a.sock', '--mtu', '9'], '--mtu must be an integer in 68..65535, got 9'],
@@ -96,6 +100,43 @@ describe('vhost-user switch', () => {
       expect(await exited).toBe(0);
       expect(out).toMatch(/SIGTERM, stopping\n[\s\S]*switch: 2 MACs learnt, 0 refused \(table full\), 0 moved, 101 frames flooded/);
       for (const s of socks) expect(fs.existsSync(s)).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
+      for (const d of drivers) d.close();
+      for (const m of memories) m.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--pcap writes every frame entering the switch once, and says so on exit', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-switch-cli-'));
+    const socks = ['a', 'b'].map((n) => path.join(dir, `${n}.sock`));
+    const file = path.join(dir, 'all.pcap');
+    const child = spawn(process.execPath, [CLI, 'switch', '--socket', socks[0], '--socket', socks[1], '--pcap', file, '--snaplen', '64'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const memories = socks.map(() => new GuestMemory());
+    const received: Buffer[][] = socks.map(() => []);
+    const drivers: VirtioNetDriver[] = [];
+    try {
+      expect(await until(() => out.includes('switching 2 ports'))).toBe(true);
+      for (const [i, socketPath] of socks.entries())
+        drivers.push(await VirtioNetDriver.start({ socketPath, memory: memories[i], onFrames: (f) => received[i].push(...f) }));
+      for (let i = 0; i < 10; i++) drivers[0].send(tagged(BROADCAST, macOf(1), 1, i, 100));
+      drivers[0].flush();
+      drivers[1].send(tagged(macOf(1), macOf(2), 2, 0));
+      drivers[1].flush();
+      expect(await until(() => received[1].length === 10 && received[0].length === 1)).toBe(true);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(out).toContain(`pcap ${file}: 11 frames written, 0 not captured (the writer fell behind)`);
+      const records = readPcap(file).records;
+      expect(records.map((r) => r.length).sort((a, b) => a - b)).toEqual([60, ...Array(10).fill(100)]);
+      expect(records.every((r) => r.data.length === Math.min(64, r.length))).toBe(true);
     } finally {
       child.kill('SIGKILL');
       for (const d of drivers) d.close();

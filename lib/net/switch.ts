@@ -12,6 +12,7 @@
 import { VhostUserBackend } from '../backend';
 import { native, type NativeSwitch } from '../binding';
 import { VhostUserError } from '../errors';
+import { PcapCapture, type CaptureOptions } from '../observe/pcap';
 import { DEFAULT_POLL_US, MAX_POLL_US, type NetDevice } from './device';
 import { LIBRARY_WORDING, integerProblem, type Wording } from './ports/port';
 import type { QueueStats } from './stats';
@@ -116,6 +117,7 @@ export class Switch {
   private closed = false;
   private readonly log?: SwitchOptions['log'];
   private eventTimer?: NodeJS.Timeout;
+  private pcap: PcapCapture | null = null;
 
   constructor(opts: SwitchOptions = {}) {
     const { log, ...checkedOnes } = opts;
@@ -205,6 +207,21 @@ export class Switch {
     });
   }
 
+  /**
+   * Starts writing every frame that enters the switch (from a guest or a tap), once, as it leaves its
+   * source port, to the pcap file `path` (lib/observe/pcap.ts; one ring, the switch's thread writes it
+   * and never waits: what does not fit is counted as not captured). One at a time; close() stops it.
+   */
+  capture(path: string, opts: CaptureOptions = {}): PcapCapture {
+    this.live();
+    if (this.pcap) throw new VhostUserError('EBUSY', `a capture to ${this.pcap.path} is running on this switch: stop it first`);
+    const pcap = new PcapCapture(this.native, path, opts, () => {
+      if (this.pcap === pcap) this.pcap = null;
+    });
+    this.pcap = pcap;
+    return pcap;
+  }
+
   /** What the switch has learnt: each MAC, its VLAN, the port it is behind and its age. */
   macTable(): MacEntry[] {
     this.live();
@@ -219,6 +236,8 @@ export class Switch {
   /** Detaches every device (they stay open, unserved) and stops the switch's thread. */
   close(): void {
     if (this.closed) return;
+    // A capture still running writes what it holds and closes its file (its stop() says how it went).
+    this.pcap?.stop().catch(() => {});
     if (this.eventTimer) this.drainEvents();
     clearInterval(this.eventTimer);
     this.closed = true;

@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { native, type NativeCapture, type NativeNetDevice, type NativePoller } from '../binding';
+import { native, type NativeCapture, type NativeNetDevice, type NativePoller, type NativeSwitch } from '../binding';
 import { VhostUserError } from '../errors';
 
 export interface CaptureOptions {
@@ -74,7 +74,7 @@ function write(fd: number, bytes: Uint8Array): Promise<number> {
   return new Promise((resolve, reject) => fs.write(fd, bytes, 0, bytes.length, null, (err, n) => (err ? reject(err) : resolve(n))));
 }
 
-/** A running capture of one device into one file; stop() ends it. */
+/** A running capture of one device (or one switch: every frame entering it, once) into one file; stop() ends it. */
 export class PcapCapture {
   readonly path: string;
   private readonly native: NativeCapture;
@@ -88,10 +88,10 @@ export class PcapCapture {
   private readonly bell: NativePoller;
 
   /**
-   * Opens (truncates) `path`, writes the pcap header and attaches the rings to `device`; `onStop` runs
-   * when stop() is first called. Throws VhostUserError.
+   * Opens (truncates) `path`, writes the pcap header and attaches the rings to `device` (or a switch);
+   * `onStop` runs when stop() is first called. Throws VhostUserError.
    */
-  constructor(device: NativeNetDevice, path: string, opts: CaptureOptions = {}, onStop: () => void = () => {}) {
+  constructor(device: NativeNetDevice | NativeSwitch, path: string, opts: CaptureOptions = {}, onStop: () => void = () => {}) {
     this.onStop = onStop;
     const problem = captureOptionsProblem(opts);
     if (problem) throw new VhostUserError('EINVAL', `capture: ${problem}`);

@@ -27,5 +27,8 @@ void InitSwitch(Napi::Env env, Napi::Object exports);
 class NetDevice;
 // The native device of a JS NetDevice (device_wrap.cc), or null when `v` is not one.
 NetDevice* UnwrapNetDevice(Napi::Value v);
+class Switch;
+// The native switch of a JS Switch (switch_wrap.cc), or null when `v` is not one or it is closed.
+Switch* UnwrapSwitch(Napi::Value v);
 
 }  // namespace vhost

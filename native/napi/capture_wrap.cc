@@ -1,5 +1,6 @@
 // Capture for JS (lib/observe/pcap.ts): `new Capture(device, ringBytes, snaplen)` maps a ring per
-// queue pair (net/capture.h) and attaches them to the device; the writer reads the rings through one
+// queue pair (net/capture.h) and attaches them to the device (or, given a Switch, one ring that the
+// switch's thread records every frame entering the switch into); the writer reads the rings through one
 // external ArrayBuffer and says how much it wrote (consume). stop() detaches from the device (its
 // workers are stopped around it, so no record is written afterwards); close() also detaches the
 // ArrayBuffer and then unmaps, in that order, so no JS view outlives the memory. The writer sleeps
@@ -10,6 +11,7 @@
 #include "napi/addon_data.h"
 #include "net/capture.h"
 #include "net/net_device.h"
+#include "net/switch/switch.h"
 
 namespace vhost {
 
@@ -30,15 +32,18 @@ class CaptureWrap : public Napi::ObjectWrap<CaptureWrap> {
   explicit CaptureWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CaptureWrap>(info) {
     Napi::Env env = info.Env();
     device_ = UnwrapNetDevice(info[0]);
-    if (!device_) ThrowError(env, "EINVAL", "Capture needs a NetDevice");
+    Switch* sw = device_ ? nullptr : UnwrapSwitch(info[0]);
+    if (!device_ && !sw) ThrowError(env, "EINVAL", "Capture needs a NetDevice or an open Switch");
     const int64_t ring_bytes = info[1].As<Napi::Number>().Int64Value();
     const int64_t snaplen = info[2].As<Napi::Number>().Int64Value();
     if (ring_bytes <= 0 || snaplen <= 0 || snaplen > ring_bytes / 2)
       ThrowError(env, "EINVAL", "capture: snaplen must be 1..half the ring size");
     int err_no = 0;
     std::string err;
-    std::unique_ptr<Capture> made = Capture::Create(device_->group_count(), static_cast<uint64_t>(ring_bytes),
-                                                    static_cast<uint32_t>(snaplen), &err_no, &err);
+    // A switch's one thread records every frame once: one ring.
+    std::unique_ptr<Capture> made =
+        Capture::Create(device_ ? device_->group_count() : 1, static_cast<uint64_t>(ring_bytes),
+                        static_cast<uint32_t>(snaplen), &err_no, &err);
     if (!made) ThrowErrno(env, err_no, "capture", err);
     capture_ = std::move(made);
     // The buffer holds the Capture (not the mapping, which close() unmaps after detaching it).
@@ -46,6 +51,17 @@ class CaptureWrap : public Napi::ObjectWrap<CaptureWrap> {
     buffer_ = Napi::Persistent(Napi::ArrayBuffer::New(
         env, capture_->data(), capture_->mapped_bytes(),
         [](Napi::Env, void*, std::shared_ptr<Capture>* h) { delete h; }, hold));
+    if (sw) {
+      if (sw->capture()) {
+        buffer_.Value().Detach();
+        capture_->Close();
+        ThrowError(env, "EBUSY", "capture: the switch is being captured already");
+      }
+      sw->SetCapture(capture_);
+      // The switch object is kept while attached; Detach finds its native switch again (gone once closed).
+      switch_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
+      return;
+    }
     int rc = device_->SetCapture(capture_, &err);
     if (rc != 0) {
       buffer_.Value().Detach();
@@ -125,6 +141,11 @@ class CaptureWrap : public Napi::ObjectWrap<CaptureWrap> {
   }
 
   void Detach() {
+    if (!switch_ref_.IsEmpty()) {
+      Switch* sw = UnwrapSwitch(switch_ref_.Value());
+      if (sw && sw->capture() == capture_) sw->SetCapture(nullptr);
+      switch_ref_.Reset();
+    }
     if (!device_) return;
     std::string err;
     if (device_->capture() == capture_) device_->SetCapture(nullptr, &err);
@@ -134,6 +155,7 @@ class CaptureWrap : public Napi::ObjectWrap<CaptureWrap> {
 
   NetDevice* device_ = nullptr;
   Napi::ObjectReference device_ref_;
+  Napi::ObjectReference switch_ref_;
   std::shared_ptr<Capture> capture_;
   Napi::Reference<Napi::ArrayBuffer> buffer_;
 };

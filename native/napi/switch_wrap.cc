@@ -16,6 +16,8 @@ namespace vhost {
 
 namespace {
 
+constexpr napi_type_tag kSwitchTag = {0x7a1c0e53d4b24f1eULL, 0x9b0c6a1f3e5d7c21ULL};
+
 std::string MacText(const uint8_t* mac) {
   char text[18];
   snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
@@ -40,11 +42,19 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     if (o.max_macs < 1 || o.max_macs > (1u << 20) || o.ageing_s < 1)
       ThrowError(info.Env(), "EINVAL", "switch: maxMacs must be 1..1048576 and ageing at least 1 s");
     switch_ = std::make_unique<Switch>(o);
+    napi_type_tag_object(info.Env(), info.This(), &kSwitchTag);
     // The thread must be stopped before the environment goes away (Worker.terminate, vitest threads).
     napi_add_env_cleanup_hook(info.Env(), &SwitchWrap::OnEnvCleanup, switch_.get());
   }
 
   ~SwitchWrap() override { CloseSwitch(); }
+
+  static Switch* From(Napi::Value v) {
+    bool tagged = false;
+    if (!v.IsObject() || napi_check_object_type_tag(v.Env(), v, &kSwitchTag, &tagged) != napi_ok || !tagged)
+      return nullptr;
+    return Unwrap(v.As<Napi::Object>())->switch_.get();
+  }
 
  private:
   static void OnEnvCleanup(void* arg) { static_cast<Switch*>(arg)->Shutdown(); }
@@ -178,6 +188,8 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
 };
 
 }  // namespace
+
+Switch* UnwrapSwitch(Napi::Value v) { return SwitchWrap::From(v); }
 
 void InitSwitch(Napi::Env env, Napi::Object exports) { exports.Set("Switch", SwitchWrap::Define(env)); }
 

@@ -77,6 +77,7 @@ int Forwarder::Burst(Port& src, PairContext& c) {
   if (c.capture) c.capture->EndBurst();
   c.tx.PublishUsed();
   Flush();
+  if (capture_) capture_->EndBurst();
   return taken;
 }
 
@@ -95,6 +96,7 @@ void Forwarder::Route(Port& src, const uint8_t macs[12], uint32_t src_hdr, uint3
   const uint8_t* src_mac = macs + 6;
   if (!(src_mac[0] & 1)) table_.Learn(src_mac, src.vlan, src.number);
   const int to = (dst_mac[0] & 1) ? MacTable::kNoPort : table_.Lookup(dst_mac, src.vlan);
+  if (capture_) capture_->Put(src_segs_, src_nseg_, src_hdr, len);  // no room: counted by the ring
   if (to == MacTable::kNoPort) {
     flooded_++;
     for (Port* p : ports_)

@@ -50,6 +50,9 @@ class Forwarder {
   void Remove(Port* port);
   Port* port(int number) const { return number >= 0 && number < kMaxPorts ? by_number_[number] : nullptr; }
   MacTable& table() { return table_; }
+  // With the data path stopped: every frame that enters the switch (from a guest's TX or a tap) is
+  // recorded here once, as it leaves its source port (null: no capture of the switch).
+  void set_capture(CaptureRing* ring) { capture_ = ring; }
   uint64_t flooded() const { return flooded_; }
 
   // Forwards up to kBudget frames of `src`'s guest TX (c: its pair), then publishes the used entries
@@ -58,7 +61,10 @@ class Forwarder {
   // A frame from a port that is not a guest (`frame`: the Ethernet frame, in this process's memory,
   // not the guest's): forwarded as a guest's would be. EndInjected publishes what they delivered.
   void Inject(Port& src, uint8_t* frame, uint32_t len);
-  void EndInjected() { Flush(); }
+  void EndInjected() {
+    Flush();
+    if (capture_) capture_->EndBurst();
+  }
   // After a SIGBUS left a burst in the middle (the faulted devices already marked): what it held on a
   // side whose memory is fine goes back (RX buffers untouched; the TX frame used, counted dropped).
   void AfterFault();
@@ -80,6 +86,7 @@ class Forwarder {
   std::vector<Port*> ports_;  // flooding order
   Port* by_number_[kMaxPorts] = {};
   uint64_t flooded_ = 0;
+  CaptureRing* capture_ = nullptr;
 
   // Scratch: the frame in hand, the RX buffers reserved for one copy, the ports delivered to.
   TxFrame tx_;

@@ -134,6 +134,13 @@ bool Switch::TapStats(int port, std::vector<uint64_t>* out) {
   return false;
 }
 
+void Switch::SetCapture(std::shared_ptr<Capture> capture) {
+  Pause();
+  capture_ = std::move(capture);
+  forwarder_.set_capture(capture_ ? &capture_->ring(0) : nullptr);
+  Resume();
+}
+
 std::vector<std::string> Switch::TakeEvents() {
   std::lock_guard<std::mutex> lock(events_mu_);
   return std::move(events_);

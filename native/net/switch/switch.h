@@ -17,6 +17,7 @@
 
 #include "core/device.h"
 #include "core/worker.h"
+#include "net/capture.h"
 #include "net/port.h"
 #include "net/switch/forwarder.h"
 #include "net/switch/mac_table.h"
@@ -64,6 +65,10 @@ class Switch final : public DeviceHost {
   bool DetachTap(int port);
   // A tap port's counters (2 x kStatsStride: to the tap, from it) copied into *out; false if none.
   bool TapStats(int port, std::vector<uint64_t>* out);
+  // Control thread. Every frame entering the switch recorded once in ring 0 of `capture` (null: stop);
+  // the switch keeps it mapped while attached.
+  void SetCapture(std::shared_ptr<Capture> capture);
+  const std::shared_ptr<Capture>& capture() const { return capture_; }
   // What the switch itself reported (a tap gone), oldest first, emptied.
   std::vector<std::string> TakeEvents();
   std::vector<PortInfo> Ports() const;
@@ -108,6 +113,7 @@ class Switch final : public DeviceHost {
   int pauses_ = 0;
   bool shut_down_ = false;
   size_t next_ = 0;  // where the next round starts
+  std::shared_ptr<Capture> capture_;
   std::mutex events_mu_;
   std::vector<std::string> events_;
 };
