@@ -9,7 +9,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { QueueStats } from '../lib/net/stats';
+import { readPcap } from './helpers/pcap';
 import { hasProgram, hasTun, isRoot, missing, run, skipUnless } from './helpers/peers';
 import { arpRequest, icmpEcho, readArpReply, readEchoReply, readUdp, udpDatagram } from './helpers/ip_frames';
 import { BROADCAST, startSwitchRig, tagged, tagsOf, type SwitchRig } from './helpers/switch_rig';
@@ -78,6 +81,8 @@ async function startUdpEcho(): Promise<void> {
 describe.skipIf(skip)('switch tap uplink', () => {
   it('carries ARP, ping and UDP between a guest and the host behind the tap; learns the host behind the tap', async () => {
     const r = await start([1, 1]);
+    const pcapPath = path.join(os.tmpdir(), `vhost-user-switch-tap-${process.pid}.pcap`);
+    const capture = r.sw.capture(pcapPath);
     await startUdpEcho();
     await r.send(0, [arpRequest(GUEST, HOST)]);
     const [reply] = await waitRead(r, 0, readArpReply);
@@ -116,6 +121,14 @@ describe.skipIf(skip)('switch tap uplink', () => {
     expect(fromTap.packets).toBeGreaterThanOrEqual(7n);
     expect(toTap.drops + toTap.errors + fromTap.drops + fromTap.errors).toBe(0n);
     expect(r.warnings.concat(logs)).toEqual([]);
+    // The switch's pcap has the tap's frames as it has the guests': each once, as it entered.
+    await capture.stop();
+    const records = readPcap(pcapPath).records.map((x) => x.data);
+    fs.rmSync(pcapPath, { force: true });
+    const fromHost = records.filter((f) => f.subarray(6, 12).equals(hostMac));
+    expect(fromHost.filter((f) => readEchoReply(f)).length).toBe(5);
+    expect(fromHost.filter((f) => readArpReply(f)).length).toBe(1);
+    expect(records.filter((f) => readUdp(f)?.dstPort === UDP_PORT).length).toBe(1);
   });
 
   it("keeps other VLANs out: only the tap's VLAN reaches the host", async () => {
