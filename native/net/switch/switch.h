@@ -5,7 +5,9 @@
 // gets its share, no more), forwarded by net/switch/forwarder.h. No JS and no lock per frame: only
 // the switch thread touches the ports' rings while it runs, and every control change of a port's
 // device (memory table, rings, reset, close) pauses the thread around it, as a device's own workers
-// are stopped. Attach and detach pause it likewise.
+// are stopped. Attach and detach pause it likewise. A tap interface can be a port too (TapUplink:
+// its fd in the same thread's set, one burst of reads per round), and the whole switch can be
+// captured (SetCapture: every frame once, as it enters).
 #pragma once
 
 #include <cstdint>
