@@ -12,6 +12,35 @@ import { sleep, until } from './helpers/until';
 
 const CLI = path.resolve(__dirname, '../dist/cli.js');
 
+/**
+ * `vhost-user switch ARGS...` with our own front-end on each of `socks` once it serves: its output so
+ * far, its exit code, what each front-end received; close() kills it and closes the front-ends.
+ */
+async function runSwitch(socks: string[], args: string[]) {
+  const child = spawn(process.execPath, [CLI, 'switch', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const memories = socks.map(() => new GuestMemory());
+  const received: Buffer[][] = socks.map(() => []);
+  const drivers: VirtioNetDriver[] = [];
+  const close = () => {
+    child.kill('SIGKILL');
+    for (const d of drivers) d.close();
+    for (const m of memories) m.close();
+  };
+  try {
+    expect(await until(() => out.includes(`switching ${socks.length} ports`)), out).toBe(true);
+    for (const [i, socketPath] of socks.entries())
+      drivers.push(await VirtioNetDriver.start({ socketPath, memory: memories[i], onFrames: (f) => received[i].push(...f) }));
+  } catch (e) {
+    close();
+    throw e;
+  }
+  return { child, output: () => out, exited, received, drivers, close };
+}
+
 describe('vhost-user switch', () => {
   it('documents its flags in --help, and the net help points to it', () => {
     const r = spawnSync(process.execPath, [CLI, 'switch', '--help'], { encoding: 'utf8' });
@@ -65,45 +94,32 @@ describe('vhost-user switch', () => {
   it('switches three ports in two VLANs, prints per-port and switch statistics on SIGUSR1 and exit', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-switch-cli-'));
     const socks = ['a', 'b', 'c'].map((n) => path.join(dir, `${n}.sock`));
-    const child = spawn(process.execPath, [CLI, 'switch', '--socket', socks[0], '--socket', socks[1], '--socket', `${socks[2]},vlan=7`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const memories = socks.map(() => new GuestMemory());
-    const received: Buffer[][] = socks.map(() => []);
-    const drivers: VirtioNetDriver[] = [];
+    const sw = await runSwitch(socks, ['--socket', socks[0], '--socket', socks[1], '--socket', `${socks[2]},vlan=7`]);
+    const { child, exited, received, drivers } = sw;
     try {
-      expect(await until(() => out.includes('switching 3 ports'))).toBe(true);
-      expect(out).toContain(`(VLAN 1: ${socks[0]}, ${socks[1]}; VLAN 7: ${socks[2]})`);
-      for (const [i, socketPath] of socks.entries())
-        drivers.push(await VirtioNetDriver.start({ socketPath, memory: memories[i], onFrames: (f) => received[i].push(...f) }));
+      expect(sw.output()).toContain(`(VLAN 1: ${socks[0]}, ${socks[1]}; VLAN 7: ${socks[2]})`);
       for (let i = 0; i < 100; i++) drivers[0].send(tagged(BROADCAST, macOf(1), 1, i));
       drivers[0].flush();
       expect(await until(() => received[1].length === 100)).toBe(true);
       drivers[2].send(tagged(BROADCAST, macOf(3), 3, 0));
       drivers[2].flush();
       // g3's frame reaches nobody (alone in VLAN 7): ask for statistics until the switch has learnt it.
-      for (let i = 0; i < 50 && !out.includes('switch: 2 MACs learnt'); i++) {
+      for (let i = 0; i < 50 && !sw.output().includes('switch: 2 MACs learnt'); i++) {
         child.kill('SIGUSR1');
         await sleep(100);
       }
-      expect(await until(() => /02:00:00:00:00:03 vlan 7 on .*c\.sock/.test(out))).toBe(true);
-      expect(out).toContain(`statistics for ${socks[1]} (vlan 1):`);
-      expect(out).toMatch(
+      expect(await until(() => /02:00:00:00:00:03 vlan 7 on .*c\.sock/.test(sw.output()))).toBe(true);
+      expect(sw.output()).toContain(`statistics for ${socks[1]} (vlan 1):`);
+      expect(sw.output()).toMatch(
         new RegExp(`statistics for ${socks[1]} \\(vlan 1\\):\\n.*queue 0 \\(guest RX of pair 0, DPDK tx_q0\\): packets=100\\b`),
       );
       expect(received[2].length).toBe(0);
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
-      expect(out).toMatch(/SIGTERM, stopping\n[\s\S]*switch: 2 MACs learnt, 0 refused \(table full\), 0 moved, 101 frames flooded/);
+      expect(sw.output()).toMatch(/SIGTERM, stopping\n[\s\S]*switch: 2 MACs learnt, 0 refused \(table full\), 0 moved, 101 frames flooded/);
       for (const s of socks) expect(fs.existsSync(s)).toBe(false);
     } finally {
-      child.kill('SIGKILL');
-      for (const d of drivers) d.close();
-      for (const m of memories) m.close();
+      sw.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -112,20 +128,9 @@ describe('vhost-user switch', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-switch-cli-'));
     const socks = ['a', 'b'].map((n) => path.join(dir, `${n}.sock`));
     const file = path.join(dir, 'all.pcap');
-    const child = spawn(process.execPath, [CLI, 'switch', '--socket', socks[0], '--socket', socks[1], '--pcap', file, '--snaplen', '64'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const memories = socks.map(() => new GuestMemory());
-    const received: Buffer[][] = socks.map(() => []);
-    const drivers: VirtioNetDriver[] = [];
+    const sw = await runSwitch(socks, ['--socket', socks[0], '--socket', socks[1], '--pcap', file, '--snaplen', '64']);
+    const { child, exited, received, drivers } = sw;
     try {
-      expect(await until(() => out.includes('switching 2 ports'))).toBe(true);
-      for (const [i, socketPath] of socks.entries())
-        drivers.push(await VirtioNetDriver.start({ socketPath, memory: memories[i], onFrames: (f) => received[i].push(...f) }));
       for (let i = 0; i < 10; i++) drivers[0].send(tagged(BROADCAST, macOf(1), 1, i, 100));
       drivers[0].flush();
       drivers[1].send(tagged(macOf(1), macOf(2), 2, 0));
@@ -133,14 +138,12 @@ describe('vhost-user switch', () => {
       expect(await until(() => received[1].length === 10 && received[0].length === 1)).toBe(true);
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
-      expect(out).toContain(`pcap ${file}: 11 frames written, 0 not captured (the writer fell behind)`);
+      expect(sw.output()).toContain(`pcap ${file}: 11 frames written, 0 not captured (the writer fell behind)`);
       const records = readPcap(file).records;
       expect(records.map((r) => r.length).sort((a, b) => a - b)).toEqual([60, ...Array(10).fill(100)]);
       expect(records.every((r) => r.data.length === Math.min(64, r.length))).toBe(true);
     } finally {
-      child.kill('SIGKILL');
-      for (const d of drivers) d.close();
-      for (const m of memories) m.close();
+      sw.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
