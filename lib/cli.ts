@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { VhostUserBackend } from './backend';
-import { die, fail, intOption, integer, socketLogger } from './cli_common';
+import { captureLine, die, fail, intOption, integer, socketLogger, stopOnSignals } from './cli_common';
 import { VhostUserError } from './errors';
 import { DEFAULT_POLL_US, MAX_QUEUE_PAIRS, checkDeviceOptions, type NetDeviceOptions } from './net/device';
 import { CLI_WORDING } from './net/ports/port';
@@ -215,33 +215,16 @@ function main(argv: string[]): void {
  * back-ends closed, the capture's rings written out, then exit.
  */
 function handleSignals(backends: VhostUserBackend[], pcap: PcapCapture | undefined, statsInterval?: number): void {
-  const captureLine = (c: { frames: number; dropped: number }, verb: string) =>
-    `pcap ${pcap?.path}: ${c.frames} frames ${verb}, ${c.dropped} not captured (the writer fell behind)\n`;
   const printStats = () => {
     for (const b of backends) process.stdout.write(`statistics for ${b.socketPath}:\n${formatStats(b.device.stats())}\n`);
-    if (pcap) process.stdout.write(captureLine(pcap.counts(), 'captured'));
+    if (pcap) process.stdout.write(captureLine(pcap, pcap.counts(), 'captured'));
   };
   process.on('SIGUSR1', printStats);
   if (statsInterval) setInterval(printStats, statsInterval * 1000);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    process.stdout.write(`vhost-user: ${signal}, stopping\n`);
+  stopOnSignals(() => {
     printStats();
     for (const b of backends) b.close();
-    // The capture writes what its rings still hold before the process ends.
-    const flushed = pcap ? pcap.stop().then((c) => process.stdout.write(captureLine(c, 'written'))) : Promise.resolve();
-    flushed.then(
-      () => process.exit(0),
-      (err) => {
-        process.stderr.write(`vhost-user: ${err instanceof Error ? err.message : String(err)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  }, pcap);
 }
 
 main(process.argv.slice(2));

@@ -1,7 +1,9 @@
 /**
  * What the commands of the command line share (`net` in cli.ts, `switch` in switch_cli.ts): one-line
- * errors without a stack trace, the checks of integer flags, the per-socket log line.
+ * errors without a stack trace, the checks of integer flags, the per-socket log line, the capture's
+ * line and the way a command stops.
  */
+import type { PcapCapture } from './observe/pcap';
 import type { LogLevel, Logger } from './protocol/session';
 
 /** A wrong command line: one line, a pointer to the help, exit 2. */
@@ -44,4 +46,33 @@ export function socketLogger(socketPath: string, quiet: boolean | undefined): Lo
     const line = `${new Date().toISOString()} ${level === 'warn' ? 'WARN ' : ''}[${socketPath}] ${message}\n`;
     (level === 'warn' ? process.stderr : process.stdout).write(line);
   };
+}
+
+/** The capture's counts in the statistics ('captured') and at exit ('written'). */
+export function captureLine(pcap: PcapCapture, c: { frames: number; dropped: number }, verb: string): string {
+  return `pcap ${pcap.path}: ${c.frames} frames ${verb}, ${c.dropped} not captured (the writer fell behind)\n`;
+}
+
+/**
+ * On SIGINT or SIGTERM, once: says so, runs `stop` (the statistics, everything closed), then writes
+ * out what the capture's rings still hold and exits 0; 1 with one line if that fails.
+ */
+export function stopOnSignals(stop: () => void, pcap: PcapCapture | undefined): void {
+  let stopping = false;
+  const onSignal = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`vhost-user: ${signal}, stopping\n`);
+    stop();
+    const flushed = pcap ? pcap.stop().then((c) => process.stdout.write(captureLine(pcap, c, 'written'))) : Promise.resolve();
+    flushed.then(
+      () => process.exit(0),
+      (err) => {
+        process.stderr.write(`vhost-user: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
 }

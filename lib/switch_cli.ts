@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { VhostUserBackend } from './backend';
-import { die, fail, intOption, integer, socketLogger } from './cli_common';
+import { captureLine, die, fail, intOption, integer, socketLogger, stopOnSignals } from './cli_common';
 import { VhostUserError } from './errors';
 import { DEFAULT_POLL_US, checkDeviceOptions, type NetDeviceOptions } from './net/device';
 import { CLI_WORDING, integerProblem } from './net/ports/port';
@@ -178,9 +178,6 @@ export function switchMain(argv: string[]): void {
   handleSignals(sw, backends, pcap, statsInterval);
 }
 
-const captureLine = (pcap: PcapCapture, c: { frames: number; dropped: number }, verb: string) =>
-  `pcap ${pcap.path}: ${c.frames} frames ${verb}, ${c.dropped} not captured (the writer fell behind)\n`;
-
 /** The MAC table lines printed with the statistics: at most this many. */
 const MAX_PRINTED_MACS = 64;
 
@@ -205,23 +202,9 @@ function printStats(sw: Switch, pcap: PcapCapture | undefined): void {
 function handleSignals(sw: Switch, backends: VhostUserBackend[], pcap: PcapCapture | undefined, statsInterval?: number): void {
   process.on('SIGUSR1', () => printStats(sw, pcap));
   if (statsInterval) setInterval(() => printStats(sw, pcap), statsInterval * 1000);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    process.stdout.write(`vhost-user: ${signal}, stopping\n`);
+  stopOnSignals(() => {
     printStats(sw, pcap);
     for (const b of backends) b.close();
     sw.close(); // stops the capture: no record is written after this
-    const flushed = pcap ? pcap.stop().then((c) => process.stdout.write(captureLine(pcap, c, 'written'))) : Promise.resolve();
-    flushed.then(
-      () => process.exit(0),
-      (err) => {
-        process.stderr.write(`vhost-user: ${err instanceof Error ? err.message : String(err)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  }, pcap);
 }
