@@ -16,7 +16,17 @@ import { freePort } from '../lib/bench/usernet/transfer';
 import type { NetDeviceOptions } from '../lib/net/device';
 import { useBackendFixture } from './helpers/fixture';
 import { lease, userGuest } from './helpers/user_guest';
-import { TCP_ACK, TCP_PSH, TCP_SYN, readTcp, tcpSegment, udpDatagram, udpDatagramPartial, type TcpSegment } from './helpers/ip_frames';
+import {
+  TCP_ACK,
+  TCP_PSH,
+  TCP_SYN,
+  readTcp,
+  readTcpSyn,
+  tcpSegment,
+  udpDatagram,
+  udpDatagramPartial,
+  type TcpSegment,
+} from './helpers/ip_frames';
 import { hasLibrary, missing, skipUnless } from './helpers/peers';
 import { sleep, until } from './helpers/until';
 
@@ -90,10 +100,7 @@ describe.skipIf(skip)('the user port does the offloads it offers in software', (
     client.on('data', (d: Buffer) => received.push(d));
     client.on('error', () => {});
     try {
-      const syn = await g.receive((f) => {
-        const t = readTcp(f);
-        return t && t.flags & TCP_SYN ? t : undefined;
-      }, 'TCP SYN');
+      const syn = await g.receive(readTcpSyn, 'TCP SYN');
       const reply = (t: TcpSegment, seq: number, flags: number, payload?: Buffer, checksum?: 'partial') =>
         tcpSegment({
           src: GUEST,

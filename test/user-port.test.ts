@@ -15,12 +15,11 @@ import { useBackendFixture } from './helpers/fixture';
 import { lease, userGuest } from './helpers/user_guest';
 import {
   GUEST_MAC,
-  TCP_SYN,
   arpRequest,
   icmpEcho,
   readArpReply,
   readEchoReply,
-  readTcp,
+  readTcpSyn,
   readUdp,
   udpDatagram,
   ipText,
@@ -117,10 +116,7 @@ describe.skipIf(skip)('user port', () => {
     const client = net.connect(hostPort, '127.0.0.1');
     client.on('error', () => {});
     try {
-      const syn = await g.receive((f) => {
-        const t = readTcp(f);
-        return t && t.flags & TCP_SYN ? t : undefined;
-      }, 'TCP SYN');
+      const syn = await g.receive(readTcpSyn, 'TCP SYN');
       expect(syn.dst).toBe('10.0.2.15');
       expect(syn.dstPort).toBe(8022);
     } finally {
@@ -154,12 +150,6 @@ async function udpServer() {
   return server;
 }
 
-/** A SYN toward the guest, or undefined. */
-const readSyn = (f: Buffer) => {
-  const t = readTcp(f);
-  return t && t.flags & TCP_SYN ? t : undefined;
-};
-
 describe.skipIf(skip)('user port isolation', () => {
   it('--restrict: no gateway in the lease, no UDP to the host; forwards (several) still reach the guest', async () => {
     const server = await udpServer();
@@ -171,7 +161,7 @@ describe.skipIf(skip)('user port isolation', () => {
       expect(offer.options.has(3)).toBe(false); // libslirp names no router when restricted
       g.send(udpDatagram('10.0.2.15', '10.0.2.2', slirpMac('10.0.2.2'), 40002, server.port, Buffer.from('let me out')));
       const clients = [p1, p2].map((p) => net.connect(p, '127.0.0.1').on('error', () => {}));
-      const syns = [await g.receive(readSyn, 'first SYN'), await g.receive(readSyn, 'second SYN')];
+      const syns = [await g.receive(readTcpSyn, 'first SYN'), await g.receive(readTcpSyn, 'second SYN')];
       expect(syns.map((t) => t.dstPort).sort()).toEqual([8001, 8002]);
       for (const c of clients) c.destroy();
       await sleep(300); // the positive case above answers within milliseconds
@@ -214,10 +204,7 @@ describe.skipIf(skip)('user port forwards at run time', () => {
     g.backend.device.addForward(`tcp:127.0.0.1:${hostPort}:8023`);
     const client = net.connect(hostPort, '127.0.0.1');
     client.on('error', () => {});
-    const syn = await g.receive((f) => {
-      const t = readTcp(f);
-      return t && t.flags & TCP_SYN ? t : undefined;
-    }, 'TCP SYN');
+    const syn = await g.receive(readTcpSyn, 'TCP SYN');
     client.destroy();
     expect(syn.dstPort).toBe(8023);
     g.backend.device.removeForward(`tcp:${hostPort}`);

@@ -189,6 +189,12 @@ export function readTcp(f: Buffer): TcpSegment | undefined {
   };
 }
 
+/** A TCP segment with SYN set (a connection's opening), or undefined. */
+export function readTcpSyn(f: Buffer): TcpSegment | undefined {
+  const t = readTcp(f);
+  return t && t.flags & TCP_SYN ? t : undefined;
+}
+
 export interface TcpSend {
   src: string;
   dst: string;
