@@ -161,13 +161,21 @@ sc_tcp_tx() {
 	echo "VHU-RESULT tcp-tx $file rc=$rc secs=$(elapsed "$t0" "$t1")"
 }
 
-# stdin is a fifo nobody writes, held open: busybox nc half-closes the connection when its stdin ends,
-# and a server that is busybox nc too (another guest) stops sending when it sees that. So nc reads until
-# the server's FIN.
+# fd 3: a fifo nobody writes, held open until release_stdin, as a reading nc's stdin. busybox nc
+# half-closes the connection when its stdin ends, and its peer may stop sending when it sees that (a
+# server that is busybox nc too, Debian 12's passt): so nc reads until the other side's FIN.
+hold_stdin() {
+	rm -f /tmp/nc.hold
+	mkfifo /tmp/nc.hold
+	exec 3<>/tmp/nc.hold
+}
+release_stdin() {
+	exec 3>&-
+	rm -f /tmp/nc.hold
+}
+
 sc_tcp_rx() {
-	rm -f /tmp/rx.hold
-	mkfifo /tmp/rx.hold
-	exec 3<>/tmp/rx.hold
+	hold_stdin
 	t0=$(uptime_s)
 	waited=0
 	while :; do
@@ -180,8 +188,7 @@ sc_tcp_rx() {
 		t0=$(uptime_s)
 	done
 	t1=$(uptime_s)
-	exec 3>&-
-	rm -f /tmp/rx.hold
+	release_stdin
 	echo "VHU-RESULT tcp-rx md5=$(md5_of /tmp/rx.bin) bytes=$(wc -c </tmp/rx.bin) rc=$rc secs=$(elapsed "$t0" "$t1")"
 	rm -f /tmp/rx.bin
 }
@@ -222,16 +229,13 @@ sc_tcp_serve() {
 	echo "VHU-RESULT tcp-serve $file rc=$rc secs=$(elapsed "$t0" "$t1")"
 }
 
-# The host connects (through a forward) and sends; nc reads to the end of the stream. Its stdin is a fifo
-# held open until then, so that it never half-closes the connection first (with </dev/null it would, and
-# Debian 12's passt stalls on data after the guest's FIN). "end" is printed the moment nc is done, before
-# the md5, so that the host can time the transfer to the last byte.
+# The host connects (through a forward) and sends; nc reads to the end of the stream, its stdin held
+# (hold_stdin). "end" is printed the moment nc is done, before the md5, so that the host can time the
+# transfer to the last byte.
 sc_tcp_sink() {
-	rm -f /tmp/sink.hold
-	mkfifo /tmp/sink.hold
-	nc -l -p "$P_sink_port" </tmp/sink.hold >/tmp/sink.bin &
+	hold_stdin
+	nc -l -p "$P_sink_port" <&3 >/tmp/sink.bin &
 	pid=$!
-	exec 3>/tmp/sink.hold
 	sleep 0.5 # nc listening before the host is told to connect
 	echo "VHU-INFO tcp-sink port=$P_sink_port"
 	t0=$(uptime_s)
@@ -239,7 +243,7 @@ sc_tcp_sink() {
 	rc=$?
 	t1=$(uptime_s)
 	echo "VHU-INFO tcp-sink end"
-	exec 3>&-
+	release_stdin
 	echo "VHU-RESULT tcp-sink md5=$(md5_of /tmp/sink.bin) bytes=$(wc -c </tmp/sink.bin) rc=$rc secs=$(elapsed "$t0" "$t1")"
 	rm -f /tmp/sink.bin
 }
