@@ -266,8 +266,11 @@ sc_dns() {
 	echo "VHU-RESULT dns name=$P_name addr=${addr:-none} rc=$rc"
 }
 
+# Its stdin held (hold_stdin): with </dev/null nc could end before the host's line arrived.
 sc_tcp_banner() {
-	got=$(nc -w 5 "$P_host" "$P_banner_port" </dev/null 2>/dev/null | head -n 1 | tr -c 'a-zA-Z0-9:.\n-' _)
+	hold_stdin
+	got=$(nc -w 5 "$P_host" "$P_banner_port" <&3 2>/dev/null | head -n 1 | tr -c 'a-zA-Z0-9:.\n-' _)
+	release_stdin
 	echo "VHU-RESULT tcp-banner got=${got:-none}"
 }
 
