@@ -5,14 +5,12 @@
  */
 import { parseArgs } from 'node:util';
 import { VhostUserBackend } from './backend';
-import { captureLine, die, fail, intOption, integer, socketLogger, stopOnSignals } from './cli_common';
+import { captureLine, die, fail, intOption, integer, metricsOption, serveMetricsAt, socketLogger, stopOnSignals } from './cli_common';
 import { VhostUserError } from './errors';
 import { DEFAULT_POLL_US, MAX_QUEUE_PAIRS, checkDeviceOptions, type NetDeviceOptions } from './net/device';
 import { CLI_WORDING } from './net/ports/port';
 import { CLI_PORT_OPTIONS, PORTS } from './net/ports/resolve';
 import { formatStats } from './net/stats';
-import { parseListenAddress, type ListenAddress } from './observe/address';
-import { serveMetrics } from './observe/server';
 import { MAX_SNAPLEN, type PcapCapture } from './observe/pcap';
 
 /** An option's --help entry: the flag column, then its text with continuation lines aligned. */
@@ -74,27 +72,6 @@ QEMU example (guest memory must be shared with the back-end):
     -chardev socket,id=c0,path=PATH -netdev vhost-user,id=n0,chardev=c0 \\
     -device virtio-net-pci,netdev=n0 ...
 `;
-
-/**
- * --metrics HOST:PORT: checked now, then served over `backends`, which the server reads at every request
- * (so it may start before they do). A failure to listen stops everything in one line.
- */
-function serveMetricsOption(text: string | undefined, backends: VhostUserBackend[]): void {
-  if (text === undefined) return;
-  let at: ListenAddress;
-  try {
-    at = parseListenAddress(text, '--metrics');
-  } catch (err) {
-    fail((err as Error).message);
-  }
-  serveMetrics(backends, at).then(
-    (server) => process.stdout.write(`vhost-user: metrics at ${server.url}metrics, live page at ${server.url}\n`),
-    (err) => {
-      for (const b of backends) b.close();
-      die(`--metrics ${text}: ${(err as Error).message}`);
-    },
-  );
-}
 
 /** The device options the flags give, checked once by the device's own checks, in the CLI's words. */
 function deviceOptions(values: Record<string, string | boolean | string[] | undefined>) {
@@ -188,7 +165,7 @@ function main(argv: string[]): void {
   if (values.pcap !== undefined && sockets.length > 1) fail('--pcap captures one device: give one --socket');
 
   const backends: VhostUserBackend[] = [];
-  serveMetricsOption(values.metrics, backends);
+  serveMetricsAt(metricsOption(values.metrics), backends, () => backends.forEach((b) => b.close()));
   let pcap: PcapCapture | undefined;
   for (const socketPath of sockets) {
     const log = socketLogger(socketPath, values.quiet);

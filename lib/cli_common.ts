@@ -1,9 +1,13 @@
 /**
  * What the commands of the command line share (`net` in cli.ts, `switch` in switch_cli.ts): one-line
  * errors without a stack trace, the checks of integer flags, the per-socket log line, the capture's
- * line and the way a command stops.
+ * line, --metrics and the way a command stops.
  */
+import type { VhostUserBackend } from './backend';
+import { parseListenAddress, type ListenAddress } from './observe/address';
 import type { PcapCapture } from './observe/pcap';
+import type { MetricsSource } from './observe/readings';
+import { serveMetrics } from './observe/server';
 import type { LogLevel, Logger } from './protocol/session';
 
 /** A wrong command line: one line, a pointer to the help, exit 2. */
@@ -46,6 +50,37 @@ export function socketLogger(socketPath: string, quiet: boolean | undefined): Lo
     const line = `${new Date().toISOString()} ${level === 'warn' ? 'WARN ' : ''}[${socketPath}] ${message}\n`;
     (level === 'warn' ? process.stderr : process.stdout).write(line);
   };
+}
+
+/** --metrics HOST:PORT as given and as read. */
+export interface MetricsFlag {
+  text: string;
+  at: ListenAddress;
+}
+
+/** --metrics HOST:PORT checked (a bad address fails in one line); undefined without the flag. */
+export function metricsOption(text: string | undefined, help?: string): MetricsFlag | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return { text, at: parseListenAddress(text, '--metrics') };
+  } catch (err) {
+    fail((err as Error).message, help);
+  }
+}
+
+/**
+ * Serves the metrics at `at` (metricsOption) over `source`, which the server reads at every request (so
+ * it may start before the devices do). A failure to listen runs `stop` and exits in one line.
+ */
+export function serveMetricsAt(flag: MetricsFlag | undefined, source: readonly VhostUserBackend[] | MetricsSource, stop: () => void): void {
+  if (flag === undefined) return;
+  serveMetrics(source, flag.at).then(
+    (server) => process.stdout.write(`vhost-user: metrics at ${server.url}metrics, live page at ${server.url}\n`),
+    (err) => {
+      stop();
+      die(`--metrics ${flag.text}: ${(err as Error).message}`);
+    },
+  );
 }
 
 /** The capture's counts in the statistics ('captured') and at exit ('written'). */

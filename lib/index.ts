@@ -6,6 +6,8 @@ export { Switch, type AttachOptions, type MacEntry, type SwitchCounters, type Sw
 export { DPDK_NAMES, STAT_NAMES, dpdkQueueName, formatStats, type QueueStats, type StatName } from './net/stats';
 export type { CaptureCounts, CaptureOptions, PcapCapture } from './observe/pcap';
 export { serveMetrics, type MetricsServer, type MetricsServerOptions } from './observe/server';
+export { switchMetrics } from './observe/switch_metrics';
+export type { MetricsSource } from './observe/readings';
 export type { Logger, LogLevel } from './protocol/session';
 export type { VhostUserDevice, VringAddresses } from './protocol/device';
 export { GuestMemory, type GuestMemoryOptions } from './frontend/guest_memory';

@@ -5,12 +5,13 @@
  */
 import { parseArgs } from 'node:util';
 import { VhostUserBackend } from './backend';
-import { captureLine, die, fail, intOption, integer, socketLogger, stopOnSignals } from './cli_common';
+import { captureLine, die, fail, intOption, integer, metricsOption, serveMetricsAt, socketLogger, stopOnSignals } from './cli_common';
 import { VhostUserError } from './errors';
 import { DEFAULT_POLL_US, checkDeviceOptions, type NetDeviceOptions } from './net/device';
 import { CLI_WORDING, integerProblem } from './net/ports/port';
 import { formatStats } from './net/stats';
 import { MAX_SNAPLEN, type PcapCapture } from './observe/pcap';
+import { portLabel, switchMetrics } from './observe/switch_metrics';
 import {
   DEFAULT_AGEING_SECONDS,
   DEFAULT_MAX_MACS,
@@ -41,6 +42,10 @@ Options:
                        leaves its source port (pcap, nanosecond timestamps); what the writer cannot keep up
                        with is not captured and counted (printed with the statistics).
   --snaplen N          bytes kept of each captured frame (1..${MAX_SNAPLEN}, default ${MAX_SNAPLEN}: whole frames).
+  --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (every port's counters under
+                       the device's names, its socket label the port's name; the switch's MACs, refused,
+                       moved, flooded) and the live page at /. HOST as for vhost-user net (default
+                       127.0.0.1); PORT 0 picks a free one.
   --client             connect to each PATH (front-ends listening) instead of listening, and reconnect.
   --ageing S           seconds a MAC is remembered without a frame from it (default ${DEFAULT_AGEING_SECONDS}).
   --mac-table N        MACs remembered at most (default ${DEFAULT_MAX_MACS}); beyond, new ones are refused
@@ -87,6 +92,7 @@ function parseFlags(argv: string[]) {
         socket: { type: 'string', multiple: true },
         tap: { type: 'string', multiple: true },
         pcap: { type: 'string' },
+        metrics: { type: 'string' },
         snaplen: { type: 'string' },
         client: { type: 'boolean' },
         ageing: { type: 'string' },
@@ -131,7 +137,8 @@ function checkedOptions(values: ReturnType<typeof parseFlags>) {
   const statsInterval = intOption('stats-interval', values['stats-interval'], 1, 86400, 10, HELP_POINTER);
   const snaplen = intOption('snaplen', values.snaplen, 1, MAX_SNAPLEN, 10, HELP_POINTER);
   if (snaplen !== undefined && values.pcap === undefined) fail('--snaplen needs --pcap FILE', HELP_POINTER);
-  return { ports, taps, switchOptions, device, socketMode, statsInterval, pcap: values.pcap, snaplen };
+  const metrics = metricsOption(values.metrics, HELP_POINTER);
+  return { ports, taps, switchOptions, device, socketMode, statsInterval, pcap: values.pcap, snaplen, metrics };
 }
 
 export function switchMain(argv: string[]): void {
@@ -140,7 +147,7 @@ export function switchMain(argv: string[]): void {
     process.stdout.write(HELP);
     process.exit(0);
   }
-  const { ports, taps, switchOptions, device, socketMode, statsInterval, pcap: pcapPath, snaplen } = checkedOptions(values);
+  const { ports, taps, switchOptions, device, socketMode, statsInterval, pcap: pcapPath, snaplen, metrics } = checkedOptions(values);
   const sw = new Switch({
     ...switchOptions,
     log: (level, message) => process.stderr.write(`${new Date().toISOString()} WARN ${message}\n`),
@@ -157,9 +164,9 @@ export function switchMain(argv: string[]): void {
       backend.start();
     }
     for (const { name, vlan } of taps) sw.attachTap(name, { vlan });
+    serveMetricsAt(metrics, switchMetrics(sw, backends), () => closeAll(sw, backends));
   } catch (err) {
-    for (const b of backends) b.close();
-    sw.close();
+    closeAll(sw, backends);
     pcap?.stop().catch(() => {});
     die(err);
   }
@@ -178,14 +185,18 @@ export function switchMain(argv: string[]): void {
   handleSignals(sw, backends, pcap, statsInterval);
 }
 
+function closeAll(sw: Switch, backends: VhostUserBackend[]): void {
+  for (const b of backends) b.close();
+  sw.close(); // stops the capture: no record is written after this
+}
+
 /** The MAC table lines printed with the statistics: at most this many. */
 const MAX_PRINTED_MACS = 64;
 
 function printStats(sw: Switch, pcap: PcapCapture | undefined): void {
   for (const p of sw.ports()) {
     // A tap's queue 0 is what the switch wrote to it, queue 1 what it read from it.
-    const name = p.tap !== undefined ? `tap ${p.name}` : p.name;
-    process.stdout.write(`statistics for ${name} (vlan ${p.vlan}):\n${formatStats(p.stats)}\n`);
+    process.stdout.write(`statistics for ${portLabel(p)} (vlan ${p.vlan}):\n${formatStats(p.stats)}\n`);
   }
   const c = sw.counters();
   process.stdout.write(`switch: ${c.macs} MACs learnt, ${c.refused} refused (table full), ${c.moves} moved, ${c.flooded} frames flooded\n`);
@@ -204,7 +215,6 @@ function handleSignals(sw: Switch, backends: VhostUserBackend[], pcap: PcapCaptu
   if (statsInterval) setInterval(() => printStats(sw, pcap), statsInterval * 1000);
   stopOnSignals(() => {
     printStats(sw, pcap);
-    for (const b of backends) b.close();
-    sw.close(); // stops the capture: no record is written after this
+    closeAll(sw, backends);
   }, pcap);
 }

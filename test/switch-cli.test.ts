@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { GuestMemory } from '../lib/frontend/guest_memory';
 import { VirtioNetDriver } from '../lib/frontend/net_driver';
 import { readPcap } from './helpers/pcap';
+import { parsePrometheusText } from './helpers/prom_text';
 import { BROADCAST, macOf, tagged } from './helpers/switch_rig';
 import { sleep, until } from './helpers/until';
 
@@ -49,6 +50,7 @@ describe('vhost-user switch', () => {
       '--socket PATH[,vlan=N]',
       '--tap NAME[,vlan=N]',
       '--pcap FILE',
+      '--metrics HOST:PORT',
       '--snaplen N',
       '--client',
       '--ageing',
@@ -81,6 +83,7 @@ describe('vhost-user switch', () => {
       [['switch', '--socket', '/tmp/a.sock', '--mac-table', '2000000'], '--mac-table must be an integer in 1..1048576, got 2000000'],
       [['switch', '--socket', '/tmp/a.sock', '--mtu', '9'], '--mtu must be an integer in 68..65535, got 9'],
       [['switch', '--socket', '/tmp/a.sock', '--port', 'tap'], "Unknown option '--port'"],
+      [['switch', '--socket', '/tmp/a.sock', '--metrics', 'x:y'], '--metrics must be PORT or HOST:PORT with a port in 0..65535'],
       [['net', '--socket', '/tmp/a.sock', '--port', 'switch'], '--port switch belongs to `vhost-user switch'],
     ];
     for (const [args, message] of cases) {
@@ -142,6 +145,45 @@ describe('vhost-user switch', () => {
       const records = readPcap(file).records;
       expect(records.map((r) => r.length).sort((a, b) => a - b)).toEqual([60, ...Array(10).fill(100)]);
       expect(records.every((r) => r.data.length === Math.min(64, r.length))).toBe(true);
+    } finally {
+      sw.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--metrics serves every port under its name and the switch own counters', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-switch-cli-'));
+    const socks = ['a', 'b', 'c'].map((n) => path.join(dir, `${n}.sock`));
+    const sw = await runSwitch(socks, ['--socket', socks[0], '--socket', socks[1], '--socket', `${socks[2]},vlan=7`, '--metrics', '0']);
+    const { child, exited, received, drivers } = sw;
+    try {
+      expect(await until(() => /metrics at (\S+)/.test(sw.output()))).toBe(true);
+      const url = /metrics at (\S+),/.exec(sw.output())![1];
+      for (let i = 0; i < 5; i++) drivers[0].send(tagged(BROADCAST, macOf(1), 1, i));
+      drivers[0].flush();
+      expect(await until(() => received[1].length === 5)).toBe(true);
+      drivers[1].send(tagged(macOf(1), macOf(2), 2, 0)); // learnt unicast: to a.sock alone
+      drivers[1].flush();
+      expect(await until(() => received[0].length === 1)).toBe(true);
+      const families = parsePrometheusText(await (await fetch(url)).text());
+      const sample = (family: string, labels: Record<string, string> = {}) =>
+        families.get(family)?.samples.find((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+      // rx_q0 is what the guest sent, tx_q0 what the port gave it (DPDK's names, as vhost-user net exports).
+      expect(sample('vhost_user_queue_packets_total', { socket: socks[0], queue: 'rx_q0' })).toBe(5);
+      expect(sample('vhost_user_queue_packets_total', { socket: socks[0], queue: 'tx_q0' })).toBe(1);
+      expect(sample('vhost_user_queue_packets_total', { socket: socks[1], queue: 'tx_q0' })).toBe(5);
+      expect(sample('vhost_user_queue_packets_total', { socket: socks[2], queue: 'tx_q0' })).toBe(0);
+      expect(sample('vhost_user_connected', { socket: socks[2] })).toBe(1);
+      expect(sample('vhost_user_switch_macs')).toBe(2);
+      expect(sample('vhost_user_switch_flooded_total')).toBe(5);
+      expect(sample('vhost_user_switch_mac_moves_total')).toBe(0);
+      expect(sample('vhost_user_switch_macs_refused_total')).toBe(0);
+      expect(sample('vhost_user_switch_port_vlan', { socket: socks[2] })).toBe(7);
+      expect(sample('vhost_user_switch_port_vlan', { socket: socks[0] })).toBe(1);
+      const live = (await (await fetch(`${url.replace(/metrics$/, '')}stats.json`)).json()) as { devices: { socket: string }[] };
+      expect(live.devices.map((d) => d.socket)).toEqual(socks);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
     } finally {
       sw.close();
       fs.rmSync(dir, { recursive: true, force: true });

@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { QueueStats } from '../lib/net/stats';
+import { switchMetrics } from '../lib/observe/switch_metrics';
 import { readPcap } from './helpers/pcap';
 import { hasProgram, hasTun, isRoot, missing, run, skipUnless } from './helpers/peers';
 import { arpRequest, icmpEcho, readArpReply, readEchoReply, readUdp, udpDatagram } from './helpers/ip_frames';
@@ -120,6 +121,14 @@ describe.skipIf(skip)('switch tap uplink', () => {
     expect(toTap.packets).toBeGreaterThanOrEqual(7n); // ARP, 5 pings, UDP
     expect(fromTap.packets).toBeGreaterThanOrEqual(7n);
     expect(toTap.drops + toTap.errors + fromTap.drops + fromTap.errors).toBe(0n);
+    // --metrics exports the tap port as `tap NAME`, its queues named as a device's (rx_q0: what it sent in).
+    const tapReading = switchMetrics(r.sw, [])
+      .devices()
+      .find((d) => d.socket === `tap ${TAP}`);
+    expect(tapReading?.queues.map((q) => [q.name, q.counters.packets])).toEqual([
+      ['tx_q0', toTap.packets],
+      ['rx_q0', fromTap.packets],
+    ]);
     expect(r.warnings.concat(logs)).toEqual([]);
     // The switch's pcap has the tap's frames as it has the guests': each once, as it entered.
     await capture.stop();

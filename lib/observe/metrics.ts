@@ -7,7 +7,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { VhostUserBackend } from '../backend';
 import { counterHelp, metricName } from './counter_help';
-import { counterNames, readDevices, type DeviceReading } from './readings';
+import { asSource, counterNames, type DeviceReading, type MetricsSource } from './readings';
 
 /**
  * `queue` is DPDK's name (rx_q0, tx_q0 ...: what dashboards built on DPDK's xstats expect); `direction`
@@ -21,10 +21,14 @@ export class BackendMetrics {
   private readonly families = new Map<string, Counter<QueueLabel>>();
   private cached: DeviceReading[] | null = null;
 
+  private readonly source: MetricsSource;
+
   /** `backends` is read at every scrape: back-ends pushed into the array later are exported too. */
-  constructor(private readonly backends: readonly VhostUserBackend[]) {
+  constructor(backends: readonly VhostUserBackend[] | MetricsSource) {
+    this.source = asSource(backends);
     this.gauge('vhost_user_connected', 'Whether a front-end is connected to the socket (1) or not (0).', (d) => (d.connected ? 1 : 0));
     this.gauge('vhost_user_queue_pairs', 'Queue pairs the device offers (GET_QUEUE_NUM).', (d) => d.queuePairs);
+    this.source.register?.(this.registry);
     this.discover(); // so that `registry` alone (merged into a program's own) has the families too
   }
 
@@ -42,7 +46,7 @@ export class BackendMetrics {
   /** One reading per scrape: the first collect takes it, the rest of the same scrape reuse it. */
   private reading(): DeviceReading[] {
     if (!this.cached) {
-      this.cached = readDevices(this.backends);
+      this.cached = this.source.devices();
       setImmediate(() => (this.cached = null));
     }
     return this.cached;

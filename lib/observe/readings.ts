@@ -3,6 +3,7 @@
  * the way DPDK names them, and every bigint field of a device.stats() record is carried as it is, so a
  * counter added to the native record shows up in both without a change here.
  */
+import type { Registry } from 'prom-client';
 import type { VhostUserBackend } from '../backend';
 
 /** The device's point of view, as in DPDK: `rx` is what the guest sent, `tx` what it is given. */
@@ -48,6 +49,24 @@ export function readDevice(backend: VhostUserBackend): DeviceReading {
 export function readDevices(backends: readonly VhostUserBackend[]): DeviceReading[] {
   return backends.map(readDevice);
 }
+
+/**
+ * What a metrics server reads at every request: the devices' queue counters and, for a source that has
+ * more to say (a switch), families of its own, registered once with collect callbacks.
+ */
+export interface MetricsSource {
+  devices(): DeviceReading[];
+  register?(registry: Registry): void;
+}
+
+/** Back-ends as a source: `backends` is read at every request, so back-ends pushed later are exported too. */
+export function backendsSource(backends: readonly VhostUserBackend[]): MetricsSource {
+  return { devices: () => readDevices(backends) };
+}
+
+/** A source given as back-ends or as itself. */
+export const asSource = (what: readonly VhostUserBackend[] | MetricsSource): MetricsSource =>
+  Array.isArray(what) ? backendsSource(what) : (what as MetricsSource);
 
 /** Every counter name the readings hold, in the order the records list them. */
 export function counterNames(readings: readonly DeviceReading[]): string[] {

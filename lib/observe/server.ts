@@ -11,7 +11,7 @@ import { VhostUserError } from '../errors';
 import { DEFAULT_METRICS_HOST } from './address';
 import type { BackendMetrics } from './metrics';
 import { LIVE_PAGE, LIVE_PAGE_POLICY } from './page';
-import { readDevices } from './readings';
+import { asSource, type MetricsSource } from './readings';
 
 export interface MetricsServerOptions {
   /** Address to bind. Default 127.0.0.1: only this machine may read the counters. */
@@ -32,13 +32,13 @@ export interface MetricsServer {
 }
 
 /** The counters of every back-end as JSON numbers, with the server's clock for the page's rates. */
-function statsJson(backends: readonly VhostUserBackend[]): string {
-  const devices = readDevices(backends);
+function statsJson(source: MetricsSource): string {
+  const devices = source.devices();
   return JSON.stringify({ time: Date.now(), devices }, (_, v) => (typeof v === 'bigint' ? Number(v) : v));
 }
 
 interface Served {
-  backends: readonly VhostUserBackend[];
+  source: MetricsSource;
   metrics: BackendMetrics;
   /** Bound to a loopback address: requests must name one (see LOOPBACK_HOST_HEADER). */
   loopback: boolean;
@@ -51,7 +51,7 @@ interface Served {
 const LOOPBACK_HOST_HEADER = /^(localhost|127(\.[0-9]{1,3}){3}|\[::1\])(:[0-9]+)?$/i;
 const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127\./.test(host);
 
-async function respond(req: http.IncomingMessage, res: http.ServerResponse, { backends, metrics, loopback }: Served) {
+async function respond(req: http.IncomingMessage, res: http.ServerResponse, { source, metrics, loopback }: Served) {
   const send = (status: number, type: string, body: string, headers: Record<string, string> = {}) => {
     res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store', ...headers });
     res.end(req.method === 'HEAD' ? undefined : body);
@@ -63,7 +63,7 @@ async function respond(req: http.IncomingMessage, res: http.ServerResponse, { ba
   const path = new URL(req.url ?? '/', 'http://x').pathname;
   try {
     if (path === '/metrics') return send(200, metrics.registry.contentType, await metrics.text());
-    if (path === '/stats.json') return send(200, 'application/json', statsJson(backends));
+    if (path === '/stats.json') return send(200, 'application/json', statsJson(source));
     if (path === '/') return send(200, 'text/html; charset=utf-8', LIVE_PAGE, { 'Content-Security-Policy': LIVE_PAGE_POLICY });
     return send(404, 'text/plain', 'not found: the live page is /, the Prometheus metrics /metrics\n');
   } catch (err) {
@@ -88,14 +88,19 @@ const hostPort = (host: string, port: number) => (host.includes(':') ? `[${host}
 
 /**
  * Serves /metrics, /stats.json and the live page for `backends` (read at every request, so back-ends
- * added to the array later appear). Resolves once listening; rejects with a VhostUserError (code
+ * added to the array later appear), or for another source (a switch: switchMetrics in
+ * lib/observe/switch_metrics.ts). Resolves once listening; rejects with a VhostUserError (code
  * EADDRINUSE, EACCES, ...) whose message says what to do.
  */
-export async function serveMetrics(backends: readonly VhostUserBackend[], opts: MetricsServerOptions): Promise<MetricsServer> {
+export async function serveMetrics(
+  backends: readonly VhostUserBackend[] | MetricsSource,
+  opts: MetricsServerOptions,
+): Promise<MetricsServer> {
   const host = opts.host ?? DEFAULT_METRICS_HOST;
   // Loaded here, not on import: prom-client adds ~40 ms to every start of the package and the CLI.
-  const metrics = new (await import('./metrics')).BackendMetrics(backends);
-  const served: Served = { backends, metrics, loopback: isLoopback(host) };
+  const source = asSource(backends);
+  const metrics = new (await import('./metrics')).BackendMetrics(source);
+  const served: Served = { source, metrics, loopback: isLoopback(host) };
   const server = http.createServer((req, res) => void respond(req, res, served));
   return new Promise((resolve, reject) => {
     server.once('error', (err) => reject(listenError(err, hostPort(host, opts.port), host)));

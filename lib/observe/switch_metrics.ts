@@ -1,0 +1,79 @@
+/**
+ * A switch as a metrics source (readings.ts MetricsSource): every port's queue counters under the
+ * same families as a device's (`socket` is the port's name: a device's socket path, `tap NAME` for a
+ * tap), and the switch's own: MACs learnt now, refused, moved, frames flooded, each port's VLAN.
+ * Read at every scrape, so ports attached or detached later show up or go.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { VhostUserBackend } from '../backend';
+import type { Switch, SwitchCounters, SwitchPort } from '../net/switch';
+import { countersOf, queueOf, readDevice, type DeviceReading, type MetricsSource } from './readings';
+
+/** The name a port is exported and printed under. */
+export const portLabel = (p: SwitchPort): string => (p.tap !== undefined ? `tap ${p.name}` : p.name);
+
+/** A port that is not a back-end's device (a tap): its counters in a device's shape, always connected. */
+function uplinkReading(p: SwitchPort): DeviceReading {
+  const queues = p.stats.map((record, virtqueue) => ({ ...queueOf(virtqueue), virtqueue, counters: countersOf(record) }));
+  return { socket: portLabel(p), connected: true, port: p.tap !== undefined ? 'tap' : 'uplink', queuePairs: 1, queues };
+}
+
+/** `backends`: those whose devices are on `sw` (for their connection state); read at every scrape. */
+export function switchMetrics(sw: Switch, backends: readonly VhostUserBackend[]): MetricsSource {
+  const reading = (p: SwitchPort): DeviceReading => {
+    const backend = p.device && backends.find((b) => b.device === p.device);
+    return backend ? { ...readDevice(backend), socket: portLabel(p) } : uplinkReading(p);
+  };
+  return {
+    devices: () => sw.ports().map(reading),
+    register: (registry: Registry) => registerSwitchFamilies(sw, registry),
+  };
+}
+
+function registerSwitchFamilies(sw: Switch, registry: Registry): void {
+  // Reading the counters pauses the switch's thread: once per scrape, shared by the families.
+  let cached: SwitchCounters | null = null;
+  const counters = (): SwitchCounters => {
+    if (!cached) {
+      cached = sw.counters();
+      setImmediate(() => (cached = null));
+    }
+    return cached;
+  };
+  const macs: Gauge = new Gauge({
+    name: 'vhost_user_switch_macs',
+    help: 'MACs in the switch table now.',
+    registers: [registry],
+    collect: () => {
+      macs.set(counters().macs);
+    },
+  });
+  const counter = (name: string, help: string, field: 'refused' | 'moves' | 'flooded') => {
+    const c: Counter = new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect: () => {
+        c.reset();
+        c.inc(Number(counters()[field]));
+      },
+    });
+  };
+  counter('vhost_user_switch_macs_refused_total', 'New MACs not learnt because the table was full (their frames flooded).', 'refused');
+  counter('vhost_user_switch_mac_moves_total', 'MACs relearnt behind another port.', 'moves');
+  counter(
+    'vhost_user_switch_flooded_total',
+    'Frames sent to every other port of their VLAN (broadcast, multicast, unknown unicast).',
+    'flooded',
+  );
+  const vlan: Gauge<'socket'> = new Gauge({
+    name: 'vhost_user_switch_port_vlan',
+    help: "Each switch port's access VLAN.",
+    labelNames: ['socket'],
+    registers: [registry],
+    collect: () => {
+      vlan.reset();
+      for (const p of sw.ports()) vlan.set({ socket: portLabel(p) }, p.vlan);
+    },
+  });
+}
