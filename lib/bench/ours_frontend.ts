@@ -4,7 +4,7 @@
  * event loop is not shared with the harness:
  *
  *   node dist/bench/ours_frontend.js --socket SOCK --mode latency|tx|rx|io --size N
- *        [--queue-size Q] [--count N] [--seconds S] [--warmup S] [--population N]
+ *        [--queue-size Q] [--count N] [--seconds S] [--warmup S] [--population N] [--src MAC] [--dst MAC]
  *
  *  - latency: ping-pong. Sends one frame, waits until it comes back, repeats `count` times; the
  *    round trip of each is timed with process.hrtime. Nothing else is in flight.
@@ -13,6 +13,9 @@
  *  - rx: guest RX only: sends nothing, receives what the back-end generates (its source port, or
  *    DPDK's txonly engine). Against a loopback it measures an idle connected device.
  *  - io: a population of frames circulates: every frame received is sent again.
+ *
+ * --src and --dst set the frames' MACs (for a switch; default dst 52:54:00:12:34:56, src
+ * 02:00:00:be:4c:01); in rx mode, --src sends one frame first so that a switch learns where it is.
  *
  * Lines on stdout: `MEASURE_START` and `MEASURE_END` when the measured interval starts and ends
  * (the harness reads the back-end's CPU time at both), then one JSON line with the result.
@@ -50,10 +53,18 @@ export type FrontendResult = LatencyResult | ThroughputResult;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** The frames' MACs; `announce`: rx mode sends one frame first (--src given). */
+const macs = { dst: [0x52, 0x54, 0x00, 0x12, 0x34, 0x56], src: [0x02, 0x00, 0x00, 0xbe, 0x4c, 0x01], announce: false };
+
+function parseMac(text: string): number[] {
+  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(text)) throw new Error(`not a MAC address: ${text}`);
+  return text.split(':').map((h) => Number.parseInt(h, 16));
+}
+
 function frame(size: number, seq: number): Buffer {
   const f = Buffer.alloc(size);
-  f.set([0x52, 0x54, 0x00, 0x12, 0x34, 0x56], 0); // dst
-  f.set([0x02, 0x00, 0x00, 0xbe, 0x4c, 0x01], 6); // src
+  f.set(macs.dst, 0);
+  f.set(macs.src, 6);
   f.writeUInt16BE(0x88b5, 12); // local experimental ethertype
   f.writeUInt32BE(seq >>> 0, 14);
   return f;
@@ -86,6 +97,8 @@ function readArgs() {
       seconds: { type: 'string' },
       warmup: { type: 'string' },
       population: { type: 'string' },
+      src: { type: 'string' },
+      dst: { type: 'string' },
     },
   }).values;
 }
@@ -97,6 +110,8 @@ async function main(): Promise<void> {
   if (!socketPath || !['latency', 'tx', 'rx', 'io'].includes(mode)) throw new Error('usage: --socket SOCK --mode latency|tx|rx|io');
   // Our driver takes frames of 14..1514 bytes (it adds the 12-byte virtio-net header itself).
   const size = Math.min(1514, Math.max(60, Number(values.size ?? 64)));
+  if (values.src) Object.assign(macs, { src: parseMac(values.src), announce: true });
+  if (values.dst) macs.dst = parseMac(values.dst);
   const queueSize = Number(values['queue-size'] ?? 256);
   const memory = new GuestMemory({ regionSizes: [32 << 20, 16 << 20] });
   const rx: Session['rx'] = { onFrames: () => {} };
@@ -203,6 +218,10 @@ async function throughput(
     }
   };
   const template = frame(size, 0);
+  if (mode === 'rx' && macs.announce) {
+    session.driver.send(template);
+    session.driver.flush();
+  }
   const running =
     mode === 'io' ? circulate(session, c, template, population) : mode === 'tx' ? sendAll(session, c, template) : Promise.resolve();
   await sleep(warmup * 1000);
