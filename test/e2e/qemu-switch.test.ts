@@ -97,12 +97,10 @@ describe.skipIf(!available)('two QEMU guests on the switch', () => {
       expect(await a.result('tcp-serve', 30_000)).toMatchObject({ rc: '0' });
       expect(await b.result('tcp-serve', 30_000)).toMatchObject({ rc: '0' });
     } catch (e) {
-      for (const [i, g] of guests.entries()) console.error(`guest ${GUESTS[i].name} console:\n${g.output()}`);
-      console.error(`switch:\n${sw.output()}`);
+      reportFailure(sw, guests);
       throw e;
     } finally {
-      await Promise.all(guests.map((g) => g.kill()));
-      sw.process.kill('SIGTERM');
+      await stopAll(sw, guests);
     }
   }, 600_000);
 
@@ -172,17 +170,28 @@ describe.skipIf(!available)('two QEMU guests on the switch', () => {
       );
       expect(last.flood - first.flood, 'the flood outweighed the stream').toBeGreaterThan(last.stream - first.stream);
     } catch (e) {
-      for (const [i, g] of guests.entries()) console.error(`guest ${GUESTS[i].name} console:\n${g.output()}`);
-      console.error(`switch:\n${sw.output()}`);
+      reportFailure(sw, guests);
       throw e;
     } finally {
-      await Promise.all(guests.map((g) => g.kill()));
-      flooder.kill('SIGKILL');
-      sink.kill('SIGKILL');
-      sw.process.kill('SIGTERM');
+      await stopAll(sw, guests, [flooder, sink]);
     }
   }, 900_000);
 });
+
+type RunningSwitch = Awaited<ReturnType<typeof startSwitch>>;
+
+/** Every guest's console and the switch's output, for a failed test's log. */
+function reportFailure(sw: RunningSwitch, guests: Guest[]): void {
+  for (const [i, g] of guests.entries()) console.error(`guest ${GUESTS[i].name} console:\n${g.output()}`);
+  console.error(`switch:\n${sw.output()}`);
+}
+
+/** The guests and `others` killed, then the switch stopped. */
+async function stopAll(sw: RunningSwitch, guests: Guest[], others: ChildProcess[] = []): Promise<void> {
+  await Promise.all(guests.map((g) => g.kill()));
+  for (const o of others) o.kill('SIGKILL');
+  sw.process.kill('SIGTERM');
+}
 
 const FLOOD_MACS = {
   flooder: ['--src', '02:00:00:00:f1:00', '--dst', '02:00:00:00:5e:01'],
