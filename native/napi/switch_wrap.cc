@@ -1,7 +1,8 @@
 // Switch for JS (lib/net/switch.ts): `new Switch(maxMacs, ageingSeconds, pollUs)`, then
 // attach(device, vlan) -> port number, detach(device), attachTap(ifname, vlan) -> port number,
-// detachTap(port), tapStats(port) -> [to the tap, from it] counters, takeEvents(), ports(), macTable(),
-// counters(), close().
+// detachTap(port), tapStats(port) -> [to the tap, from it] counters, attachVxlan(localAddress, localPort,
+// remotes [{address, port}], vni, vlan) -> {ports, mtu}, detachVxlan(port), vxlanStats(port) -> {stats, drops},
+// takeEvents(), ports(), macTable(), counters(), close().
 // The devices are NetDevice objects of port 'switch' (UnwrapNetDevice); lib/net/switch.ts checks the
 // values and keeps the devices' JS objects alive while attached.
 #include <cstdio>
@@ -33,6 +34,8 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
          InstanceMethod<&SwitchWrap::Ports>("ports"), InstanceMethod<&SwitchWrap::MacTable>("macTable"),
          InstanceMethod<&SwitchWrap::Counters>("counters"), InstanceMethod<&SwitchWrap::AttachTap>("attachTap"),
          InstanceMethod<&SwitchWrap::DetachTap>("detachTap"), InstanceMethod<&SwitchWrap::TapStats>("tapStats"),
+         InstanceMethod<&SwitchWrap::AttachVxlan>("attachVxlan"),
+         InstanceMethod<&SwitchWrap::DetachVxlan>("detachVxlan"), InstanceMethod<&SwitchWrap::VxlanStats>("vxlanStats"),
          InstanceMethod<&SwitchWrap::TakeEvents>("takeEvents"), InstanceMethod<&SwitchWrap::Close>("close")});
   }
 
@@ -116,6 +119,65 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     Napi::Env env = info.Env();
     std::vector<uint64_t> s;
     if (!Live(env).TapStats(info[0].As<Napi::Number>().Int32Value(), &s)) return env.Undefined();
+    return PairStats(env, s);
+  }
+
+  // Plain values checked in lib/net/switch.ts; the addresses parsed (and refused) natively.
+  Napi::Value AttachVxlan(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Switch& sw = Live(env);
+    VxlanUplink::Config config;
+    config.local = {info[0].As<Napi::String>().Utf8Value(),
+                    static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value())};
+    Napi::Array remotes = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < remotes.Length(); i++) {
+      Napi::Object r = remotes.Get(i).As<Napi::Object>();
+      config.remotes.push_back({r.Get("address").As<Napi::String>().Utf8Value(),
+                                static_cast<uint16_t>(r.Get("port").As<Napi::Number>().Uint32Value())});
+    }
+    config.vni = info[3].As<Napi::Number>().Uint32Value();
+    const uint32_t vlan = info[4].As<Napi::Number>().Uint32Value();
+    if (vlan < 1 || vlan > 4094) ThrowError(env, "EINVAL", "vlan must be 1..4094");
+    std::string err;
+    std::vector<int> ports;
+    uint32_t mtu = 0;
+    int rc = sw.AttachVxlan(config, static_cast<uint16_t>(vlan), &ports, &mtu, &err);
+    if (rc != 0) {
+      const char* code = strerrorname_np(rc);
+      ThrowError(env, code ? code : "EUNKNOWN", "vxlan: " + err, rc, "attachVxlan");
+    }
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Array numbers = Napi::Array::New(env, ports.size());
+    for (size_t i = 0; i < ports.size(); i++) numbers.Set(static_cast<uint32_t>(i), ports[i]);
+    out.Set("ports", numbers);
+    out.Set("mtu", mtu);
+    return out;
+  }
+
+  Napi::Value DetachVxlan(const Napi::CallbackInfo& info) {
+    Switch& sw = Live(info.Env());
+    return Napi::Boolean::New(info.Env(), sw.DetachVxlan(info[0].As<Napi::Number>().Int32Value()));
+  }
+
+  // {stats: [to the remote, from it] as tapStats, drops: the uplink's datagrams dropped per cause}.
+  Napi::Value VxlanStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<uint64_t> s, d;
+    if (!Live(env).VxlanStats(info[0].As<Napi::Number>().Int32Value(), &s, &d)) return env.Undefined();
+    Napi::Object drops = Napi::Object::New(env);
+    drops.Set("unknownSource", Napi::BigInt::New(env, d[VxlanUplink::kUnknownSource]));
+    drops.Set("short", Napi::BigInt::New(env, d[static_cast<int>(VxlanVerdict::kShort)]));
+    drops.Set("noVni", Napi::BigInt::New(env, d[static_cast<int>(VxlanVerdict::kNoVni)]));
+    drops.Set("otherVni", Napi::BigInt::New(env, d[static_cast<int>(VxlanVerdict::kOtherVni)]));
+    drops.Set("tooLong", Napi::BigInt::New(env, d[static_cast<int>(VxlanVerdict::kTooLong)]));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("stats", PairStats(env, s));
+    out.Set("drops", drops);
+    return out;
+  }
+
+  // Two queues' counters (2 x kStatsStride) as [{name: bigint}, {name: bigint}].
+  static Napi::Array PairStats(Napi::Env env, const std::vector<uint64_t>& s) {
     Napi::Array out = Napi::Array::New(env, 2);
     for (uint32_t q = 0; q < 2; q++) {
       Napi::Object o = Napi::Object::New(env);
@@ -148,6 +210,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
       o.Set("port", ports[i].port);
       o.Set("vlan", ports[i].vlan);
       if (!ports[i].tap.empty()) o.Set("tap", ports[i].tap);
+      if (!ports[i].vxlan.empty()) o.Set("vxlan", ports[i].vxlan);
       out.Set(static_cast<uint32_t>(i), o);
     }
     return out;

@@ -16,6 +16,7 @@ constexpr uint32_t kMaxFrame = 65535 + 18;
 }  // namespace
 
 void Forwarder::Add(Port* port) {
+  if (port->group < 0) port->group = static_cast<int16_t>(port->number);
   ports_.push_back(port);
   by_number_[port->number] = port;
 }
@@ -100,9 +101,9 @@ void Forwarder::Route(Port& src, const uint8_t macs[12], uint32_t src_hdr, uint3
   if (to == MacTable::kNoPort) {
     flooded_++;
     for (Port* p : ports_)
-      if (p != &src && p->vlan == src.vlan) Deliver(*p, src_hdr, len);
-  } else if (to != src.number && by_number_[to]) {
-    Deliver(*by_number_[to], src_hdr, len);  // a frame to its own port is filtered, as a bridge does
+      if (p->group != src.group && p->vlan == src.vlan) Deliver(*p, src_hdr, len);
+  } else if (Port* dst = by_number_[to]; dst && dst->group != src.group) {
+    Deliver(*dst, src_hdr, len);  // a frame to its own port (or group) is filtered, as a bridge does
   }
 }
 

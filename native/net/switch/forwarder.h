@@ -35,6 +35,9 @@ class Forwarder {
   struct Port {
     int number = -1;  // 0..kMaxPorts-1, what the MAC table stores
     uint16_t vlan = 1;
+    // Split horizon: ports of one group never forward to each other (a VXLAN uplink's remotes).
+    // Unset (-1): Add makes it the port's own number, a group of one.
+    int16_t group = -1;
     PairRx rx;                      // where frames to it go (rx.rx null: nowhere yet)
     VhostDevice* device = nullptr;  // whose rings these are (null: no device, never faults)
     Sink* sink = nullptr;           // not a guest: frames to it go here instead of to rx

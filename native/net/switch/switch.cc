@@ -95,11 +95,7 @@ int Switch::AttachTap(const std::string& ifname, uint16_t vlan, int* port, std::
   const int free = FreePort(err);
   if (free == kMaxPorts) return ENOSPC;
   int err_no = 0;
-  auto report = [this](const std::string& what) {
-    std::lock_guard<std::mutex> lock(events_mu_);
-    if (events_.size() < 64) events_.push_back(what);
-  };
-  std::unique_ptr<TapUplink> tap = TapUplink::Open(ifname, report, &err_no, err);
+  std::unique_ptr<TapUplink> tap = TapUplink::Open(ifname, EventReporter(), &err_no, err);
   if (!tap) return err_no;
   Pause();
   auto m = std::make_unique<Member>();
@@ -111,6 +107,74 @@ int Switch::AttachTap(const std::string& ifname, uint16_t vlan, int* port, std::
   *port = free;
   Resume();
   return 0;
+}
+
+Reporter Switch::EventReporter() {
+  return [this](const std::string& what) {
+    std::lock_guard<std::mutex> lock(events_mu_);
+    if (events_.size() < 64) events_.push_back(what);
+  };
+}
+
+bool Switch::Member::Has(int number) const {
+  if (!vxlan) return (tap ? tap->port() : own).number == number;
+  for (size_t i = 0; i < vxlan->remotes(); i++)
+    if (vxlan->port(i).number == number) return true;
+  return false;
+}
+
+int Switch::AttachVxlan(const VxlanUplink::Config& config, uint16_t vlan, std::vector<int>* ports, uint32_t* mtu,
+                        std::string* err) {
+  int err_no = 0;
+  std::unique_ptr<VxlanUplink> vxlan = VxlanUplink::Open(config, EventReporter(), &err_no, err);
+  if (!vxlan) return err_no;
+  std::vector<int> free;
+  for (int n = 0; n < kMaxPorts && free.size() < vxlan->remotes(); n++)
+    if (!forwarder_.port(n)) free.push_back(n);
+  if (free.size() < vxlan->remotes()) {
+    *err = "the switch has no room for " + std::to_string(vxlan->remotes()) + " more ports";
+    return ENOSPC;
+  }
+  Pause();
+  auto m = std::make_unique<Member>();
+  m->vxlan = std::move(vxlan);
+  for (size_t i = 0; i < m->vxlan->remotes(); i++) {
+    Forwarder::Port& p = m->vxlan->port(i);
+    p.number = free[i];
+    p.vlan = vlan;
+    p.group = static_cast<int16_t>(free[0]);  // split horizon: remotes never forward to each other
+    forwarder_.Add(&p);
+  }
+  *ports = free;
+  *mtu = m->vxlan->mtu();
+  members_.push_back(std::move(m));
+  Resume();
+  return 0;
+}
+
+bool Switch::DetachVxlan(int port) {
+  for (const auto& m : members_) {
+    if (!m->vxlan || !m->Has(port)) continue;
+    Pause();
+    Remove(m.get());
+    Resume();
+    return true;
+  }
+  return false;
+}
+
+bool Switch::VxlanStats(int port, std::vector<uint64_t>* out, std::vector<uint64_t>* drops) {
+  for (const auto& m : members_) {
+    if (!m->vxlan) continue;
+    for (size_t i = 0; i < m->vxlan->remotes(); i++) {
+      if (m->vxlan->port(i).number != port) continue;
+      const uint64_t* s = m->vxlan->stats(i);
+      out->assign(s, s + 2 * kStatsStride);  // relaxed counters, as a tap's
+      drops->assign(m->vxlan->drops(), m->vxlan->drops() + VxlanUplink::kDropCauses);
+      return true;
+    }
+  }
+  return false;
 }
 
 bool Switch::DetachTap(int port) {
@@ -147,7 +211,9 @@ std::vector<std::string> Switch::TakeEvents() {
 }
 
 void Switch::Remove(Member* m) {
-  forwarder_.Remove(&m->port());
+  if (m->vxlan)
+    for (size_t i = 0; i < m->vxlan->remotes(); i++) forwarder_.Remove(&m->vxlan->port(i));
+  else forwarder_.Remove(&m->port());
   if (m->device) m->device->LeaveSwitch();
   for (size_t i = 0; i < members_.size(); i++) {
     if (members_[i].get() != m) continue;
@@ -180,8 +246,11 @@ void Switch::Forget(VhostDevice* device) {
 
 std::vector<Switch::PortInfo> Switch::Ports() const {
   std::vector<PortInfo> out;
-  for (const auto& m : members_)
-    out.push_back(PortInfo{m->port().number, m->port().vlan, m->tap ? m->tap->ifname() : ""});
+  for (const auto& m : members_) {
+    if (!m->vxlan) out.push_back(PortInfo{m->port().number, m->port().vlan, m->tap ? m->tap->ifname() : "", ""});
+    for (size_t i = 0; m->vxlan && i < m->vxlan->remotes(); i++)
+      out.push_back(PortInfo{m->vxlan->port(i).number, m->vxlan->port(i).vlan, "", m->vxlan->remote_text(i)});
+  }
   return out;
 }
 
@@ -207,8 +276,8 @@ void Switch::Start() {
   std::vector<Worker::Watch> watches;
   for (const auto& m : members_) {
     const uint32_t base = static_cast<uint32_t>(m->port().number) << kPortShift;
-    if (m->tap) {
-      watches.push_back(Worker::Watch{m->tap->fd(), base});
+    if (m->tap || m->vxlan) {
+      watches.push_back(Worker::Watch{m->tap ? m->tap->fd() : m->vxlan->fd(), base});
       continue;
     }
     m->own.rx = m->device->ReceiveSide(0);
@@ -258,6 +327,7 @@ bool Switch::ServeRounds(bool arm, const std::function<bool()>& should_stop) {
 bool Switch::ServeMember(Member& m, bool arm, const std::function<bool()>& should_stop) {
   // The tap's fd is edge-triggered: a round that read nothing from it read it empty, no arming.
   if (m.tap) return !arm && m.tap->Receive(forwarder_) > 0;
+  if (m.vxlan) return !arm && m.vxlan->Receive(forwarder_) > 0;
   return m.device->ServeHosted(0, arm, should_stop);
 }
 

@@ -24,6 +24,7 @@
 #include "net/switch/forwarder.h"
 #include "net/switch/mac_table.h"
 #include "net/switch/tap_uplink.h"
+#include "net/switch/vxlan_uplink.h"
 
 namespace vhost {
 
@@ -47,7 +48,8 @@ class Switch final : public DeviceHost {
   struct PortInfo {
     int port;
     uint16_t vlan;
-    std::string tap;  // the tap uplink's interface, or empty for a device
+    std::string tap;    // the tap uplink's interface, or empty for a device
+    std::string vxlan;  // a VXLAN uplink's remote ("address:port"), or empty
   };
 
   explicit Switch(const Options& options);
@@ -67,6 +69,14 @@ class Switch final : public DeviceHost {
   bool DetachTap(int port);
   // A tap port's counters (2 x kStatsStride: to the tap, from it) copied into *out; false if none.
   bool TapStats(int port, std::vector<uint64_t>* out);
+  // Control thread. Opens a VXLAN uplink (its remotes ports in `vlan`, one split-horizon group);
+  // returns 0 with *ports (one per remote, in order) and *mtu (the largest guest MTU the underlay
+  // carries), or an errno with *err. DetachVxlan closes the uplink one of whose ports is `port`.
+  int AttachVxlan(const VxlanUplink::Config& config, uint16_t vlan, std::vector<int>* ports, uint32_t* mtu,
+                  std::string* err);
+  bool DetachVxlan(int port);
+  // A VXLAN remote's counters as TapStats; *drops: its uplink's datagrams dropped per cause.
+  bool VxlanStats(int port, std::vector<uint64_t>* out, std::vector<uint64_t>* drops);
   // Control thread. Every frame entering the switch recorded once in ring 0 of `capture` (null: stop);
   // the switch keeps it mapped while attached.
   void SetCapture(std::shared_ptr<Capture> capture);
@@ -90,15 +100,19 @@ class Switch final : public DeviceHost {
   int Forward(int port, PairContext& c);
 
  private:
-  // A port: a device (port refreshed from it whenever the thread starts) or a tap uplink (its own).
+  // A port: a device (port refreshed from it whenever the thread starts) or a tap uplink (its own);
+  // or a VXLAN uplink, one port per remote (port(): the first).
   struct Member {
     NetDevice* device = nullptr;
     Forwarder::Port own;  // a device's
     std::unique_ptr<TapUplink> tap;
-    Forwarder::Port& port() { return tap ? tap->port() : own; }
+    std::unique_ptr<VxlanUplink> vxlan;
+    Forwarder::Port& port() { return tap ? tap->port() : vxlan ? vxlan->port(0) : own; }
+    bool Has(int port) const;
   };
 
   int FreePort(std::string* err) const;
+  Reporter EventReporter();
   // One burst of the member's frames; `arm`: the thread is about to sleep (ask a guest for a kick).
   bool ServeMember(Member& m, bool arm, const std::function<bool()>& should_stop);
   void Start();
