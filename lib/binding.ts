@@ -105,7 +105,7 @@ export interface NativeSwitch {
   /** false when the device is not attached to this switch. */
   detach(device: NativeNetDevice): boolean;
   /** `tap`: the interface of a tap uplink port; absent for a device's. */
-  ports(): { port: number; vlan: number; tap?: string }[];
+  ports(): { port: number; vlan: number; tap?: string; vxlan?: string }[];
   macTable(): { mac: string; vlan: number; port: number; ageSeconds: number }[];
   counters(): { macs: number; refused: bigint; moves: bigint; flooded: bigint };
   /** Opens the tap `ifname` (created if absent) as a port in `vlan`; returns its port number. */
@@ -114,6 +114,21 @@ export interface NativeSwitch {
   detachTap(port: number): boolean;
   /** A tap port's counters: [to the tap, from it] under the queue counters' names; undefined when no such port. */
   tapStats(port: number): [Record<string, bigint>, Record<string, bigint>] | undefined;
+  /** Opens a VXLAN uplink (native/net/switch/vxlan_uplink.h), one port per remote; mtu: the largest guest MTU it carries. */
+  attachVxlan(
+    localAddress: string,
+    localPort: number,
+    remotes: { address: string; port: number }[],
+    vni: number,
+    vlan: number,
+  ): {
+    ports: number[];
+    mtu: number;
+  };
+  /** Closes the VXLAN uplink one of whose ports is `port`; false when there is none. */
+  detachVxlan(port: number): boolean;
+  /** A VXLAN remote's counters as tapStats's, and its uplink's dropped datagrams by cause; undefined when no such port. */
+  vxlanStats(port: number): { stats: [Record<string, bigint>, Record<string, bigint>]; drops: Record<string, bigint> } | undefined;
   /** What the switch's thread reported since the last call (a tap gone). */
   takeEvents(): string[];
   /** Detaches every device and stops the thread; other calls throw EBADF afterwards. */

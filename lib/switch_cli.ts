@@ -20,11 +20,14 @@ import {
   VLAN_OPTION,
   checkSwitchOptions,
   type SwitchOptions,
+  type VxlanDrops,
 } from './net/switch';
+import { VXLAN_OVERHEAD_V4, VXLAN_PORT, checkVxlanOptions, parseEndpoint, type Endpoint, type VxlanOptions } from './net/vxlan';
 
 const HELP_POINTER = 'vhost-user switch --help';
 
-const HELP = `Usage: vhost-user switch --socket PATH[,vlan=N] --socket PATH[,vlan=N] ... [--tap NAME[,vlan=N]] [options]
+const HELP = `Usage: vhost-user switch --socket PATH[,vlan=N] --socket PATH[,vlan=N] ... [--tap NAME[,vlan=N]]
+                          [--vxlan REMOTE[:PORT] ... --vni N[,vlan=N] [--local ADDR[:PORT]]] [options]
 
 Serves one virtio-net device per socket, each a port of one MAC-learning switch in this process:
 VMs (QEMU -netdev vhost-user) or other vhost-user front-ends on the sockets talk to each other. Frames
@@ -38,6 +41,16 @@ Options:
                        ${DEFAULT_VLAN}) is the port's access VLAN: frames of different VLANs never meet.
   --tap NAME[,vlan=N]  the tap interface NAME (created if absent: root, or a tap made for this user) as
                        a port: joins the switch to the host. Its access VLAN as a socket's. No offloads.
+  --vxlan REMOTE[:PORT] joins the switch to another host over VXLAN (RFC 7348, UDP; PORT default ${VXLAN_PORT};
+                       [IPv6]:PORT), e.g. a Linux vxlan device (ip link add vx0 type vxlan id N remote
+                       <this host> dstport ${VXLAN_PORT}). Repeat for each remote: each is a port, the MAC table
+                       learns which remote a MAC is behind, floods go to every remote, and nothing is
+                       forwarded from one remote to another. The MTU offered to the guests defaults to the
+                       underlay's toward the remotes minus ${VXLAN_OVERHEAD_V4} (IPv6: 70); a larger --mtu is refused.
+  --vni N[,vlan=N]     the VXLAN network identifier (0..16777215), needed with --vxlan; vlan=N: the access
+                       VLAN of the VXLAN ports.
+  --local ADDR[:PORT]  the address (and UDP port, default ${VXLAN_PORT}) VXLAN is sent from and received on
+                       (default: every address, port ${VXLAN_PORT}).
   --pcap FILE          write every frame entering the switch (from a guest or a tap) to FILE once, as it
                        leaves its source port (pcap, nanosecond timestamps); what the writer cannot keep up
                        with is not captured and counted (printed with the statistics).
@@ -68,10 +81,10 @@ interface PortSpec {
   vlan: number;
 }
 
-/** --socket PATH[,vlan=N] or --tap NAME[,vlan=N]: the path or name, and the settings after it. */
-function parsePort(flag: 'socket' | 'tap', text: string): PortSpec {
+/** --socket PATH[,vlan=N], --tap NAME[,vlan=N] or --vni N[,vlan=N]: the path, name or number, and the settings after it. */
+function parsePort(flag: 'socket' | 'tap' | 'vni', text: string): PortSpec {
   const [name, ...settings] = text.split(',');
-  if (!name) fail(`--${flag} ${text}: the ${flag === 'socket' ? 'path' : 'name'} is empty`, HELP_POINTER);
+  if (!name) fail(`--${flag} ${text}: the ${{ socket: 'path', tap: 'name', vni: 'number' }[flag]} is empty`, HELP_POINTER);
   let vlan = DEFAULT_VLAN;
   for (const s of settings) {
     const [key, value] = s.split('=', 2);
@@ -91,6 +104,9 @@ function parseFlags(argv: string[]) {
       options: {
         socket: { type: 'string', multiple: true },
         tap: { type: 'string', multiple: true },
+        vxlan: { type: 'string', multiple: true },
+        vni: { type: 'string' },
+        local: { type: 'string' },
         pcap: { type: 'string' },
         metrics: { type: 'string' },
         snaplen: { type: 'string' },
@@ -138,7 +154,37 @@ function checkedOptions(values: ReturnType<typeof parseFlags>) {
   const snaplen = intOption('snaplen', values.snaplen, 1, MAX_SNAPLEN, 10, HELP_POINTER);
   if (snaplen !== undefined && values.pcap === undefined) fail('--snaplen needs --pcap FILE', HELP_POINTER);
   const metrics = metricsOption(values.metrics, HELP_POINTER);
-  return { ports, taps, switchOptions, device, socketMode, statsInterval, pcap: values.pcap, snaplen, metrics };
+  return {
+    ports,
+    taps,
+    vxlan: checkedVxlan(values),
+    switchOptions,
+    device,
+    socketMode,
+    statsInterval,
+    pcap: values.pcap,
+    snaplen,
+    metrics,
+  };
+}
+
+/** --vxlan REMOTE[:PORT] ... --vni N[,vlan=N] [--local ADDR[:PORT]], checked; undefined without --vxlan. */
+function checkedVxlan(values: ReturnType<typeof parseFlags>): { opts: VxlanOptions; remotes: Endpoint[] } | undefined {
+  if (!values.vxlan) {
+    if (values.vni !== undefined || values.local !== undefined)
+      fail(`--${values.vni !== undefined ? 'vni' : 'local'} needs --vxlan REMOTE`, HELP_POINTER);
+    return undefined;
+  }
+  if (values.vni === undefined) fail('--vxlan needs --vni N (the VXLAN network identifier, 0..16777215)', HELP_POINTER);
+  const { name: vniText, vlan } = parsePort('vni', values.vni);
+  const local = values.local === undefined ? undefined : parseEndpoint(values.local, VXLAN_PORT);
+  if (typeof local === 'string') fail(`--local ${local}`, HELP_POINTER);
+  try {
+    const opts = { remotes: values.vxlan, vni: integer(vniText) as number, local: local?.address, port: local?.port, vlan };
+    return { opts, remotes: checkVxlanOptions(opts, CLI_WORDING, '--vxlan', '--local').remotes };
+  } catch (err) {
+    fail(err instanceof VhostUserError ? err.message : String(err), HELP_POINTER);
+  }
 }
 
 export function switchMain(argv: string[]): void {
@@ -147,7 +193,7 @@ export function switchMain(argv: string[]): void {
     process.stdout.write(HELP);
     process.exit(0);
   }
-  const { ports, taps, switchOptions, device, socketMode, statsInterval, pcap: pcapPath, snaplen, metrics } = checkedOptions(values);
+  const { ports, taps, vxlan, switchOptions, device, socketMode, statsInterval, pcap: pcapPath, snaplen, metrics } = checkedOptions(values);
   const sw = new Switch({
     ...switchOptions,
     log: (level, message) => process.stderr.write(`${new Date().toISOString()} WARN ${message}\n`),
@@ -156,6 +202,7 @@ export function switchMain(argv: string[]): void {
   let pcap: PcapCapture | undefined;
   try {
     if (pcapPath !== undefined) pcap = sw.capture(pcapPath, { snaplen });
+    if (vxlan) device.mtu = vxlanMtu(sw, vxlan.opts, device.mtu);
     for (const { name: socketPath, vlan } of ports) {
       const log = socketLogger(socketPath, values.quiet);
       const backend = new VhostUserBackend({ socketPath, client: values.client, socketMode, log, device });
@@ -170,7 +217,14 @@ export function switchMain(argv: string[]): void {
     pcap?.stop().catch(() => {});
     die(err);
   }
-  const all = [...ports, ...taps.map((t) => ({ name: `tap ${t.name}`, vlan: t.vlan }))];
+  const all = [
+    ...ports,
+    ...taps.map((t) => ({ name: `tap ${t.name}`, vlan: t.vlan })),
+    ...(vxlan?.remotes ?? []).map((r) => ({
+      name: `vxlan ${r.address}:${r.port} vni ${vxlan?.opts.vni}`,
+      vlan: vxlan?.opts.vlan ?? DEFAULT_VLAN,
+    })),
+  ];
   const vlans = [...new Set(all.map((p) => p.vlan))].sort((a, b) => a - b);
   const described = vlans.map(
     (v) =>
@@ -190,14 +244,38 @@ function closeAll(sw: Switch, backends: VhostUserBackend[]): void {
   sw.close(); // stops the capture: no record is written after this
 }
 
+/**
+ * Opens the VXLAN uplink; returns the MTU the devices offer: the underlay's allowance by default. A
+ * larger --mtu is refused: the guests' full-size frames could not cross (as Linux refuses a vxlan
+ * device's MTU above its lower device's minus the overhead).
+ */
+function vxlanMtu(sw: Switch, vxlan: VxlanOptions, mtu: number | undefined): number {
+  const { mtu: fits } = sw.attachVxlan(vxlan);
+  const most = Math.min(fits, 65535);
+  if (mtu !== undefined && mtu > most)
+    throw new VhostUserError(
+      'EINVAL',
+      `--mtu ${mtu} does not fit VXLAN: the underlay toward the remotes carries guest frames of MTU ${most} at most (its MTU minus the encapsulation); give --mtu ${most} or less, or raise the underlay's MTU`,
+    );
+  return mtu ?? most;
+}
+
 /** The MAC table lines printed with the statistics: at most this many. */
 const MAX_PRINTED_MACS = 64;
 
 function printStats(sw: Switch, pcap: PcapCapture | undefined): void {
+  let drops: VxlanDrops | undefined;
   for (const p of sw.ports()) {
     // A tap's queue 0 is what the switch wrote to it, queue 1 what it read from it.
     process.stdout.write(`statistics for ${portLabel(p)} (vlan ${p.vlan}):\n${formatStats(p.stats)}\n`);
+    drops = p.vxlanDrops ?? drops;
   }
+  if (drops)
+    process.stdout.write(
+      `vxlan: datagrams dropped: ${Object.entries(drops)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}\n`,
+    );
   const c = sw.counters();
   process.stdout.write(`switch: ${c.macs} MACs learnt, ${c.refused} refused (table full), ${c.moves} moved, ${c.flooded} frames flooded\n`);
   const table = sw.macTable().sort((a, b) => a.vlan - b.vlan || a.mac.localeCompare(b.mac));

@@ -8,6 +8,8 @@
  *
  * A tap interface joins the switch to the host (attachTap): a port like any other, in its own
  * access VLAN, served by the same thread (native/net/switch/tap_uplink.h), with counters of its own.
+ * A VXLAN uplink joins it to other hosts (attachVxlan, RFC 7348): one port per remote, which the MAC
+ * table learns MACs behind; the remotes never forward to each other (split horizon).
  */
 import { VhostUserBackend } from '../backend';
 import { native, type NativeSwitch } from '../binding';
@@ -16,6 +18,7 @@ import { PcapCapture, type CaptureOptions } from '../observe/pcap';
 import { DEFAULT_POLL_US, MAX_POLL_US, type NetDevice } from './device';
 import { LIBRARY_WORDING, integerProblem, type Wording } from './ports/port';
 import type { QueueStats } from './stats';
+import { checkVxlanOptions, type VxlanOptions } from './vxlan';
 
 export const DEFAULT_AGEING_SECONDS = 300;
 export const DEFAULT_MAX_MACS = 4096;
@@ -57,11 +60,37 @@ export interface SwitchPort {
   device?: NetDevice;
   /** The interface of a tap port; undefined for a device's. */
   tap?: string;
+  /** The remote (`address:port`) of a VXLAN uplink's port; undefined for others. */
+  vxlan?: string;
+  /** A VXLAN port's uplink: datagrams dropped by cause (over all of its remotes). */
+  vxlanDrops?: VxlanDrops;
   /**
    * A device's own counters: per queue, RX (frames to its guest, drops when it had no buffers) then TX.
    * A tap port's in the same shape: RX what the switch wrote to the tap, TX what it read from it.
    */
   stats: QueueStats[];
+}
+
+/** Datagrams a VXLAN uplink dropped, by cause; each cause is also logged once. */
+export interface VxlanDrops {
+  /** From an address that is none of the remotes. */
+  unknownSource: bigint;
+  /** Shorter than the VXLAN header and an Ethernet header. */
+  short: bigint;
+  /** Without the I flag. */
+  noVni: bigint;
+  /** For another VNI. */
+  otherVni: bigint;
+  /** With an inner frame longer than the uplink's MTU allows. */
+  tooLong: bigint;
+}
+
+/** What attachVxlan opened. */
+export interface VxlanUplinkInfo {
+  /** The port of each remote, in the order given. */
+  ports: number[];
+  /** The largest MTU a guest may use: the smallest underlay MTU toward a remote minus 50 (IPv6: 70). Offer it as the devices' `mtu`. */
+  mtu: number;
 }
 
 export interface MacEntry {
@@ -90,6 +119,7 @@ interface Attached {
   vlan: number;
   device?: NetDevice;
   tap?: string;
+  vxlan?: string;
 }
 
 /** Checks the switch's options once; throws VhostUserError EINVAL with one line in the given wording. */
@@ -156,11 +186,46 @@ export class Switch {
     if (problem) throw new VhostUserError('EINVAL', problem);
     const port = this.native.attachTap(ifname, vlan);
     this.attached.set(port, { name: opts.name ?? ifname, vlan, tap: ifname });
+    this.watchEvents();
+    return port;
+  }
+
+  /**
+   * Joins the switch to other hosts over VXLAN (RFC 7348): one UDP socket (bound to `local`, port
+   * 4789 unless told) carrying VNI `vni` to each remote, which may be a Linux vxlan device (`ip link
+   * add ... type vxlan id VNI remote <our address> dstport 4789`) or another switch. Each remote is a
+   * port (named vxlan:ADDR:PORT) in the access VLAN `vlan`; frames between remotes are never
+   * forwarded. Guests must fit the encapsulation: give their devices `mtu` at most the returned one.
+   */
+  attachVxlan(opts: VxlanOptions): VxlanUplinkInfo {
+    this.live();
+    const vlan = opts.vlan ?? DEFAULT_VLAN;
+    const problem = integerProblem(VLAN_OPTION, vlan, LIBRARY_WORDING);
+    if (problem) throw new VhostUserError('EINVAL', problem);
+    const c = checkVxlanOptions(opts, LIBRARY_WORDING);
+    const info = this.native.attachVxlan(c.local.address, c.local.port, c.remotes, c.vni, vlan);
+    for (const p of this.native.ports()) {
+      if (info.ports.includes(p.port)) this.attached.set(p.port, { name: `vxlan:${p.vxlan}`, vlan, vxlan: p.vxlan });
+    }
+    this.watchEvents();
+    return info;
+  }
+
+  /** Closes the VXLAN uplink that `port` is a remote of (its MACs forgotten at once); false when there is none. */
+  detachVxlan(port: number): boolean {
+    this.live();
+    const done = this.native.detachVxlan(port);
+    if (done)
+      for (const [p, a] of this.attached)
+        if (a.vxlan !== undefined && !this.native.ports().some((n) => n.port === p)) this.attached.delete(p);
+    return done;
+  }
+
+  private watchEvents(): void {
     if (this.log && !this.eventTimer) {
       this.eventTimer = setInterval(() => this.drainEvents(), 1000);
       this.eventTimer.unref();
     }
-    return port;
   }
 
   /** Closes the tap port of `ifname` (its MACs are forgotten at once); false when there is none. */
@@ -198,9 +263,15 @@ export class Switch {
     this.live();
     const now = this.native.ports();
     for (const port of [...this.attached.keys()]) if (!now.some((p) => p.port === port)) this.attached.delete(port);
-    return now.flatMap(({ port, vlan, tap }): SwitchPort[] => {
+    return now.flatMap(({ port, vlan, tap, vxlan }): SwitchPort[] => {
       const a = this.attached.get(port);
       if (!a) return [];
+      if (vxlan !== undefined) {
+        const v = this.native.vxlanStats(port);
+        return [
+          { port, name: a.name, vlan, vxlan, stats: (v?.stats ?? []) as QueueStats[], vxlanDrops: v?.drops as VxlanDrops | undefined },
+        ];
+      }
       if (tap === undefined) return a.device ? [{ port, name: a.name, vlan, device: a.device, stats: a.device.stats() }] : [];
       const stats = (this.native.tapStats(port) ?? []) as QueueStats[];
       return [{ port, name: a.name, vlan, tap, stats }];
