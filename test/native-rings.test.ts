@@ -38,6 +38,7 @@ describe.skipIf(skip)('native unit checks', () => {
       expect(out).toMatch(/software offload: \d+ checks passed/);
       expect(out).toMatch(/capture ring and counters: \d+ checks passed/);
       expect(out).toMatch(/mac table: \d+ checks passed/);
+      expect(out).toMatch(/vxlan header: \d+ checks passed/);
     },
   );
 });

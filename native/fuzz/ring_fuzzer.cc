@@ -1,7 +1,8 @@
 // libFuzzer target: the device side of the data path — descriptor-chain walking (split and packed
 // rings, direct and indirect), receive-buffer reservation (mergeable or not), virtio-net header
 // handling and the ports that touch guest memory (loopback copy, sink, source, js), the switch's
-// forwarding (learning, lookups, flooding into a shared RX ring), the user port's
+// forwarding (learning, lookups, flooding into a shared RX ring; a VXLAN datagram checked by the uplink's
+// parser and its inner frame injected), the user port's
 // software offloads, the per-frame counters and, when a header bit says so, capture into a small ring
 // (wrapping and full) whose records are checked after each input — run on a synthetic guest memory whose every byte
 // (rings and buffers) comes from the fuzzer; for the js port, the indexes and descriptors a program writes into its
@@ -25,6 +26,7 @@
 #include "net/software_offload.h"
 #include "net/switch/forwarder.h"
 #include "net/virtio_net.h"
+#include "net/vxlan_header.h"
 
 using namespace vhost;
 
@@ -38,7 +40,8 @@ constexpr uint64_t kGpa1 = 0x100000;  // a hole between the regions, as below/ab
 // Zeroed for every input; rings and the seeds' buffers stay in region 0.
 constexpr int kSlots = 16;
 constexpr uint64_t kSlotGpa = 0x10000, kSlotStride = 0x1000, kUserSlots = 0x30000000;
-constexpr uint64_t kJsProgram = 0x1c00;  // 8 + 64 * 8 bytes
+constexpr uint64_t kJsProgram = 0x1c00;      // 8 + 64 * 8 bytes
+constexpr uint64_t kVxlanDatagram = 0x1e10;  // past the js program: a length, a byte of the frame limit, a datagram
 constexpr uint64_t SlotSize(int k) { return k % 2 == 0 ? kSlotStride : kSlotStride / 2; }
 
 struct World {
@@ -125,11 +128,40 @@ void FuzzOffloads(const uint8_t* bytes, size_t len) {
   if (count == 0) abort();
 }
 
+// The VXLAN uplink's check of a received datagram (net/vxlan_header.h) over bytes of the input at
+// kVxlanDatagram (a length byte pair, then the datagram), VNI 42, the longest inner frame from the
+// input too. What it accepts must be what the RFC allows; the header we write must pass it. Returns
+// the inner frame it accepted (copied out, as the uplink's buffer holds it) or null.
+const uint8_t* FuzzVxlan(const uint8_t* region, size_t n, uint32_t* frame_len) {
+  static uint8_t datagram[0x2000];
+  constexpr uint32_t kVni = 42;
+  if (n < kVxlanDatagram + 3) return nullptr;
+  const uint8_t* at = region + kVxlanDatagram;
+  const size_t room = n - kVxlanDatagram - 3;
+  const size_t claimed = at[0] | at[1] << 8;
+  const size_t len = claimed < room ? claimed : room;
+  const uint32_t max_frame = 14 + 4 * at[2];
+  memcpy(datagram, at + 3, len);
+  const VxlanVerdict v = ParseVxlan(datagram, len, kVni, max_frame);
+  const uint32_t vni = len >= 7 ? (uint32_t{datagram[4]} << 16) | (uint32_t{datagram[5]} << 8) | datagram[6] : 0;
+  if (v == VxlanVerdict::kOk &&
+      (len < kVxlanHeader + 14 || !(datagram[0] & kVxlanFlagI) || vni != kVni || len - kVxlanHeader > max_frame))
+    abort();
+  uint8_t ours[kVxlanHeader + 14] = {};
+  WriteVxlanHeader(ours, vni);
+  if (ParseVxlan(ours, sizeof ours, vni, 14) != VxlanVerdict::kOk || ours[1] | ours[2] | ours[3] | ours[7]) abort();
+  if (v != VxlanVerdict::kOk) return nullptr;
+  *frame_len = static_cast<uint32_t>(len - kVxlanHeader);
+  return datagram + kVxlanHeader;
+}
+
 // The switch's forwarding (net/switch/forwarder.h) instead of a port: the TX ring is one port's, the
 // RX ring two others' (a flood delivers into it twice, as to two devices sharing one memory file).
 // Their VLANs come from the port byte, two MACs learnt behind them in advance from the input (so
-// that unicast reaches them), the rest is learnt from the frames.
-void FuzzSwitch(PairContext& c, Queue& rx, uint8_t port_byte, const uint8_t* macs) {
+// that unicast reaches them), the rest is learnt from the frames. Then the inner frame of a VXLAN
+// datagram the uplink accepted (if any) enters as from an uplink on port 0.
+void FuzzSwitch(PairContext& c, Queue& rx, uint8_t port_byte, const uint8_t* macs, const uint8_t* inner,
+                uint32_t inner_len) {
   Forwarder f(8, 300);  // a small table: full after a few frames, refusals taken
   f.table().Tick(1);
   const PairRx to{&c.mem, &c.settings, &rx, &c.report, c.capture};
@@ -143,6 +175,10 @@ void FuzzSwitch(PairContext& c, Queue& rx, uint8_t port_byte, const uint8_t* mac
   f.table().Learn(macs, ports[1].vlan, 1);
   f.table().Learn(macs + 6, ports[2].vlan, 2);
   for (int burst = 0; burst < 4 && f.Forward(ports[0], c) > 0; burst++) {
+  }
+  if (inner) {
+    f.Inject(ports[0], const_cast<uint8_t*>(inner), inner_len);
+    f.EndInjected();
   }
   for (Forwarder::Port& p : ports) f.Remove(&p);
   if (f.table().size() != 0) abort();  // every port's MACs forgotten with it
@@ -233,7 +269,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   PairContext c{w->mem, settings, rx, tx, (features & 1) == 0, stop, report};
   const uint64_t captured_before = w->capture->ring(0).frames();
   if (capture) c.capture = &w->capture->ring(0);
-  if (via_switch) FuzzSwitch(c, rx, port_byte, w->host[1]);
+  uint32_t inner_len = 0;
+  const uint8_t* inner = FuzzVxlan(w->host[0], n0, &inner_len);
+  if (via_switch) FuzzSwitch(c, rx, port_byte, w->host[1], inner, inner_len);
   else port.Service(c);
   DrainCapture(*w->capture, captured_before);
   // Every frame counted is in one size bin; captured or not captured, never both.

@@ -72,6 +72,16 @@ def tso(ring_seed, v6):
     data[4 + 0x400:4 + 0x400 + 10 + len(frame)] = header + frame
     return bytes(data)
 
+def vxlan(ring_seed, vni=42):
+    """A VXLAN datagram for the uplink's parser (FuzzVxlan) at 0x1e10: its length, the frame limit byte
+    (14 + 4 * 100), then the header (I flag, the VNI) and a 60-byte broadcast frame."""
+    data = bytearray(ring_seed)
+    frame = bytes([0xff] * 6) + bytes([2, 0, 0, 0, 0, 9]) + b'\x88\xb5' + bytes(range(46))
+    datagram = bytes([8, 0, 0, 0, vni >> 16, (vni >> 8) & 0xff, vni & 0xff, 0]) + frame
+    blob = struct.pack('<HB', len(datagram), 100) + datagram
+    data[4 + 0x1e10:4 + 0x1e10 + len(blob)] = blob
+    return bytes(data)
+
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
 for name, data in {
@@ -90,6 +100,7 @@ for name, data in {
     'packed-js': js_program(packed_seed(8, 4, 4, 200, port=3 | 4), 3),
     'switch-flood': seed(8 | 128, 4, 8, 200),
     'packed-switch-mrg': packed_seed(8 | 1 | 128, 4, 8, 40, port=4),
+    'switch-vxlan': vxlan(seed(8 | 128, 2, 8, 200)),
     'tso-v4': tso(seed(8, 1, 1, 200, port=1), False),
     'tso-v6': tso(seed(8, 1, 1, 200, port=1), True),
 }.items():
