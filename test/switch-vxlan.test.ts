@@ -121,15 +121,15 @@ describe.skipIf(skip)('switch VXLAN uplink', () => {
     expect(table).toContain(`${macText(mac1)} vxlan:10.97.1.2:4789`);
     expect(table).toContain(`${macText(mac2)} vxlan:10.97.2.2:4789`);
 
-    const before = [toRemote(0).packets, toRemote(1).packets, vxRx(1)];
+    const before = { to1: toRemote(0).packets, to2: toRemote(1).packets, rx2: vxRx(1) };
     await rig.send(
       0,
       [1, 2, 3, 4, 5].map((seq) => icmpEcho(GUEST, HOSTS[0].overlay, mac1, 0x55, seq)),
     );
     expect(await until(() => rig.guests[0].received.filter((f) => readEchoReply(f)?.id === 0x55).length === 5, 5_000)).toBe(true);
-    expect(toRemote(0).packets - before[0]).toBe(5n);
-    expect(toRemote(1).packets).toBe(before[1]);
-    expect(vxRx(1)).toBe(before[2]); // the other namespace saw none of it
+    expect(toRemote(0).packets - before.to1).toBe(5n);
+    expect(toRemote(1).packets).toBe(before.to2);
+    expect(vxRx(1)).toBe(before.rx2); // the other namespace saw none of it
     // Guest 2 (same VLAN) saw no unicast between guest 1 and the namespace.
     expect(rig.guests[1].received.filter((f) => !(f[0] & 1))).toEqual([]);
   });
