@@ -47,6 +47,7 @@ Options:
                        learns which remote a MAC is behind, floods go to every remote, and nothing is
                        forwarded from one remote to another. The MTU offered to the guests defaults to the
                        underlay's toward the remotes minus ${VXLAN_OVERHEAD_V4} (IPv6: 70); a larger --mtu is refused.
+                       QEMU shows it to the guest only with host_mtu=N on -device virtio-net-pci.
   --vni N[,vlan=N]     the VXLAN network identifier (0..16777215), needed with --vxlan; vlan=N: the access
                        VLAN of the VXLAN ports.
   --local ADDR[:PORT]  the address (and UDP port, default ${VXLAN_PORT}) VXLAN is sent from and received on

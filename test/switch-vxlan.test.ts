@@ -78,7 +78,7 @@ function macText(mac: Buffer): string {
 
 describe.skipIf(skip)('switch VXLAN uplink', () => {
   let rig: SwitchRig;
-  let logs: string[] = [];
+  const logs: string[] = [];
   let info: { ports: number[]; mtu: number };
   const remote = (i: number): SwitchPort => rig.sw.ports().find((p) => p.port === info.ports[i]) as SwitchPort;
   const toRemote = (i: number): QueueStats => remote(i).stats[0];
