@@ -84,6 +84,29 @@ describe('vhost-user switch', () => {
       [['switch', '--socket', '/tmp/a.sock', '--mtu', '9'], '--mtu must be an integer in 68..65535, got 9'],
       [['switch', '--socket', '/tmp/a.sock', '--port', 'tap'], "Unknown option '--port'"],
       [['switch', '--socket', '/tmp/a.sock', '--metrics', 'x:y'], '--metrics must be PORT or HOST:PORT with a port in 0..65535'],
+      [['switch', '--socket', '/tmp/a.sock', '--vxlan', '192.0.2.7'], '--vxlan needs --vni N (the VXLAN network identifier, 0..16777215)'],
+      [['switch', '--socket', '/tmp/a.sock', '--vni', '5'], '--vni needs --vxlan REMOTE'],
+      [
+        ['switch', '--socket', '/tmp/a.sock', '--vxlan', '192.0.2.7', '--vni', '16777216'],
+        '--vni must be an integer in 0..16777215, got 16777216',
+      ],
+      [
+        ['switch', '--socket', '/tmp/a.sock', '--vxlan', 'host.example', '--vni', '5'],
+        "--vxlan 'host.example' is not ADDR, ADDR:PORT or [IPv6]:PORT",
+      ],
+      [['switch', '--socket', '/tmp/a.sock', '--vxlan', '192.0.2.7:0', '--vni', '5'], "--vxlan '192.0.2.7:0': the port must be 1..65535"],
+      [
+        ['switch', '--socket', '/tmp/a.sock', '--vxlan', '[2001:db8::7]', '--vni', '5', '--local', '192.0.2.1'],
+        '--vxlan 2001:db8::7 is not of the same family (IPv4) as the --local',
+      ],
+      [
+        ['switch', '--socket', '/tmp/a.sock', '--vxlan', '192.0.2.7', '--vxlan', '192.0.2.7:4790', '--vni', '5'],
+        'each --vxlan must be a different address',
+      ],
+      [
+        ['switch', '--socket', '/tmp/a.sock', '--vxlan', '192.0.2.7', '--vni', '5', '--local', 'here'],
+        "--local 'here' is not ADDR, ADDR:PORT or [IPv6]:PORT",
+      ],
       [['net', '--socket', '/tmp/a.sock', '--port', 'switch'], '--port switch belongs to `vhost-user switch'],
     ];
     for (const [args, message] of cases) {
