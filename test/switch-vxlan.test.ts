@@ -6,6 +6,7 @@
  * its remote, broadcast both, and nothing goes from one remote to the other (split horizon, read on
  * the other namespace's vxlan counters); datagrams that are not ours are dropped, counted per cause,
  * logged once each, and the switch serves on; the MTU the uplink allows is 1450 over a 1500 underlay.
+ * A third namespace has an IPv6 underlay (MTU 1430 allowed: 70 bytes of encapsulation).
  * Needs root and `ip` (CI has them).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -200,5 +201,37 @@ describe.skipIf(skip)('switch VXLAN uplink', () => {
       'vhost-user: --mtu 1500 does not fit VXLAN: the underlay toward the remotes carries guest frames of MTU 1450 at most ' +
         "(its MTU minus the encapsulation); give --mtu 1450 or less, or raise the underlay's MTU",
     );
+  });
+});
+
+describe.skipIf(skip)('switch VXLAN uplink over IPv6', () => {
+  const ns = `vhu-vx6-${process.pid}`;
+  const veth = `vhuvx6${ID}`;
+  let rig: SwitchRig | undefined;
+
+  afterAll(() => {
+    rig?.close();
+    spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+    spawnSync('ip', ['link', 'del', veth], { stdio: 'ignore' });
+  });
+
+  it('reaches a Linux vxlan device over an IPv6 underlay; allows MTU 1430 (1500 - 70)', async () => {
+    const ipn = (...args: string[]) => run('ip', ['-n', ns, ...args]);
+    run('ip', ['netns', 'add', ns]);
+    run('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'ul0', 'netns', ns]);
+    run('ip', ['addr', 'add', 'fd97::1/64', 'dev', veth, 'nodad']);
+    run('ip', ['link', 'set', veth, 'up']);
+    ipn('addr', 'add', 'fd97::2/64', 'dev', 'ul0', 'nodad');
+    ipn('link', 'set', 'ul0', 'up');
+    ipn('link', 'add', 'vx0', 'type', 'vxlan', 'id', String(VNI), 'remote', 'fd97::1', 'local', 'fd97::2', 'dstport', '4789', 'dev', 'ul0');
+    ipn('addr', 'add', '10.96.6.11/24', 'dev', 'vx0');
+    ipn('link', 'set', 'vx0', 'up');
+    rig = await startSwitchRig({ vlans: [1] });
+    const info = rig.sw.attachVxlan({ remotes: ['[fd97::2]'], vni: VNI, local: 'fd97::1' });
+    expect(info.mtu).toBe(1430);
+    expect(rig.sw.ports().find((p) => p.port === info.ports[0])?.name).toBe('vxlan:[fd97::2]:4789');
+    const r = rig;
+    await r.send(0, [arpRequest('10.96.6.2', '10.96.6.11')]);
+    expect(await until(() => r.guests[0].received.some((f) => readArpReply(f)?.senderIp === '10.96.6.11'), 5_000)).toBe(true);
   });
 });
