@@ -222,7 +222,7 @@ export function switchMain(argv: string[]): void {
     ...ports,
     ...taps.map((t) => ({ name: `tap ${t.name}`, vlan: t.vlan })),
     ...(vxlan?.remotes ?? []).map((r) => ({
-      name: `vxlan ${r.address}:${r.port} vni ${vxlan?.opts.vni}`,
+      name: `vxlan ${r.address.includes(':') ? `[${r.address}]` : r.address}:${r.port} vni ${vxlan?.opts.vni}`,
       vlan: vxlan?.opts.vlan ?? DEFAULT_VLAN,
     })),
   ];
