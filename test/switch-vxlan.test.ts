@@ -13,7 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import * as path from 'node:path';
+import { Registry } from 'prom-client';
 import type { QueueStats } from '../lib/net/stats';
+import { switchMetrics } from '../lib/observe/switch_metrics';
 import type { SwitchPort } from '../lib/net/switch';
 import { hasProgram, isRoot, missing, run, skipUnless } from './helpers/peers';
 import { arpRequest, icmpEcho, readArpReply, readEchoReply } from './helpers/ip_frames';
@@ -169,6 +171,10 @@ describe.skipIf(skip)('switch VXLAN uplink', () => {
     await until(() => remote(0).vxlanDrops?.tooLong === 2n && remote(0).vxlanDrops?.unknownSource === 1n, 5_000);
     expect(remote(0).vxlanDrops).toEqual(want);
     expect(remote(0).stats[1].errors).toBe(8n); // the remote's own: the eight from its address
+    const registry = new Registry();
+    switchMetrics(rig.sw, []).register?.(registry);
+    const text = await registry.metrics();
+    for (const [cause, n] of Object.entries(want)) expect(text).toContain(`vhost_user_switch_vxlan_dropped_total{cause="${cause}"} ${n}`);
     expect(await until(() => logs.length >= 5, 3_000), `five warnings, got: ${logs.join(' | ')}`).toBe(true);
     expect(logs.length).toBe(5);
     for (const cause of ['no remote', 'shorter', 'I flag', 'another VNI', 'longer']) expect(logs.join('\n')).toContain(cause);

@@ -1,7 +1,8 @@
 /**
  * A switch as a metrics source (readings.ts MetricsSource): every port's queue counters under the
  * same families as a device's (`socket` is the port's name: a device's socket path, `tap NAME` for a
- * tap), and the switch's own: MACs learnt now, refused, moved, frames flooded, each port's VLAN.
+ * tap), and the switch's own: MACs learnt now, refused, moved, frames flooded, each port's VLAN, the
+ * datagrams a VXLAN uplink dropped by cause.
  * Read at every scrape, so ports attached or detached later show up or go.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -15,7 +16,13 @@ export const portLabel = (p: SwitchPort): string => (p.tap !== undefined ? `tap 
 /** A port that is not a back-end's device (a tap): its counters in a device's shape, always connected. */
 function uplinkReading(p: SwitchPort): DeviceReading {
   const queues = p.stats.map((record, virtqueue) => ({ ...queueOf(virtqueue), virtqueue, counters: countersOf(record) }));
-  return { socket: portLabel(p), connected: true, port: p.tap !== undefined ? 'tap' : 'uplink', queuePairs: 1, queues };
+  return {
+    socket: portLabel(p),
+    connected: true,
+    port: p.tap !== undefined ? 'tap' : p.vxlan !== undefined ? 'vxlan' : 'uplink',
+    queuePairs: 1,
+    queues,
+  };
 }
 
 /** `backends`: those whose devices are on `sw` (for their connection state); read at every scrape. */
@@ -66,6 +73,17 @@ function registerSwitchFamilies(sw: Switch, registry: Registry): void {
     'Frames sent to every other port of their VLAN (broadcast, multicast, unknown unicast).',
     'flooded',
   );
+  const vxlanDrops: Counter<'cause'> = new Counter({
+    name: 'vhost_user_switch_vxlan_dropped_total',
+    help: 'Datagrams the VXLAN uplink dropped, by cause (from no remote, short, no I flag, another VNI, frame too long).',
+    labelNames: ['cause'],
+    registers: [registry],
+    collect: () => {
+      vxlanDrops.reset();
+      const drops = sw.ports().find((p) => p.vxlanDrops)?.vxlanDrops ?? {};
+      for (const [cause, n] of Object.entries(drops)) vxlanDrops.inc({ cause }, Number(n));
+    },
+  });
   const vlan: Gauge<'socket'> = new Gauge({
     name: 'vhost_user_switch_port_vlan',
     help: "Each switch port's access VLAN.",
