@@ -65,6 +65,20 @@ describe('vhost-user switch', () => {
     expect(spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' }).stdout).toContain('vhost-user switch --socket');
   });
 
+  it('starts from a copy of dist/ with no node_modules beside it (as the benchmark runs it): prom-client only for --metrics', () => {
+    const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-dist-'));
+    try {
+      fs.cpSync(path.resolve(__dirname, '../dist'), path.join(copy, 'dist'), { recursive: true });
+      const env = { ...process.env, VHOST_USER_ADDON: path.resolve(__dirname, '../build/Release/vhost_user.node') };
+      for (const args of [['switch', '--help'], ['--help']]) {
+        const r = spawnSync(process.execPath, [path.join(copy, 'dist/cli.js'), ...args], { encoding: 'utf8', env });
+        expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+      }
+    } finally {
+      fs.rmSync(copy, { recursive: true, force: true });
+    }
+  });
+
   it('refuses bad flags in one line that says what to do', () => {
     const cases: [string[], string][] = [
       [['switch'], '--socket PATH is required (one per port)'],

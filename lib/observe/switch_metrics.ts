@@ -5,7 +5,7 @@
  * datagrams a VXLAN uplink dropped by cause.
  * Read at every scrape, so ports attached or detached later show up or go.
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Counter as CounterT, Gauge as GaugeT, Registry } from 'prom-client';
 import type { VhostUserBackend } from '../backend';
 import type { Switch, SwitchCounters, SwitchPort } from '../net/switch';
 import { countersOf, queueOf, readDevice, type DeviceReading, type MetricsSource } from './readings';
@@ -38,6 +38,9 @@ export function switchMetrics(sw: Switch, backends: readonly VhostUserBackend[])
 }
 
 function registerSwitchFamilies(sw: Switch, registry: Registry): void {
+  // Required here, not imported: this file is loaded by every start of `vhost-user switch`, and
+  // prom-client only when metrics are served (as lib/observe/server.ts loads metrics.ts).
+  const { Counter, Gauge } = require('prom-client') as typeof import('prom-client');
   // Reading the counters pauses the switch's thread: once per scrape, shared by the families.
   let cached: SwitchCounters | null = null;
   const counters = (): SwitchCounters => {
@@ -47,7 +50,7 @@ function registerSwitchFamilies(sw: Switch, registry: Registry): void {
     }
     return cached;
   };
-  const macs: Gauge = new Gauge({
+  const macs: GaugeT = new Gauge({
     name: 'vhost_user_switch_macs',
     help: 'MACs in the switch table now.',
     registers: [registry],
@@ -56,7 +59,7 @@ function registerSwitchFamilies(sw: Switch, registry: Registry): void {
     },
   });
   const counter = (name: string, help: string, field: 'refused' | 'moves' | 'flooded') => {
-    const c: Counter = new Counter({
+    const c: CounterT = new Counter({
       name,
       help,
       registers: [registry],
@@ -73,7 +76,7 @@ function registerSwitchFamilies(sw: Switch, registry: Registry): void {
     'Frames sent to every other port of their VLAN (broadcast, multicast, unknown unicast).',
     'flooded',
   );
-  const vxlanDrops: Counter<'cause'> = new Counter({
+  const vxlanDrops: CounterT<'cause'> = new Counter({
     name: 'vhost_user_switch_vxlan_dropped_total',
     help: 'Datagrams the VXLAN uplink dropped, by cause (from no remote, short, no I flag, another VNI, frame too long).',
     labelNames: ['cause'],
@@ -84,7 +87,7 @@ function registerSwitchFamilies(sw: Switch, registry: Registry): void {
       for (const [cause, n] of Object.entries(drops)) vxlanDrops.inc({ cause }, Number(n));
     },
   });
-  const vlan: Gauge<'socket'> = new Gauge({
+  const vlan: GaugeT<'socket'> = new Gauge({
     name: 'vhost_user_switch_port_vlan',
     help: "Each switch port's access VLAN.",
     labelNames: ['socket'],
