@@ -23,7 +23,8 @@ Our vhost-user back-end (vhost-user net: loopback, sink or source port by mode) 
 driven by DPDK testpmd's virtio-user front-end (or, without DPDK, by our VirtioNetDriver). With --backends
 ours,js,... also the js port with a MAC-swap echo in JavaScript, as a ratio to the native loopback.
 With --user-net: guest <-> host TCP through our user port, QEMU's -netdev user and passt instead
-(vhost-user bench --user-net --help).
+(vhost-user bench --user-net --help). With --switch: VM to VM through our switch against testpmd's io engine
+between two vhost ports (vhost-user bench --switch --help).
 
   --quick               smoke run: one size (64), one queue size (256), io and rxonly, split rings, 1 pair,
                         1 round

@@ -47,11 +47,16 @@ async function main(argv: string[]): Promise<number> {
   return errors.length ? 1 : 0;
 }
 
-/** `vhost-user bench ARGS`: runs the benchmark (--user-net: the user-mode network one) and exits with its status. */
+/** `vhost-user bench ARGS`: runs the benchmark (--user-net: the user-mode network one; --switch: the switch's) and exits with its status. */
 export function benchMain(argv: string[]): void {
   if (argv.includes('--user-net')) {
     // Its own options and harness (a QEMU guest, not a DPDK front-end): lib/bench/usernet/.
     (require('./usernet/run') as typeof import('./usernet/run')).userNetMain(argv);
+    return;
+  }
+  if (argv.includes('--switch')) {
+    // VM to VM through our switch against testpmd's io engine between vhost ports: lib/bench/switch/.
+    (require('./switch/run') as typeof import('./switch/run')).switchBenchMain(argv);
     return;
   }
   main(argv).then(

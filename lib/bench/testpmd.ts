@@ -84,6 +84,8 @@ export interface TestpmdOptions extends TestpmdPhase {
    * two ports, `io` forwards what port 0 receives out of port 1 and back.
    */
   moreSocketPaths?: string[];
+  /** Each port's MAC (virtio-user `mac=`), port 0 first; default: what virtio-user picks. */
+  macs?: string[];
   /** Phases after the first, in the same testpmd process and connection (`set fwd MODE`, `start`). */
   thenPhases?: TestpmdPhase[];
   /** Frames per burst (`--burst`). Default 32. */
@@ -360,8 +362,10 @@ export function testpmdArgs(opts: TestpmdOptions, prefix: string): string[] {
     `mrg_rxbuf=${opts.mrgRxbuf ? 1 : 0}`,
     `in_order=${opts.inOrder ? 1 : 0}`,
   ];
-  for (const [i, socket] of [opts.socketPath, ...(opts.moreSocketPaths ?? [])].entries())
-    eal.push('--vdev', `net_virtio_user${i},path=${socket},${devargs.join(',')}`);
+  for (const [i, socket] of [opts.socketPath, ...(opts.moreSocketPaths ?? [])].entries()) {
+    const mac = opts.macs?.[i] ? `,mac=${opts.macs[i]}` : '';
+    eal.push('--vdev', `net_virtio_user${i},path=${socket}${mac},${devargs.join(',')}`);
+  }
   eal.push(...(opts.extraEalArgs ?? []));
   const app = ['-i', `--forward-mode=${opts.forwardMode}`, `--total-num-mbufs=${opts.totalMbufs ?? 16384}`, `--burst=${opts.burst ?? 32}`];
   if (opts.txPkts !== undefined) app.push(`--txpkts=${opts.txPkts}`);
