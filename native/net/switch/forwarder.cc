@@ -43,6 +43,9 @@ template <typename L>
 int Forwarder::Burst(Port& src, PairContext& c) {
   const uint32_t hdr = c.settings.hdr_len;
   int taken = 0;
+  copy_src_ = &src;
+  copy_tx_ = &c.tx;
+  last_valid_ = false;
   while (taken < kBudget) {
     TxFrame::Result t = tx_.Next<L>(c.mem, c.settings, c.tx, c.report);
     if (t == TxFrame::Result::kNone) break;
@@ -76,6 +79,7 @@ int Forwarder::Burst(Port& src, PairContext& c) {
     held_tx_ = nullptr;
   }
   if (c.capture) c.capture->EndBurst();
+  RunCopies();  // before the TX used entries: the guest may reuse its buffers once they are published
   c.tx.PublishUsed();
   Flush();
   if (capture_) capture_->EndBurst();
@@ -84,6 +88,7 @@ int Forwarder::Burst(Port& src, PairContext& c) {
 
 void Forwarder::Inject(Port& src, uint8_t* frame, uint32_t len) {
   if (len < kEthernetHeader || len > kMaxFrame) return;  // the injector checked: cannot happen
+  last_valid_ = false;
   injected_ = Segment{frame, 0, len};
   src_segs_ = &injected_;
   src_nseg_ = 1;
@@ -95,8 +100,16 @@ void Forwarder::Inject(Port& src, uint8_t* frame, uint32_t len) {
 void Forwarder::Route(Port& src, const uint8_t macs[12], uint32_t src_hdr, uint32_t len) {
   const uint8_t* dst_mac = macs;
   const uint8_t* src_mac = macs + 6;
-  if (!(src_mac[0] & 1)) table_.Learn(src_mac, src.vlan, src.number);
-  const int to = (dst_mac[0] & 1) ? MacTable::kNoPort : table_.Lookup(dst_mac, src.vlan);
+  int to = last_to_;
+  if (!last_valid_ || memcmp(macs, last_macs_, sizeof last_macs_) != 0) {
+    const uint64_t refused = table_.counters().refused;
+    if (!(src_mac[0] & 1)) table_.Learn(src_mac, src.vlan, src.number);
+    to = (dst_mac[0] & 1) ? MacTable::kNoPort : table_.Lookup(dst_mac, src.vlan);
+    // Learning again would change nothing, unless it was refused (counted per frame).
+    last_valid_ = table_.counters().refused == refused;
+    memcpy(last_macs_, macs, sizeof last_macs_);
+    last_to_ = to;
+  }
   if (capture_) capture_->Put(src_segs_, src_nseg_, src_hdr, len);  // no room: counted by the ring
   if (to == MacTable::kNoPort) {
     flooded_++;
@@ -134,11 +147,18 @@ void Forwarder::DeliverAs(Port& dst, uint32_t src_hdr, uint32_t len) {
   const int nseg = src_nseg_;
   const Segment& in = src_segs_[0];
   const Segment& out = rx_.first_segment();
-  if (nseg == 1 && rx_.buffers() == 1 && out.len >= hdr + len) {
+  const bool whole = nseg == 1 && rx_.buffers() == 1 && out.len >= hdr + len;
+  // A guest's frame (not an injected one, whose buffer is reused at once) waits for RunCopies.
+  if (whole && held_tx_ && ncopies_ < kMaxCopies) {
+    copies_[ncopies_++] = Copy{&dst, in.ptr + src_hdr, out.ptr, hdr, len};
+    CountLength(rx, len);
+  } else if (whole) {
+    RunCopies();  // in order: a destination's frames are observed (and captured) as they arrive
     FillNetHeader(out.ptr, hdr, 1, nullptr);
     memmove(out.ptr + hdr, in.ptr + src_hdr, len);  // two devices may share one memory file
     ObserveFrame(rx, dst.rx.capture, out.ptr + hdr, len);
   } else {
+    RunCopies();
     SegmentCursor from(src_segs_, nseg);
     from.Skip(src_hdr);
     SegmentCursor to = rx_.Cursor();
@@ -164,7 +184,31 @@ void Forwarder::Flush() {
   ndirty_ = 0;
 }
 
+void Forwarder::RunCopies() {
+  for (copying_ = 0; copying_ < ncopies_; copying_++) CopyOne(copies_[copying_]);
+  ncopies_ = 0;
+  copying_ = -1;
+}
+
+void Forwarder::CopyOne(const Copy& j) {
+  if (copy_src_->faulted() || j.dst->faulted()) return;  // after a fault in an earlier copy
+  FillNetHeader(j.to, j.hdr, 1, nullptr);
+  memmove(j.to + j.hdr, j.from, j.len);  // two devices may share one memory file
+  ObserveBytes(*j.dst->rx.rx, j.dst->rx.capture, j.to + j.hdr, j.len);
+}
+
 void Forwarder::AfterFault() {
+  if (ncopies_ > 0) {
+    // Queued copies are owed all the same (their used entries are pushed): those after the one that
+    // faulted, or all of them after a fault in the ring walk (none if it was the source's memory).
+    // At the end of a burst (no frame in hand) the source's TX entries are published here too.
+    // The copy in hand is lost: counted as the sender's drop, as for a frame in hand.
+    if (copying_ >= 0 && !copy_src_->faulted()) copy_tx_->Count(kStatDrops);
+    for (int i = copying_ + 1; i < ncopies_; i++) CopyOne(copies_[i]);
+    if (!held_src_ && !copy_src_->faulted()) copy_tx_->PublishUsed();
+    ncopies_ = 0;
+    copying_ = -1;
+  }
   if (held_dst_ && !held_dst_->faulted()) {
     Queue& rx = *held_dst_->rx.rx;
     WithLayout(rx.ring, [&](auto layout) { rx_.GiveBack<typename decltype(layout)::type>(rx); });

@@ -76,6 +76,7 @@ class Forwarder {
   Port* held_destination() const { return held_dst_; }
 
  private:
+  struct Copy;
   template <typename L>
   int Burst(Port& src, PairContext& c);
   // Learns the source, then delivers the frame in hand (src_segs_) to where its destination is.
@@ -84,6 +85,9 @@ class Forwarder {
   template <typename L>
   void DeliverAs(Port& dst, uint32_t src_hdr, uint32_t len);
   void Flush();
+  // Makes the copies DeliverAs queued, in order; CopyOne skips a side that faulted.
+  void RunCopies();
+  void CopyOne(const Copy& j);
 
   MacTable table_;
   std::vector<Port*> ports_;  // flooding order
@@ -99,6 +103,25 @@ class Forwarder {
   Segment injected_{};
   Port* dirty_[kMaxPorts] = {};
   int ndirty_ = 0;
+  // Copies of one guest's burst in one piece, made together after its ring walk (RunCopies): each
+  // first touches a receive buffer the other CPU last wrote, and back to back those misses overlap.
+  struct Copy {
+    Port* dst;
+    const uint8_t* from;
+    uint8_t* to;  // the receive buffer, at its virtio-net header
+    uint32_t hdr, len;
+  };
+  static constexpr int kMaxCopies = 128;
+  Copy copies_[kMaxCopies];
+  int ncopies_ = 0;
+  int copying_ = -1;  // the copy in hand, or -1
+  // The last frame's addresses and where it went, within one burst (one source, one clock second):
+  // a frame with the same ones needs no second learning nor lookup (a stream's frames all do).
+  uint8_t last_macs_[12] = {};
+  int last_to_ = MacTable::kNoPort;
+  bool last_valid_ = false;
+  Port* copy_src_ = nullptr;  // whose burst the copies are from
+  Queue* copy_tx_ = nullptr;  // its TX queue
   // What a burst holds, for AfterFault.
   Port* held_src_ = nullptr;  // its TX frame (tx_)
   Queue* held_tx_ = nullptr;
