@@ -58,6 +58,14 @@ int Forwarder::Burst(Port& src, PairContext& c) {
       tx_.Done<L>(c.tx);
       continue;
     }
+    if (nseg == 1) {
+      uint8_t* frame = tx_.segments()[0].ptr + hdr;
+      __builtin_prefetch(frame);
+      taken_[ntaken_++] = Taken{frame, len};
+      tx_.Done<L>(c.tx);  // its used entry is published after the burst's copies
+      continue;
+    }
+    RouteTaken(src, c);  // the frames before this one first
     held_src_ = &src;
     held_tx_ = &c.tx;
     // The MACs are read once: the guest may rewrite its buffer meanwhile, the decision stands.
@@ -78,12 +86,29 @@ int Forwarder::Burst(Port& src, PairContext& c) {
     held_src_ = nullptr;
     held_tx_ = nullptr;
   }
+  RouteTaken(src, c);
   if (c.capture) c.capture->EndBurst();
   RunCopies();  // before the TX used entries: the guest may reuse its buffers once they are published
   c.tx.PublishUsed();
   Flush();
   if (capture_) capture_->EndBurst();
+  copy_src_ = nullptr;
   return taken;
+}
+
+void Forwarder::RouteTaken(Port& src, PairContext& c) {
+  for (routing_ = 0; routing_ < ntaken_; routing_++) {
+    const Taken& f = taken_[routing_];
+    uint8_t macs[12];
+    memcpy(macs, f.frame, sizeof macs);  // read once: the guest may rewrite its buffer meanwhile
+    ObserveFrame(c.tx, c.capture, f.frame, f.len);
+    injected_ = Segment{f.frame, 0, f.len};
+    src_segs_ = &injected_;
+    src_nseg_ = 1;
+    Route(src, macs, 0, f.len);
+  }
+  ntaken_ = 0;
+  routing_ = -1;
 }
 
 void Forwarder::Inject(Port& src, uint8_t* frame, uint32_t len) {
@@ -149,7 +174,7 @@ void Forwarder::DeliverAs(Port& dst, uint32_t src_hdr, uint32_t len) {
   const Segment& out = rx_.first_segment();
   const bool whole = nseg == 1 && rx_.buffers() == 1 && out.len >= hdr + len;
   // A guest's frame (not an injected one, whose buffer is reused at once) waits for RunCopies.
-  if (whole && held_tx_ && ncopies_ < kMaxCopies) {
+  if (whole && copy_src_ && ncopies_ < kMaxCopies) {
     copies_[ncopies_++] = Copy{&dst, in.ptr + src_hdr, out.ptr, hdr, len};
     CountLength(rx, len);
   } else if (whole) {
@@ -198,14 +223,19 @@ void Forwarder::CopyOne(const Copy& j) {
 }
 
 void Forwarder::AfterFault() {
+  if (ntaken_ > 0) {
+    // Taken frames not routed yet are lost: the one in hand and those after it count as the sender's
+    // drops (after a fault in its own walk or frame, nothing is counted: it is stopped).
+    if (routing_ >= 0 && !copy_src_->faulted()) copy_tx_->Count(kStatDrops, ntaken_ - routing_);
+    ntaken_ = 0;
+    routing_ = -1;
+  }
   if (ncopies_ > 0) {
     // Queued copies are owed all the same (their used entries are pushed): those after the one that
-    // faulted, or all of them after a fault in the ring walk (none if it was the source's memory).
-    // At the end of a burst (no frame in hand) the source's TX entries are published here too.
+    // faulted, or all of them after a fault before RunCopies (none if the source's memory faulted).
     // The copy in hand is lost: counted as the sender's drop, as for a frame in hand.
     if (copying_ >= 0 && !copy_src_->faulted()) copy_tx_->Count(kStatDrops);
     for (int i = copying_ + 1; i < ncopies_; i++) CopyOne(copies_[i]);
-    if (!held_src_ && !copy_src_->faulted()) copy_tx_->PublishUsed();
     ncopies_ = 0;
     copying_ = -1;
   }
@@ -219,6 +249,9 @@ void Forwarder::AfterFault() {
     tx.Count(kStatDrops);
     tx.PublishUsed();
   }
+  // The burst's frames returned before the fault (their copies made) go back to the guest.
+  if (copy_src_ && !copy_src_->faulted()) copy_tx_->PublishUsed();
+  copy_src_ = nullptr;
   for (int i = 0; i < ndirty_; i++) {
     Port& p = *dirty_[i];
     if (!p.faulted()) p.rx.rx->PublishUsed();

@@ -79,6 +79,8 @@ class Forwarder {
   struct Copy;
   template <typename L>
   int Burst(Port& src, PairContext& c);
+  // Routes the frames the burst's walk took in one piece (taken_), in order.
+  void RouteTaken(Port& src, PairContext& c);
   // Learns the source, then delivers the frame in hand (src_segs_) to where its destination is.
   void Route(Port& src, const uint8_t macs[12], uint32_t src_hdr, uint32_t len);
   void Deliver(Port& dst, uint32_t src_hdr, uint32_t len);
@@ -115,6 +117,15 @@ class Forwarder {
   Copy copies_[kMaxCopies];
   int ncopies_ = 0;
   int copying_ = -1;  // the copy in hand, or -1
+  // Frames in one piece the walk took (and returned as used, unpublished), routed after it so that
+  // the first lines of all of them, written by the other CPU, are fetched together (prefetched).
+  struct Taken {
+    uint8_t* frame;  // after the virtio-net header
+    uint32_t len;
+  };
+  Taken taken_[kBudget];
+  int ntaken_ = 0;
+  int routing_ = -1;  // the taken frame in hand, or -1
   // The last frame's addresses and where it went, within one burst (one source, one clock second):
   // a frame with the same ones needs no second learning nor lookup (a stream's frames all do).
   uint8_t last_macs_[12] = {};
