@@ -23,8 +23,10 @@ at full rate, and what the first pair keeps.
   --queue-size N      virtio-user queue_size (default 256)
   --packed            packed rings (default split)
   --no-fairness       skip the fairness runs
-  --quick             smoke run: 64 B, 1 round, 1 s + 0.5 s warm-up, no quiet wait
+  --quick             smoke run: 64 B, 1 round, 1 s + 0.5 s warm-up, no quiet wait nor retries
   --quiet-wait S      before each run wait up to S seconds for other load to drop (default 20)
+  --retries N         repeat a run up to N times when other processes used more than 0.3 CPU while it
+                      ran, keeping the least disturbed (default 2; 0 with --quick)
   --cpu-backend C     CPU of the back-end under test (default 0)
   --cpu-frontend C    CPU of the front-ends and the harness (default 1)
   --out DIR           results directory (default ./vhost-user-bench/switch)
@@ -40,6 +42,7 @@ export interface SwitchOptions {
   packed: boolean;
   fairness: boolean;
   quietWait: number;
+  retries: number;
   cpuBackend: number;
   cpuFrontend: number;
   outDir: string;
@@ -69,6 +72,7 @@ export function parseSwitchOptions(argv: readonly string[]): SwitchOptions | nul
         'no-fairness': { type: 'boolean' },
         quick: { type: 'boolean' },
         'quiet-wait': { type: 'string' },
+        retries: { type: 'string' },
         'cpu-backend': { type: 'string' },
         'cpu-frontend': { type: 'string' },
         out: { type: 'string' },
@@ -96,6 +100,7 @@ export function parseSwitchOptions(argv: readonly string[]): SwitchOptions | nul
     packed: !!v.packed,
     fairness: !v['no-fairness'],
     quietWait: number(v['quiet-wait'], 'quiet-wait', 0, 3600, false) ?? (quick ? 0 : 20),
+    retries: number(v.retries, 'retries', 0, 10) ?? (quick ? 0 : 2),
     cpuBackend,
     cpuFrontend,
     outDir: path.resolve(v.out ?? path.join('vhost-user-bench', 'switch')),

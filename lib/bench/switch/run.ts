@@ -59,13 +59,31 @@ function fairLine(r: FairRun): string {
   return `${head} pair ${r.pairMpps.toFixed(2)} Mpps, flooder sent ${r.flooderTxMpps.toFixed(2)} Mpps, other load ${load(r.otherLoadDuring)} during\n`;
 }
 
+/** Above this much CPU used by other processes during a run, the run is repeated (twice at most). */
+const MAX_OTHER_LOAD = 0.3;
+
+/** Runs `measure` until other processes stay under MAX_OTHER_LOAD while it runs (1 + retries times at most); keeps the least disturbed. */
+async function leastDisturbed<T extends { otherLoadDuring: number | null; error?: string; attempts?: number }>(
+  opts: Pick<SwitchOptions, 'quietWait' | 'retries'>,
+  measure: (otherLoadBefore: number) => Promise<T>,
+): Promise<T> {
+  let best: T | null = null;
+  for (let attempt = 1; attempt <= 1 + opts.retries; attempt++) {
+    const run = await measure(await waitQuiet(opts.quietWait));
+    run.attempts = attempt;
+    if (!best || (run.otherLoadDuring ?? Infinity) < (best.otherLoadDuring ?? Infinity)) best = run;
+    if (run.error || (run.otherLoadDuring ?? 0) <= MAX_OTHER_LOAD) break;
+  }
+  return best!;
+}
+
 /** Every run: the pairs size by size, then the fairness runs; A B / B A alternating by round. */
 async function measureAll(opts: SwitchOptions, ctxOf: (size: number) => RunContext): Promise<{ pairRuns: PairRun[]; fairRuns: FairRun[] }> {
   const pairRuns: PairRun[] = [];
   for (const size of opts.sizes) {
     for (let round = 0; round < opts.rounds; round++) {
       for (const backend of backendOrder(SWITCH_BACKENDS, round)) {
-        const run = await measurePair(ctxOf(size), backend, round, await waitQuiet(opts.quietWait));
+        const run = await leastDisturbed(opts, (load) => measurePair(ctxOf(size), backend, round, load));
         pairRuns.push(run);
         process.stdout.write(pairLine(run));
       }
@@ -77,7 +95,7 @@ async function measureAll(opts: SwitchOptions, ctxOf: (size: number) => RunConte
       for (let round = 0; round < opts.rounds; round++) {
         for (const backend of backendOrder(SWITCH_BACKENDS, round)) {
           for (const flooding of round % 2 === 0 ? [false, true] : [true, false]) {
-            const run = await measureFair(ctxOf(size), backend, flooding, round, await waitQuiet(opts.quietWait));
+            const run = await leastDisturbed(opts, (load) => measureFair(ctxOf(size), backend, flooding, round, load));
             fairRuns.push(run);
             process.stdout.write(fairLine(run));
           }

@@ -42,7 +42,9 @@ export interface PairRun {
   backendCpu: number | null;
   otherLoadBefore: number;
   otherLoadDuring: number | null;
-  /** Rate (Mpps, both directions) at each poll of the measured phase. */
+  /** Runs made for this one: more than 1 when other processes used more than 0.3 CPU meanwhile (the least disturbed is kept). */
+  attempts?: number;
+  /** Port 0's RX (S1 -> S0) Mpps at each poll of the measured phase. */
   timeline: number[];
   ports?: PortShare[];
   command: string;
@@ -69,6 +71,7 @@ export interface FairRun {
   ports?: PortShare[];
   otherLoadBefore: number;
   otherLoadDuring: number | null;
+  attempts?: number;
   command: string;
   error?: string;
 }
