@@ -4,6 +4,14 @@
  */
 import { GUEST_FAILURE } from './scenarios';
 
+/** Gets a console's text as it comes (e.g. to join the consoles of the QEMUs a guest migrates through). */
+export interface ConsoleFollower {
+  /** A piece of the serial console (\r removed). */
+  output(d: string): void;
+  /** A piece of QEMU's stderr, or a line of ours about QEMU. */
+  stderr(d: string): void;
+}
+
 interface Waiter {
   /** True when the wait is over (resolved or rejected): the waiter is then dropped. */
   check(): boolean;
@@ -17,6 +25,7 @@ export class GuestConsole {
   private echoed = 0;
   private closed = false;
   private readonly waiters = new Set<Waiter>();
+  private readonly followers = new Set<ConsoleFollower>();
 
   /** `exitStatus` describes how QEMU ended, for the error of a wait QEMU's exit cut short. */
   constructor(
@@ -40,9 +49,18 @@ export class GuestConsole {
     return this.closed;
   }
 
+  /** Hands the console and stderr so far to `f`, then every later piece as it comes. */
+  follow(f: ConsoleFollower): void {
+    if (this.out) f.output(this.out);
+    if (this.err) f.stderr(this.err);
+    this.followers.add(f);
+  }
+
   /** A piece of QEMU's stdout, decoded. */
   addOutput(d: string): void {
-    this.out += d.replace(/\r/g, '');
+    const piece = d.replace(/\r/g, '');
+    this.out += piece;
+    for (const f of this.followers) f.output(piece);
     const nl = this.out.lastIndexOf('\n');
     if (nl >= 0) this.complete = nl + 1;
     if (this.echo) {
@@ -62,12 +80,14 @@ export class GuestConsole {
   /** A piece of QEMU's stderr. */
   addStderr(d: string): void {
     this.err += d;
+    for (const f of this.followers) f.stderr(d);
     if (this.echo) process.stderr.write(`[qemu stderr] ${d}`);
   }
 
   /** A line of our own about QEMU (e.g. why it could not be spawned), kept with its stderr. */
   note(line: string): void {
     this.err += `${line}\n`;
+    for (const f of this.followers) f.stderr(`${line}\n`);
   }
 
   /** QEMU has exited: a last line without its newline counts now, and every pending wait ends. */

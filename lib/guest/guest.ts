@@ -5,11 +5,11 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { shellQuote } from '../bench/shell_quote';
-import { GuestConsole } from './console';
+import { GuestConsole, type ConsoleFollower } from './console';
 import { buildInitramfs } from './initramfs';
 import { argvInNetns, spawnTracked } from './processes';
 import { qemuArgs, type GuestOptions } from './qemu_command';
-import { parseResult, resultLine } from './scenarios';
+import { waitForResult } from './scenarios';
 import { toolOrThrow } from './tools';
 
 export interface GuestExit {
@@ -17,14 +17,8 @@ export interface GuestExit {
   signal: NodeJS.Signals | null;
 }
 
-export interface Guest {
-  /** argv, QEMU first. */
-  readonly args: readonly string[];
-  /** The command line, shell-quoted, for logs. */
-  readonly commandLine: string;
-  /** Date.now() when QEMU was spawned. */
-  readonly startedAt: number;
-  readonly pid: number | undefined;
+/** What a test reads of a guest: its console and the results of its scenarios (guest.ts, migrating_guest.ts). */
+export interface GuestView {
   /** The serial console so far (\r removed). */
   output(): string;
   /** QEMU's stderr so far. */
@@ -38,6 +32,18 @@ export interface Guest {
   waitFor(re: RegExp, timeoutMs?: number, since?: number): Promise<RegExpMatchArray>;
   /** Waits for `VHU-RESULT <scenario> k=v ...` and returns its fields. */
   result(scenario: string, timeoutMs?: number): Promise<Record<string, string>>;
+}
+
+export interface Guest extends GuestView {
+  /** argv, QEMU first. */
+  readonly args: readonly string[];
+  /** The command line, shell-quoted, for logs. */
+  readonly commandLine: string;
+  /** Date.now() when QEMU was spawned. */
+  readonly startedAt: number;
+  readonly pid: number | undefined;
+  /** Hands the console and QEMU's stderr so far to `f`, then every later piece as it comes. */
+  follow(f: ConsoleFollower): void;
   /** Resolves when QEMU has exited and its output is collected. */
   readonly exited: Promise<GuestExit>;
   /** SIGTERM, then SIGKILL after 3 s; resolves when QEMU is gone. Safe to call more than once. */
@@ -101,10 +107,8 @@ export async function startGuest(opts: GuestOptions): Promise<Guest> {
     output: () => serial.output(),
     stderr: () => serial.stderr(),
     waitFor,
-    result: async (scenario, timeoutMs) => {
-      const m = await waitFor(resultLine(scenario), timeoutMs);
-      return parseResult(m[0], scenario) as Record<string, string>;
-    },
+    result: (scenario, timeoutMs) => waitForResult(waitFor, scenario, timeoutMs),
+    follow: (f) => serial.follow(f),
     exited,
     kill: killer(child, serial, exited),
   };

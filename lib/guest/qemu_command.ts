@@ -9,8 +9,22 @@ import { GUEST_MAC } from './scenarios';
 export interface GuestOptions {
   /** The vhost-user socket. Required unless `netdev` replaces the vhost-user NIC. */
   socketPath?: string;
-  /** QEMU listens on the socket (`server=on,wait=off`) and the back-end connects as a client. */
+  /** QEMU listens on the socket (`server=on,wait=off`) and the back-end connects as a client (`--client`). */
   server?: boolean;
+  /**
+   * QEMU is the client and, when the back-end goes away, connects again every this many seconds
+   * (`reconnect=N`), e.g. 1 for a back-end restarted under a running guest. Not with `server`.
+   */
+  reconnect?: number;
+  /**
+   * QEMU's control socket: `-qmp unix:PATH,server=on,wait=off`, for lib/guest/qmp.ts (migration, quit).
+   */
+  qmpSocket?: string;
+  /**
+   * Start as a migration destination listening on this unix socket (`-incoming unix:PATH`): the guest
+   * runs once a source QEMU has migrated into it. Everything else must match the source's options.
+   */
+  incoming?: string;
   /** Extra `-device virtio-net-pci` properties, e.g. 'csum=off,guest_csum=off,host_tso4=off'. */
   deviceOptions?: string | readonly string[];
   /** Default GUEST_MAC. */
@@ -66,13 +80,24 @@ function kernelCommandLine(opts: GuestOptions): string {
     .join(' ');
 }
 
+/** The vhost-user socket's `-chardev`: QEMU as client (optionally reconnecting) or as server. */
+function chardevSpec(socketPath: string, opts: GuestOptions): string {
+  const reconnect = opts.reconnect;
+  if (reconnect !== undefined && (!Number.isInteger(reconnect) || reconnect < 1)) {
+    throw new Error(`startGuest: reconnect is seconds between attempts, an integer >= 1, got ${reconnect}`);
+  }
+  if (reconnect !== undefined && opts.server) throw new Error('startGuest: reconnect is for QEMU as the client, not with server');
+  const role = opts.server ? ',server=on,wait=off' : reconnect !== undefined ? `,reconnect=${reconnect}` : '';
+  return `socket,id=c0,path=${socketPath}${role}`;
+}
+
 /** The NIC's arguments: the vhost-user socket (unless `netdev` replaces it), its netdev and the device. */
 function nicArgs(opts: GuestOptions): string[] {
   let netdev = opts.netdev;
   const chardev: string[] = [];
   if (!netdev) {
     if (!opts.socketPath) throw new Error('startGuest: socketPath is required for a vhost-user NIC');
-    chardev.push('-chardev', `socket,id=c0,path=${opts.socketPath}${opts.server ? ',server=on,wait=off' : ''}`);
+    chardev.push('-chardev', chardevSpec(opts.socketPath, opts));
     netdev = 'vhost-user,id=n0,chardev=c0';
   }
   const mq = (opts.queuePairs ?? 1) > 1;
@@ -123,6 +148,8 @@ export function qemuArgs(boot: BootFiles, opts: GuestOptions): string[] {
     '-append',
     append,
     ...nicArgs(opts),
+    ...(opts.qmpSocket ? ['-qmp', `unix:${opts.qmpSocket},server=on,wait=off`] : []),
+    ...(opts.incoming ? ['-incoming', `unix:${opts.incoming}`] : []),
     ...(opts.extraArgs ?? []),
   ];
 }

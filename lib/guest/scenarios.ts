@@ -77,3 +77,13 @@ export function parseResult(line: string, scenario?: string): Record<string, str
   }
   return fields;
 }
+
+/** Waits (with a guest's waitFor) for the result line of `scenario` and returns its fields. */
+export async function waitForResult(
+  waitFor: (re: RegExp, timeoutMs?: number) => Promise<RegExpMatchArray>,
+  scenario: string,
+  timeoutMs?: number,
+): Promise<Record<string, string>> {
+  const m = await waitFor(resultLine(scenario), timeoutMs);
+  return parseResult(m[0], scenario) as Record<string, string>;
+}

@@ -1,0 +1,143 @@
+/**
+ * One guest that lives in a succession of QEMU processes: started in one, then live-migrated into a
+ * destination QEMU (`-incoming`) made from the same GuestOptions, and so on. The guest's serial console
+ * moves with it (a migrated guest prints on the destination's stdio), so its lines are joined here into
+ * one logical console that waitFor and result read whichever QEMU runs the guest.
+ *
+ * The pieces are joined in the order they arrive. That is the guest's order because a source is paused
+ * before its destination runs the guest: the two never print at the same time.
+ */
+import { GuestConsole } from './console';
+import { startGuest, type Guest, type GuestExit, type GuestView } from './guest';
+import { migrate, type MigrateOptions, type MigrationResult } from './migration';
+import type { GuestOptions } from './qemu_command';
+import { QmpClient } from './qmp';
+import { waitForResult } from './scenarios';
+
+/** What differs between the QEMUs of one guest: the vhost-user socket its NIC uses and the QMP socket. */
+export interface QemuPlace {
+  socketPath: string;
+  qmpSocket: string;
+}
+
+/** One QEMU the guest has run in (or is migrating into), with its control connection. */
+export interface GuestQemu {
+  /** 'Q1', 'Q2', ... in the order they were started. */
+  readonly name: string;
+  readonly guest: Guest;
+  readonly qmp: QmpClient;
+  readonly place: QemuPlace;
+}
+
+export class MigratingGuest implements GuestView {
+  /** Every QEMU started, oldest first (those quit or killed too). */
+  readonly qemus: GuestQemu[] = [];
+  private readonly joined: GuestConsole;
+  private current: GuestQemu | null = null;
+  private lastExit: GuestExit | null = null;
+
+  private constructor(private readonly base: GuestOptions) {
+    const echo = base.echo ?? process.env.VHOST_USER_E2E_ECHO === '1';
+    this.joined = new GuestConsole(Date.now(), echo, () => `${this.lastExit?.code ?? this.lastExit?.signal}`);
+  }
+
+  /**
+   * Boots the guest described by `base` in a first QEMU at `place`. `base` must not carry socketPath,
+   * qmpSocket or incoming: they are per QEMU.
+   */
+  static async start(base: GuestOptions, place: QemuPlace): Promise<MigratingGuest> {
+    if (base.socketPath !== undefined || base.qmpSocket !== undefined || base.incoming !== undefined) {
+      throw new Error('MigratingGuest: socketPath, qmpSocket and incoming are given per QEMU (QemuPlace), not in the shared options');
+    }
+    const mg = new MigratingGuest(base);
+    mg.current = await mg.launch(place);
+    return mg;
+  }
+
+  /** The QEMU that runs the guest now. */
+  get active(): GuestQemu {
+    if (!this.current) throw new Error('MigratingGuest: no QEMU runs the guest');
+    return this.current;
+  }
+
+  /**
+   * Starts a destination QEMU at `place` with the same options plus `-incoming unix:incoming`, migrates
+   * the guest into it and makes it the active one. The source stays, paused (QEMU's postmigrate), until
+   * quitInactive(). On failure the destination is killed and the source stays active; the error is
+   * QEMU's text (qmp.ts QmpError when the source refuses to start).
+   */
+  async migrate(place: QemuPlace & { incoming: string }, opts?: MigrateOptions): Promise<MigrationResult> {
+    const source = this.active;
+    const destination = await this.launch(place, place.incoming);
+    try {
+      const result = await migrate(source.qmp, place.incoming, opts);
+      this.current = destination;
+      return result;
+    } catch (e) {
+      destination.qmp.close();
+      await destination.guest.kill();
+      throw e;
+    }
+  }
+
+  /** Quits (QMP `quit`) every QEMU but the active one that is still running; resolves when they have exited. */
+  async quitInactive(): Promise<void> {
+    await Promise.all(
+      this.qemus
+        .filter((q) => q !== this.current)
+        .map(async (q) => {
+          await q.qmp.quit().catch(() => {}); // gone already, or closed: its exit is what counts
+          await q.guest.exited;
+        }),
+    );
+  }
+
+  output(): string {
+    return this.joined.output();
+  }
+
+  /** Every QEMU's stderr, each piece labelled with its QEMU's name. */
+  stderr(): string {
+    return this.joined.stderr();
+  }
+
+  /** As Guest.waitFor, over the joined console; QEMU's exit ends the wait only when it was the active one. */
+  waitFor(re: RegExp, timeoutMs?: number, since?: number): Promise<RegExpMatchArray> {
+    return this.joined.waitFor(re, timeoutMs, since);
+  }
+
+  result(scenario: string, timeoutMs?: number): Promise<Record<string, string>> {
+    return waitForResult((re, ms) => this.waitFor(re, ms), scenario, timeoutMs);
+  }
+
+  /** Kills every QEMU of this guest; resolves when all are gone. Safe to call more than once. */
+  async kill(): Promise<void> {
+    for (const q of this.qemus) q.qmp.close();
+    await Promise.all(this.qemus.map((q) => q.guest.kill()));
+  }
+
+  private async launch(place: QemuPlace, incoming?: string): Promise<GuestQemu> {
+    const name = `Q${this.qemus.length + 1}`;
+    const guest = await startGuest({ ...this.base, ...place, incoming, echo: false });
+    let qmp: QmpClient;
+    try {
+      qmp = await QmpClient.connect(place.qmpSocket);
+    } catch (e) {
+      await guest.kill();
+      throw new Error(`${name}: ${(e as Error).message}\n${guest.stderr()}`);
+    }
+    const q: GuestQemu = { name, guest, qmp, place };
+    this.qemus.push(q);
+    guest.follow({
+      output: (d) => this.joined.addOutput(d),
+      stderr: (d) => this.joined.addStderr(`${name}: ${d}`),
+    });
+    void guest.exited.then((exit) => {
+      qmp.close();
+      if (this.current !== null && this.current !== q) return; // a source after its migration, or a failed destination
+      this.lastExit = exit;
+      this.joined.close();
+    });
+    return q;
+  }
+}
