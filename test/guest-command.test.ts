@@ -4,9 +4,10 @@
  * argv is the source's plus `-incoming`, whatever else the options say. No QEMU needed.
  */
 import { describe, expect, it } from 'vitest';
+import type { BootFiles } from '../lib/guest/initramfs';
 import { qemuArgs, type GuestOptions } from '../lib/guest/qemu_command';
 
-const BOOT = { kernel: '/boot/vmlinux', initrd: '/tmp/initrd.img' };
+const BOOT: BootFiles = { kernel: '/boot/vmlinux', initrd: '/tmp/initrd.img', version: '6.1.0', modules: [] };
 const value = (args: string[], flag: string): string[] => args.flatMap((a, i) => (args[i - 1] === flag ? [a] : []));
 
 describe('QEMU command line', () => {

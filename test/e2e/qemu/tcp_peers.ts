@@ -1,7 +1,8 @@
 /**
  * Host-side TCP peers for the guest's tcp-tx and tcp-rx scenarios (init.sh: tcp-tx connects to
  * host:port, tcp-rx to host:port+1): a sink and a source, each a small node process that serves one
- * connection and reports its byte count and md5; and the random files and md5s the tests compare.
+ * connection and reports its progress (each MiB), byte count and md5, the source optionally paced;
+ * and the random files and md5s the tests compare.
  */
 import type { ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -23,6 +24,13 @@ export interface TcpPeer {
   /** Resolves when one connection has been served. Rejects if the process ends without serving one. */
   readonly done: Promise<TcpTransfer>;
   readonly process: ChildProcess;
+  /** Bytes received (sink) or handed to the socket (source) so far, as last reported (each MiB). */
+  progress(): number;
+  /**
+   * Resolves (with progress()) once `bytes` have been reported, the stream has ended with at least
+   * that many, or rejects when it ended short, failed, or after `timeoutMs`.
+   */
+  waitBytes(bytes: number, timeoutMs: number): Promise<number>;
   kill(): void;
 }
 
@@ -31,7 +39,8 @@ export interface TcpPeer {
 const PEER_COMMON = `
 const net = require('net'), fs = require('fs'), crypto = require('crypto');
 const say = (o) => fs.writeSync(1, JSON.stringify(o) + '\\n');
-const [host, port, arg] = [process.argv[1], Number(process.argv[2]), process.argv[3]];
+const [host, port, arg, rate] = [process.argv[1], Number(process.argv[2]), process.argv[3], Number(process.argv[4] || 0)];
+const MIB = 1 << 20;
 let served = false;
 function serve(onConn) {
   const server = net.createServer({ allowHalfOpen: true }, (sock) => {
@@ -49,7 +58,13 @@ function serve(onConn) {
       setTimeout(() => process.exit(0), 2000);
     };
     sock.on('error', (e) => finish('error:' + e.code));
-    onConn(sock, (d) => { if (!finished) { h.update(d); n += d.length; } }, () => n, finish);
+    const count = (d) => {
+      if (finished) return;
+      h.update(d);
+      n += d.length;
+      if (Math.floor(n / MIB) > Math.floor((n - d.length) / MIB)) say({ event: 'progress', bytes: n });
+    };
+    onConn(sock, count, () => n, finish);
   });
   server.on('error', (e) => { say({ event: 'error', message: e.message }); process.exit(1); });
   server.listen(port, host, () => say({ event: 'listening', port }));
@@ -68,8 +83,27 @@ serve((sock, count, got, finish) => {
 });
 `;
 
+// Paced (rate bytes/s): never more handed to the socket than rate x the time since the connection.
 const SOURCE_SCRIPT = `${PEER_COMMON}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function paced(sock, count, got, finish) {
+  const fh = await fs.promises.open(arg);
+  const t0 = Date.now();
+  for (;;) {
+    const chunk = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await fh.read(chunk, 0, chunk.length, null);
+    if (bytesRead === 0) break;
+    const d = chunk.subarray(0, bytesRead);
+    count(d);
+    if (!sock.write(d)) await new Promise((r) => sock.once('drain', r));
+    const ahead = (got() / rate) * 1000 - (Date.now() - t0);
+    if (ahead > 0) await sleep(ahead);
+  }
+  await fh.close();
+  finish('sent');
+}
 serve((sock, count, got, finish) => {
+  if (rate > 0) return void paced(sock, count, got, finish).catch((e) => finish('error:' + e.code));
   const file = fs.createReadStream(arg);
   file.on('data', (d) => count(d));
   file.on('error', (e) => finish('error:' + e.code));
@@ -98,8 +132,8 @@ function onPeerEvents(child: ChildProcess, onEvent: (ev: PeerEvent) => void): vo
   });
 }
 
-function startPeer(script: string, opts: { netns?: string; host?: string; port: number }, arg: string): TcpPeer {
-  const args = ['-e', script, opts.host ?? '0.0.0.0', String(opts.port), arg];
+function startPeer(script: string, opts: { netns?: string; host?: string; port: number }, arg: string, rate = 0): TcpPeer {
+  const args = ['-e', script, opts.host ?? '0.0.0.0', String(opts.port), arg, String(rate)];
   const child = spawnTracked(argvInNetns(opts.netns, [process.execPath, ...args]), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -120,15 +154,47 @@ function startPeer(script: string, opts: { netns?: string; host?: string; port: 
   });
   done.catch(() => {}); // a caller that only awaits `ready` must not get an unhandled rejection
   ready.catch(() => {});
+  let progress = 0;
+  let ended: TcpTransfer | Error | null = null;
+  const progressed = new Set<() => void>();
+  const poke = () => progressed.forEach((f) => f());
+  const end = (how: TcpTransfer | Error) => {
+    ended = how;
+    poke();
+  };
+  done.then(end, end);
   onPeerEvents(child, (ev) => {
     if (ev.event === 'listening') onReady();
-    else if (ev.event === 'done') onDone({ bytes: ev.bytes, md5: ev.md5, ms: ev.ms, how: ev.how });
+    else if (ev.event === 'progress') {
+      progress = ev.bytes;
+      poke();
+    } else if (ev.event === 'done') onDone({ bytes: ev.bytes, md5: ev.md5, ms: ev.ms, how: ev.how });
     else if (ev.event === 'error') failed(new Error(`tcp peer on port ${opts.port}: ${ev.message}`));
   });
   child.on('close', (code, signal) =>
     failed(new Error(`tcp peer on port ${opts.port} ended (${code ?? signal}) without serving a connection: ${stderr.trim()}`)),
   );
-  return { ready, done, process: child, kill: () => void child.kill('SIGKILL') };
+  const waitBytes = (bytes: number, timeoutMs: number) =>
+    new Promise<number>((resolve, reject) => {
+      const what = `tcp peer on port ${opts.port}: ${bytes} bytes`;
+      const check = () => {
+        const end = ended as TcpTransfer | Error | null;
+        if (progress < bytes && end === null) return;
+        progressed.delete(check);
+        clearTimeout(timer);
+        if (progress >= bytes) resolve(progress);
+        else if (end instanceof Error) reject(new Error(`${what}: ${end.message}`));
+        else if (end && end.bytes >= bytes) resolve(end.bytes);
+        else reject(new Error(`${what}: the stream ended at ${end?.bytes} (${end?.how})`));
+      };
+      const timer = setTimeout(() => {
+        progressed.delete(check);
+        reject(new Error(`${what} not reached within ${timeoutMs} ms (at ${progress})`));
+      }, timeoutMs);
+      progressed.add(check);
+      check();
+    });
+  return { ready, done, process: child, progress: () => progress, waitBytes, kill: () => void child.kill('SIGKILL') };
 }
 
 /**
@@ -139,9 +205,12 @@ export function startTcpSink(opts: { netns?: string; host?: string; port: number
   return startPeer(SINK_SCRIPT, opts, opts.bytes === undefined ? '' : String(opts.bytes));
 }
 
-/** Listens on host:port (in `netns` if given), sends `file` to the first connection and closes it. */
-export function startTcpSource(opts: { netns?: string; host?: string; port: number; file: string }): TcpPeer {
-  return startPeer(SOURCE_SCRIPT, opts, opts.file);
+/**
+ * Listens on host:port (in `netns` if given), sends `file` to the first connection and closes it; at
+ * `bytesPerSec` at most if given (e.g. so that a stream spans a live migration).
+ */
+export function startTcpSource(opts: { netns?: string; host?: string; port: number; file: string; bytesPerSec?: number }): TcpPeer {
+  return startPeer(SOURCE_SCRIPT, opts, opts.file, opts.bytesPerSec);
 }
 
 export interface TcpPeers {
