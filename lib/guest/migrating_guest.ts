@@ -16,7 +16,8 @@ import { waitForResult } from './scenarios';
 
 /** What differs between the QEMUs of one guest: the vhost-user socket its NIC uses and the QMP socket. */
 export interface QemuPlace {
-  socketPath: string;
+  /** Unused when the shared options replace the vhost-user NIC (`netdev`). */
+  socketPath?: string;
   qmpSocket: string;
 }
 
@@ -128,9 +129,14 @@ export class MigratingGuest implements GuestView {
     }
     const q: GuestQemu = { name, guest, qmp, place };
     this.qemus.push(q);
+    let lineStart = true;
     guest.follow({
       output: (d) => this.joined.addOutput(d),
-      stderr: (d) => this.joined.addStderr(`${name}: ${d}`),
+      stderr: (d) => {
+        // Each line labelled once, however QEMU's stderr comes in pieces.
+        this.joined.addStderr(`${lineStart ? `${name}: ` : ''}${d.replace(/\n(?=.)/g, `\n${name}: `)}`);
+        lineStart = d.endsWith('\n');
+      },
     });
     void guest.exited.then((exit) => {
       qmp.close();

@@ -20,6 +20,7 @@ export const DEBIAN_PACKAGE: Record<string, string> = {
   xz: 'xz-utils',
   zstd: 'zstd',
   passt: 'passt',
+  ping: 'iputils-ping',
 };
 
 /** The absolute path of program `name` on PATH (sbin included), or null. */
