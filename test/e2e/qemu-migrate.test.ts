@@ -4,9 +4,9 @@
  * address. The guest starts in Q1 on A and receives 50 MiB over TCP from the namespace, paced so that
  * the stream spans both migrations, while the namespace pings it every 100 ms (`ping -D`: host
  * timestamps). At 10 MiB it migrates to Q2 on B (`-incoming`); Q1 quits; Q3 starts on A (`-incoming`)
- * and at 30 MiB the guest migrates back to it. After each migration: the destination runs, the switch
- * has learnt the guest's MAC on the new port (QEMU's SEND_RARP, then the guest's own frames) and
- * counted the move, and the pings did not stop for more than 1 s around the switchover. At the end the
+ * and at 30 MiB the guest migrates back to it. After each migration: the destination runs, its
+ * back-end logged QEMU's SEND_RARP for the guest's MAC (a line naming it, "announced"), the switch
+ * has learnt the MAC on the new port and counted the move, and the pings did not stop for more than 1 s around the switchover. At the end the
  * guest's md5 equals the one sent. Split and packed rings, one queue pair.
  *
  * QEMU migrates a vhost-user NIC only if the back-end offers dirty-page logging (protocol feature
@@ -181,6 +181,9 @@ describe.skipIf(!runnable())('a QEMU guest live-migrated back and forth between 
     expect(source.progress(), 'the stream still runs when the migration completes').toBeLessThan(MIB << 20);
     expect(await guest.active.qmp.execute('query-status')).toMatchObject({ status: 'running' });
 
+    // QEMU's SEND_RARP (about 5 over a second) reaches the new port's back-end, which logs it (and announces the MAC).
+    const announced = () => logs.some((l) => l.startsWith(`info ${port}: `) && l.includes(GUEST_MAC) && l.includes('announced'));
+    await waitUntil(announced, 3_000, `SEND_RARP for ${GUEST_MAC} logged by back-end ${port}`);
     const learnt = () => sw.macTable().some((e) => e.mac === GUEST_MAC && e.port === port);
     await waitUntil(learnt, 3_000, `${GUEST_MAC} learnt on ${port}: ${JSON.stringify(sw.macTable())}`);
     expect(sw.counters().moves, 'the MAC move is counted').toBeGreaterThan(movesBefore);
