@@ -22,11 +22,17 @@ export interface BackendOptions {
   socketMode?: number;
   /** Client mode: delay between connection attempts. Default 1000 ms. */
   reconnectDelayMs?: number;
+  /**
+   * A front-end that starts a message and does not finish it within this many ms is disconnected (with
+   * the reason logged), so that the next one can connect. Default 5000; 0: wait for ever.
+   */
+  messageTimeoutMs?: number;
   device?: NetDeviceOptions;
   log?: Logger;
 }
 
 const EVENT_POLL_MS = 1000;
+export const DEFAULT_MESSAGE_TIMEOUT_MS = 5000;
 
 export class VhostUserBackend extends EventEmitter {
   readonly device: NetDevice;
@@ -47,6 +53,9 @@ export class VhostUserBackend extends EventEmitter {
     this.opts = opts;
     this.socketPath = opts.socketPath;
     this.log = opts.log ?? (() => {});
+    const timeout = opts.messageTimeoutMs;
+    if (timeout !== undefined && !(Number.isInteger(timeout) && timeout >= 0))
+      throw new VhostUserError('EINVAL', `messageTimeoutMs must be an integer >= 0 (0: wait for ever), got ${timeout}`);
     this.device = new NetDevice(opts.device);
   }
 
@@ -117,10 +126,18 @@ export class VhostUserBackend extends EventEmitter {
   private attach(fd: number): void {
     const session = new Session(this.device, this.log);
     const io: SessionIo = { send: (bytes, fds) => channel.send(bytes, fds), close: (reason) => channel.close(reason) };
-    const channel: Channel = new Channel(fd, parseRequestHeader, {
-      onMessage: (header, payload, fds) => dispatch(session, io, header, payload, fds),
-      onClose: (reason) => this.detach(reason),
-    });
+    const channel: Channel = new Channel(
+      fd,
+      parseRequestHeader,
+      {
+        onMessage: (header, payload, fds) => dispatch(session, io, header, payload, fds),
+        onClose: (reason) => this.detach(reason),
+      },
+      {
+        partialMessageMs: this.opts.messageTimeoutMs ?? DEFAULT_MESSAGE_TIMEOUT_MS,
+        partialMessageHint: 'allow longer with --message-timeout S, or messageTimeoutMs in a program',
+      },
+    );
     this.channel = channel;
     this.session = session;
     this.log('info', `front-end connected on ${this.socketPath}`);

@@ -5,7 +5,18 @@
  */
 import { parseArgs } from 'node:util';
 import { VhostUserBackend } from './backend';
-import { captureLine, die, fail, intOption, integer, metricsOption, serveMetricsAt, socketLogger, stopOnSignals } from './cli_common';
+import {
+  captureLine,
+  die,
+  fail,
+  intOption,
+  integer,
+  messageTimeoutOption,
+  metricsOption,
+  serveMetricsAt,
+  socketLogger,
+  stopOnSignals,
+} from './cli_common';
 import { VhostUserError } from './errors';
 import { DEFAULT_POLL_US, MAX_QUEUE_PAIRS, checkDeviceOptions, type NetDeviceOptions } from './net/device';
 import { CLI_WORDING } from './net/ports/port';
@@ -52,6 +63,8 @@ ${portHelp()}
                        flows the worker polls the rings with guest kicks suppressed, and sleeps once N µs
                        pass without work. 0: purely event-driven (lowest idle cost, one wake-up per burst).
   --socket-mode MODE   permissions of the socket file, octal (default 0600: only this user).
+  --message-timeout S  a front-end that leaves a message half-sent for S seconds is disconnected, with
+                       the reason logged, so that the next can connect (default 5; 0: wait for ever).
   --pcap FILE          write every frame of the device, both directions, to FILE (pcap, nanosecond
                        timestamps; tcpdump -r FILE reads it). Frames the writer cannot keep up with are
                        not captured and counted (printed with the statistics). One --socket only.
@@ -114,6 +127,7 @@ function parseFlags(argv: string[]) {
         workers: { type: 'string' },
         mtu: { type: 'string' },
         'socket-mode': { type: 'string' },
+        'message-timeout': { type: 'string' },
         'poll-us': { type: 'string' },
         'stats-interval': { type: 'string' },
         metrics: { type: 'string' },
@@ -159,6 +173,7 @@ function main(argv: string[]): void {
   const held = CLI_PORT_OPTIONS.find((o) => o.oneDevice && (device as Record<string, unknown>)[o.key] !== undefined);
   if (held && sockets.length > 1) fail(`--${held.flag} holds a host port for one device: give one --socket`);
   const socketMode = intOption('socket-mode', values['socket-mode'], 0, 0o777, 8) ?? 0o600;
+  const messageTimeoutMs = messageTimeoutOption(values['message-timeout']);
   const statsInterval = intOption('stats-interval', values['stats-interval'], 1, 86400);
   const snaplen = intOption('snaplen', values.snaplen, 1, MAX_SNAPLEN);
   if (snaplen !== undefined && values.pcap === undefined) fail('--snaplen needs --pcap FILE');
@@ -170,7 +185,7 @@ function main(argv: string[]): void {
   for (const socketPath of sockets) {
     const log = socketLogger(socketPath, values.quiet);
     try {
-      const backend = new VhostUserBackend({ socketPath, client: values.client, socketMode, log, device });
+      const backend = new VhostUserBackend({ socketPath, client: values.client, socketMode, messageTimeoutMs, log, device });
       backends.push(backend);
       if (values.pcap !== undefined) pcap = backend.device.capture(values.pcap, { snaplen });
       backend.start();

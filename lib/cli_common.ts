@@ -43,6 +43,12 @@ export function intOption(
   return n;
 }
 
+/** --message-timeout S, in ms for the back-end (0: wait for ever); undefined: the back-end's default. */
+export function messageTimeoutOption(value: string | undefined, help?: string): number | undefined {
+  const seconds = intOption('message-timeout', value, 0, 3600, 10, help);
+  return seconds === undefined ? undefined : seconds * 1000;
+}
+
 /** The log of one socket's back-end: timestamped lines, warnings on stderr, info dropped when quiet. */
 export function socketLogger(socketPath: string, quiet: boolean | undefined): Logger {
   return (level: LogLevel, message: string) => {

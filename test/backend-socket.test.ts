@@ -77,6 +77,77 @@ describe('byte stream', () => {
   });
 });
 
+describe('a message left unfinished', () => {
+  const held = (name: string, messageTimeoutMs?: number) => {
+    const socketPath = path.join(t.dir, name);
+    return { socketPath, backend: t.startBackend(socketPath, messageTimeoutMs === undefined ? {} : { messageTimeoutMs }) };
+  };
+
+  it('closes a front-end that sends half a header and nothing more, says why, and serves the next', async () => {
+    const { socketPath, backend } = held('half.sock', 300);
+    const baseline = fdKinds();
+    const peer = t.rawPeer(socketPath);
+    const gone = once(backend, 'disconnect');
+    const efd = native.eventfd();
+    peer.send(encodeRequest({ request: Request.GET_FEATURES }, false).bytes.subarray(0, 6), [efd]);
+    native.close(efd);
+    const t0 = Date.now();
+    const [reason] = (await within(gone, 3000, 'disconnect')) as [VhostUserError | undefined];
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    expect(reason?.code).toBe('ETIMEDOUT');
+    expect(reason?.message).toBe(
+      'the peer left a message unfinished for 0.3 s: closing the connection (allow longer with --message-timeout S, or messageTimeoutMs in a program)',
+    );
+    expect(warnings().some((w) => w.includes('front-end disconnected: the peer left a message unfinished'))).toBe(true);
+    peer.close();
+    expect(fdKinds()).toEqual(baseline); // the fd it sent with the half message is closed too
+    const fe = t.connect(socketPath);
+    expect(await fe.requestU64({ request: Request.GET_FEATURES })).toBe(backend.device.features);
+  });
+
+  it('times the message from its first byte: a front-end trickling it out is closed all the same', async () => {
+    const { socketPath, backend } = held('trickle.sock', 300);
+    const accepted = once(backend, 'connect');
+    const peer = t.rawPeer(socketPath);
+    await accepted;
+    const gone = once(backend, 'disconnect');
+    const bytes = encodeRequest({ request: Request.SET_FEATURES, value: 1n << 32n }, false).bytes;
+    const t0 = Date.now();
+    for (let i = 0; i < bytes.length - 1 && backend.connected; i++) {
+      peer.send(bytes.subarray(i, i + 1));
+      await sleep(50); // 19 bytes over ~1 s: each byte well within the timeout, the message not
+    }
+    await within(gone, 3000, 'disconnect');
+    expect(Date.now() - t0).toBeLessThan(900);
+  });
+
+  it('leaves alone a front-end that is idle between whole messages, and one with the timeout off', async () => {
+    const quiet = held('idle.sock', 200);
+    const fe = t.rawPeer(quiet.socketPath);
+    const { bytes } = encodeRequest({ request: Request.GET_FEATURES }, false);
+    fe.send(bytes);
+    expect((await fe.reply()).payload.readBigUInt64LE(0)).toBe(quiet.backend.device.features);
+    // A message in two halves within the timeout, then idle for longer than it: served, kept.
+    fe.send(bytes.subarray(0, 6));
+    await sleep(100);
+    fe.send(bytes.subarray(6));
+    expect((await fe.reply()).payload.readBigUInt64LE(0)).toBe(quiet.backend.device.features);
+    await sleep(500);
+    expect(quiet.backend.connected, warnings().join('\n')).toBe(true);
+    fe.send(bytes);
+    expect((await fe.reply()).payload.readBigUInt64LE(0)).toBe(quiet.backend.device.features);
+
+    const forever = held('forever.sock', 0);
+    const peer = t.rawPeer(forever.socketPath);
+    peer.send(bytes.subarray(0, 6));
+    await sleep(400);
+    expect(forever.backend.connected).toBe(true);
+    expect(() => new VhostUserBackend({ socketPath: '/tmp/x.sock', messageTimeoutMs: -1 })).toThrow(
+      'messageTimeoutMs must be an integer >= 0 (0: wait for ever), got -1',
+    );
+  });
+});
+
 describe('connections', () => {
   it('refuses a second front-end while one is connected; the first keeps working', async () => {
     const fe1 = await negotiated();

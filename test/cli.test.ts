@@ -6,6 +6,9 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { GuestMemory } from '../lib/frontend/guest_memory';
 import { VirtioNetDriver } from '../lib/frontend/net_driver';
+import { native } from '../lib/binding';
+import { encodeRequest } from '../lib/protocol/codec';
+import { Request } from '../lib/protocol/constants';
 import { makeFrame } from './helpers/frames';
 import { until } from './helpers/until';
 
@@ -28,6 +31,7 @@ describe('vhost-user CLI', () => {
       '--queues',
       '--mtu',
       '--socket-mode',
+      '--message-timeout',
       '--stats-interval',
       '--quiet',
       '--help',
@@ -47,6 +51,7 @@ describe('vhost-user CLI', () => {
       [['bench', '--modes', 'bogus'], "unknown mode 'bogus'"],
       [['net', '--socket', '/tmp/x.sock', '--port', 'js'], '--port js is for programs that use the library: see examples/js-echo.mjs'],
       [['net', '--socket', '/tmp/x.sock', '--ring-slots', '64'], "Unknown option '--ring-slots'"],
+      [['net', '--socket', '/tmp/x.sock', '--message-timeout', '1.5'], "--message-timeout must be an integer in 0..3600, got '1.5'"],
     ];
     for (const [args, message] of cases) {
       const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
@@ -124,6 +129,35 @@ describe('vhost-user CLI', () => {
       expect(out).toMatch(/SIGTERM, stopping\n[\s\S]*queue 0 \(guest RX of pair 0, DPDK tx_q0\): packets=1000/);
       expect(fs.existsSync(socketPath)).toBe(false);
     } finally {
+      child.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--message-timeout: a front-end that leaves half a message is let go with the reason, and the next is served', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-user-cli-'));
+    const socketPath = path.join(dir, 'net.sock');
+    const child = spawn(process.execPath, [CLI, 'net', '--socket', socketPath, '--port', 'loopback', '--message-timeout', '1'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const fd = { value: -1 };
+    try {
+      expect(await until(() => out.includes('serving virtio-net'))).toBe(true);
+      fd.value = native.connect(socketPath);
+      native.sendmsg(fd.value, encodeRequest({ request: Request.GET_FEATURES }, false).bytes.subarray(0, 5), []);
+      expect(await until(() => out.includes('front-end disconnected'), 5000)).toBe(true);
+      expect(out).toMatch(
+        /WARN \[.*net\.sock\] front-end disconnected: the peer left a message unfinished for 1 s: closing the connection/,
+      );
+      const memory = new GuestMemory();
+      const driver = await VirtioNetDriver.start({ socketPath, memory, onFrames: () => {} });
+      driver.close();
+      memory.close();
+    } finally {
+      if (fd.value >= 0) native.close(fd.value);
       child.kill('SIGKILL');
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -5,7 +5,9 @@
  *
  * Reads never go past the current message (header first, then exactly `size` payload bytes), so the
  * fds the kernel hands us always belong to the message being read, and a peer that sends one byte
- * at a time is served like any other.
+ * at a time is served like any other. A peer that starts a message and does not finish it within
+ * `partialMessageMs` (the back-end's messageTimeoutMs) is closed with that reason: a connection left
+ * half-written would otherwise hold the socket's one front-end slot for ever.
  */
 import { native } from '../binding';
 import { VhostUserError } from '../errors';
@@ -19,8 +21,16 @@ export interface ChannelHandler {
   onClose(reason?: Error): void;
 }
 
+export interface ChannelOptions {
+  /** How long a message may stay half-read before the channel closes (0 or absent: for ever). */
+  partialMessageMs?: number;
+  /** The timeout's reason, in the caller's words (which option to raise). */
+  partialMessageHint?: string;
+}
+
 export class Channel {
   private poller: { stop(): void } | null;
+  private partialTimer: NodeJS.Timeout | null = null;
   private header: MessageHeader | null = null;
   private buf: Buffer = Buffer.alloc(HEADER_SIZE);
   private have = 0;
@@ -31,6 +41,7 @@ export class Channel {
     readonly fd: number,
     private readonly parseHeader: (b: Buffer) => MessageHeader,
     private readonly handler: ChannelHandler,
+    private readonly opts: ChannelOptions = {},
   ) {
     this.poller = new native.Poller(fd, (status, readable, disconnected) => {
       // libuv reports a socket error (EPOLLERR: most often a reset, when the peer closed with data
@@ -65,6 +76,7 @@ export class Channel {
     this.open = false;
     this.poller?.stop();
     this.poller = null;
+    this.stopPartialClock();
     for (const fd of this.fds) native.close(fd);
     this.fds = [];
     native.close(this.fd);
@@ -75,13 +87,30 @@ export class Channel {
     this.close(err);
   }
 
+  private stopPartialClock(): void {
+    if (this.partialTimer) clearTimeout(this.partialTimer);
+    this.partialTimer = null;
+  }
+
+  /** The socket is drained: a message begun and not finished starts the clock, which runs from its first byte. */
+  private watchPartial(): void {
+    const partial = this.have > 0 || this.header !== null;
+    const ms = this.opts.partialMessageMs ?? 0;
+    if (!partial || ms <= 0 || this.partialTimer) return;
+    this.partialTimer = setTimeout(() => {
+      const hint = this.opts.partialMessageHint ? ` (${this.opts.partialMessageHint})` : '';
+      this.fail(new VhostUserError('ETIMEDOUT', `the peer left a message unfinished for ${ms / 1000} s: closing the connection${hint}`));
+    }, ms);
+    this.partialTimer.unref();
+  }
+
   private readAvailable(): void {
     try {
       while (this.open) {
         const want = (this.header ? this.header.size : HEADER_SIZE) - this.have;
         if (want > 0) {
           const r = native.recvmsg(this.fd, want);
-          if (r === null) return;
+          if (r === null) return this.watchPartial();
           this.fds.push(...r.fds);
           if (r.truncated) throw new VhostUserError('EBADMSG_FDS', 'the peer sent more fds than any message carries');
           if (r.bytes.length === 0) {
@@ -109,6 +138,7 @@ export class Channel {
         this.buf = Buffer.alloc(HEADER_SIZE);
         this.have = 0;
         this.fds = [];
+        this.stopPartialClock();
         this.handler.onMessage(header, payload, fds);
       }
     } catch (err) {
