@@ -74,6 +74,8 @@ export interface NativeNetDevice {
   readonly inlineFd: number;
   /** The user port: opens (add) or closes a host -> guest forward, spelled out by lib/net/ports/user.ts. */
   forward(add: boolean, spec: string): void;
+  /** SEND_RARP: true when the port sent the announcement to a network. */
+  announce(mac: Buffer): boolean;
 }
 
 /**

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { NetDevice } from '../lib/net/device';
+import { Request } from '../lib/protocol/constants';
 import { Switch } from '../lib/net/switch';
 import { readPcap } from './helpers/pcap';
 import { until } from './helpers/until';
@@ -114,6 +115,36 @@ describe('switch learning', () => {
     expect(tagsOf(g3)).toEqual(['1:1', '2:2']);
     expect(r.sw.macTable().find((e) => e.mac === '02:aa:00:00:00:01')?.port).toBe('g3');
     expect(r.sw.counters().moves).toBe(1n);
+  });
+
+  it('announces a guest that migrated to another port (SEND_RARP): learnt there, heard by the others', async () => {
+    const r = await three();
+    const [g1, g2, g3] = r.guests;
+    const moved = Buffer.from('02bb00000001', 'hex');
+    await r.send(0, [tagged(BROADCAST, moved, 1, 1)]);
+    await r.settle(0, [1, 2]);
+    expect(r.sw.macTable().find((e) => e.mac === '02:bb:00:00:00:01')?.port).toBe('g1');
+    // The guest now runs behind g3's socket: its front-end (QEMU after a migration) sends SEND_RARP.
+    await g3.driver.control.request({ request: Request.SEND_RARP, mac: moved }, { needReply: true });
+    const isRarp = (f: Buffer) => f.length === 60 && f.readUInt16BE(12) === 0x8035;
+    expect(await until(() => g1.received.some(isRarp) && g2.received.some(isRarp))).toBe(true);
+    const rarp = g2.received.find(isRarp)!;
+    expect(rarp.subarray(0, 6)).toEqual(BROADCAST);
+    expect(rarp.subarray(6, 12)).toEqual(moved);
+    expect(rarp.readUInt16BE(20)).toBe(3); // reverse request, as QEMU's own back-ends send it
+    expect(rarp.subarray(22, 28)).toEqual(moved);
+    expect(rarp.subarray(32, 38)).toEqual(moved);
+    expect(g3.received.some(isRarp)).toBe(false); // not back to where it came in
+    expect(r.sw.macTable().find((e) => e.mac === '02:bb:00:00:00:01')?.port).toBe('g3');
+    expect(r.sw.counters().moves).toBe(1n);
+    await r.send(1, [tagged(moved, g2.mac, 2, 1)]);
+    expect(await r.waitFor(2, '2:1')).toBe(true);
+    await r.settle(1, [0, 2]);
+    expect(tagsOf(g1).filter((t) => t === '2:1')).toEqual([]);
+    // A device with no network to tell says so (the handler logs it).
+    const loopback = new NetDevice({ port: 'loopback' });
+    expect(loopback.announce(moved)).toBe('guest 02:bb:00:00:00:01 arrived: the loopback port has no network to announce it to');
+    loopback.close();
   });
 
   it('forgets a detached port at once: frames to it flood again, and it gets none', async () => {

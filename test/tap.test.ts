@@ -10,6 +10,7 @@ import { VhostUserBackend } from '../lib/backend';
 import { NetDevice, type NetDeviceOptions } from '../lib/net/device';
 import { GuestMemory } from '../lib/frontend/guest_memory';
 import { VirtioNetDriver } from '../lib/frontend/net_driver';
+import { Request } from '../lib/protocol/constants';
 import { hasProgram, hasTun, isRoot, missing, run, skipUnless } from './helpers/peers';
 import { until } from './helpers/until';
 
@@ -158,6 +159,29 @@ describe.skipIf(skip)('tap port', () => {
     expect(tx.packets).toBeGreaterThanOrEqual(5n);
     expect(rx.packets).toBeGreaterThanOrEqual(5n);
     expect(tx.errors + rx.errors).toBe(0n);
+    expect(warnings).toEqual([]);
+  });
+});
+
+describe.skipIf(skip)('tap port announcing a migrated guest', () => {
+  const t = new TapBackend(`${NS}-an`, `vhua${process.pid % 100000}`, {});
+  beforeAll(() => t.setUp());
+  afterAll(() => t.tearDown());
+
+  /** What the host's side of the tap received so far: frames and bytes (the kernel's counters). */
+  const hostReceived = (ns: string, tap: string) =>
+    ['rx_packets', 'rx_bytes'].map((c) => Number(run('ip', ['netns', 'exec', ns, 'cat', `/sys/class/net/${tap}/statistics/${c}`]).trim()));
+
+  it('SEND_RARP writes one 60-byte RARP from the guest MAC to the tap, as QEMU announces a migrated guest', async () => {
+    const { backend, memory, warnings } = t;
+    const driver = await VirtioNetDriver.start({ socketPath: backend.socketPath, memory, onFrames: () => {} });
+    const [frames0, bytes0] = hostReceived(`${NS}-an`, `vhua${process.pid % 100000}`);
+    await driver.control.request({ request: Request.SEND_RARP, mac: GUEST_MAC }, { needReply: true });
+    const [frames1, bytes1] = hostReceived(`${NS}-an`, `vhua${process.pid % 100000}`);
+    expect([frames1 - frames0, bytes1 - bytes0]).toEqual([1, 60]);
+    expect(backend.device.announce(GUEST_MAC)).toMatch(/^guest 52:54:00:aa:bb:01 arrived: announced it to the tap port's network/);
+    expect(hostReceived(`${NS}-an`, `vhua${process.pid % 100000}`)[0]).toBe(frames1 + 1);
+    driver.close();
     expect(warnings).toEqual([]);
   });
 });

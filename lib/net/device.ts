@@ -331,6 +331,18 @@ export class NetDevice implements VhostUserDevice {
     this.native.reset();
   }
 
+  /**
+   * SEND_RARP: the guest arrived here by migration. A port on a network (tap, switch) sends a RARP
+   * from its MAC so that the network learns where it is now; the others have nobody to tell.
+   * Returns what happened, for the log.
+   */
+  announce(mac: Buffer): string {
+    const text = [...mac.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+    return this.native.announce(mac)
+      ? `guest ${text} arrived: announced it to the ${this.port} port's network (RARP)`
+      : `guest ${text} arrived: the ${this.port} port has no network to announce it to`;
+  }
+
   /** NET_SET_MTU: up to the MTU the device offers, or any valid MTU when it offers none. */
   setMtu(mtu: bigint): void {
     const limit = BigInt(this.maxMtu ?? 65535);

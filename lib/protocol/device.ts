@@ -59,6 +59,6 @@ export interface VhostUserDevice {
 
   /** NET_SET_MTU; throws if the device does not take that MTU. Without it the request is refused. */
   setMtu?(mtu: bigint): void;
-  /** SEND_RARP: the guest migrated here with this MAC. Without it the announcement is only logged. */
-  announce?(mac: Buffer): void;
+  /** SEND_RARP: the guest migrated here with this MAC; returns what was done, for the log. Without it the announcement is only logged. */
+  announce?(mac: Buffer): string;
 }

@@ -178,11 +178,11 @@ export const HANDLERS: HandlerTable = {
     },
   },
 
-  // The guest migrated here: a port on a real network would broadcast a RARP for this MAC.
+  // The guest migrated here: a port on a network broadcasts a RARP for this MAC.
   [Request.SEND_RARP]: {
     needs: ProtocolFeature.RARP,
     run(s, m) {
-      if (s.device.announce) s.device.announce(m.mac);
+      if (s.device.announce) s.log('info', s.device.announce(m.mac));
       else s.log('info', `guest announced MAC ${[...m.mac].map((b) => b.toString(16).padStart(2, '0')).join(':')}`);
       return undefined;
     },

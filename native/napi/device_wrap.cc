@@ -80,7 +80,8 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
                         InstanceMethod<&NetDeviceWrap::FrameRingsJs>("frameRings"),
                         InstanceMethod<&NetDeviceWrap::ServeInline>("serveInline"),
                         InstanceAccessor<&NetDeviceWrap::InlineFd>("inlineFd"),
-                        InstanceMethod<&NetDeviceWrap::Forward>("forward")});
+                        InstanceMethod<&NetDeviceWrap::Forward>("forward"),
+                        InstanceMethod<&NetDeviceWrap::Announce>("announce")});
   }
 
   // new NetDevice(queuePairs, portName, portOptions, workers): the registry makes one port per pair.
@@ -284,6 +285,16 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
       ThrowError(info.Env(), code ? code : "EUNKNOWN", err, rc, "forward");
     }
     return info.Env().Undefined();
+  }
+
+  // announce(mac): SEND_RARP; whether the port told a network (a 6-byte Buffer, checked in TS).
+  Napi::Value Announce(const Napi::CallbackInfo& info) {
+    Napi::Buffer<uint8_t> mac = info[0].As<Napi::Buffer<uint8_t>>();
+    if (mac.Length() < 6) {
+      Napi::TypeError::New(info.Env(), "announce: a MAC is 6 bytes").ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
+    return Napi::Boolean::New(info.Env(), device_->Announce(mac.Data()) == 1);
   }
 
   Napi::Value TakeEvents(const Napi::CallbackInfo& info) {

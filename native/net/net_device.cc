@@ -2,6 +2,7 @@
 
 #include <cerrno>
 
+#include "net/announce.h"
 #include "net/switch/switch.h"
 
 namespace vhost {
@@ -96,6 +97,11 @@ int NetDevice::Forward(bool add, const std::string& spec, std::string* err) {
     }
     return ports_[0]->OnForward(add, spec, err);
   });
+}
+
+int NetDevice::Announce(const uint8_t mac[6]) {
+  const auto frame = Announcement(mac);
+  return RunQuiesced([&] { return !ports_.empty() && ports_[0]->OnAnnounce(frame.data(), kAnnouncementLen) ? 1 : 0; });
 }
 
 void NetDevice::OnReset() {

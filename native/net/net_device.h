@@ -36,6 +36,10 @@ class NetDevice final : public VhostDevice {
   // stopped meanwhile. Returns 0 or an errno with *err set (ENOTSUP: not the user port).
   int Forward(bool add, const std::string& spec, std::string* err);
 
+  // SEND_RARP: the first pair's port announces `mac` to its network (Port::OnAnnounce), its worker
+  // stopped meanwhile. Returns 1 if the announcement went out, 0 if the port has no network to tell.
+  int Announce(const uint8_t mac[6]);
+
   // Joins a switch as its port `port` (sw non-null) or leaves it: the pair's port forwards through it
   // (Port::OnSwitch) and the switch's thread serves the device (VhostDevice::SetHost). Only a device
   // of one pair, no workers and the switch port. Called by the switch with its thread paused.

@@ -74,6 +74,10 @@ class Port {
     *err = std::string("the ") + name() + " port cannot join a switch: make the device with port: 'switch'";
     return ENOTSUP;
   }
+  // The guest arrived here by migration (SEND_RARP): a port on a network sends `frame` (an
+  // announcement, net/announce.h) to it so that the network learns where the guest is now. Runs with
+  // the pair's worker (or the switch's thread) stopped. Returns whether it went anywhere.
+  virtual bool OnAnnounce(const uint8_t* frame, uint32_t len) { return false; }
   // The shared rings of a JavaScript program (net/frame_rings.h), for the port of pair `pair`; again
   // to start them afresh. Only the js port takes them. Runs with every worker stopped.
   virtual int OnFrameRings(std::shared_ptr<FrameRings> rings, int pair, std::string* err) {

@@ -20,6 +20,13 @@ class SwitchPort : public Port {
     return 0;
   }
 
+  // The guest migrated here: the switch learns its MAC on this port and tells the others.
+  bool OnAnnounce(const uint8_t* frame, uint32_t len) override {
+    if (!switch_) return false;
+    switch_->Announce(port_, frame, len);
+    return true;
+  }
+
   // One burst (the switch's round robin decides who goes next, so no loop until idle here). RX
   // kicks are never wanted: a receiver without buffers loses the copy rather than being waited for.
   bool Service(PairContext& c) override {

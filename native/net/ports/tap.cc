@@ -88,7 +88,15 @@ int TapPort::OnFeatures(uint64_t features, const NetSettings& settings, std::str
     *err = "tap " + ifname_ + ": setting header size/offloads: " + strerror(e);
     return e;
   }
+  hdr_len_ = settings.hdr_len;
   return 0;
+}
+
+// Written as the guest's own frames are: a zeroed virtio-net header (no offload), then the frame.
+bool TapPort::OnAnnounce(const uint8_t* frame, uint32_t len) {
+  uint8_t header[kNetHdrMrg] = {};
+  iovec iov[2] = {{header, hdr_len_}, {const_cast<uint8_t*>(frame), len}};
+  return writev(fd_, iov, 2) == static_cast<ssize_t>(hdr_len_ + len);
 }
 
 // TUNSETQUEUE: a detached queue is no longer one the kernel picks for frames to the guest, so none

@@ -35,6 +35,7 @@ class TapPort : public Port {
   std::vector<int> WatchFds() const override { return {fd_}; }
   int OnActive(bool active, std::string* err) override;
   void OnReset() override { pending_len_ = 0; }
+  bool OnAnnounce(const uint8_t* frame, uint32_t len) override;
 
  private:
   static constexpr int kBurst = 32;
@@ -52,7 +53,8 @@ class TapPort : public Port {
   TxFrame tx_;
   RxReservation rx_;
   std::vector<uint8_t> bounce_;
-  uint32_t pending_len_ = 0;  // a frame read from the tap that waits for guest buffers
+  uint32_t pending_len_ = 0;       // a frame read from the tap that waits for guest buffers
+  uint32_t hdr_len_ = kNetHdrMrg;  // the virtio-net header the tap expects (TUNSETVNETHDRSZ)
   bool tx_error_reported_ = false;
   bool attached_ = true;  // TUNSETIFF attaches the queue it opens
 };

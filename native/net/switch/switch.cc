@@ -304,6 +304,7 @@ void Switch::Start() {
 // moves nothing; then, when the thread is to sleep, one more round that asks each guest for a kick.
 bool Switch::ServeRounds(bool arm, const std::function<bool()>& should_stop) {
   bool any = false;
+  if (!announcements_.empty()) SendAnnouncements();
   while (!should_stop() && !members_.empty()) {
     forwarder_.table().Tick(NowSeconds());
     const size_t n = members_.size();
@@ -329,6 +330,22 @@ bool Switch::ServeMember(Member& m, bool arm, const std::function<bool()>& shoul
   if (m.tap) return !arm && m.tap->Receive(forwarder_) > 0;
   if (m.vxlan) return !arm && m.vxlan->Receive(forwarder_) > 0;
   return m.device->ServeHosted(0, arm, should_stop);
+}
+
+void Switch::Announce(int port, const uint8_t* frame, uint32_t len) {
+  if (announcements_.size() < kMaxAnnouncements)
+    announcements_.push_back(Announced{port, std::vector<uint8_t>(frame, frame + len)});
+}
+
+void Switch::SendAnnouncements() {
+  // Moved out first: a fault in the middle must not leave the list to be sent again.
+  std::vector<Announced> pending = std::move(announcements_);
+  announcements_.clear();
+  for (Announced& a : pending) {
+    Forwarder::Port* p = forwarder_.port(a.port);
+    if (p && !p->faulted()) forwarder_.Inject(*p, a.frame.data(), static_cast<uint32_t>(a.frame.size()));
+  }
+  forwarder_.EndInjected();
 }
 
 int Switch::Forward(int port, PairContext& c) {

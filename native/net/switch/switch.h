@@ -95,6 +95,12 @@ class Switch final : public DeviceHost {
   void Forget(VhostDevice* device) override;
   void Release(VhostDevice* device) override;
 
+  // From the switch port of `port`'s device, the thread paused (Port::OnAnnounce): `frame` enters the
+  // switch from that port when the thread next runs, as if its guest had sent it, so the MAC is
+  // learnt there and every other port of its VLAN hears it. At most kMaxAnnouncements wait.
+  void Announce(int port, const uint8_t* frame, uint32_t len);
+  static constexpr size_t kMaxAnnouncements = 64;
+
   // On the switch thread, from the switch port of `port`'s device (its Service, with the device's
   // own pair context): forwards one burst of that guest's TX frames. Returns the chains taken.
   int Forward(int port, PairContext& c);
@@ -119,6 +125,8 @@ class Switch final : public DeviceHost {
   Member* MemberOf(const VhostDevice* device) const;
   void Remove(Member* m);
   bool ServeRounds(bool arm, const std::function<bool()>& should_stop);
+  // On the thread: the announcements waiting, injected from their ports.
+  void SendAnnouncements();
   // After a SIGBUS survived: the device whose memory it was stops; what the burst held is returned.
   void OnFault();
 
@@ -130,6 +138,11 @@ class Switch final : public DeviceHost {
   bool shut_down_ = false;
   size_t next_ = 0;  // where the next round starts
   std::shared_ptr<Capture> capture_;
+  struct Announced {
+    int port;
+    std::vector<uint8_t> frame;
+  };
+  std::vector<Announced> announcements_;  // written paused, read by the thread
   std::mutex events_mu_;
   std::vector<std::string> events_;
 };
