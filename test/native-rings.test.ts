@@ -6,8 +6,10 @@
  * installed library (a DHCP offer and an ARP reply with the addresses configured); the user port's
  * frame backlog against a model across wraps and refusals; its --dns rewrite against checksums computed
  * from scratch; the capture rings and per-frame counters (records across the wrap, a full ring dropping,
- * the writer's bell, size bins and MAC classes); the switch's MAC table against a model. Needs a C++ compiler (g++, or clang++ with its
- * sanitizer runtime); the libslirp check needs libslirp0, skips with the reason without it, and fails
+ * the writer's bell, size bins and MAC classes); the switch's MAC table against a model; the VXLAN
+ * header; the dirty-page log against a bitmap model and, page by page, against what the loopback and
+ * the switch's forwarder change in guest memory (with a negative control). Needs a C++ compiler (g++,
+ * or clang++ with its sanitizer runtime); the libslirp check needs libslirp0, skips with the reason without it, and fails
  * then under CI=true.
  */
 import { describe, expect, it } from 'vitest';
@@ -23,7 +25,7 @@ const root = path.resolve(__dirname, '..');
 
 describe.skipIf(skip)('native unit checks', () => {
   it(
-    'pass for the packed ring, the libslirp binding, the frame backlog, the DNS rewrite, the software offloads, the capture rings and the MAC table',
+    'pass for the packed ring, the libslirp binding, the frame backlog, the DNS rewrite, the software offloads, the capture rings, the MAC table and the dirty log',
     { timeout: 180_000 },
     () => {
       // Not under the ASan run's preloaded gcc runtime: run.sh builds its own sanitized programs.
@@ -38,6 +40,7 @@ describe.skipIf(skip)('native unit checks', () => {
       expect(out).toMatch(/software offload: \d+ checks passed/);
       expect(out).toMatch(/capture ring and counters: \d+ checks passed/);
       expect(out).toMatch(/mac table: \d+ checks passed/);
+      expect(out).toMatch(/dirty log: \d+ checks passed/);
       expect(out).toMatch(/vxlan header: \d+ checks passed/);
     },
   );

@@ -161,6 +161,7 @@ int VhostDevice::AttachQueue(Queue& q, std::string* err) {
     q.ring.Detach();
     return EINVAL;
   }
+  if (q.log) UpdateLogRanges(q);
   return 0;
 }
 
@@ -188,6 +189,7 @@ int VhostDevice::SetMemTable(const std::vector<RegionSpec>& regions, const std::
   memory_ = std::move(next);
   memory_faulted_ = false;
   Reattach();
+  CheckLogCovers();
   return 0;
 }
 
@@ -195,6 +197,7 @@ int VhostDevice::AddMemRegion(const RegionSpec& region, int fd, std::string* err
   Quiesce q(this);
   int rc = memory_->Add(region, fd, err);
   if (rc == 0) Reattach();
+  if (rc == 0) CheckLogCovers();
   return rc;
 }
 
@@ -214,10 +217,18 @@ int VhostDevice::SetFeatures(uint64_t features, std::string* err) {
     return EBADF;
   }
   Quiesce q(this);
+  // LOG_ALL alone switched (a migration starts or ends): nothing else about the rings changed, and
+  // re-attaching them would disturb a running guest (rust-vmm learnt this the hard way).
+  const bool log_all_only = features_ != 0 && (features ^ features_) == (1ull << kFeatureLogAll);
   features_ = features;
-  for (Queue& queue : queues_) queue.SetRingFeatures(features);
-  Reattach();  // the layout may have changed (split or packed)
-  return OnFeatures(features, err);
+  if (!log_all_only) {
+    for (Queue& queue : queues_) queue.SetRingFeatures(features);
+    Reattach();  // the layout may have changed (split or packed)
+    int rc = OnFeatures(features, err);
+    if (rc != 0) return rc;
+  }
+  ApplyLogging();
+  return 0;
 }
 
 int VhostDevice::SetVringNum(int qi, uint32_t num, std::string* err) {
@@ -243,10 +254,13 @@ int VhostDevice::SetVringBase(int qi, uint32_t base, std::string* err) {
   return rc;
 }
 
-int VhostDevice::SetVringAddr(int qi, uint64_t desc_ua, uint64_t used_ua, uint64_t avail_ua, std::string* err) {
+int VhostDevice::SetVringAddr(int qi, uint64_t desc_ua, uint64_t used_ua, uint64_t avail_ua, bool log, uint64_t log_gpa,
+                              std::string* err) {
   if (!CheckQueue(qi, err)) return EINVAL;
   Quiesce q = Quiesce::ForQueue(this, qi);
   Queue& queue = queues_[qi];
+  queue.log_addr = log;
+  queue.log_gpa = log_gpa;
   queue.addr_set = true;
   queue.desc_ua = desc_ua;
   queue.used_ua = used_ua;
@@ -262,6 +276,9 @@ int VhostDevice::GetVringBase(int qi, uint32_t* base, std::string* err) {
   Quiesce q = Quiesce::ForQueue(this, qi);
   Queue& queue = queues_[qi];
   *base = queue.ring.GetBase();
+  // What the ring wrote after its last publish (a kick asked for, event index) reaches the log
+  // before the front-end's last read of it.
+  if (queue.log) queue.FlushLog();
   // The ring is stopped: it starts again only after a new kick fd (vhost-user "Starting and
   // stopping rings").
   std::string why;
@@ -324,6 +341,8 @@ void VhostDevice::StopAndClear() {
   memory_->Clear();
   memory_faulted_ = false;
   features_ = 0;
+  shadows_.clear();
+  dirty_log_.reset();
 }
 
 void VhostDevice::Reset() {

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dirty_log.h"
 #include "core/guest_memory.h"
 #include "core/inline_server.h"
 #include "core/report.h"
@@ -100,7 +101,13 @@ class VhostDevice {
   void SetPollMicros(uint32_t us);
   int SetVringNum(int q, uint32_t num, std::string* err);
   int SetVringBase(int q, uint32_t base, std::string* err);  // in the layout's format
-  int SetVringAddr(int q, uint64_t desc_ua, uint64_t used_ua, uint64_t avail_ua, std::string* err);
+  // `log`: VHOST_VRING_F_LOG, the ring's own writes logged at `log_gpa` while migrating.
+  int SetVringAddr(int q, uint64_t desc_ua, uint64_t used_ua, uint64_t avail_ua, bool log, uint64_t log_gpa,
+                   std::string* err);
+  // SET_LOG_BASE: the front-end's dirty-page log (core/dirty_log.h), `size` bytes at `offset` of `fd`
+  // (consumed). Logging runs while it is mapped and VHOST_F_LOG_ALL is acked (device_log.cc).
+  int SetLogBase(int fd, uint64_t size, uint64_t offset, std::string* err);
+  bool logging() const { return !shadows_.empty(); }
   // Stops the queue and returns where it stands: split, the next available index it would have
   // taken; packed, that index and the used one with their wrap counters (vhost-user "Ring states").
   int GetVringBase(int q, uint32_t* base, std::string* err);
@@ -163,6 +170,13 @@ class VhostDevice {
   int SetEnabled(int q, bool on, std::string* err);
   int SetVringFd(int q, int fd, int Queue::*slot, const char* what, std::string* err);
   int AttachQueue(Queue& q, std::string* err);
+  // Logging on or off as the log and LOG_ALL say, every queue's shadow and ring ranges (workers
+  // stopped); the ranges of one queue after its addresses changed.
+  void ApplyLogging();
+  void UpdateLogRanges(Queue& q);
+  // Memory grew past the log while migrating: said once in the events (the front-end sends a
+  // bigger log; pages beyond the old one are not logged until it does).
+  void CheckLogCovers();
   void Reattach();
   void StopWorkers(int worker);  // kEveryWorker: all of them
   void StartWorker(int worker);
@@ -178,10 +192,12 @@ class VhostDevice {
   std::unique_ptr<GuestMemory> memory_;
   std::vector<Queue> queues_;
   uint64_t features_ = 0;
-  std::vector<std::unique_ptr<Worker>> workers_;  // indexed by WorkerOfGroup; empty when served inline
-  std::unique_ptr<InlineServer> inline_;          // workers 0
-  std::vector<StopCheck> should_stop_;            // one per worker
-  DeviceHost* host_ = nullptr;                    // serves the device instead of workers (a switch), or null
+  std::unique_ptr<DirtyLog> dirty_log_;              // SET_LOG_BASE's, until replaced or reset
+  std::vector<std::unique_ptr<ShadowLog>> shadows_;  // one per queue while logging, else empty
+  std::vector<std::unique_ptr<Worker>> workers_;     // indexed by WorkerOfGroup; empty when served inline
+  std::unique_ptr<InlineServer> inline_;             // workers 0
+  std::vector<StopCheck> should_stop_;               // one per worker
+  DeviceHost* host_ = nullptr;                       // serves the device instead of workers (a switch), or null
   bool shut_down_ = false;
   bool closed_ = false;
   uint32_t poll_us_ = 0;

@@ -138,6 +138,16 @@ uint8_t* GuestMemory::UserToHost(uint64_t uaddr, uint64_t len) const {
   return nullptr;
 }
 
+bool GuestMemory::UserToGpa(uint64_t uaddr, uint64_t len, uint64_t* gpa) const {
+  for (int i = 0; i < count_; i++) {
+    const MappedRegion& r = regions_[i];
+    if (!Contains(r.spec.user_addr, r.spec.size, uaddr, len)) continue;
+    *gpa = r.spec.guest_phys_addr + (uaddr - r.spec.user_addr);
+    return true;
+  }
+  return false;
+}
+
 bool GuestMemory::MapsHostAddress(const void* p) const {
   const uint8_t* b = static_cast<const uint8_t*>(p);
   for (int i = 0; i < count_; i++) {

@@ -81,6 +81,13 @@ class GuestMemory {
   // A linear scan: only the control path asks (ring addresses at SET_VRING_ADDR and after each
   // memory change), so a second index sorted by user address would not pay for its upkeep.
   uint8_t* UserToHost(uint64_t uaddr, uint64_t len) const;
+  // The guest-physical address of the front-end virtual range [uaddr, uaddr+len) inside one region
+  // (the rings' pages, for the dirty log); false if it lies in none. A linear scan, as UserToHost.
+  bool UserToGpa(uint64_t uaddr, uint64_t len, uint64_t* gpa) const;
+  // One past the highest guest-physical address in the table (0 when empty).
+  uint64_t EndGpa() const {
+    return count_ ? regions_[count_ - 1].spec.guest_phys_addr + regions_[count_ - 1].spec.size : 0;
+  }
   // Whether host address `p` lies in one of the mappings (to tell whose memory faulted).
   bool MapsHostAddress(const void* p) const;
 

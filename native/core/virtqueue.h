@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/dirty_log.h"
 #include "core/report.h"
 #include "core/ring.h"
 
@@ -61,6 +62,20 @@ struct Queue {
   bool enabled = false;
   bool broken = false;
   uint64_t* stats = nullptr;  // kStatsPerQueue counters (kStatsStride apart), in the device's shared stats buffer
+  // SET_VRING_ADDR's VHOST_VRING_F_LOG and log_guest_addr: where the front-end wants the ring's own
+  // writes logged (QEMU: the used ring's, or a packed ring's device area, guest-physical address).
+  bool log_addr = false;
+  uint64_t log_gpa = 0;
+  // While the front-end migrates the guest (core/dirty_log.h; both null otherwise): this queue's
+  // shadow, marked by the bursts, and the front-end's log it is flushed into at each publish; the
+  // guest-physical ranges of the ring that the device writes (split: the used ring; packed: the
+  // descriptors and the device event area), marked at each flush.
+  ShadowLog* log = nullptr;
+  DirtyLog* dirty_log = nullptr;
+  struct LogRange {
+    uint64_t gpa;
+    uint64_t len;
+  } log_ring[2] = {};
 
   bool Ready() const { return enabled && !broken && ring.attached() && kick_fd >= 0; }
   // The ring features the driver negotiated; decided at SET_FEATURES, never per chain.
@@ -78,8 +93,18 @@ struct Queue {
   // published entries it asked not to be told about count as a suppressed notification.
   void PublishUsed() {
     const Published p = ring.PublishUsed();
+    if (log) FlushLog();
     if (p == Published::kCall) Call();
     else if (p == Published::kQuiet) Count(kStatCallsSuppressed);
+  }
+  // log_ring from the ring's addresses (log_gpa where the front-end gave one), for a ring attached
+  // in `mem`; empty ranges for what lies outside it.
+  void SetLogRanges(const GuestMemory& mem);
+  // The ring's own pages marked, then everything this queue marked since the last flush into the
+  // front-end's log (after the writes: see core/dirty_log.h).
+  void FlushLog() {
+    for (const LogRange& r : log_ring) log->Mark(r.gpa, r.len);
+    log->Flush(*dirty_log);
   }
 };
 

@@ -4,9 +4,11 @@
 // forwarding (learning, lookups, flooding into a shared RX ring; a VXLAN datagram checked by the uplink's
 // parser and its inner frame injected), the user port's
 // software offloads, the per-frame counters and, when a header bit says so, capture into a small ring
-// (wrapping and full) whose records are checked after each input — run on a synthetic guest memory whose every byte
-// (rings and buffers) comes from the fuzzer; for the js port, the indexes and descriptors a program writes into its
-// rings come from the fuzzer too. Built with ASan/UBSan by native/fuzz/run.sh; any out-of-bounds access is a crash.
+// (wrapping and full) whose records are checked after each input, and the dirty-page log (always on,
+// over a log that covers less than the memory: every page it marks must be guest memory) — run on a synthetic guest
+// memory whose every byte (rings and buffers) comes from the fuzzer; for the js port, the indexes and descriptors a
+// program writes into its rings come from the fuzzer too. Built with ASan/UBSan by native/fuzz/run.sh; any
+// out-of-bounds access is a crash.
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -15,8 +17,10 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "core/dirty_log.h"
 #include "core/guest_memory.h"
 #include "core/virtqueue.h"
 #include "net/capture.h"
@@ -52,6 +56,9 @@ struct World {
   // A ring small enough to wrap and fill within one input; a snaplen that cuts most frames.
   static constexpr uint32_t kSnaplen = 200;
   std::unique_ptr<Capture> capture;
+  // Bits for region 0, the slots and half of region 1: pages beyond it are counted, not marked.
+  static constexpr uint64_t kLogBytes = (kGpa1 + kRegionSize / 2) >> (kLogPageShift + 3);
+  std::unique_ptr<DirtyLog> log = DirtyLog::Anonymous(kLogBytes);
   World() {
     std::string err;
     for (int i = 0; i < 2; i++) {
@@ -249,9 +256,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (Queue* q : {&rx, &tx}) q->SetRingFeatures(features);  // the layout first
   if (!tx.ring.Attach(w->mem, tx_num, kUser0 + 0x080, kUser0 + 0x000, kUser0 + 0x280, &err)) abort();
   if (!rx.ring.Attach(w->mem, rx_num, kUser0 + 0x180, kUser0 + 0x040, kUser0 + 0x310, &err)) abort();
-  for (Queue* q : {&rx, &tx}) {
+  ShadowLog rx_log(w->log->words()), tx_log(w->log->words());
+  for (auto [q, shadow, desc, used, num] :
+       {std::tuple{&rx, &rx_log, 0x180, 0x310, rx_num}, std::tuple{&tx, &tx_log, 0x080, 0x280, tx_num}}) {
     q->enabled = true;
     q->kick_fd = w->kick_fd;  // never signalled: only Ready() looks at it
+    q->addr_set = true;
+    q->num = num;
+    q->desc_ua = kUser0 + desc;
+    q->used_ua = kUser0 + used;
+    q->SetLogRanges(w->mem);
+    q->log = shadow;
+    q->dirty_log = w->log.get();
   }
   // Made through the registry, as the addon makes them; 60 is the source's smallest frame.
   static const char* const kPorts[] = {"loopback", "sink", "source", "js"};
@@ -284,6 +300,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint64_t not_captured = stats[0][kStatCaptureDrops] + stats[1][kStatCaptureDrops];
   if (capture && w->capture->ring(0).frames() - captured_before + not_captured != observed) abort();
   if (!capture && (w->capture->ring(0).frames() != captured_before || not_captured != 0)) abort();
+  // What a burst left in the shadows is flushed at the next publish; flush it here, then every
+  // marked page must be one the guest memory has (read and cleared, as the front-end does).
+  for (Queue* q : {&rx, &tx}) q->FlushLog();
+  for (size_t word = 0; word < w->log->words(); word++) {
+    const uint64_t bits = w->log->Take(word);
+    for (int b = 0; b < 64; b++)
+      if ((bits >> b) & 1 && !w->mem.GpaToHost((word * 64 + b) << kLogPageShift, 1)) abort();
+  }
   FuzzOffloads(w->host[0] + 0x400, n0 > 0x400 ? n0 - 0x400 : 0);
   rx.kick_fd = tx.kick_fd = -1;
   return 0;

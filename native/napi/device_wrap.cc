@@ -67,6 +67,8 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
                         InstanceMethod<&NetDeviceWrap::SetVringNum>("setVringNum"),
                         InstanceMethod<&NetDeviceWrap::SetVringBase>("setVringBase"),
                         InstanceMethod<&NetDeviceWrap::SetVringAddr>("setVringAddr"),
+                        InstanceMethod<&NetDeviceWrap::SetLogBase>("setLogBase"),
+                        InstanceAccessor<&NetDeviceWrap::Logging>("logging"),
                         InstanceMethod<&NetDeviceWrap::GetVringBase>("getVringBase"),
                         InstanceMethod<&NetDeviceWrap::SetVringFd<&NetDevice::SetVringKick>>("setVringKick"),
                         InstanceMethod<&NetDeviceWrap::SetVringFd<&NetDevice::SetVringCall>>("setVringCall"),
@@ -203,11 +205,25 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
   Napi::Value SetVringAddr(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     std::string err;
+    // setVringAddr(queue, desc, used, avail, logGpa): logGpa null unless VHOST_VRING_F_LOG.
+    const bool log = info.Length() > 4 && !info[4].IsNull() && !info[4].IsUndefined();
     Check(device_->SetVringAddr(Queue(info), ToU64(env, info[1], "desc"), ToU64(env, info[2], "used"),
-                                ToU64(env, info[3], "avail"), &err),
+                                ToU64(env, info[3], "avail"), log, log ? ToU64(env, info[4], "log") : 0, &err),
           err, "SET_VRING_ADDR");
     return env.Undefined();
   }
+
+  // setLogBase(fd, size, offset): SET_LOG_BASE; the fd is consumed.
+  Napi::Value SetLogBase(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string err;
+    Check(device_->SetLogBase(info[0].As<Napi::Number>().Int32Value(), ToU64(env, info[1], "size"),
+                              ToU64(env, info[2], "offset"), &err),
+          err, "SET_LOG_BASE");
+    return env.Undefined();
+  }
+
+  Napi::Value Logging(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), device_->logging()); }
 
   Napi::Value GetVringBase(const Napi::CallbackInfo& info) {
     std::string err;

@@ -139,6 +139,9 @@ RxReservation::Result RxReservation::Reserve(const GuestMemory& mem, const NetSe
 template <typename L>
 void RxReservation::Commit(Queue& rx, uint32_t total) {
   L& ring = rx.ring.As<L>();
+  // While migrating: every held buffer's pages, whatever the frame filled (flushed at the publish,
+  // after the writes a port may still make into them).
+  if (rx.log) rx.log->Mark(segs_, nsegs_);
   for (int i = 0; i < nbufs_; i++) {
     uint32_t len = total < bufs_[i].len ? total : bufs_[i].len;
     ring.PushUsed(bufs_[i], len);
