@@ -51,7 +51,10 @@ export interface NativeNetDevice {
   setPollMicros(us: number): void;
   setVringNum(queue: number, num: number): void;
   setVringBase(queue: number, base: number): void;
-  setVringAddr(queue: number, desc: bigint, used: bigint, avail: bigint): void;
+  setVringAddr(queue: number, desc: bigint, used: bigint, avail: bigint, log: bigint | null): void;
+  setLogBase(fd: number, size: bigint, offset: bigint): void;
+  /** Whether the device logs its writes now (a log mapped and VHOST_F_LOG_ALL acked). */
+  readonly logging: boolean;
   getVringBase(queue: number): number;
   /** fd -1 means none; a given fd is owned by the device from then on. */
   setVringKick(queue: number, fd: number): void;

@@ -7,7 +7,8 @@
 import { native } from '../binding';
 import { VhostUserError } from '../errors';
 import { VirtioNetFeature } from '../net/features';
-import { MEMORY_BASELINE_NREGIONS, ProtocolFeature, Request, VirtioFeature, bit, hasBit } from '../protocol/constants';
+import { FrontendDirtyLog, LOG_PAGE } from './dirty_log';
+import { MEMORY_BASELINE_NREGIONS, ProtocolFeature, Request, VRING_ADDR_F_LOG, VirtioFeature, bit, hasBit } from '../protocol/constants';
 import type { DriverRing } from './driver_ring';
 import { VhostUserFrontend } from './frontend';
 import type { GuestMemory } from './guest_memory';
@@ -67,9 +68,10 @@ export interface NetDriverOptions {
   queuePairs?: number;
 }
 
-/** The protocol features this front-end uses (those QEMU uses for a net device, minus logging). */
+/** The protocol features this front-end uses (those QEMU uses for a net device). */
 const WANTED_PROTOCOL =
   bit(ProtocolFeature.MQ) |
+  bit(ProtocolFeature.LOG_SHMFD) |
   bit(ProtocolFeature.REPLY_ACK) |
   bit(ProtocolFeature.RARP) |
   bit(ProtocolFeature.MTU) |
@@ -304,25 +306,74 @@ export class VirtioNetDriver {
   }
 
   private async setUpRings(p: number, pair: NetQueuePair, queueSize: number): Promise<void> {
-    const mem = this.opts.memory;
     for (const [index, ring, kick, call] of [
       [2 * p, pair.rx, pair.rxKick, pair.rxCall],
       [2 * p + 1, pair.tx, pair.txKick, pair.txCall],
     ] as const) {
       await this.fe.request({ request: Request.SET_VRING_NUM, index, num: queueSize });
       await this.fe.request({ request: Request.SET_VRING_BASE, index, num: ring.base });
-      await this.fe.request({
-        request: Request.SET_VRING_ADDR,
-        index,
-        flags: 0,
-        descUserAddr: mem.userAddr(ring.descGpa),
-        usedUserAddr: mem.userAddr(ring.usedGpa),
-        availUserAddr: mem.userAddr(ring.availGpa),
-        logGuestAddr: 0n,
-      });
+      await this.setVringAddr(index, ring, false);
       await this.fe.request({ request: Request.SET_VRING_KICK, index, fd: kick });
       await this.fe.request({ request: Request.SET_VRING_CALL, index, fd: call });
     }
+  }
+
+  /** SET_VRING_ADDR of one ring; `log`: VHOST_VRING_F_LOG with the used ring's address, as QEMU sends it while migrating. */
+  private async setVringAddr(index: number, ring: { descGpa: number; usedGpa: number; availGpa: number }, log: boolean): Promise<void> {
+    const mem = this.opts.memory;
+    await this.fe.request(
+      {
+        request: Request.SET_VRING_ADDR,
+        index,
+        flags: log ? VRING_ADDR_F_LOG : 0,
+        descUserAddr: mem.userAddr(ring.descGpa),
+        usedUserAddr: mem.userAddr(ring.usedGpa),
+        availUserAddr: mem.userAddr(ring.availGpa),
+        logGuestAddr: log ? BigInt(ring.usedGpa) : 0n,
+      },
+      { needReply: log },
+    );
+  }
+
+  /**
+   * Dirty-page logging as QEMU starts it when a migration begins (vhost_migration_log): `log` (a new
+   * FrontendDirtyLog over the memory table, or one given) sent with SET_LOG_BASE, VHOST_F_LOG_ALL
+   * added in SET_FEATURES, every ring's address again with VHOST_VRING_F_LOG. Returns the log.
+   */
+  async startLogging(log = FrontendDirtyLog.over(this.opts.memory)): Promise<FrontendDirtyLog> {
+    if (!hasBit(this.fe.protocolFeatures, ProtocolFeature.LOG_SHMFD)) {
+      throw new VhostUserError('ENOTSUP', 'the device does not offer LOG_SHMFD: it cannot log for a migration');
+    }
+    await this.fe.request({ request: Request.SET_LOG_BASE, mmapSize: BigInt(log.size), mmapOffset: 0n, fd: log.fd });
+    await this.setLogAll(true);
+    return log;
+  }
+
+  /** Logging off, as QEMU ends a migration that did not happen: LOG_ALL cleared, ring addresses without the flag. */
+  async stopLogging(): Promise<void> {
+    await this.setLogAll(false);
+  }
+
+  private async setLogAll(on: boolean): Promise<void> {
+    const logAll = bit(VirtioFeature.LOG_ALL);
+    this.features = on ? this.features | logAll : this.features & ~logAll;
+    await this.fe.request({ request: Request.SET_FEATURES, value: this.features }, { needReply: true });
+    for (const [p, pair] of this.pairs.entries()) {
+      await this.setVringAddr(2 * p, pair.rx, on);
+      await this.setVringAddr(2 * p + 1, pair.tx, on);
+    }
+  }
+
+  /** The guest-physical pages of every ring's part the device writes (used rings; packed: descriptors). */
+  ringPagesWritten(): number[] {
+    const pages = new Set<number>();
+    const queueSize = this.opts.queueSize ?? 256;
+    for (const pair of this.pairs)
+      for (const ring of [pair.rx, pair.tx]) {
+        const [gpa, len] = this.packed ? [ring.descGpa, 16 * queueSize] : [ring.usedGpa, 6 + 8 * queueSize];
+        for (let p = Math.floor(gpa / LOG_PAGE); p <= Math.floor((gpa + len - 1) / LOG_PAGE); p++) pages.add(p);
+      }
+    return [...pages].sort((a, b) => a - b);
   }
 
   /**

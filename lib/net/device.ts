@@ -99,14 +99,17 @@ const RING_FEATURES =
   bit(VirtioFeature.IN_ORDER) |
   bit(VirtioFeature.RING_PACKED) |
   bit(VirtioFeature.PROTOCOL_FEATURES) |
+  bit(VirtioFeature.LOG_ALL) |
   bit(VirtioNetFeature.MRG_RXBUF);
 
 /**
- * Protocol features offered. Nothing is offered that the device does not honour: no LOG_SHMFD until
- * dirty-page logging exists, no BACKEND_REQ, no CONFIG (QEMU keeps the config space itself).
+ * Protocol features offered. Nothing is offered that the device does not honour: LOG_SHMFD with
+ * VHOST_F_LOG_ALL (every port's writes are logged while migrating, native/core/dirty_log.h); no
+ * BACKEND_REQ, no CONFIG (QEMU keeps the config space itself).
  */
 const PROTOCOL_FEATURES =
   bit(ProtocolFeature.MQ) |
+  bit(ProtocolFeature.LOG_SHMFD) |
   bit(ProtocolFeature.REPLY_ACK) |
   bit(ProtocolFeature.MTU) |
   bit(ProtocolFeature.CONFIGURE_MEM_SLOTS) |
@@ -295,7 +298,7 @@ export class NetDevice implements VhostUserDevice {
   }
 
   setVringAddr(queue: number, addr: VringAddresses): void {
-    this.native.setVringAddr(queue, addr.desc, addr.used, addr.avail);
+    this.native.setVringAddr(queue, addr.desc, addr.used, addr.avail, addr.log ?? null);
   }
 
   setVringBase(queue: number, base: number): void {
@@ -329,6 +332,16 @@ export class NetDevice implements VhostUserDevice {
     this.enabled.clear();
     this.jsFrames?.end('disconnected');
     this.native.reset();
+  }
+
+  /** SET_LOG_BASE: the front-end's dirty-page log; the device logs into it while LOG_ALL is acked. */
+  setLogBase(fd: number, size: bigint, offset: bigint): void {
+    this.native.setLogBase(fd, size, offset);
+  }
+
+  /** Whether the device logs its writes to guest memory now (a migration is running). */
+  get logging(): boolean {
+    return this.native.logging;
   }
 
   /**

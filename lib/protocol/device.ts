@@ -16,6 +16,8 @@ export interface VringAddresses {
   desc: bigint;
   avail: bigint;
   used: bigint;
+  /** VHOST_VRING_F_LOG: where the ring's own writes are logged while migrating (log_guest_addr). */
+  log?: bigint;
 }
 
 export interface VhostUserDevice {
@@ -59,6 +61,8 @@ export interface VhostUserDevice {
 
   /** NET_SET_MTU; throws if the device does not take that MTU. Without it the request is refused. */
   setMtu?(mtu: bigint): void;
+  /** SET_LOG_BASE (with LOG_SHMFD offered): the dirty-page log, `size` bytes at `offset` of `fd` (consumed). */
+  setLogBase?(fd: number, size: bigint, offset: bigint): void;
   /** SEND_RARP: the guest migrated here with this MAC; returns what was done, for the log. Without it the announcement is only logged. */
   announce?(mac: Buffer): string;
 }

@@ -75,6 +75,26 @@ export const HANDLERS: HandlerTable = {
 
   [Request.GET_MAX_MEM_SLOTS]: { needs: ProtocolFeature.CONFIGURE_MEM_SLOTS, run: () => u64(MAX_MEM_SLOTS) },
 
+  // Migration: the front-end's dirty-page log. Always answered (the spec's list of requests that
+  // reply names it), once the new log is the one written.
+  [Request.SET_LOG_BASE]: {
+    needs: ProtocolFeature.LOG_SHMFD,
+    run(s, m) {
+      if (!s.device.setLogBase)
+        throw new VhostUserError('ENOTSUP_REQUEST', 'SET_LOG_BASE is not supported by this device (it was not offered)');
+      s.handOverFds();
+      s.device.setLogBase(m.fd, m.mmapSize, m.mmapOffset);
+      return u64(0);
+    },
+  },
+
+  // An eventfd to signal log writes with: QEMU's vhost-user never sends it and reads the log when it
+  // syncs, so it is accepted and closed (by dispatch), as DPDK does.
+  [Request.SET_LOG_FD]: {
+    needs: ProtocolFeature.LOG_SHMFD,
+    run: () => undefined,
+  },
+
   [Request.SET_MEM_TABLE]: {
     run(s, m) {
       s.handOverFds();
@@ -122,10 +142,16 @@ export const HANDLERS: HandlerTable = {
   [Request.SET_VRING_ADDR]: {
     run(s, m) {
       const q = s.queue(m.index, 'SET_VRING_ADDR');
-      if (m.flags & VRING_ADDR_F_LOG) {
+      const log = (m.flags & VRING_ADDR_F_LOG) !== 0;
+      if (log && !s.device.setLogBase) {
         throw new VhostUserError('ENOTSUP', 'SET_VRING_ADDR: dirty logging (VRING_ADDR_F_LOG) is not supported by this back-end');
       }
-      s.device.setVringAddr(q, { desc: m.descUserAddr, avail: m.availUserAddr, used: m.usedUserAddr });
+      s.device.setVringAddr(q, {
+        desc: m.descUserAddr,
+        avail: m.availUserAddr,
+        used: m.usedUserAddr,
+        log: log ? m.logGuestAddr : undefined,
+      });
       return undefined;
     },
   },

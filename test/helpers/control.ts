@@ -21,6 +21,7 @@ import { within } from './until';
 /** Every protocol feature the back-end offers. */
 export const ALL_PROTOCOL =
   bit(ProtocolFeature.MQ) |
+  bit(ProtocolFeature.LOG_SHMFD) |
   bit(ProtocolFeature.REPLY_ACK) |
   bit(ProtocolFeature.MTU) |
   bit(ProtocolFeature.CONFIGURE_MEM_SLOTS) |
