@@ -5,7 +5,18 @@
  */
 import { parseArgs } from 'node:util';
 import { VhostUserBackend } from './backend';
-import { captureLine, die, fail, intOption, integer, metricsOption, serveMetricsAt, socketLogger, stopOnSignals } from './cli_common';
+import {
+  captureLine,
+  die,
+  fail,
+  intOption,
+  integer,
+  messageTimeoutOption,
+  metricsOption,
+  serveMetricsAt,
+  socketLogger,
+  stopOnSignals,
+} from './cli_common';
 import { VhostUserError } from './errors';
 import { DEFAULT_POLL_US, checkDeviceOptions, type NetDeviceOptions } from './net/device';
 import { CLI_WORDING, integerProblem } from './net/ports/port';
@@ -67,6 +78,8 @@ Options:
   --mtu N              offer VIRTIO_NET_F_MTU and accept NET_SET_MTU up to N (68..65535) on every port.
   --poll-us N          busy-poll budget of the switch's thread, microseconds (default ${DEFAULT_POLL_US}); 0: event-driven.
   --socket-mode MODE   permissions of the socket files, octal (default 0600: only this user).
+  --message-timeout S  a front-end that leaves a message half-sent for S seconds is disconnected, with
+                       the reason logged, so that the next can connect (default 5; 0: wait for ever).
   --stats-interval S   print statistics every S seconds (default: only on SIGUSR1 and exit).
   --quiet              log warnings only.
   -h, --help           show this help.
@@ -117,6 +130,7 @@ function parseFlags(argv: string[]) {
         mtu: { type: 'string' },
         'poll-us': { type: 'string' },
         'socket-mode': { type: 'string' },
+        'message-timeout': { type: 'string' },
         'stats-interval': { type: 'string' },
         quiet: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -151,6 +165,7 @@ function checkedOptions(values: ReturnType<typeof parseFlags>) {
     fail(err instanceof VhostUserError ? err.message : String(err), HELP_POINTER);
   }
   const socketMode = intOption('socket-mode', values['socket-mode'], 0, 0o777, 8, HELP_POINTER) ?? 0o600;
+  const messageTimeoutMs = messageTimeoutOption(values['message-timeout'], HELP_POINTER);
   const statsInterval = intOption('stats-interval', values['stats-interval'], 1, 86400, 10, HELP_POINTER);
   const snaplen = intOption('snaplen', values.snaplen, 1, MAX_SNAPLEN, 10, HELP_POINTER);
   if (snaplen !== undefined && values.pcap === undefined) fail('--snaplen needs --pcap FILE', HELP_POINTER);
@@ -162,6 +177,7 @@ function checkedOptions(values: ReturnType<typeof parseFlags>) {
     switchOptions,
     device,
     socketMode,
+    messageTimeoutMs,
     statsInterval,
     pcap: values.pcap,
     snaplen,
@@ -194,7 +210,19 @@ export function switchMain(argv: string[]): void {
     process.stdout.write(HELP);
     process.exit(0);
   }
-  const { ports, taps, vxlan, switchOptions, device, socketMode, statsInterval, pcap: pcapPath, snaplen, metrics } = checkedOptions(values);
+  const {
+    ports,
+    taps,
+    vxlan,
+    switchOptions,
+    device,
+    socketMode,
+    messageTimeoutMs,
+    statsInterval,
+    pcap: pcapPath,
+    snaplen,
+    metrics,
+  } = checkedOptions(values);
   const sw = new Switch({
     ...switchOptions,
     log: (level, message) => process.stderr.write(`${new Date().toISOString()} WARN ${message}\n`),
@@ -206,7 +234,7 @@ export function switchMain(argv: string[]): void {
     if (vxlan) device.mtu = vxlanMtu(sw, vxlan.opts, device.mtu);
     for (const { name: socketPath, vlan } of ports) {
       const log = socketLogger(socketPath, values.quiet);
-      const backend = new VhostUserBackend({ socketPath, client: values.client, socketMode, log, device });
+      const backend = new VhostUserBackend({ socketPath, client: values.client, socketMode, messageTimeoutMs, log, device });
       backends.push(backend);
       sw.attach(backend, { vlan, name: socketPath });
       backend.start();

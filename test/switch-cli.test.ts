@@ -58,6 +58,7 @@ describe('vhost-user switch', () => {
       '--mtu',
       '--poll-us',
       '--socket-mode',
+      '--message-timeout',
       '--stats-interval',
       '--quiet',
     ])
