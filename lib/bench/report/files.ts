@@ -25,15 +25,23 @@ function pointLatest(outDir: string, name: string, target: string): void {
   fs.renameSync(temporary, path.join(outDir, name));
 }
 
+/**
+ * Writes any mode's report as <stamp>.json in `outDir` (the stamp from its startedAt) and points
+ * latest.json at it; returns the file.
+ */
+export function saveReportJson(outDir: string, report: { startedAt: string }): string {
+  fs.mkdirSync(outDir, { recursive: true });
+  const json = path.join(outDir, `${report.startedAt.replace(/[:.]/g, '-')}.json`);
+  fs.writeFileSync(json, JSON.stringify(report, null, 2) + '\n');
+  pointLatest(outDir, 'latest.json', path.basename(json));
+  return json;
+}
+
 /** Writes <stamp>.json and <stamp>.svg to `outDir`, points latest.json and latest.svg at them, and says where they are. */
 export function saveResults(outDir: string, report: Report): void {
-  fs.mkdirSync(outDir, { recursive: true });
-  const stamp = report.startedAt.replace(/[:.]/g, '-');
-  const json = path.join(outDir, `${stamp}.json`);
-  const svg = path.join(outDir, `${stamp}.svg`);
-  fs.writeFileSync(json, JSON.stringify(report, null, 2) + '\n');
+  const json = saveReportJson(outDir, report);
+  const svg = json.replace(/\.json$/, '.svg');
   fs.writeFileSync(svg, chart(report));
-  pointLatest(outDir, 'latest.json', path.basename(json));
   pointLatest(outDir, 'latest.svg', path.basename(svg));
   const shown = (f: string) => path.relative(process.cwd(), f);
   process.stdout.write(

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { Workspace, checkPrerequisites, hostInfo, pinHarness } from '../host';
 import { waitQuiet } from '../measure/snapshot';
 import { dpdkMissing, dpdkPluginDirs, killAllTestpmd } from '../testpmd';
+import { saveReportJson } from '../report/files';
 import { killSwitchBackends } from './backends';
 import { measureFair, measurePair, type RunContext } from './measure';
 import { SWITCH_HELP, backendOrder, parseSwitchOptions, type SwitchOptions } from './options';
@@ -28,18 +29,6 @@ function vhostPmdPresent(): boolean {
       return false;
     }
   });
-}
-
-/** Writes <stamp>.json and points latest.json at it; returns the file. */
-function save(outDir: string, report: SwitchReport): string {
-  fs.mkdirSync(outDir, { recursive: true });
-  const file = path.join(outDir, `${report.startedAt.replace(/[:.]/g, '-')}.json`);
-  fs.writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
-  const tmp = path.join(outDir, `.latest.json.${process.pid}`);
-  fs.rmSync(tmp, { force: true });
-  fs.symlinkSync(path.basename(file), tmp);
-  fs.renameSync(tmp, path.join(outDir, 'latest.json'));
-  return file;
 }
 
 const load = (x: number | null) => (x === null ? '?' : x.toFixed(2));
@@ -158,7 +147,7 @@ async function main(opts: SwitchOptions, argv: string[]): Promise<number> {
     fairCells: fairCells(fairRuns, opts.sizes),
     errors,
   };
-  const file = save(opts.outDir, report);
+  const file = saveReportJson(opts.outDir, report);
   process.stdout.write(`\n${switchMarkdown(report)}\nresults: ${path.relative(process.cwd(), file)} (latest.json points to it)\n`);
   for (const e of errors) process.stderr.write(`bench: ${e}\n`);
   ws.cleanup();

@@ -12,6 +12,7 @@ import { guestGap } from '../../guest/tools';
 import { findProgram } from '../find_program';
 import { Workspace, hostInfo } from '../host';
 import { waitQuiet } from '../measure/snapshot';
+import { saveReportJson } from '../report/files';
 import { userNetMarkdown } from './markdown';
 import { measureRun } from './measure';
 import { USER_NET_HELP, configsOf, parseUserNetOptions, roundOrder, type UserNetOptions } from './options';
@@ -63,18 +64,6 @@ function privateBootFiles(boot: BootFiles, dir: string): BootFiles {
   fs.copyFileSync(boot.kernel, kernel);
   fs.copyFileSync(boot.initrd, initrd);
   return { ...boot, kernel, initrd };
-}
-
-/** Writes <stamp>.json and points latest.json at it. */
-function save(outDir: string, report: UserNetReport): string {
-  fs.mkdirSync(outDir, { recursive: true });
-  const file = path.join(outDir, `${report.startedAt.replace(/[:.]/g, '-')}.json`);
-  fs.writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
-  const tmp = path.join(outDir, `.latest.json.${process.pid}`);
-  fs.rmSync(tmp, { force: true });
-  fs.symlinkSync(path.basename(file), tmp);
-  fs.renameSync(tmp, path.join(outDir, 'latest.json'));
-  return file;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -145,7 +134,7 @@ async function main(argv: string[]): Promise<number> {
     ratios: ratios(aggregates),
     errors: runs.filter((r) => r.error).map((r) => `round ${r.round + 1} ${configLabel(r.config)}: ${r.error}`),
   };
-  const file = save(opts.outDir, report);
+  const file = saveReportJson(opts.outDir, report);
   process.stdout.write(`\n${userNetMarkdown(report)}\nresults: ${path.relative(process.cwd(), file)} (latest.json points to it)\n`);
   process.stdout.write(`directions: h2g = ${DIRECTION_LABEL.h2g}, g2h = ${DIRECTION_LABEL.g2h}\n`);
   await killAll();
