@@ -8,6 +8,7 @@
 
 #include "net/frame_observer.h"
 #include "net/ports/tap.h"
+#include "net/switch/frame_iovec.h"
 #include "net/tx_frame.h"
 
 namespace vhost {
@@ -43,20 +44,9 @@ void TapUplink::Send(const Segment* segs, int nseg, uint32_t skip, uint32_t len)
     to_tap_.Count(kStatDrops);
     return;
   }
-  iovec iov[TxFrame::kMaxSegs + 1];
-  iov[0] = iovec{const_cast<uint8_t*>(kZeroHeader), kHeader};
-  int n = 1;
-  uint32_t left = len;
-  for (int i = 0; i < nseg && left > 0; i++) {
-    uint32_t off = skip < segs[i].len ? skip : segs[i].len;
-    skip -= off;
-    uint32_t take = segs[i].len - off < left ? segs[i].len - off : left;
-    if (take == 0) continue;
-    iov[n++] = iovec{segs[i].ptr + off, take};
-    left -= take;
-  }
+  const FrameIovec frame(kZeroHeader, kHeader, segs, nseg, skip, len);
   // The kernel reads the guest's buffers itself: a fault in them is EFAULT here, never a signal.
-  if (writev(fd_, iov, n) < 0) {
+  if (writev(fd_, frame.iov, frame.count) < 0) {
     to_tap_.Count(kStatDrops);  // full (EAGAIN), down (EIO): this copy is lost, as a guest's would be
     if (errno == EBADFD) return Failed("write", errno);
     if (!write_error_reported_ && errno != EAGAIN) {
@@ -68,8 +58,7 @@ void TapUplink::Send(const Segment* segs, int nseg, uint32_t skip, uint32_t len)
   }
   write_error_reported_ = false;
   // Counted from the first segment's bytes when they hold the MACs (the class needs only those).
-  const uint8_t* dst = n > 1 && iov[1].iov_len >= 6 ? static_cast<const uint8_t*>(iov[1].iov_base) : nullptr;
-  CountFrame(to_tap_, dst, len);
+  CountFrame(to_tap_, frame.destination(), len);
 }
 
 int TapUplink::Receive(Forwarder& forwarder) {

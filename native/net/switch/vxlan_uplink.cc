@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "net/frame_observer.h"
+#include "net/switch/frame_iovec.h"
 #include "net/tx_frame.h"
 
 namespace vhost {
@@ -159,23 +160,12 @@ void VxlanUplink::Remote::Send(const Segment* segs, int nseg, uint32_t skip, uin
 }
 
 void VxlanUplink::SendTo(Remote& r, const Segment* segs, int nseg, uint32_t skip, uint32_t len) {
-  iovec iov[TxFrame::kMaxSegs + 1];
-  iov[0] = iovec{header_, kVxlanHeader};
-  int n = 1;
-  uint32_t left = len;
-  for (int i = 0; i < nseg && left > 0 && n <= TxFrame::kMaxSegs; i++) {
-    uint32_t off = skip < segs[i].len ? skip : segs[i].len;
-    skip -= off;
-    uint32_t take = segs[i].len - off < left ? segs[i].len - off : left;
-    if (take == 0) continue;
-    iov[n++] = iovec{segs[i].ptr + off, take};
-    left -= take;
-  }
+  FrameIovec frame(header_, kVxlanHeader, segs, nseg, skip, len);
   msghdr m{};
   m.msg_name = &r.addr;
   m.msg_namelen = r.addr_len;
-  m.msg_iov = iov;
-  m.msg_iovlen = static_cast<size_t>(n);
+  m.msg_iov = frame.iov;
+  m.msg_iovlen = static_cast<size_t>(frame.count);
   // The kernel reads the guest's buffers itself: a fault in them is EFAULT here, never a signal.
   if (sendmsg(fd_, &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
     r.to.Count(kStatDrops);  // socket buffer full (EAGAIN, ENOBUFS) or no route: this copy is lost
@@ -186,8 +176,7 @@ void VxlanUplink::SendTo(Remote& r, const Segment* segs, int nseg, uint32_t skip
     }
     return;
   }
-  const uint8_t* dst = n > 1 && iov[1].iov_len >= 6 ? static_cast<const uint8_t*>(iov[1].iov_base) : nullptr;
-  CountFrame(r.to, dst, len);
+  CountFrame(r.to, frame.destination(), len);
 }
 
 VxlanUplink::Remote* VxlanUplink::RemoteOf(const sockaddr_storage& from) const {
