@@ -22,7 +22,8 @@ out=build/microbench
 mkdir -p "$out"
 build() {  # build <source root> <binary>
   mapfile -t sources < <(cd "$1" && node scripts/native-sources.js data-path)
-  (cd "$1" && g++ -std=c++17 -O2 -flto=auto -Inative "$OLDPWD/native/bench/ring_microbench.cc" "${sources[@]}" \
+  # -I of this tree after the built one: an older revision has no native/test/ring_driver.h.
+  (cd "$1" && g++ -std=c++17 -O2 -flto=auto -Inative -I"$OLDPWD/native" "$OLDPWD/native/bench/ring_microbench.cc" "${sources[@]}" \
     -o "$OLDPWD/$2" -lpthread)
 }
 if [ "$capture" = yes ]; then

@@ -111,14 +111,10 @@ struct Area {
 template <typename Driver>
 int Oracle(bool packed, uint32_t frame, uint32_t rx_len, bool via_switch, bool break_rx, int* stray) {
   Guest g;
-  uint64_t features = (1ull << kFeatureMrgRxbuf) | (1ull << kFeatureVersion1) | (1ull << 29);
-  if (packed) features |= 1ull << 34;
-  NetSettings settings = NetSettings::FromFeatures(features);
-  uint64_t stats[2][kStatsPerQueue] = {};
-  Queue rx, tx;
-  rx.stats = stats[0];
-  tx.stats = stats[1];
-  AttachPair(g, features, tx, rx);
+  DevicePair pair(g, packed);
+  Queue &rx = pair.rx, &tx = pair.tx;
+  NetSettings& settings = pair.settings;
+  uint64_t(&stats)[2][kStatsPerQueue] = pair.stats;
   std::unique_ptr<DirtyLog> log = DirtyLog::Anonymous(kMemSize / kPage / 8);
   ShadowLog rx_shadow(log->words()), tx_shadow(log->words());
   for (auto [q, shadow, desc, used] :

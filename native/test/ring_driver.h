@@ -14,6 +14,7 @@
 
 #include "core/guest_memory.h"
 #include "core/virtqueue.h"
+#include "net/virtio_net.h"
 
 namespace vhost_test {
 
@@ -106,5 +107,22 @@ inline void AttachPair(Guest& g, uint64_t features, vhost::Queue& tx, vhost::Que
     q->kick_fd = 0;  // only Ready() looks at it
   }
 }
+
+// A device's TX/RX pair over the drivers' rings, with the features these programs use (MRG_RXBUF,
+// VERSION_1, EVENT_IDX; RING_PACKED when `packed`), attached, and its counters.
+struct DevicePair {
+  uint64_t features;
+  vhost::NetSettings settings;
+  uint64_t stats[2][vhost::kStatsPerQueue] = {};
+  vhost::Queue rx, tx;
+  DevicePair(Guest& g, bool packed)
+      : features((1ull << vhost::kFeatureMrgRxbuf) | (1ull << vhost::kFeatureVersion1) | (1ull << 29) |
+                 (packed ? 1ull << 34 : 0)),
+        settings(vhost::NetSettings::FromFeatures(features)) {
+    rx.stats = stats[0];
+    tx.stats = stats[1];
+    AttachPair(g, features, tx, rx);
+  }
+};
 
 }  // namespace vhost_test
