@@ -83,7 +83,9 @@ export class VirtioNetDriver {
   features = 0n;
   received = 0;
   readonly queuePairs: number;
-  private readonly fe: VhostUserFrontend;
+  /** The connection; handOver() replaces it. */
+  private fe: VhostUserFrontend;
+  private readonly closeListeners: ((reason?: Error) => void)[] = [];
   private pairs: NetQueuePair[] = [];
   private readonly fds: PairFds[] = [];
   private nextTxPair = 0;
@@ -120,8 +122,10 @@ export class VirtioNetDriver {
     return this.pairs.reduce((n, p) => n + p.rxEmpty, 0);
   }
 
+  /** Called when the connection ends (the one at that time: not an old one a handOver() left). */
   onClosed(listener: (reason?: Error) => void): void {
-    this.fe.onClosed(listener);
+    this.closeListeners.push(listener);
+    this.onClosedOf(this.fe, listener);
   }
 
   get packed(): boolean {
@@ -240,8 +244,10 @@ export class VirtioNetDriver {
     await fe.request({ request: Request.SET_OWNER });
     await fe.requestU64({ request: Request.GET_FEATURES });
     for (let p = 0; p < this.queuePairs; p++) {
-      const f = { rxKick: native.eventfd(), rxCall: native.eventfd(), txKick: native.eventfd(), txCall: native.eventfd() };
-      this.fds.push(f);
+      // A handOver() keeps the eventfds: the pairs watch them.
+      if (!this.fds[p])
+        this.fds.push({ rxKick: native.eventfd(), rxCall: native.eventfd(), txKick: native.eventfd(), txCall: native.eventfd() });
+      const f = this.fds[p];
       await fe.request({ request: Request.SET_VRING_CALL, index: 2 * p, fd: f.rxCall });
       await fe.request({ request: Request.SET_VRING_CALL, index: 2 * p + 1, fd: f.txCall });
     }
@@ -294,6 +300,13 @@ export class VirtioNetDriver {
       this.pairs.push(pair);
       await this.setUpRings(p, pair, queueSize);
     }
+    await this.enableAll();
+    for (const pair of this.pairs) pair.start();
+  }
+
+  /** Every ring enabled, then DRIVER_OK, as QEMU ends vhost_dev_start. */
+  private async enableAll(): Promise<void> {
+    const fe = this.fe;
     if (hasBit(this.features, VirtioFeature.PROTOCOL_FEATURES)) {
       for (let index = 0; index < 2 * this.queuePairs; index++) {
         await fe.request({ request: Request.SET_VRING_ENABLE, index, num: 1 }, { needReply: true });
@@ -302,16 +315,42 @@ export class VirtioNetDriver {
     if (hasBit(fe.protocolFeatures, ProtocolFeature.STATUS)) {
       await fe.request({ request: Request.SET_STATUS, value: BigInt(STATUS_DRIVER_OK) }, { needReply: true });
     }
-    for (const pair of this.pairs) pair.start();
   }
 
-  private async setUpRings(p: number, pair: NetQueuePair, queueSize: number): Promise<void> {
+  /**
+   * Moves the device to the back-end at `socketPath`, as a migration moves a guest's NIC: every ring
+   * stopped on the current back-end where it stands (GET_VRING_BASE), then the new one set up on the
+   * same memory, rings and eventfds, each ring resuming there (SET_VRING_BASE). Frames queued meanwhile
+   * are taken by the new back-end. Send nothing while it runs.
+   */
+  async handOver(socketPath: string): Promise<void> {
+    const bases: number[] = [];
+    for (let index = 0; index < 2 * this.queuePairs; index++) bases.push(await this.vringBase(index));
+    const old = this.fe;
+    this.fe = new VhostUserFrontend(socketPath);
+    old.close();
+    for (const listener of this.closeListeners) this.onClosedOf(this.fe, listener);
+    await this.init();
+    await this.fe.request({ request: Request.SET_FEATURES, value: this.features });
+    await this.sendMemTable();
+    for (const [p, pair] of this.pairs.entries()) await this.setUpRings(p, pair, this.opts.queueSize ?? 256, bases);
+    await this.enableAll();
+  }
+
+  private onClosedOf(fe: VhostUserFrontend, listener: (reason?: Error) => void): void {
+    fe.onClosed((reason) => {
+      if (fe === this.fe) listener(reason);
+    });
+  }
+
+  /** `bases`: GET_VRING_BASE's per queue index (a handOver), else each ring's own starting point. */
+  private async setUpRings(p: number, pair: NetQueuePair, queueSize: number, bases?: number[]): Promise<void> {
     for (const [index, ring, kick, call] of [
       [2 * p, pair.rx, pair.rxKick, pair.rxCall],
       [2 * p + 1, pair.tx, pair.txKick, pair.txCall],
     ] as const) {
       await this.fe.request({ request: Request.SET_VRING_NUM, index, num: queueSize });
-      await this.fe.request({ request: Request.SET_VRING_BASE, index, num: ring.base });
+      await this.fe.request({ request: Request.SET_VRING_BASE, index, num: bases?.[index] ?? ring.base });
       await this.setVringAddr(index, ring, false);
       await this.fe.request({ request: Request.SET_VRING_KICK, index, fd: kick });
       await this.fe.request({ request: Request.SET_VRING_CALL, index, fd: call });
