@@ -161,7 +161,7 @@ int VhostDevice::AttachQueue(Queue& q, std::string* err) {
     q.ring.Detach();
     return EINVAL;
   }
-  if (q.log) UpdateLogRanges(q);
+  if (q.log) q.SetLogRanges(*memory_);
   return 0;
 }
 

@@ -171,9 +171,8 @@ class VhostDevice {
   int SetVringFd(int q, int fd, int Queue::*slot, const char* what, std::string* err);
   int AttachQueue(Queue& q, std::string* err);
   // Logging on or off as the log and LOG_ALL say, every queue's shadow and ring ranges (workers
-  // stopped); the ranges of one queue after its addresses changed.
+  // stopped).
   void ApplyLogging();
-  void UpdateLogRanges(Queue& q);
   // Memory grew past the log while migrating: said once in the events (the front-end sends a
   // bigger log; pages beyond the old one are not logged until it does).
   void CheckLogCovers();

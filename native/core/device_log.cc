@@ -47,11 +47,9 @@ void VhostDevice::ApplyLogging() {
     shadows_.push_back(std::make_unique<ShadowLog>(dirty_log_->words()));
     queue.log = shadows_.back().get();
     queue.dirty_log = dirty_log_.get();
-    UpdateLogRanges(queue);
+    queue.SetLogRanges(*memory_);
   }
 }
-
-void VhostDevice::UpdateLogRanges(Queue& q) { q.SetLogRanges(*memory_); }
 
 void VhostDevice::CheckLogCovers() {
   if (dirty_log_ && memory_->EndGpa() > dirty_log_->covers())
