@@ -9,6 +9,7 @@ import { ProtocolFeature, VirtioFeature, bit } from '../protocol/constants';
 import { VirtioNetFeature } from './features';
 import type { VhostUserDevice, VringAddresses } from '../protocol/device';
 import { featureNames } from '../protocol/features';
+import { macText } from '../protocol/payloads';
 import { LIBRARY_WORDING, integerProblem, type Wording } from './ports/port';
 import { resolvePort, type PortKind, type PortOptionValues, type ResolvedPort } from './ports/resolve';
 import { PcapCapture, type CaptureOptions } from '../observe/pcap';
@@ -350,7 +351,7 @@ export class NetDevice implements VhostUserDevice {
    * Returns what happened, for the log.
    */
   announce(mac: Buffer): string {
-    const text = [...mac.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+    const text = macText(mac);
     return this.native.announce(mac)
       ? `guest ${text} arrived: announced it to the ${this.port} port's network (RARP)`
       : `guest ${text} arrived: the ${this.port} port has no network to announce it to`;

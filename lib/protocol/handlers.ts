@@ -9,6 +9,7 @@
 import { VhostUserError } from '../errors';
 import type { Message, ReplyBody } from './codec';
 import { MAX_MEM_SLOTS, ProtocolFeature, Request, VRING_ADDR_F_LOG, VirtioFeature, hasBit, type RequestCode } from './constants';
+import { macText } from './payloads';
 import type { Session } from './session';
 
 /** The message variant(s) whose request union includes C. */
@@ -209,7 +210,7 @@ export const HANDLERS: HandlerTable = {
     needs: ProtocolFeature.RARP,
     run(s, m) {
       if (s.device.announce) s.log('info', s.device.announce(m.mac));
-      else s.log('info', `guest announced MAC ${[...m.mac].map((b) => b.toString(16).padStart(2, '0')).join(':')}`);
+      else s.log('info', `guest announced MAC ${macText(m.mac)}`);
       return undefined;
     },
   },

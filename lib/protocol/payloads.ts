@@ -345,3 +345,6 @@ export const PAYLOADS: { readonly [K in PayloadKind]: PayloadLayout } = {
     max: () => MAX_PAYLOAD_SIZE,
   },
 };
+
+/** A MAC address (SEND_RARP's) as aa:bb:cc:dd:ee:ff. */
+export const macText = (mac: Buffer): string => [...mac.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
