@@ -25,31 +25,37 @@ function uplinkReading(p: SwitchPort): DeviceReading {
   };
 }
 
+/** `read` once per scrape: every family of one scrape (prom-client collects them in one go) shares it. */
+function perScrape<T>(read: () => T): () => T {
+  let cached: { value: T } | null = null;
+  return () => {
+    if (!cached) {
+      cached = { value: read() };
+      setImmediate(() => (cached = null));
+    }
+    return cached.value;
+  };
+}
+
 /** `backends`: those whose devices are on `sw` (for their connection state); read at every scrape. */
 export function switchMetrics(sw: Switch, backends: readonly VhostUserBackend[]): MetricsSource {
+  const ports = perScrape(() => sw.ports());
   const reading = (p: SwitchPort): DeviceReading => {
     const backend = p.device && backends.find((b) => b.device === p.device);
     return backend ? { ...readDevice(backend), socket: portLabel(p) } : uplinkReading(p);
   };
   return {
-    devices: () => sw.ports().map(reading),
-    register: (registry: Registry) => registerSwitchFamilies(sw, registry),
+    devices: () => ports().map(reading),
+    register: (registry: Registry) => registerSwitchFamilies(sw, ports, registry),
   };
 }
 
-function registerSwitchFamilies(sw: Switch, registry: Registry): void {
+function registerSwitchFamilies(sw: Switch, ports: () => SwitchPort[], registry: Registry): void {
   // Required here, not imported: this file is loaded by every start of `vhost-user switch`, and
   // prom-client only when metrics are served (as lib/observe/server.ts loads metrics.ts).
   const { Counter, Gauge } = require('prom-client') as typeof import('prom-client');
-  // Reading the counters pauses the switch's thread: once per scrape, shared by the families.
-  let cached: SwitchCounters | null = null;
-  const counters = (): SwitchCounters => {
-    if (!cached) {
-      cached = sw.counters();
-      setImmediate(() => (cached = null));
-    }
-    return cached;
-  };
+  // Reading the counters pauses the switch's thread.
+  const counters = perScrape((): SwitchCounters => sw.counters());
   const macs: GaugeT = new Gauge({
     name: 'vhost_user_switch_macs',
     help: 'MACs in the switch table now.',
@@ -83,7 +89,7 @@ function registerSwitchFamilies(sw: Switch, registry: Registry): void {
     registers: [registry],
     collect: () => {
       vxlanDrops.reset();
-      const drops = sw.ports().find((p) => p.vxlanDrops)?.vxlanDrops ?? {};
+      const drops = ports().find((p) => p.vxlanDrops)?.vxlanDrops ?? {};
       for (const [cause, n] of Object.entries(drops)) vxlanDrops.inc({ cause }, Number(n));
     },
   });
@@ -94,7 +100,7 @@ function registerSwitchFamilies(sw: Switch, registry: Registry): void {
     registers: [registry],
     collect: () => {
       vlan.reset();
-      for (const p of sw.ports()) vlan.set({ socket: portLabel(p) }, p.vlan);
+      for (const p of ports()) vlan.set({ socket: portLabel(p) }, p.vlan);
     },
   });
 }
