@@ -4,14 +4,20 @@
  * moves with it (a migrated guest prints on the destination's stdio), so its lines are joined here into
  * one logical console that waitFor and result read whichever QEMU runs the guest.
  *
+ * Each QEMU keeps the guest's RAM in a file of its own (ram_file.ts), sized so that QEMU 7.2 migrates it
+ * intact under TCG; migrate() can hold a destination paused and compare its RAM with the source's.
+ *
  * The pieces are joined in the order they arrive. That is the guest's order because a source is paused
  * before its destination runs the guest: the two never print at the same time.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { GuestConsole } from './console';
 import { startGuest, type Guest, type GuestExit, type GuestView } from './guest';
 import { migrate, type MigrateOptions, type MigrationResult } from './migration';
 import type { GuestOptions } from './qemu_command';
 import { QmpClient } from './qmp';
+import { differingPages, makeRamDir, MIGRATABLE_RAM_PAD_KIB } from './ram_file';
 import { waitForResult } from './scenarios';
 
 /** What differs between the QEMUs of one guest: the vhost-user socket its NIC uses and the QMP socket. */
@@ -28,6 +34,24 @@ export interface GuestQemu {
   readonly guest: Guest;
   readonly qmp: QmpClient;
   readonly place: QemuPlace;
+  /** Its guest RAM (GuestOptions.ramFile). */
+  readonly ramFile: string;
+}
+
+/** What migrate() may check besides QEMU's own report. */
+export interface CheckedMigrateOptions extends MigrateOptions {
+  /**
+   * Hold the destination paused once loaded, compare its RAM with the source's page for page
+   * (ram_file.ts), then let it run. The comparison adds its time to the guest's pause.
+   */
+  compareMemory?: boolean;
+}
+
+export interface CheckedMigration extends MigrationResult {
+  /** When the destination was let run: completedAt, or after the comparison. */
+  resumedAt: number;
+  /** With compareMemory: the byte offsets in guest RAM of the pages the destination got wrong. */
+  differingPages?: number[];
 }
 
 export class MigratingGuest implements GuestView {
@@ -36,6 +60,7 @@ export class MigratingGuest implements GuestView {
   private readonly joined: GuestConsole;
   private current: GuestQemu | null = null;
   private lastExit: GuestExit | null = null;
+  private readonly ramDir = makeRamDir();
 
   private constructor(private readonly base: GuestOptions) {
     const echo = base.echo ?? process.env.VHOST_USER_E2E_ECHO === '1';
@@ -50,7 +75,9 @@ export class MigratingGuest implements GuestView {
     if (base.socketPath !== undefined || base.qmpSocket !== undefined || base.incoming !== undefined) {
       throw new Error('MigratingGuest: socketPath, qmpSocket and incoming are given per QEMU (QemuPlace), not in the shared options');
     }
-    const mg = new MigratingGuest(base);
+    // A RAM size QEMU 7.2 migrates intact under TCG (ram_file.ts).
+    const memoryKiB = base.memoryKiB ?? (base.memoryMiB ?? 256) * 1024 + MIGRATABLE_RAM_PAD_KIB;
+    const mg = new MigratingGuest({ ...base, memoryKiB });
     mg.current = await mg.launch(place);
     return mg;
   }
@@ -67,13 +94,17 @@ export class MigratingGuest implements GuestView {
    * quitInactive(). On failure the destination is killed and the source stays active; the error is
    * QEMU's text (qmp.ts QmpError when the source refuses to start).
    */
-  async migrate(place: QemuPlace & { incoming: string }, opts?: MigrateOptions): Promise<MigrationResult> {
+  async migrate(place: QemuPlace & { incoming: string }, opts: CheckedMigrateOptions = {}): Promise<CheckedMigration> {
     const source = this.active;
-    const destination = await this.launch(place, place.incoming);
+    const destination = await this.launch(place, place.incoming, opts.compareMemory);
     try {
       const result = await migrate(source.qmp, place.incoming, opts);
       this.current = destination;
-      return result;
+      if (!opts.compareMemory) return { ...result, resumedAt: result.completedAt };
+      await loaded(destination.qmp, opts.timeoutMs ?? 120_000);
+      const pages = differingPages(source.ramFile, destination.ramFile);
+      await destination.qmp.execute('cont');
+      return { ...result, resumedAt: Date.now(), differingPages: pages };
     } catch (e) {
       destination.qmp.close();
       await destination.guest.kill();
@@ -89,6 +120,7 @@ export class MigratingGuest implements GuestView {
         .map(async (q) => {
           await q.qmp.quit().catch(() => {}); // gone already, or closed: its exit is what counts
           await q.guest.exited;
+          fs.rmSync(q.ramFile, { force: true });
         }),
     );
   }
@@ -115,11 +147,13 @@ export class MigratingGuest implements GuestView {
   async kill(): Promise<void> {
     for (const q of this.qemus) q.qmp.close();
     await Promise.all(this.qemus.map((q) => q.guest.kill()));
+    fs.rmSync(this.ramDir, { recursive: true, force: true });
   }
 
-  private async launch(place: QemuPlace, incoming?: string): Promise<GuestQemu> {
+  private async launch(place: QemuPlace, incoming?: string, paused = false): Promise<GuestQemu> {
     const name = `Q${this.qemus.length + 1}`;
-    const guest = await startGuest({ ...this.base, ...place, incoming, echo: false });
+    const ramFile = path.join(this.ramDir, `${name}.ram`);
+    const guest = await startGuest({ ...this.base, ...place, incoming, paused, ramFile, echo: false });
     let qmp: QmpClient;
     try {
       qmp = await QmpClient.connect(place.qmpSocket);
@@ -127,7 +161,7 @@ export class MigratingGuest implements GuestView {
       await guest.kill();
       throw new Error(`${name}: ${(e as Error).message}\n${guest.stderr()}`);
     }
-    const q: GuestQemu = { name, guest, qmp, place };
+    const q: GuestQemu = { name, guest, qmp, place, ramFile };
     this.qemus.push(q);
     let lineStart = true;
     guest.follow({
@@ -145,5 +179,14 @@ export class MigratingGuest implements GuestView {
       this.joined.close();
     });
     return q;
+  }
+}
+
+/** Resolves once a destination has loaded the whole migration (it leaves QEMU's `inmigrate` state). */
+async function loaded(qmp: QmpClient, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await qmp.execute<{ status: string }>('query-status')).status === 'inmigrate') {
+    if (Date.now() > deadline) throw new Error(`the destination has not loaded the migration within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
   }
 }

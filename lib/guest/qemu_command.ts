@@ -1,6 +1,6 @@
 /**
  * How a test describes its guest (GuestOptions) and the QEMU command line that makes it: TCG, shared
- * memfd memory (vhost-user maps it), the serial console on stdio, and one virtio-net NIC without MSI-X
+ * memfd (or file) memory (vhost-user maps it), the serial console on stdio, and one virtio-net NIC without MSI-X
  * (QEMU 7.2 under TCG crashes when a vhost-user NIC uses it), optionally multiqueue or packed.
  */
 import type { BootFiles } from './initramfs';
@@ -52,6 +52,15 @@ export interface GuestOptions {
   packed?: boolean;
   /** Guest RAM in MiB. Default 256. */
   memoryMiB?: number;
+  /** Guest RAM in KiB, in place of memoryMiB (MigratingGuest's size that QEMU 7.2 migrates intact: ram_file.ts). */
+  memoryKiB?: number;
+  /**
+   * Guest RAM in this file (`memory-backend-file`, shared, which vhost-user maps as it does a memfd), so that
+   * a test can read it: MigratingGuest compares a source's with its destination's.
+   */
+  ramFile?: string;
+  /** `-S`: the guest does not run until QMP `cont` (a migration destination then stays paused once loaded). */
+  paused?: boolean;
   /** Copy each console line to stderr as it arrives. Default: VHOST_USER_E2E_ECHO=1 in the environment. */
   echo?: boolean;
   /** More QEMU arguments. */
@@ -119,7 +128,8 @@ function nicArgs(opts: GuestOptions): string[] {
 
 /** The QEMU argv (without the program) for `opts` and `boot`. */
 export function qemuArgs(boot: BootFiles, opts: GuestOptions): string[] {
-  const mem = `${opts.memoryMiB ?? 256}M`;
+  const mem = opts.memoryKiB !== undefined ? `${opts.memoryKiB}K` : `${opts.memoryMiB ?? 256}M`;
+  const backend = opts.ramFile ? `memory-backend-file,mem-path=${opts.ramFile}` : 'memory-backend-memfd';
   const append = kernelCommandLine(opts);
   return [
     '-nodefaults',
@@ -136,7 +146,7 @@ export function qemuArgs(boot: BootFiles, opts: GuestOptions): string[] {
     '-machine',
     'q35,memory-backend=mem',
     '-object',
-    `memory-backend-memfd,id=mem,size=${mem},share=on`,
+    `${backend},id=mem,size=${mem},share=on`,
     '-chardev',
     'stdio,id=con,signal=off',
     '-serial',
@@ -150,6 +160,7 @@ export function qemuArgs(boot: BootFiles, opts: GuestOptions): string[] {
     ...nicArgs(opts),
     ...(opts.qmpSocket ? ['-qmp', `unix:${opts.qmpSocket},server=on,wait=off`] : []),
     ...(opts.incoming ? ['-incoming', `unix:${opts.incoming}`] : []),
+    ...(opts.paused ? ['-S'] : []),
     ...(opts.extraArgs ?? []),
   ];
 }
