@@ -3,7 +3,8 @@
  * QEMU can always migrate: its own user network (`-netdev user`) instead of our back-end. The guest
  * pings the user network's gateway once a second while it moves Q1 -> Q2 -> Q3 (each destination made
  * from the same options plus `-incoming`, each source quit after its migration); the joined console
- * shows the pings going on from QEMU to QEMU, their sequence unbroken but for the switchovers. So
+ * shows the pings going on from QEMU to QEMU, their sequence unbroken but for the switchovers, and each
+ * destination's RAM equals its source's (the comparison qemu-migrate.test.ts relies on). So
  * when qemu-migrate.test.ts fails, the harness is not the suspect. Needs QEMU, a Debian kernel and
  * busybox: skipped without them, except in CI (CI=true).
  */
@@ -46,8 +47,9 @@ describe.skipIf(!available)('the migration harness, on QEMU’s own user network
     try {
       await guest.waitFor(/seq=3 /, 60_000);
       for (const n of [2, 3]) {
-        const result = await guest.migrate(at(n));
+        const result = await guest.migrate(at(n), { compareMemory: true });
         expect(guest.active.name).toBe(`Q${n}`);
+        expect(result.differingPages, 'RAM pages the destination got wrong').toEqual([]);
         expect(await guest.active.qmp.execute('query-status')).toMatchObject({ status: 'running' });
         const source = guest.qemus[n - 2];
         expect(await source.qmp.execute('query-status')).toMatchObject({ status: 'postmigrate' });

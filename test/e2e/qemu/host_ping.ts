@@ -17,11 +17,8 @@ export interface HostPing {
   readonly process: ChildProcess;
   /** Replies so far, in arrival order. */
   readonly replies: PingReply[];
-  /**
-   * The longest time without a reply (ms) around [from, to]: between consecutive replies of which the
-   * later one came after `from`, and from the last reply to `to`. Infinity without any reply after `from`.
-   */
-  maxGap(from: number, to: number): number;
+  /** The longest time (ms) within [from, to] without a reply: from `from` to the first reply, between replies, and to `to`. */
+  longestSilence(from: number, to: number): number;
   stop(): void;
 }
 
@@ -48,14 +45,9 @@ export function startHostPing(netns: string, target: string, intervalSec = 0.1):
   return {
     process: child,
     replies,
-    maxGap(from, to) {
-      const after = replies.findIndex((r) => r.at > from);
-      if (after < 0) return Infinity;
-      let gap = 0;
-      for (let i = Math.max(after, 1); i < replies.length && replies[i - 1].at < to; i++)
-        gap = Math.max(gap, replies[i].at - replies[i - 1].at);
-      const last = [...replies].reverse().find((r) => r.at <= to);
-      return Math.max(gap, to - (last?.at ?? from));
+    longestSilence(from, to) {
+      const times = [from, ...replies.map((r) => r.at).filter((at) => at > from && at < to), to];
+      return Math.max(...times.slice(1).map((t, k) => t - times[k]));
     },
     stop: () => void child.kill('SIGTERM'),
   };
