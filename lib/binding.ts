@@ -79,6 +79,23 @@ export interface NativeNetDevice {
   forward(add: boolean, spec: string): void;
   /** SEND_RARP: true when the port sent the announcement to a network. */
   announce(mac: Buffer): boolean;
+  /** DEVICE_STATE: the port's state (native/net/port_state.h), its worker stopped meanwhile. */
+  saveState(): NativePortState;
+  /** DEVICE_STATE: takes in checked values (the forwards go through forward()); throws, having changed nothing. */
+  loadState(state: Omit<NativePortState, 'forwards'>): void;
+  /** Whether no ring runs (none has a kick fd): the device is suspended, as a state transfer needs. */
+  readonly ringsStopped: boolean;
+}
+
+/** What a port carries to another back-end (native/net/port_state.h); only its own kind's fields are filled. */
+export interface NativePortState {
+  /** The user port's open forwards, spelled out as lib/net/ports/user.ts does. */
+  forwards: string[];
+  /** The user port: libslirp's state format version (-1: none saved) and its bytes. */
+  slirpVersion: number;
+  slirp: Buffer;
+  /** The switch port: the MACs learnt behind it, 6 bytes each. */
+  macs: Buffer[];
 }
 
 /**
@@ -161,7 +178,8 @@ export interface Binding {
   /** Bytes written, or -1 when the socket buffer is full. */
   sendmsg(fd: number, bytes: Buffer, fds: number[]): number;
   close(fd: number): void;
-  Poller: new (fd: number, onEvent: (status: number, readable: boolean, disconnected: boolean) => void) => NativePoller;
+  /** Calls back when `fd` is readable (or, with `writable`, has room to write), or its peer went. */
+  Poller: new (fd: number, onEvent: (status: number, ready: boolean, disconnected: boolean) => void, writable?: boolean) => NativePoller;
   /** A memfd of `size` bytes, sealed against shrinking unless `seal` is false. */
   memfdCreate(name: string, size: number, seal?: boolean): number;
   ftruncate(fd: number, size: number): void;
@@ -171,6 +189,12 @@ export interface Binding {
   eventfdWrite(fd: number, value?: bigint): void;
   /** Sets or clears O_NONBLOCK on the fd's file description (shared with every holder). */
   setBlocking(fd: number, blocking: boolean): void;
+  /** A pipe, both ends non-blocking: [read end, write end]. */
+  pipe(): [number, number];
+  /** Up to maxBytes read (empty at end of file), or null when nothing is there yet. */
+  readFd(fd: number, maxBytes: number): Buffer | null;
+  /** Bytes of `bytes` from `offset` on written, or -1 when the pipe is full. */
+  writeFd(fd: number, bytes: Buffer, offset: number): number;
   /** Full memory barrier, for driver code sharing rings with the back-end's thread. */
   memoryFence(): void;
   Mapping: new (fd: number, size: number) => NativeMapping;

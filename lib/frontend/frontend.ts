@@ -7,7 +7,15 @@ import { native } from '../binding';
 import { VhostUserError } from '../errors';
 import { Channel } from '../protocol/channel';
 import { decodeReply, encodeRequest, parseReplyHeader, replyKind, type Message, type ReplyBody } from '../protocol/codec';
-import { ProtocolFeature, hasBit, requestName } from '../protocol/constants';
+import { ProtocolFeature, Request, hasBit, requestName } from '../protocol/constants';
+import {
+  MAX_DEVICE_STATE_BYTES,
+  STATE_REPLY_NO_FD,
+  StateDirection,
+  STATE_PHASE_STOPPED,
+  errnoName,
+} from '../protocol/device_state_transfer';
+import { PipeReader, PipeWriter } from '../protocol/pipe_io';
 
 interface Pending {
   request: number;
@@ -85,6 +93,60 @@ export class VhostUserFrontend {
     const body = await this.request(msg);
     if (body?.kind !== 'u64') throw new VhostUserError('EPROTO', `${requestName(msg.request)}: expected a u64 reply`);
     return body.value;
+  }
+
+  /**
+   * DEVICE_STATE on a migration's source: the back-end's state, read from a pipe it writes and
+   * closes, then CHECK_DEVICE_STATE. Every ring must be stopped first (GET_VRING_BASE).
+   */
+  async saveState(limit = MAX_DEVICE_STATE_BYTES): Promise<Buffer> {
+    const [readEnd, writeEnd] = native.pipe();
+    const reader = new PipeReader(readEnd, limit);
+    try {
+      await this.startTransfer(StateDirection.SAVE, writeEnd);
+      const blob = await reader.wait();
+      await this.checkTransfer();
+      return blob;
+    } finally {
+      reader.close();
+    }
+  }
+
+  /** DEVICE_STATE on a migration's destination: `blob` written into a pipe the back-end reads, then CHECK_DEVICE_STATE. */
+  async loadState(blob: Buffer): Promise<void> {
+    const [readEnd, writeEnd] = native.pipe();
+    try {
+      await this.startTransfer(StateDirection.LOAD, readEnd);
+    } catch (err) {
+      native.close(writeEnd);
+      throw err;
+    }
+    const writer = new PipeWriter(writeEnd, blob);
+    // A back-end that stopped reading (a blob too large) closed its end: its CHECK says why.
+    const written = await writer.wait().then(
+      () => null,
+      (err: Error) => err,
+    );
+    writer.close();
+    await this.checkTransfer();
+    if (written) throw written;
+  }
+
+  /** SET_DEVICE_STATE_FD with the back-end's end of the pipe, which is then closed here (only its copy stays). */
+  private async startTransfer(direction: number, fd: number): Promise<void> {
+    const reply = this.requestU64({ request: Request.SET_DEVICE_STATE_FD, direction, phase: STATE_PHASE_STOPPED, fd });
+    native.close(fd);
+    const value = await reply;
+    const code = Number(value & 0xffn);
+    if (code !== 0) throw new VhostUserError('EREMOTE', `the back-end refused SET_DEVICE_STATE_FD: ${errnoName(code)} (see its log)`);
+    if ((value & BigInt(STATE_REPLY_NO_FD)) === 0n)
+      throw new VhostUserError('ENOTSUP', 'the back-end returned a channel of its own, which this front-end does not take');
+  }
+
+  private async checkTransfer(): Promise<void> {
+    const result = await this.requestU64({ request: Request.CHECK_DEVICE_STATE });
+    if (result !== 0n)
+      throw new VhostUserError('EREMOTE', `the back-end's CHECK_DEVICE_STATE failed: ${errnoName(Number(result))} (see its log)`);
   }
 
   /** Writes raw bytes, for tests that play a misbehaving front-end. */

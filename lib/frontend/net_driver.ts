@@ -76,7 +76,8 @@ const WANTED_PROTOCOL =
   bit(ProtocolFeature.RARP) |
   bit(ProtocolFeature.MTU) |
   bit(ProtocolFeature.CONFIGURE_MEM_SLOTS) |
-  bit(ProtocolFeature.STATUS);
+  bit(ProtocolFeature.STATUS) |
+  bit(ProtocolFeature.DEVICE_STATE);
 const STATUS_DRIVER_OK = 0x1 | 0x2 | 0x8 | 0x4; // ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK
 
 export class VirtioNetDriver {
@@ -321,11 +322,13 @@ export class VirtioNetDriver {
    * Moves the device to the back-end at `socketPath`, as a migration moves a guest's NIC: every ring
    * stopped on the current back-end where it stands (GET_VRING_BASE), then the new one set up on the
    * same memory, rings and eventfds, each ring resuming there (SET_VRING_BASE). Frames queued meanwhile
-   * are taken by the new back-end. Send nothing while it runs.
+   * are taken by the new back-end. Send nothing while it runs. `deviceState`: the back-end's own state
+   * goes too (DEVICE_STATE), saved once the rings stopped and loaded before the new rings start.
    */
-  async handOver(socketPath: string): Promise<void> {
+  async handOver(socketPath: string, opts: { deviceState?: boolean } = {}): Promise<void> {
     const bases: number[] = [];
     for (let index = 0; index < 2 * this.queuePairs; index++) bases.push(await this.vringBase(index));
+    const state = opts.deviceState ? await this.stateOf(this.fe) : null;
     const old = this.fe;
     this.fe = new VhostUserFrontend(socketPath);
     old.close();
@@ -333,8 +336,22 @@ export class VirtioNetDriver {
     await this.init();
     await this.fe.request({ request: Request.SET_FEATURES, value: this.features });
     await this.sendMemTable();
+    if (state) {
+      this.needDeviceState(this.fe);
+      await this.fe.loadState(state);
+    }
     for (const [p, pair] of this.pairs.entries()) await this.setUpRings(p, pair, this.opts.queueSize ?? 256, bases);
     await this.enableAll();
+  }
+
+  private stateOf(fe: VhostUserFrontend): Promise<Buffer> {
+    this.needDeviceState(fe);
+    return fe.saveState();
+  }
+
+  private needDeviceState(fe: VhostUserFrontend): void {
+    if (!hasBit(fe.protocolFeatures, ProtocolFeature.DEVICE_STATE))
+      throw new VhostUserError('ENOTSUP', 'the back-end does not offer DEVICE_STATE: hand over without deviceState');
   }
 
   private onClosedOf(fe: VhostUserFrontend, listener: (reason?: Error) => void): void {

@@ -16,6 +16,8 @@ import { PcapCapture, type CaptureOptions } from '../observe/pcap';
 import { readAllStats, xstats, type QueueStats } from './stats';
 import { JsFrames, type FrameBatch, type SendCounts, type SendOptions } from './frames';
 import { slotSizeFor } from './ports/js';
+import { decodeDeviceState, encodeDeviceState, type DeviceState } from './device_state';
+import { WaitingForwards } from './waiting_forwards';
 
 export type { PortKind } from './ports/resolve';
 export type { FrameBatch, SendCounts, SendOptions } from './frames';
@@ -105,8 +107,9 @@ const RING_FEATURES =
 
 /**
  * Protocol features offered. Nothing is offered that the device does not honour: LOG_SHMFD with
- * VHOST_F_LOG_ALL (every port's writes are logged while migrating, native/core/dirty_log.h); no
- * BACKEND_REQ, no CONFIG (QEMU keeps the config space itself).
+ * VHOST_F_LOG_ALL (every port's writes are logged while migrating, native/core/dirty_log.h);
+ * DEVICE_STATE (the port's state, ./device_state.ts; QEMU 7.2 never asks for it); no BACKEND_REQ, no
+ * CONFIG (QEMU keeps the config space itself).
  */
 const PROTOCOL_FEATURES =
   bit(ProtocolFeature.MQ) |
@@ -115,7 +118,8 @@ const PROTOCOL_FEATURES =
   bit(ProtocolFeature.MTU) |
   bit(ProtocolFeature.CONFIGURE_MEM_SLOTS) |
   bit(ProtocolFeature.STATUS) |
-  bit(ProtocolFeature.RARP);
+  bit(ProtocolFeature.RARP) |
+  bit(ProtocolFeature.DEVICE_STATE);
 
 export class NetDevice implements VhostUserDevice {
   readonly queuePairs: number;
@@ -139,6 +143,8 @@ export class NetDevice implements VhostUserDevice {
   private live = false;
   /** The running capture (capture()), until its stop(). */
   private pcap: PcapCapture | null = null;
+  /** Forwards of a loaded state whose host port was taken, tried again until it is free. */
+  private readonly waiting = new WaitingForwards((spec) => this.native.forward(true, spec));
 
   constructor(opts: NetDeviceOptions = {}) {
     const checked = checkDeviceOptions(opts, LIBRARY_WORDING);
@@ -198,7 +204,13 @@ export class NetDevice implements VhostUserDevice {
 
   /** The user port: closes a forward --forward or addForward opened: tcp:[HOSTADDR:]HOSTPORT (or udp:). */
   removeForward(spec: string): void {
-    this.native.forward(false, this.forwardSpec(spec, false));
+    const key = this.forwardSpec(spec, false);
+    if (!this.waiting.remove(key)) this.native.forward(false, key);
+  }
+
+  /** The user port: forwards of a loaded device state that wait for their host port (see loadState). */
+  waitingForwards(): string[] {
+    return this.waiting.list();
   }
 
   private forwardSpec(spec: string, add: boolean): string {
@@ -253,9 +265,9 @@ export class NetDevice implements VhostUserDevice {
     return pcap;
   }
 
-  /** What the data path logged since the last call (queues broken, chains dropped, memory faults). */
+  /** What the data path logged since the last call (queues broken, chains dropped, memory faults; waiting forwards). */
   takeEvents(): string[] {
-    return this.native.takeEvents();
+    return [...this.waiting.takeEvents(), ...this.native.takeEvents()];
   }
 
   /** Stops the data path for good and releases the port (closes a tap); only reset() works afterwards. */
@@ -263,6 +275,7 @@ export class NetDevice implements VhostUserDevice {
     this.jsFrames?.end('closed');
     // A capture still running writes what it holds and closes its file (its stop() says how it went).
     this.pcap?.stop().catch(() => {});
+    this.waiting.stop();
     this.native.close();
   }
 
@@ -357,10 +370,71 @@ export class NetDevice implements VhostUserDevice {
       : `guest ${text} arrived: the ${this.port} port has no network to announce it to`;
   }
 
+  /** DEVICE_STATE's precondition: no ring runs (each stopped by GET_VRING_BASE, or never started). */
+  ringsStopped(): boolean {
+    return this.native.ringsStopped;
+  }
+
+  /** DEVICE_STATE, save: the port's state as a blob (./device_state.ts); forwards still waiting go too. */
+  saveState(): Buffer {
+    const state = this.native.saveState();
+    state.forwards.push(...this.waiting.list().map((spec) => this.forwardSpec(spec, true)));
+    return encodeDeviceState(this.port, state);
+  }
+
+  /**
+   * DEVICE_STATE, load: the blob read whole and checked (every forward by the port's own rules) before
+   * any of it is applied. A forward whose host port is taken (on one host, the source still holds it)
+   * waits and is tried every second; any other failure undoes what this load did and throws. Returns
+   * what was loaded, for the log.
+   */
+  loadState(blob: Buffer): string {
+    const state = decodeDeviceState(blob, this.port);
+    const forwards = state.forwards.map((spec) => ({ spec, native: this.forwardSpec(spec, true) }));
+    const open = new Set(state.forwards.length ? this.native.saveState().forwards.map(forwardKey) : []);
+    const opened: string[] = [];
+    const waiting: { spec: string; native: string }[] = [];
+    try {
+      for (const f of forwards) {
+        if (open.has(forwardKey(f.native))) continue; // this device has it already
+        try {
+          this.native.forward(true, f.native);
+          opened.push(f.native);
+        } catch (err) {
+          if ((err as VhostUserError).code !== 'EADDRINUSE') throw err;
+          waiting.push(f);
+        }
+      }
+      this.native.loadState({ slirpVersion: state.slirpVersion, slirp: state.slirp, macs: state.macs });
+    } catch (err) {
+      for (const spec of opened) this.native.forward(false, forwardKey(spec));
+      throw err;
+    }
+    for (const f of waiting) this.waiting.add(f.native, f.spec);
+    return describeLoaded(
+      state,
+      waiting.map((f) => f.spec),
+    );
+  }
+
   /** NET_SET_MTU: up to the MTU the device offers, or any valid MTU when it offers none. */
   setMtu(mtu: bigint): void {
     const limit = BigInt(this.maxMtu ?? 65535);
     if (mtu < 68n || mtu > limit) throw new VhostUserError('EINVAL', `NET_SET_MTU: MTU ${mtu} outside 68..${limit} (see --mtu)`);
     this.mtu = Number(mtu);
   }
+}
+
+/** proto:host:hostport of a spelled-out forward: what names it (removeForward's spec). */
+function forwardKey(spelled: string): string {
+  return spelled.split(':').slice(0, 3).join(':');
+}
+
+function describeLoaded(state: DeviceState, waiting: string[]): string {
+  const parts: string[] = [];
+  if (state.forwards.length) parts.push(`${state.forwards.length} forward(s)`);
+  if (waiting.length) parts.push(`waiting for their host port, tried every second: ${waiting.join(', ')}`);
+  if (state.slirpVersion >= 0) parts.push(`libslirp state of ${state.slirp.length} bytes`);
+  if (state.macs.length) parts.push(`${state.macs.length} MAC(s) learnt behind its switch port`);
+  return `the ${state.port} port's state: ${parts.length ? parts.join('; ') : 'nothing to carry'}`;
 }

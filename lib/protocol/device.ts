@@ -65,4 +65,13 @@ export interface VhostUserDevice {
   setLogBase?(fd: number, size: bigint, offset: bigint): void;
   /** SEND_RARP: the guest migrated here with this MAC; returns what was done, for the log. Without it the announcement is only logged. */
   announce?(mac: Buffer): string;
+
+  // DEVICE_STATE (device_state_transfer.ts): a device that offers it has all three.
+
+  /** Whether no ring runs: a state is saved or loaded only then. */
+  ringsStopped?(): boolean;
+  /** The device's state as an opaque blob of its own format. */
+  saveState?(): Buffer;
+  /** Takes in a blob (untrusted: it came through the front-end); returns what was loaded, for the log; throws having changed nothing. */
+  loadState?(blob: Buffer): string;
 }

@@ -9,6 +9,7 @@
 import { VhostUserError } from '../errors';
 import type { Message, ReplyBody } from './codec';
 import { MAX_MEM_SLOTS, ProtocolFeature, Request, VRING_ADDR_F_LOG, VirtioFeature, hasBit, type RequestCode } from './constants';
+import { DeviceStateTransfer, STATE_REPLY_NO_FD, stateErrorCode } from './device_state_transfer';
 import { macText } from './payloads';
 import type { Session } from './session';
 
@@ -212,6 +213,40 @@ export const HANDLERS: HandlerTable = {
       if (s.device.announce) s.log('info', s.device.announce(m.mac));
       else s.log('info', `guest announced MAC ${macText(m.mac)}`);
       return undefined;
+    },
+  },
+
+  // Migration of the device's own state (DEVICE_STATE): the front-end's pipe end, then the check.
+  // Both always reply with a u64: a refusal is its error code (an errno), logged with the reason.
+  [Request.SET_DEVICE_STATE_FD]: {
+    needs: ProtocolFeature.DEVICE_STATE,
+    run(s, m) {
+      s.handOverFds();
+      s.stateTransfer?.close('a new transfer began');
+      s.stateTransfer = null;
+      try {
+        s.stateTransfer = DeviceStateTransfer.start(s.device, m.direction, m.phase, m.fd);
+        return u64(STATE_REPLY_NO_FD);
+      } catch (err) {
+        s.log('warn', `SET_DEVICE_STATE_FD refused: ${(err as Error).message}`);
+        return u64(STATE_REPLY_NO_FD | stateErrorCode(err));
+      }
+    },
+  },
+
+  [Request.CHECK_DEVICE_STATE]: {
+    needs: ProtocolFeature.DEVICE_STATE,
+    run(s) {
+      const transfer = s.stateTransfer;
+      s.stateTransfer = null;
+      try {
+        if (!transfer) throw new VhostUserError('EPROTO', 'no transfer to check: SET_DEVICE_STATE_FD comes first');
+        s.log('info', transfer.check());
+        return u64(0);
+      } catch (err) {
+        s.log('warn', `CHECK_DEVICE_STATE: the transfer failed: ${(err as Error).message}`);
+        return u64(stateErrorCode(err));
+      }
     },
   },
 

@@ -6,6 +6,7 @@
 import { VhostUserError } from '../errors';
 import { VirtioFeature, hasBit } from './constants';
 import type { VhostUserDevice } from './device';
+import type { DeviceStateTransfer } from './device_state_transfer';
 
 export type LogLevel = 'info' | 'warn';
 export type Logger = (level: LogLevel, message: string) => void;
@@ -16,6 +17,8 @@ export class Session {
   ackedProtocolFeatures = 0n;
   status = 0;
   owner = false;
+  /** The DEVICE_STATE transfer SET_DEVICE_STATE_FD began, until CHECK_DEVICE_STATE ends it. */
+  stateTransfer: DeviceStateTransfer | null = null;
   /** fds of the request being handled that no one has taken yet; dispatch closes them after the handler. */
   private unowned: number[] = [];
 
@@ -66,6 +69,8 @@ export class Session {
     this.ackedProtocolFeatures = 0n;
     this.status = 0;
     this.owner = false;
+    this.stateTransfer?.close('the connection was reset');
+    this.stateTransfer = null;
     this.device.reset();
   }
 }

@@ -271,6 +271,12 @@ int VhostDevice::SetVringAddr(int qi, uint64_t desc_ua, uint64_t used_ua, uint64
   return rc;
 }
 
+bool VhostDevice::RingsStopped() const {
+  for (const Queue& q : queues_)
+    if (q.kick_fd >= 0) return false;
+  return true;
+}
+
 int VhostDevice::GetVringBase(int qi, uint32_t* base, std::string* err) {
   if (!CheckQueue(qi, err)) return EINVAL;
   Quiesce q = Quiesce::ForQueue(this, qi);

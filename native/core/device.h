@@ -108,6 +108,9 @@ class VhostDevice {
   // (consumed). Logging runs while it is mapped and VHOST_F_LOG_ALL is acked (device_log.cc).
   int SetLogBase(int fd, uint64_t size, uint64_t offset, std::string* err);
   bool logging() const { return !shadows_.empty(); }
+  // Whether no ring runs: none has a kick fd (GET_VRING_BASE closes it, vhost-user "Ring states"),
+  // so the device is suspended as DEVICE_STATE's transfer asks.
+  bool RingsStopped() const;
   // Stops the queue and returns where it stands: split, the next available index it would have
   // taken; packed, that index and the used one with their wrap counters (vhost-user "Ring states").
   int GetVringBase(int q, uint32_t* base, std::string* err);

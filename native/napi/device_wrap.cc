@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <array>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -83,7 +84,10 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
                         InstanceMethod<&NetDeviceWrap::ServeInline>("serveInline"),
                         InstanceAccessor<&NetDeviceWrap::InlineFd>("inlineFd"),
                         InstanceMethod<&NetDeviceWrap::Forward>("forward"),
-                        InstanceMethod<&NetDeviceWrap::Announce>("announce")});
+                        InstanceMethod<&NetDeviceWrap::Announce>("announce"),
+                        InstanceMethod<&NetDeviceWrap::SaveState>("saveState"),
+                        InstanceMethod<&NetDeviceWrap::LoadState>("loadState"),
+                        InstanceAccessor<&NetDeviceWrap::RingsStopped>("ringsStopped")});
   }
 
   // new NetDevice(queuePairs, portName, portOptions, workers): the registry makes one port per pair.
@@ -311,6 +315,53 @@ class NetDeviceWrap : public Napi::ObjectWrap<NetDeviceWrap> {
       return info.Env().Undefined();
     }
     return Napi::Boolean::New(info.Env(), device_->Announce(mac.Data()) == 1);
+  }
+
+  // saveState() -> {forwards, slirpVersion, slirp, macs}: the port's DEVICE_STATE values
+  // (net/port_state.h) for lib/net/device_state.ts to write into a blob.
+  Napi::Value SaveState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    PortState state;
+    std::string err;
+    int rc = device_->SaveState(&state, &err);
+    if (rc != 0) ThrowError(env, strerrorname_np(rc) ? strerrorname_np(rc) : "EUNKNOWN", err, rc, "saveState");
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Array forwards = Napi::Array::New(env, state.forwards.size());
+    for (size_t i = 0; i < state.forwards.size(); i++) forwards.Set(static_cast<uint32_t>(i), state.forwards[i]);
+    out.Set("forwards", forwards);
+    out.Set("slirpVersion", state.slirp_version);
+    out.Set("slirp", Napi::Buffer<uint8_t>::Copy(env, state.slirp.data(), state.slirp.size()));
+    Napi::Array macs = Napi::Array::New(env, state.macs.size());
+    for (size_t i = 0; i < state.macs.size(); i++)
+      macs.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::Copy(env, state.macs[i].data(), 6));
+    out.Set("macs", macs);
+    return out;
+  }
+
+  // loadState({slirpVersion, slirp, macs}): values lib/net/device_state.ts parsed and checked.
+  Napi::Value LoadState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object in = info[0].As<Napi::Object>();
+    PortState state;
+    state.slirp_version = in.Get("slirpVersion").As<Napi::Number>().Int32Value();
+    Napi::Buffer<uint8_t> slirp = in.Get("slirp").As<Napi::Buffer<uint8_t>>();
+    state.slirp.assign(slirp.Data(), slirp.Data() + slirp.Length());
+    Napi::Array macs = in.Get("macs").As<Napi::Array>();
+    for (uint32_t i = 0; i < macs.Length(); i++) {
+      Napi::Buffer<uint8_t> mac = macs.Get(i).As<Napi::Buffer<uint8_t>>();
+      if (mac.Length() != 6) ThrowError(env, "EINVAL", "loadState: a MAC is 6 bytes");
+      std::array<uint8_t, 6> m;
+      memcpy(m.data(), mac.Data(), 6);
+      state.macs.push_back(m);
+    }
+    std::string err;
+    int rc = device_->LoadState(state, &err);
+    if (rc != 0) ThrowError(env, strerrorname_np(rc) ? strerrorname_np(rc) : "EUNKNOWN", err, rc, "loadState");
+    return env.Undefined();
+  }
+
+  Napi::Value RingsStopped(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), device_->RingsStopped());
   }
 
   Napi::Value TakeEvents(const Napi::CallbackInfo& info) {

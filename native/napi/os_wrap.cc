@@ -1,5 +1,6 @@
 // The few OS calls the TypeScript side needs besides the socket: memfd and eventfd for our own
-// front-end (guest memory and notifications), and Mapping, an mmap exposed as an ArrayBuffer.
+// front-end (guest memory and notifications), a non-blocking pipe with its reads and writes (the
+// DEVICE_STATE transfer, both ends), and Mapping, an mmap exposed as an ArrayBuffer.
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -7,6 +8,7 @@
 
 #include <cerrno>
 #include <memory>
+#include <vector>
 
 #include "napi/addon_data.h"
 
@@ -72,6 +74,50 @@ Napi::Value EventfdWrite(const Napi::CallbackInfo& info) {
   if (write(fd, &one, sizeof one) != sizeof one && errno != EAGAIN)
     ThrowErrno(info.Env(), errno, "write", "signalling an eventfd");
   return info.Env().Undefined();
+}
+
+// pipe() -> [read end, write end], both non-blocking: the channel of a DEVICE_STATE transfer (our
+// front-end makes it; Node has no pipe(2)).
+Napi::Value PipeCreate(const Napi::CallbackInfo& info) {
+  int fds[2];
+  if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) ThrowErrno(info.Env(), errno, "pipe2", "creating a pipe");
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out.Set(0u, fds[0]);
+  out.Set(1u, fds[1]);
+  return out;
+}
+
+// readFd(fd, maxBytes) -> the bytes read (empty at end of file), or null when none are there yet
+Napi::Value ReadFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  uint32_t max = info[1].As<Napi::Number>().Uint32Value();
+  std::vector<uint8_t> buf(max);
+  ssize_t n;
+  do n = read(fd, buf.data(), buf.size());
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return env.Null();
+    ThrowErrno(env, errno, "read", "reading a pipe");
+  }
+  return Napi::Buffer<uint8_t>::Copy(env, buf.data(), static_cast<size_t>(n));
+}
+
+// writeFd(fd, bytes, offset) -> bytes written from `offset` on, or -1 when the pipe is full
+Napi::Value WriteFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  Napi::Buffer<uint8_t> data = info[1].As<Napi::Buffer<uint8_t>>();
+  uint32_t offset = info[2].As<Napi::Number>().Uint32Value();
+  if (offset > data.Length()) ThrowError(env, "EINVAL", "writeFd: offset past the end");
+  ssize_t n;
+  do n = write(fd, data.Data() + offset, data.Length() - offset);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, -1);
+    ThrowErrno(env, errno, "write", "writing a pipe");
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
 }
 
 // memoryFence(): a full barrier. JS has none for memory shared with another process's thread, and
@@ -148,6 +194,9 @@ void InitOs(Napi::Env env, Napi::Object exports) {
   exports.Set("eventfd", Napi::Function::New(env, EventfdCreate));
   exports.Set("eventfdRead", Napi::Function::New(env, EventfdRead));
   exports.Set("eventfdWrite", Napi::Function::New(env, EventfdWrite));
+  exports.Set("pipe", Napi::Function::New(env, PipeCreate));
+  exports.Set("readFd", Napi::Function::New(env, ReadFd));
+  exports.Set("writeFd", Napi::Function::New(env, WriteFd));
   exports.Set("memoryFence", Napi::Function::New(env, MemoryFence));
   exports.Set("Mapping", Mapping::Define(env));
 }

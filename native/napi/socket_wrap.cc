@@ -158,7 +158,8 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
-// Watches an fd in Node's event loop and calls back (status, readable, disconnected).
+// Watches an fd in Node's event loop and calls back (status, ready, disconnected): ready is readable,
+// or writable for a poller made to watch writes.
 // The handle lives in its own allocation because uv_close completes after the wrap may be gone;
 // an async cleanup hook closes it if the environment ends first (Worker.terminate, vitest threads).
 class Poller : public Napi::ObjectWrap<Poller> {
@@ -184,7 +185,9 @@ class Poller : public Napi::ObjectWrap<Poller> {
       ThrowError(env, uv_err_name(rc), std::string("watching fd: ") + uv_strerror(rc));
     }
     handle_->poll.data = handle_;
-    uv_poll_start(&handle_->poll, UV_READABLE | UV_DISCONNECT, &Poller::OnPoll);
+    // A third argument true: watch for room to write instead (a pipe a transfer writes).
+    const int ready = info.Length() > 2 && info[2].ToBoolean().Value() ? UV_WRITABLE : UV_READABLE;
+    uv_poll_start(&handle_->poll, ready | UV_DISCONNECT, &Poller::OnPoll);
     napi_add_async_cleanup_hook(env, &Poller::OnEnvCleanup, handle_, &handle_->hook);
     Ref();  // stays alive while it watches
   }
@@ -248,7 +251,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
       // MakeCallback, not Call: Node then runs the microtasks and nextTicks the callback queued.
       self->callback_.MakeCallback(
           self->Value(),
-          {Napi::Number::New(env, status), Napi::Boolean::New(env, (events & UV_READABLE) != 0),
+          {Napi::Number::New(env, status), Napi::Boolean::New(env, (events & (UV_READABLE | UV_WRITABLE)) != 0),
            Napi::Boolean::New(env, (events & UV_DISCONNECT) != 0)},
           *self->context_);
     } catch (const Napi::Error& e) {

@@ -104,6 +104,27 @@ int NetDevice::Announce(const uint8_t mac[6]) {
   return RunQuiesced([&] { return !ports_.empty() && ports_[0]->OnAnnounce(frame.data(), kAnnouncementLen) ? 1 : 0; });
 }
 
+int NetDevice::SaveState(PortState* out, std::string* err) {
+  return RunQuiesced([&] {
+    if (ports_.empty()) {
+      *err = "the device is closed";
+      return EBADF;
+    }
+    ports_[0]->SaveState(out);
+    return 0;
+  });
+}
+
+int NetDevice::LoadState(const PortState& in, std::string* err) {
+  return RunQuiesced([&] {
+    if (ports_.empty()) {
+      *err = "the device is closed";
+      return EBADF;
+    }
+    return ports_[0]->LoadState(in, err);
+  });
+}
+
 void NetDevice::OnReset() {
   settings_ = NetSettings();
   for (auto& port : ports_) port->OnReset();

@@ -40,6 +40,11 @@ class NetDevice final : public VhostDevice {
   // stopped meanwhile. Returns 1 if the announcement went out, 0 if the port has no network to tell.
   int Announce(const uint8_t mac[6]);
 
+  // DEVICE_STATE: the first pair's port's state (Port::SaveState) or taking one in (LoadState), its
+  // worker (or the switch's thread) stopped meanwhile. LoadState returns 0 or an errno with *err set.
+  int SaveState(PortState* out, std::string* err);
+  int LoadState(const PortState& in, std::string* err);
+
   // Joins a switch as its port `port` (sw non-null) or leaves it: the pair's port forwards through it
   // (Port::OnSwitch) and the switch's thread serves the device (VhostDevice::SetHost). Only a device
   // of one pair, no workers and the switch port. Called by the switch with its thread paused.

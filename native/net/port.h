@@ -15,6 +15,7 @@
 #include "core/virtqueue.h"
 #include "net/capture.h"
 #include "net/frame_observer.h"
+#include "net/port_state.h"
 #include "net/rx_reservation.h"
 #include "net/virtio_net.h"
 
@@ -78,6 +79,12 @@ class Port {
   // announcement, net/announce.h) to it so that the network learns where the guest is now. Runs with
   // the pair's worker (or the switch's thread) stopped. Returns whether it went anywhere.
   virtual bool OnAnnounce(const uint8_t* frame, uint32_t len) { return false; }
+  // DEVICE_STATE: what this port carries to another back-end (net/port_state.h), and taking it in
+  // there. A port without state saves nothing and refuses nothing. Run with every worker (or the
+  // switch's thread) stopped. LoadState gets values lib/net/device_state.ts has checked; returns 0 or
+  // an errno with *err set, having changed nothing then.
+  virtual void SaveState(PortState* out) {}
+  virtual int LoadState(const PortState& in, std::string* err) { return 0; }
   // The shared rings of a JavaScript program (net/frame_rings.h), for the port of pair `pair`; again
   // to start them afresh. Only the js port takes them. Runs with every worker stopped.
   virtual int OnFrameRings(std::shared_ptr<FrameRings> rings, int pair, std::string* err) {

@@ -60,6 +60,11 @@ std::unique_ptr<const SlirpApi> LoadSlirpFrom(const char* path, std::string* err
   std::string optional;  // IPv6 forwards: 4.5 and later
   Bind(handle, "slirp_add_hostxfwd", &api->add_hostxfwd, &optional);
   Bind(handle, "slirp_remove_hostxfwd", &api->remove_hostxfwd, &optional);
+  std::string no_state;  // migration of its state only
+  Bind(handle, "slirp_state_save", &api->state_save, &no_state);
+  Bind(handle, "slirp_state_load", &api->state_load, &no_state);
+  Bind(handle, "slirp_state_version", &api->state_version, &no_state);
+  if (!no_state.empty()) api->state_save = nullptr;  // all three or none
   const char* version = missing.empty() ? api->version_string() : nullptr;
   if (!missing.empty() || !ParseVersion(version, &api->major, &api->minor) || api->major != 4 || api->minor < 1) {
     *err = !missing.empty()

@@ -30,6 +30,7 @@ enum SlirpPollFlag : int {
 };
 
 using SlirpWriteCb = ssize_t (*)(const void* buf, size_t len, void* opaque);
+using SlirpReadCb = ssize_t (*)(void* buf, size_t len, void* opaque);
 using SlirpTimerCb = void (*)(void* opaque);
 using SlirpAddPollCb = int (*)(int fd, int events, void* opaque);  // returns an index for get_revents
 using SlirpGetREventsCb = int (*)(int idx, void* opaque);
@@ -95,6 +96,11 @@ struct SlirpApi {
   int (*add_hostxfwd)(SlirpStack* slirp, const sockaddr* host, socklen_t host_len, const sockaddr* guest,
                       socklen_t guest_len, int flags);
   int (*remove_hostxfwd)(SlirpStack* slirp, const sockaddr* host, socklen_t host_len, int flags);
+  // Its state for a migration (every 4.x has them; null if a library lacks them). The save returns
+  // void before 4.7 and int after: called as void, its result never read.
+  void (*state_save)(SlirpStack* slirp, SlirpWriteCb write, void* opaque);
+  int (*state_load)(SlirpStack* slirp, int version, SlirpReadCb read, void* opaque);  // < 0: failed
+  int (*state_version)();
   int major = 0, minor = 0;
   std::string version;
 };

@@ -78,6 +78,55 @@ int SlirpLoop::RemoveForward(bool udp, in_addr host, int host_port) {
   return api_.remove_hostfwd(stack_, udp, host, host_port) == 0 ? 0 : -1;
 }
 
+int SlirpLoop::SaveState(std::vector<uint8_t>* out) {
+  if (!api_.state_save) return -1;
+  out->clear();
+  api_.state_save(
+      stack_,
+      [](const void* buf, size_t len, void* opaque) -> ssize_t {
+        auto* bytes = static_cast<const uint8_t*>(buf);
+        static_cast<std::vector<uint8_t>*>(opaque)->insert(static_cast<std::vector<uint8_t>*>(opaque)->end(), bytes,
+                                                           bytes + len);
+        return static_cast<ssize_t>(len);
+      },
+      out);
+  return api_.state_version();
+}
+
+int SlirpLoop::LoadState(int version, const std::vector<uint8_t>& state, std::string* err) {
+  std::vector<uint8_t> ours;
+  const int our_version = SaveState(&ours);
+  if (our_version < 0) {
+    *err = "libslirp " + api_.version + " cannot load a saved state";
+    return ENOTSUP;
+  }
+  if (version != our_version || state.size() != ours.size() || state.empty() || state[0] != 0) {
+    *err = "libslirp state of version " + std::to_string(version) + ", " + std::to_string(state.size()) +
+           " bytes: this libslirp (" + api_.version + ") takes version " + std::to_string(our_version) + ", " +
+           std::to_string(ours.size()) + " bytes, without sockets";
+    return EINVAL;
+  }
+  struct Reader {
+    const std::vector<uint8_t>& bytes;
+    size_t at;
+  } reader{state, 0};
+  const int rc = api_.state_load(
+      stack_, version,
+      [](void* buf, size_t len, void* opaque) -> ssize_t {
+        auto* r = static_cast<Reader*>(opaque);
+        const size_t n = std::min(len, r->bytes.size() - r->at);
+        memcpy(buf, r->bytes.data() + r->at, n);
+        r->at += n;
+        return static_cast<ssize_t>(n);
+      },
+      &reader);
+  if (rc < 0 || reader.at != state.size()) {
+    *err = "libslirp " + api_.version + " refused the saved state (" + std::to_string(rc) + ")";
+    return EINVAL;
+  }
+  return 0;
+}
+
 int64_t SlirpLoop::NowMs() { return ClockNs(nullptr) / 1000000; }
 
 int SlirpLoop::Poll() {

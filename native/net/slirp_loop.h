@@ -51,6 +51,15 @@ class SlirpLoop {
   int AddForward(bool udp, in_addr host, int host_port, in_addr guest, int guest_port);
   int RemoveForward(bool udp, in_addr host, int host_port);
 
+  // libslirp's state (slirp_state_save: DHCP leases, the IP id; no host sockets, which belong to the
+  // process) into *out; returns its format version, or -1 when the library cannot save it.
+  int SaveState(std::vector<uint8_t>* out);
+  // Takes in a state SaveState wrote (maybe in another process). Only one that holds no socket
+  // record and is exactly as long as ours is loaded: libslirp's loader then reads fixed fields only,
+  // so it cannot stop halfway, and a socket record would have it build a socket from foreign bytes.
+  // Returns 0, or an errno with *err set and nothing changed.
+  int LoadState(int version, const std::vector<uint8_t>& state, std::string* err);
+
  private:
   struct Timer {
     SlirpTimerCb cb;

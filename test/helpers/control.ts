@@ -26,7 +26,8 @@ export const ALL_PROTOCOL =
   bit(ProtocolFeature.MTU) |
   bit(ProtocolFeature.CONFIGURE_MEM_SLOTS) |
   bit(ProtocolFeature.STATUS) |
-  bit(ProtocolFeature.RARP);
+  bit(ProtocolFeature.RARP) |
+  bit(ProtocolFeature.DEVICE_STATE);
 
 export type LogLine = { level: LogLevel; msg: string };
 

@@ -4,6 +4,9 @@
 // guest's frames wait in its ring, as on a link with no cable.
 #include "net/switch/switch.h"
 
+#include <cerrno>
+#include <string>
+
 #include "net/ports/registry.h"
 
 namespace vhost {
@@ -25,6 +28,23 @@ class SwitchPort : public Port {
     if (!switch_) return false;
     switch_->Announce(port_, frame, len);
     return true;
+  }
+
+  // DEVICE_STATE: the MACs learnt behind this port go with the device, and are learnt behind the
+  // port of the device that takes them in, so that frames to the guest reach it before it sends.
+  void SaveState(PortState* out) override {
+    if (switch_) out->macs = switch_->MacsOf(port_);
+  }
+  int LoadState(const PortState& in, std::string* err) override {
+    if (in.macs.empty()) return 0;
+    if (!switch_) {
+      *err = "the device is on no switch: attach it before loading a state with learnt MACs";
+      return ENOTCONN;
+    }
+    // A full table refuses some, as it would the guest's own frames from them: counted in the switch's
+    // refusals, and their frames flooded.
+    switch_->Learn(port_, in.macs);
+    return 0;
   }
 
   // One burst (the switch's round robin decides who goes next, so no loop until idle here). RX

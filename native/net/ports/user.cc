@@ -152,30 +152,39 @@ bool ParseForward(const std::string& spec, bool with_guest, Forward* f) {
   return true;
 }
 
+}  // namespace
+
 // Opens or closes one forward; 0, or an errno with *err set to one line.
-int ApplyForward(SlirpLoop& loop, bool add, const std::string& spec, std::string* err) {
+int UserPort::OnForward(bool add, const std::string& spec, std::string* err) {
   Forward f;
   if (!ParseForward(spec, add, &f)) {
     *err = "user port: malformed forward '" + spec + "'";
     return EINVAL;
   }
-  if (add && loop.AddForward(f.udp, f.host, f.host_port, f.guest, f.guest_port) != 0) {
+  if (add && loop_->AddForward(f.udp, f.host, f.host_port, f.guest, f.guest_port) != 0) {
     const int e = errno ? errno : EADDRINUSE;
     *err = "forward " + f.text + ":" + std::to_string(f.guest_port) + ": cannot listen there (" + strerror(e) +
            "); choose another host port";
     return e;
   }
-  if (!add && loop.RemoveForward(f.udp, f.host, f.host_port) != 0) {
+  if (!add && loop_->RemoveForward(f.udp, f.host, f.host_port) != 0) {
     *err = "forward " + f.text + ": no such forward";
     return ENOENT;
   }
+  auto same = [&](const std::pair<std::string, std::string>& open) { return open.first == f.text; };
+  forwards_.erase(std::remove_if(forwards_.begin(), forwards_.end(), same), forwards_.end());
+  if (add) forwards_.emplace_back(f.text, spec);
   return 0;
 }
 
-}  // namespace
+void UserPort::SaveState(PortState* out) {
+  for (const auto& open : forwards_) out->forwards.push_back(open.second);
+  out->slirp_version = loop_->SaveState(&out->slirp);
+}
 
-int UserPort::OnForward(bool add, const std::string& spec, std::string* err) {
-  return ApplyForward(*loop_, add, spec, err);
+int UserPort::LoadState(const PortState& in, std::string* err) {
+  if (in.slirp_version < 0) return 0;  // saved by a libslirp that could not: leases start afresh
+  return loop_->LoadState(in.slirp_version, in.slirp, err);
 }
 
 std::unique_ptr<Port> MakeUser(const PortOptions& options, PortError* err) {
@@ -213,17 +222,6 @@ std::unique_ptr<Port> MakeUser(const PortOptions& options, PortError* err) {
     *err = PortError{EINVAL, why};
     return nullptr;
   }
-  // Each forward of --forward, ';' between them.
-  const std::string* forwards = options.String("forwards");
-  for (size_t at = 0; forwards && at < forwards->size();) {
-    size_t end = std::min(forwards->find(';', at), forwards->size());
-    int rc = ApplyForward(*loop, true, forwards->substr(at, end - at), &why);
-    if (rc != 0) {
-      *err = PortError{rc, why};
-      return nullptr;
-    }
-    at = end + 1;
-  }
   // --dns "A.B.C.D:PORT": the host's 127.0.0.1 is reached through the gateway address.
   std::unique_ptr<DnsRedirect> dns;
   const std::string* resolver = options.String("dns");
@@ -239,7 +237,19 @@ std::unique_ptr<Port> MakeUser(const PortOptions& options, PortError* err) {
     if (to.s_addr == htonl(INADDR_LOOPBACK)) to = cfg.vhost;
     dns = std::make_unique<DnsRedirect>(cfg.vnameserver, to, static_cast<uint16_t>(port));
   }
-  return std::make_unique<UserPort>(std::move(loop), std::move(dns));
+  auto port = std::make_unique<UserPort>(std::move(loop), std::move(dns));
+  // Each forward of --forward, ';' between them.
+  const std::string* forwards = options.String("forwards");
+  for (size_t at = 0; forwards && at < forwards->size();) {
+    size_t end = std::min(forwards->find(';', at), forwards->size());
+    int rc = port->OnForward(true, forwards->substr(at, end - at), &why);
+    if (rc != 0) {
+      *err = PortError{rc, why};
+      return nullptr;
+    }
+    at = end + 1;
+  }
+  return port;
 }
 
 }  // namespace vhost

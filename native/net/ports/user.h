@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "net/dns_redirect.h"
@@ -37,6 +38,10 @@ class UserPort : public Port {
   // "tcp:HOSTADDR:HOSTPORT:GUESTADDR:GUESTPORT" to open (or udp:), "tcp:HOSTADDR:HOSTPORT" to close.
   int OnForward(bool add, const std::string& spec, std::string* err) override;
   int OnFeatures(uint64_t features, const NetSettings& settings, std::string* err) override;
+  // DEVICE_STATE: the open forwards and libslirp's own state; a load takes in libslirp's (the
+  // forwards come through OnForward, one by one, since each may find its host port taken).
+  void SaveState(PortState* out) override;
+  int LoadState(const PortState& in, std::string* err) override;
 
  private:
   static constexpr int kBurst = 32;
@@ -67,6 +72,8 @@ class UserPort : public Port {
   bool tso_ = false;                    // the guest negotiated HOST_TSO4 or HOST_TSO6
   uint8_t rx_header_[kNetHdrMrg] = {};  // the header of every frame to the guest
   int stuck_passes_ = 0;
+  // The open forwards: (proto:host:hostport, the whole spec OnForward was given), in opening order.
+  std::vector<std::pair<std::string, std::string>> forwards_;
 };
 
 }  // namespace vhost

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 
 #include "net/net_device.h"
 
@@ -335,6 +336,28 @@ bool Switch::ServeMember(Member& m, bool arm, const std::function<bool()>& shoul
 void Switch::Announce(int port, const uint8_t* frame, uint32_t len) {
   if (announcements_.size() < kMaxAnnouncements)
     announcements_.push_back(Announced{port, std::vector<uint8_t>(frame, frame + len)});
+}
+
+std::vector<std::array<uint8_t, 6>> Switch::MacsOf(int port) {
+  MacTable& table = forwarder_.table();
+  table.Tick(NowSeconds());
+  std::vector<std::array<uint8_t, 6>> out;
+  for (const MacTable::Entry& e : table.Entries()) {
+    if (e.port != port) continue;
+    std::array<uint8_t, 6> mac;
+    memcpy(mac.data(), e.mac, mac.size());
+    out.push_back(mac);
+  }
+  return out;
+}
+
+void Switch::Learn(int port, const std::vector<std::array<uint8_t, 6>>& macs) {
+  Forwarder::Port* p = forwarder_.port(port);
+  if (!p) return;
+  MacTable& table = forwarder_.table();
+  table.Tick(NowSeconds());
+  for (const auto& mac : macs)
+    if ((mac[0] & 1) == 0) table.Learn(mac.data(), p->vlan, port);  // unicast only, as the forwarder learns
 }
 
 void Switch::SendAnnouncements() {

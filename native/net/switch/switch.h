@@ -10,6 +10,7 @@
 // captured (SetCapture: every frame once, as it enters).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -100,6 +101,12 @@ class Switch final : public DeviceHost {
   // learnt there and every other port of its VLAN hears it. At most kMaxAnnouncements wait.
   void Announce(int port, const uint8_t* frame, uint32_t len);
   static constexpr size_t kMaxAnnouncements = 64;
+
+  // DEVICE_STATE, from the switch port of `port`'s device, the thread paused: the unicast MACs learnt
+  // behind that port, and learning `macs` there (in its VLAN, fresh) as if its guest had sent from
+  // them (a full table refuses, and counts, as ever).
+  std::vector<std::array<uint8_t, 6>> MacsOf(int port);
+  void Learn(int port, const std::vector<std::array<uint8_t, 6>>& macs);
 
   // On the switch thread, from the switch port of `port`'s device (its Service, with the device's
   // own pair context): forwards one burst of that guest's TX frames. Returns the chains taken.
