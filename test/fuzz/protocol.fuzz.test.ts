@@ -19,6 +19,7 @@ import { HEADER_SIZE, Request } from '../../lib/protocol/constants';
 import { GuestMemory } from '../../lib/frontend/guest_memory';
 import { VirtioNetDriver } from '../../lib/frontend/net_driver';
 import { countGuestMappings, fdKinds, makeFrame } from '../helpers/frames';
+import { decodeDeviceState, encodeDeviceState } from '../../lib/net/device_state';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
 
@@ -42,7 +43,14 @@ const message: fc.Arbitrary<Message> = fc.oneof(
     { request: Request.GET_QUEUE_NUM },
     { request: Request.GET_STATUS },
     { request: Request.GET_MAX_MEM_SLOTS },
+    { request: Request.CHECK_DEVICE_STATE },
   ),
+  fc.record({
+    request: fc.constant(Request.SET_DEVICE_STATE_FD),
+    direction: fc.oneof(fc.constantFrom(0, 1), u32),
+    phase: fc.oneof(fc.constant(0), u32),
+    fd: fc.constant(-1),
+  }) as fc.Arbitrary<Message>,
   fc.record({
     request: fc.constantFrom(Request.SET_FEATURES, Request.SET_PROTOCOL_FEATURES, Request.SET_STATUS, Request.NET_SET_MTU),
     value: u64,
@@ -134,6 +142,68 @@ describe('codec properties', () => {
         const h = parseRequestHeader(encoded.bytes);
         const back = decodeRequest({ request: h.request, flags: h.flags, payload: encoded.bytes.subarray(HEADER_SIZE), fds: encoded.fds });
         expect(back).toEqual(withFds);
+      }),
+      { numRuns: RUNS * 50 },
+    );
+  });
+});
+
+/** A port's state as its native half hands it over: forwards spelled out, libslirp's bytes, unicast MACs. */
+const portState = fc.record({
+  forwards: fc.array(
+    fc
+      .tuple(fc.constantFrom('tcp', 'udp'), fc.nat({ max: 255 }), fc.integer({ min: 1, max: 65535 }), fc.integer({ min: 1, max: 65535 }))
+      .map(([p, h, hp, gp]) => `${p}:127.0.0.${h}:${hp}:10.0.2.15:${gp}`),
+    { maxLength: 5 },
+  ),
+  slirpVersion: fc.integer({ min: -1, max: 10 }),
+  slirp: fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
+  macs: fc.array(
+    fc.uint8Array({ minLength: 6, maxLength: 6 }).map((b) => Buffer.from([b[0] & 0xfe, 1, b[2], b[3], b[4], b[5]])),
+    { maxLength: 20 },
+  ),
+});
+
+describe('device state blob properties', () => {
+  it('decodes arbitrary and mutated blobs to a state or an EBADMSG refusal, never anything else', () => {
+    const valid = portState.map((st) => encodeDeviceState('switch', { ...st, forwards: [], slirpVersion: -1 }));
+    const mutated = fc
+      .tuple(valid, fc.array(fc.tuple(fc.nat(), fc.nat({ max: 255 })), { minLength: 1, maxLength: 4 }))
+      .map(([b, edits]) => {
+        for (const [at, v] of edits) b[at % b.length] = v;
+        return b;
+      });
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
+          mutated,
+        ),
+        fc.constantFrom('user', 'switch'),
+        (blob, port) => {
+          try {
+            decodeDeviceState(blob, port);
+          } catch (err) {
+            if (!(err instanceof VhostUserError) || err.code !== 'EBADMSG') throw err;
+          }
+        },
+      ),
+      { numRuns: RUNS * 50 },
+    );
+  });
+
+  it("round-trips a port's state: forwards as the user writes them, libslirp's bytes, MACs", () => {
+    fc.assert(
+      fc.property(portState, (st) => {
+        const user = decodeDeviceState(encodeDeviceState('user', { ...st, macs: [] }), 'user');
+        expect(user.forwards).toEqual(st.forwards.map((f) => f.replace(':10.0.2.15:', ':')));
+        expect(user.slirpVersion).toBe(st.slirpVersion);
+        expect(user.slirp).toEqual(st.slirpVersion >= 0 ? st.slirp : Buffer.alloc(0));
+        const sw = decodeDeviceState(
+          encodeDeviceState('switch', { forwards: [], slirpVersion: -1, slirp: Buffer.alloc(0), macs: st.macs }),
+          'switch',
+        );
+        expect(sw.macs).toEqual(st.macs);
       }),
       { numRuns: RUNS * 50 },
     );
