@@ -391,12 +391,13 @@ export class NetDevice implements VhostUserDevice {
   loadState(blob: Buffer): string {
     const state = decodeDeviceState(blob, this.port);
     const forwards = state.forwards.map((spec) => ({ spec, native: this.forwardSpec(spec, true) }));
-    const open = new Set(state.forwards.length ? this.native.saveState().forwards.map(forwardKey) : []);
+    const open = new Set(state.forwards.length ? [...this.native.saveState().forwards, ...this.waiting.keys()].map(forwardKey) : []);
     const opened: string[] = [];
     const waiting: { spec: string; native: string }[] = [];
     try {
       for (const f of forwards) {
-        if (open.has(forwardKey(f.native))) continue; // this device has it already
+        if (open.has(forwardKey(f.native))) continue; // this device (or this blob, twice) has it already
+        open.add(forwardKey(f.native));
         try {
           this.native.forward(true, f.native);
           opened.push(f.native);

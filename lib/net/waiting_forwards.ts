@@ -20,6 +20,11 @@ export class WaitingForwards {
     return [...this.waiting.values()];
   }
 
+  /** The same, spelled out as native takes them. */
+  keys(): string[] {
+    return [...this.waiting.keys()];
+  }
+
   add(nativeSpec: string, spec: string): void {
     this.waiting.set(nativeSpec, spec);
     if (!this.timer) {

@@ -168,6 +168,10 @@ describe.skipIf(skipUser)('hostile device state: the user port', () => {
     // The forward of the refused states was opened, then closed again: nothing half applied.
     expect(decodeDeviceState(backend.device.saveState(), 'user').forwards).toEqual([]);
     expect(await refused(hostPort)).toBe(true);
+    // The same forward twice opens once (the second would otherwise wait for ever on its own port).
+    await driver.control.loadState(blob('user', [forward, forward]));
+    expect(decodeDeviceState(backend.device.saveState(), 'user').forwards).toEqual([`tcp:127.0.0.1:${hostPort}:22`]);
+    expect(backend.device.waitingForwards()).toEqual([]);
   });
 });
 
