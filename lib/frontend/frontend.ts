@@ -1,13 +1,22 @@
 /**
  * The control side of a vhost-user front-end: connects to a back-end's socket, sends requests with
- * the same codec the back-end uses, and matches replies to them in order. VirtioNetDriver builds the
- * QEMU-like start sequence on top of it.
+ * the same codec the back-end uses, and matches replies to them in order. It is the vhost-user
+ * VhostTransport (transport.ts): VirtioNetDriver builds the QEMU-like start sequence on top of it.
  */
 import { native } from '../binding';
 import { VhostUserError } from '../errors';
 import { Channel } from '../protocol/channel';
 import { decodeReply, encodeRequest, parseReplyHeader, replyKind, type Message, type ReplyBody } from '../protocol/codec';
-import { ProtocolFeature, Request, hasBit, requestName } from '../protocol/constants';
+import {
+  MEMORY_BASELINE_NREGIONS,
+  ProtocolFeature,
+  Request,
+  VRING_ADDR_F_LOG,
+  VirtioFeature,
+  bit,
+  hasBit,
+  requestName,
+} from '../protocol/constants';
 import {
   MAX_DEVICE_STATE_BYTES,
   STATE_REPLY_NO_FD,
@@ -16,6 +25,8 @@ import {
   errnoName,
 } from '../protocol/device_state_transfer';
 import { PipeReader, PipeWriter } from '../protocol/pipe_io';
+import type { GuestMemory } from './guest_memory';
+import type { DeviceOffer, RingAddresses, VhostTransport } from './transport';
 
 interface Pending {
   request: number;
@@ -24,9 +35,24 @@ interface Pending {
   reject(err: Error): void;
 }
 
-export class VhostUserFrontend {
+/** The protocol features this front-end uses (those QEMU uses for a net device). */
+const WANTED_PROTOCOL =
+  bit(ProtocolFeature.MQ) |
+  bit(ProtocolFeature.LOG_SHMFD) |
+  bit(ProtocolFeature.REPLY_ACK) |
+  bit(ProtocolFeature.RARP) |
+  bit(ProtocolFeature.MTU) |
+  bit(ProtocolFeature.CONFIGURE_MEM_SLOTS) |
+  bit(ProtocolFeature.STATUS) |
+  bit(ProtocolFeature.DEVICE_STATE);
+const STATUS_DRIVER_OK = 0x1 | 0x2 | 0x8 | 0x4; // ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK
+
+export class VhostUserFrontend implements VhostTransport {
+  readonly kind = 'vhost-user';
   /** Protocol features both sides agreed on (set by the caller after SET_PROTOCOL_FEATURES). */
   protocolFeatures = 0n;
+  /** The features last sent with SET_FEATURES. */
+  private acked = 0n;
   private readonly channel: Channel;
   private readonly pending: Pending[] = [];
   private closeReason: Error | undefined;
@@ -147,6 +173,103 @@ export class VhostUserFrontend {
     const result = await this.requestU64({ request: Request.CHECK_DEVICE_STATE });
     if (result !== 0n)
       throw new VhostUserError('EREMOTE', `the back-end's CHECK_DEVICE_STATE failed: ${errnoName(Number(result))} (see its log)`);
+  }
+
+  /** GET_FEATURES, then the protocol features, queue count and memory slots, in QEMU's order (vhost_user_backend_init). */
+  async probe(): Promise<DeviceOffer> {
+    const features = await this.getFeatures();
+    let queuePairs = 1;
+    if (hasBit(features, VirtioFeature.PROTOCOL_FEATURES)) {
+      const pf = await this.requestU64({ request: Request.GET_PROTOCOL_FEATURES });
+      const agreed = pf & WANTED_PROTOCOL;
+      await this.request({ request: Request.SET_PROTOCOL_FEATURES, value: agreed });
+      this.protocolFeatures = agreed;
+      if (hasBit(agreed, ProtocolFeature.MQ)) queuePairs = Number(await this.requestU64({ request: Request.GET_QUEUE_NUM }));
+      if (hasBit(agreed, ProtocolFeature.CONFIGURE_MEM_SLOTS)) await this.requestU64({ request: Request.GET_MAX_MEM_SLOTS });
+    }
+    return { features, queuePairs };
+  }
+
+  async setOwner(): Promise<void> {
+    await this.request({ request: Request.SET_OWNER });
+  }
+
+  getFeatures(): Promise<bigint> {
+    return this.requestU64({ request: Request.GET_FEATURES });
+  }
+
+  /** `needReply`: an ack asked for, as QEMU asks when LOG_ALL changes. */
+  async setFeatures(features: bigint, needReply = false): Promise<void> {
+    this.acked = features;
+    await this.request({ request: Request.SET_FEATURES, value: features }, { needReply });
+  }
+
+  /**
+   * SET_MEM_TABLE takes at most MEMORY_BASELINE_NREGIONS regions; the rest are added one by one
+   * with ADD_MEM_REG (memory slots, as QEMU's hotplugged DIMMs), which needs CONFIGURE_MEM_SLOTS.
+   */
+  async setMemTable(memory: GuestMemory): Promise<void> {
+    const table = memory.table();
+    await this.request({ request: Request.SET_MEM_TABLE, regions: table.slice(0, MEMORY_BASELINE_NREGIONS) }, { needReply: true });
+    const rest = table.slice(MEMORY_BASELINE_NREGIONS);
+    if (rest.length && !hasBit(this.protocolFeatures, ProtocolFeature.CONFIGURE_MEM_SLOTS)) {
+      throw new VhostUserError('ENOTSUP', `${table.length} memory regions need CONFIGURE_MEM_SLOTS, which was not negotiated`);
+    }
+    for (const { fd, ...region } of rest) await this.request({ request: Request.ADD_MEM_REG, region, fd }, { needReply: true });
+  }
+
+  async setVringNum(index: number, num: number): Promise<void> {
+    await this.request({ request: Request.SET_VRING_NUM, index, num });
+  }
+
+  async setVringBase(index: number, num: number): Promise<void> {
+    await this.request({ request: Request.SET_VRING_BASE, index, num });
+  }
+
+  async getVringBase(index: number): Promise<number> {
+    const body = await this.request({ request: Request.GET_VRING_BASE, index, num: 0 });
+    if (body?.kind !== 'vringState') throw new VhostUserError('EPROTO', 'GET_VRING_BASE: expected a vring state reply');
+    return body.num;
+  }
+
+  /** With `log`, as QEMU sends it while migrating: the flag, the used ring's address, and an ack asked for. */
+  async setVringAddr(index: number, ring: RingAddresses, memory: GuestMemory, log: boolean): Promise<void> {
+    await this.request(
+      {
+        request: Request.SET_VRING_ADDR,
+        index,
+        flags: log ? VRING_ADDR_F_LOG : 0,
+        descUserAddr: memory.userAddr(ring.descGpa),
+        usedUserAddr: memory.userAddr(ring.usedGpa),
+        availUserAddr: memory.userAddr(ring.availGpa),
+        logGuestAddr: log ? BigInt(ring.usedGpa) : 0n,
+      },
+      { needReply: log },
+    );
+  }
+
+  async setVringKick(index: number, fd: number): Promise<void> {
+    await this.request({ request: Request.SET_VRING_KICK, index, fd });
+  }
+
+  async setVringCall(index: number, fd: number): Promise<void> {
+    await this.request({ request: Request.SET_VRING_CALL, index, fd });
+  }
+
+  async setVringErr(index: number, fd: number): Promise<void> {
+    await this.request({ request: Request.SET_VRING_ERR, index, fd });
+  }
+
+  /** SET_VRING_ENABLE, which exists only with PROTOCOL_FEATURES (without them a ring starts on its kick). */
+  async enableRing(index: number): Promise<void> {
+    if (!hasBit(this.acked, VirtioFeature.PROTOCOL_FEATURES)) return;
+    await this.request({ request: Request.SET_VRING_ENABLE, index, num: 1 }, { needReply: true });
+  }
+
+  async driverOk(): Promise<void> {
+    if (hasBit(this.protocolFeatures, ProtocolFeature.STATUS)) {
+      await this.request({ request: Request.SET_STATUS, value: BigInt(STATUS_DRIVER_OK) }, { needReply: true });
+    }
   }
 
   /** Writes raw bytes, for tests that play a misbehaving front-end. */

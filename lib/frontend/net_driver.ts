@@ -8,13 +8,14 @@ import { native } from '../binding';
 import { VhostUserError } from '../errors';
 import { VirtioNetFeature } from '../net/features';
 import { FrontendDirtyLog, LOG_PAGE } from './dirty_log';
-import { MEMORY_BASELINE_NREGIONS, ProtocolFeature, Request, VRING_ADDR_F_LOG, VirtioFeature, bit, hasBit } from '../protocol/constants';
+import { ProtocolFeature, Request, VirtioFeature, bit, hasBit } from '../protocol/constants';
 import type { DriverRing } from './driver_ring';
 import { VhostUserFrontend } from './frontend';
 import type { GuestMemory } from './guest_memory';
 import { MAX_FRAME, NetQueuePair, type PairFds, type TxLayout } from './net_queue_pair';
 import type { PackedDriverRing } from './packed_driver_ring';
 import type { SplitDriverRing } from './split_driver_ring';
+import type { VhostTransport } from './transport';
 
 export type { TxLayout } from './net_queue_pair';
 
@@ -68,24 +69,12 @@ export interface NetDriverOptions {
   queuePairs?: number;
 }
 
-/** The protocol features this front-end uses (those QEMU uses for a net device). */
-const WANTED_PROTOCOL =
-  bit(ProtocolFeature.MQ) |
-  bit(ProtocolFeature.LOG_SHMFD) |
-  bit(ProtocolFeature.REPLY_ACK) |
-  bit(ProtocolFeature.RARP) |
-  bit(ProtocolFeature.MTU) |
-  bit(ProtocolFeature.CONFIGURE_MEM_SLOTS) |
-  bit(ProtocolFeature.STATUS) |
-  bit(ProtocolFeature.DEVICE_STATE);
-const STATUS_DRIVER_OK = 0x1 | 0x2 | 0x8 | 0x4; // ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK
-
 export class VirtioNetDriver {
   features = 0n;
   received = 0;
   readonly queuePairs: number;
-  /** The connection; handOver() replaces it. */
-  private fe: VhostUserFrontend;
+  /** The connection to the back-end; handOver() replaces it. */
+  private fe: VhostTransport;
   private readonly closeListeners: ((reason?: Error) => void)[] = [];
   private pairs: NetQueuePair[] = [];
   private readonly fds: PairFds[] = [];
@@ -150,21 +139,26 @@ export class VirtioNetDriver {
     return { rx: this.pairs[pair].rx, tx: this.pairs[pair].tx };
   }
 
-  /** The control channel, for tests that send requests of their own in the middle of traffic. */
+  /** The vhost-user control channel, for tests that send requests of their own in the middle of traffic. */
   get control(): VhostUserFrontend {
+    if (!(this.fe instanceof VhostUserFrontend))
+      throw new VhostUserError('ENOTSUP', `the driver runs over ${this.fe.kind}, which has no vhost-user control channel`);
+    return this.fe;
+  }
+
+  /** The transport the driver runs over (vhost-user or the kernel's vhost-net). */
+  get transport(): VhostTransport {
     return this.fe;
   }
 
   /** GET_VRING_BASE of a queue: stops the ring and returns where the device got to. */
-  async vringBase(index: number): Promise<number> {
-    const body = await this.fe.request({ request: Request.GET_VRING_BASE, index, num: 0 });
-    if (body?.kind !== 'vringState') throw new VhostUserError('EPROTO', 'GET_VRING_BASE: expected a vring state reply');
-    return body.num;
+  vringBase(index: number): Promise<number> {
+    return this.fe.getVringBase(index);
   }
 
   /** Sends the memory table again, as QEMU does when guest memory changes (the device must quiesce). */
   async resendMemTable(): Promise<void> {
-    await this.sendMemTable();
+    await this.fe.setMemTable(this.opts.memory);
   }
 
   /** Kicks a pair's RX queue (after raw writes to the ring whose publish() asked for a kick). */
@@ -228,29 +222,20 @@ export class VirtioNetDriver {
   /** Initialisation, in QEMU's order (vhost_user_backend_init, vhost_dev_init). Returns the offered features. */
   private async init(): Promise<bigint> {
     const fe = this.fe;
-    const offered = await fe.requestU64({ request: Request.GET_FEATURES });
+    const { features: offered, queuePairs: queueNum } = await fe.probe();
     if (!hasBit(offered, VirtioFeature.VERSION_1)) throw new VhostUserError('ENOTSUP', 'the device does not offer VERSION_1');
-    let queueNum = 1;
-    if (hasBit(offered, VirtioFeature.PROTOCOL_FEATURES)) {
-      const pf = await fe.requestU64({ request: Request.GET_PROTOCOL_FEATURES });
-      const agreed = pf & WANTED_PROTOCOL;
-      await fe.request({ request: Request.SET_PROTOCOL_FEATURES, value: agreed });
-      fe.protocolFeatures = agreed;
-      if (hasBit(agreed, ProtocolFeature.MQ)) queueNum = Number(await fe.requestU64({ request: Request.GET_QUEUE_NUM }));
-      if (hasBit(agreed, ProtocolFeature.CONFIGURE_MEM_SLOTS)) await fe.requestU64({ request: Request.GET_MAX_MEM_SLOTS });
-    }
     if (this.queuePairs > 1 && (queueNum < this.queuePairs || !hasBit(offered, VirtioNetFeature.MQ))) {
       throw new VhostUserError('ENOTSUP', `the device offers ${queueNum} queue pair(s), the driver wants ${this.queuePairs}`);
     }
-    await fe.request({ request: Request.SET_OWNER });
-    await fe.requestU64({ request: Request.GET_FEATURES });
+    await fe.setOwner();
+    await fe.getFeatures();
     for (let p = 0; p < this.queuePairs; p++) {
       // A handOver() keeps the eventfds: the pairs watch them.
       if (!this.fds[p])
         this.fds.push({ rxKick: native.eventfd(), rxCall: native.eventfd(), txKick: native.eventfd(), txCall: native.eventfd() });
       const f = this.fds[p];
-      await fe.request({ request: Request.SET_VRING_CALL, index: 2 * p, fd: f.rxCall });
-      await fe.request({ request: Request.SET_VRING_CALL, index: 2 * p + 1, fd: f.txCall });
+      await fe.setVringCall(2 * p, f.rxCall);
+      await fe.setVringCall(2 * p + 1, f.txCall);
     }
     return offered;
   }
@@ -275,8 +260,8 @@ export class VirtioNetDriver {
     if (this.queuePairs > 1) wanted |= bit(VirtioNetFeature.MQ);
     wanted |= this.opts.netFeatures ?? 0n;
     this.features = offered & wanted;
-    await fe.request({ request: Request.SET_FEATURES, value: this.features });
-    await this.sendMemTable();
+    await fe.setFeatures(this.features);
+    await fe.setMemTable(mem);
 
     for (let p = 0; p < this.queuePairs; p++) {
       const pair = new NetQueuePair({
@@ -305,17 +290,10 @@ export class VirtioNetDriver {
     for (const pair of this.pairs) pair.start();
   }
 
-  /** Every ring enabled, then DRIVER_OK, as QEMU ends vhost_dev_start. */
+  /** Every ring enabled (the kernel: given its net back-end), then DRIVER_OK, as QEMU ends vhost_dev_start. */
   private async enableAll(): Promise<void> {
-    const fe = this.fe;
-    if (hasBit(this.features, VirtioFeature.PROTOCOL_FEATURES)) {
-      for (let index = 0; index < 2 * this.queuePairs; index++) {
-        await fe.request({ request: Request.SET_VRING_ENABLE, index, num: 1 }, { needReply: true });
-      }
-    }
-    if (hasBit(fe.protocolFeatures, ProtocolFeature.STATUS)) {
-      await fe.request({ request: Request.SET_STATUS, value: BigInt(STATUS_DRIVER_OK) }, { needReply: true });
-    }
+    for (let index = 0; index < 2 * this.queuePairs; index++) await this.fe.enableRing(index);
+    await this.fe.driverOk();
   }
 
   /**
@@ -328,17 +306,18 @@ export class VirtioNetDriver {
   async handOver(socketPath: string, opts: { deviceState?: boolean } = {}): Promise<void> {
     const bases: number[] = [];
     for (let index = 0; index < 2 * this.queuePairs; index++) bases.push(await this.vringBase(index));
-    const state = opts.deviceState ? await this.stateOf(this.fe) : null;
+    const state = opts.deviceState ? await this.stateOf(this.control) : null;
     const old = this.fe;
-    this.fe = new VhostUserFrontend(socketPath);
+    const next = new VhostUserFrontend(socketPath);
+    this.fe = next;
     old.close();
     for (const listener of this.closeListeners) this.onClosedOf(this.fe, listener);
     await this.init();
-    await this.fe.request({ request: Request.SET_FEATURES, value: this.features });
-    await this.sendMemTable();
+    await next.setFeatures(this.features);
+    await next.setMemTable(this.opts.memory);
     if (state) {
-      this.needDeviceState(this.fe);
-      await this.fe.loadState(state);
+      this.needDeviceState(next);
+      await next.loadState(state);
     }
     for (const [p, pair] of this.pairs.entries()) await this.setUpRings(p, pair, this.opts.queueSize ?? 256, bases);
     await this.enableAll();
@@ -354,7 +333,7 @@ export class VirtioNetDriver {
       throw new VhostUserError('ENOTSUP', 'the back-end does not offer DEVICE_STATE: hand over without deviceState');
   }
 
-  private onClosedOf(fe: VhostUserFrontend, listener: (reason?: Error) => void): void {
+  private onClosedOf(fe: VhostTransport, listener: (reason?: Error) => void): void {
     fe.onClosed((reason) => {
       if (fe === this.fe) listener(reason);
     });
@@ -366,29 +345,12 @@ export class VirtioNetDriver {
       [2 * p, pair.rx, pair.rxKick, pair.rxCall],
       [2 * p + 1, pair.tx, pair.txKick, pair.txCall],
     ] as const) {
-      await this.fe.request({ request: Request.SET_VRING_NUM, index, num: queueSize });
-      await this.fe.request({ request: Request.SET_VRING_BASE, index, num: bases?.[index] ?? ring.base });
-      await this.setVringAddr(index, ring, false);
-      await this.fe.request({ request: Request.SET_VRING_KICK, index, fd: kick });
-      await this.fe.request({ request: Request.SET_VRING_CALL, index, fd: call });
+      await this.fe.setVringNum(index, queueSize);
+      await this.fe.setVringBase(index, bases?.[index] ?? ring.base);
+      await this.fe.setVringAddr(index, ring, this.opts.memory, false);
+      await this.fe.setVringKick(index, kick);
+      await this.fe.setVringCall(index, call);
     }
-  }
-
-  /** SET_VRING_ADDR of one ring; `log`: VHOST_VRING_F_LOG with the used ring's address, as QEMU sends it while migrating. */
-  private async setVringAddr(index: number, ring: { descGpa: number; usedGpa: number; availGpa: number }, log: boolean): Promise<void> {
-    const mem = this.opts.memory;
-    await this.fe.request(
-      {
-        request: Request.SET_VRING_ADDR,
-        index,
-        flags: log ? VRING_ADDR_F_LOG : 0,
-        descUserAddr: mem.userAddr(ring.descGpa),
-        usedUserAddr: mem.userAddr(ring.usedGpa),
-        availUserAddr: mem.userAddr(ring.availGpa),
-        logGuestAddr: log ? BigInt(ring.usedGpa) : 0n,
-      },
-      { needReply: log },
-    );
   }
 
   /**
@@ -397,10 +359,11 @@ export class VirtioNetDriver {
    * added in SET_FEATURES, every ring's address again with VHOST_VRING_F_LOG. Returns the log.
    */
   async startLogging(log = FrontendDirtyLog.over(this.opts.memory)): Promise<FrontendDirtyLog> {
-    if (!hasBit(this.fe.protocolFeatures, ProtocolFeature.LOG_SHMFD)) {
+    const fe = this.control;
+    if (!hasBit(fe.protocolFeatures, ProtocolFeature.LOG_SHMFD)) {
       throw new VhostUserError('ENOTSUP', 'the device does not offer LOG_SHMFD: it cannot log for a migration');
     }
-    await this.fe.request({ request: Request.SET_LOG_BASE, mmapSize: BigInt(log.size), mmapOffset: 0n, fd: log.fd });
+    await fe.request({ request: Request.SET_LOG_BASE, mmapSize: BigInt(log.size), mmapOffset: 0n, fd: log.fd });
     await this.setLogAll(true);
     return log;
   }
@@ -413,10 +376,11 @@ export class VirtioNetDriver {
   private async setLogAll(on: boolean): Promise<void> {
     const logAll = bit(VirtioFeature.LOG_ALL);
     this.features = on ? this.features | logAll : this.features & ~logAll;
-    await this.fe.request({ request: Request.SET_FEATURES, value: this.features }, { needReply: true });
+    const fe = this.control;
+    await fe.setFeatures(this.features, true);
     for (const [p, pair] of this.pairs.entries()) {
-      await this.setVringAddr(2 * p, pair.rx, on);
-      await this.setVringAddr(2 * p + 1, pair.tx, on);
+      await fe.setVringAddr(2 * p, pair.rx, this.opts.memory, on);
+      await fe.setVringAddr(2 * p + 1, pair.tx, this.opts.memory, on);
     }
   }
 
@@ -430,20 +394,5 @@ export class VirtioNetDriver {
         for (let p = Math.floor(gpa / LOG_PAGE); p <= Math.floor((gpa + len - 1) / LOG_PAGE); p++) pages.add(p);
       }
     return [...pages].sort((a, b) => a - b);
-  }
-
-  /**
-   * The memory table: SET_MEM_TABLE takes at most MEMORY_BASELINE_NREGIONS regions; the rest are
-   * added one by one with ADD_MEM_REG (memory slots, as QEMU's hotplugged DIMMs), which needs
-   * CONFIGURE_MEM_SLOTS.
-   */
-  private async sendMemTable(): Promise<void> {
-    const table = this.opts.memory.table();
-    await this.fe.request({ request: Request.SET_MEM_TABLE, regions: table.slice(0, MEMORY_BASELINE_NREGIONS) }, { needReply: true });
-    const rest = table.slice(MEMORY_BASELINE_NREGIONS);
-    if (rest.length && !hasBit(this.fe.protocolFeatures, ProtocolFeature.CONFIGURE_MEM_SLOTS)) {
-      throw new VhostUserError('ENOTSUP', `${table.length} memory regions need CONFIGURE_MEM_SLOTS, which was not negotiated`);
-    }
-    for (const { fd, ...region } of rest) await this.fe.request({ request: Request.ADD_MEM_REG, region, fd }, { needReply: true });
   }
 }
