@@ -23,6 +23,8 @@ export interface NativePoller {
 export interface NativeMapping {
   /** The mapped bytes; detached after unmap(). */
   readonly buffer: ArrayBuffer;
+  /** Where the mapping lies in this process (what the kernel's vhost reads). */
+  readonly address: bigint;
   unmap(): void;
 }
 
@@ -167,6 +169,32 @@ export interface RecvResult {
   truncated: boolean;
 }
 
+/**
+ * The kernel's vhost ioctls (native/napi/vhost_kernel_wrap.cc), each on a /dev/vhost-net fd; a
+ * failure throws VhostUserError with the errno name as code. Addresses are this process's.
+ */
+export interface NativeVhostKernel {
+  open(path: string): number;
+  setOwner(fd: number): void;
+  getFeatures(fd: number): bigint;
+  setFeatures(fd: number, features: bigint): void;
+  setMemTable(fd: number, regions: { guestPhysAddr: bigint; size: bigint; userAddr: bigint }[]): void;
+  setVringNum(fd: number, index: number, num: number): void;
+  setVringBase(fd: number, index: number, num: number): void;
+  getVringBase(fd: number, index: number): number;
+  setVringAddr(fd: number, index: number, flags: number, desc: bigint, used: bigint, avail: bigint, log: bigint): void;
+  setVringKick(fd: number, index: number, eventfd: number): void;
+  setVringCall(fd: number, index: number, eventfd: number): void;
+  setVringErr(fd: number, index: number, eventfd: number): void;
+  setBusyloopTimeout(fd: number, index: number, microseconds: number): void;
+  /** The ring's net back-end: a tap queue's fd, or -1 to detach it. */
+  netSetBackend(fd: number, index: number, tapFd: number): void;
+  /** One queue of the multiqueue tap `name` with a `hdrLen`-byte vnet header (created if absent). */
+  tapOpenQueue(name: string, hdrLen: number): number;
+  /** The tap queue's header length and the offloads the virtio-net `features` let it hand over. */
+  tapConfigure(fd: number, name: string, features: bigint, hdrLen: number): void;
+}
+
 export interface Binding {
   setErrorClass(ctor: typeof VhostUserError): void;
   listen(path: string, mode: number, backlog: number): number;
@@ -198,6 +226,7 @@ export interface Binding {
   /** Full memory barrier, for driver code sharing rings with the back-end's thread. */
   memoryFence(): void;
   Mapping: new (fd: number, size: number) => NativeMapping;
+  vhostKernel: NativeVhostKernel;
   /**
    * A device with `queuePairs` pairs, each with its own instance of the port `port` (a name in
    * native/net/ports/registry.cc) made with `options`: what the port's file in lib/net/ports gives,

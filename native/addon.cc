@@ -42,6 +42,7 @@ Napi::Object InitExports(Napi::Env env, Napi::Object exports) {
   InitDevice(env, exports);
   InitCapture(env, exports);
   InitSwitch(env, exports);
+  InitVhostKernel(env, exports);
   return exports;
 }
 

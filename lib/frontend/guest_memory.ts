@@ -87,6 +87,21 @@ export class GuestMemory {
     return r.userAddr + BigInt(gpa - r.gpa);
   }
 
+  /** This process's address of a guest-physical address: what the kernel's vhost reads rings at. */
+  hostAddr(gpa: number): bigint {
+    const r = this.regionOf(gpa, 0);
+    return this.mapping.address + BigInt(r.fileOffset + (gpa - r.gpa));
+  }
+
+  /** The memory table as the kernel's vhost takes it: each region at its address in this process. */
+  hostTable(): { guestPhysAddr: bigint; size: bigint; userAddr: bigint }[] {
+    return this.regions.map((r) => ({
+      guestPhysAddr: BigInt(r.gpa),
+      size: BigInt(r.size),
+      userAddr: this.mapping.address + BigInt(r.fileOffset),
+    }));
+  }
+
   /** The SET_MEM_TABLE payload. The fd is the same for every region; the kernel duplicates it per send. */
   table(): MemoryRegionWithFd[] {
     return this.regions.map((r) => ({

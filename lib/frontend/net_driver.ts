@@ -1,8 +1,9 @@
 /**
- * A virtio-net driver over vhost-user, as a guest's driver would be, but in this process: it
- * negotiates like QEMU (same messages, same order), owns an RX and a TX ring per queue pair in shared
- * guest memory (net_queue_pair.ts), sends frames and hands back the frames the device returns. Tests
- * and benchmarks use it to drive a back-end without a VM.
+ * A virtio-net driver, as a guest's driver would be, but in this process: it negotiates like QEMU
+ * (same messages, same order) over a VhostTransport (a vhost-user socket, or the kernel's
+ * /dev/vhost-net with a tap), owns an RX and a TX ring per queue pair in shared guest memory
+ * (net_queue_pair.ts), sends frames and hands back the frames the device returns. Tests and
+ * benchmarks use it to drive a back-end without a VM.
  */
 import { native } from '../binding';
 import { VhostUserError } from '../errors';
@@ -16,11 +17,17 @@ import { MAX_FRAME, NetQueuePair, type PairFds, type TxLayout } from './net_queu
 import type { PackedDriverRing } from './packed_driver_ring';
 import type { SplitDriverRing } from './split_driver_ring';
 import type { VhostTransport } from './transport';
+import { VhostKernelTransport, type VhostNetOptions } from './vhost_kernel_transport';
 
 export type { TxLayout } from './net_queue_pair';
 
+export type { VhostNetOptions } from './vhost_kernel_transport';
+
 export interface NetDriverOptions {
-  socketPath: string;
+  /** The vhost-user back-end's socket; or, in its place, `vhostNet`. */
+  socketPath?: string;
+  /** The kernel's vhost-net as the back-end, moving frames between the rings and the tap `vhostNet.tap`. */
+  vhostNet?: VhostNetOptions;
   /** Owned by the caller, so that one memory can serve many connections. */
   memory: GuestMemory;
   queueSize?: number;
@@ -83,8 +90,10 @@ export class VirtioNetDriver {
   private closed = false;
 
   private constructor(private readonly opts: NetDriverOptions) {
-    this.fe = new VhostUserFrontend(opts.socketPath);
     this.queuePairs = opts.queuePairs ?? 1;
+    if ((opts.socketPath === undefined) === (opts.vhostNet === undefined))
+      throw new VhostUserError('EINVAL', 'give the driver either socketPath (vhost-user) or vhostNet (the kernel), not both or neither');
+    this.fe = opts.vhostNet ? new VhostKernelTransport(opts.vhostNet, this.queuePairs) : new VhostUserFrontend(opts.socketPath as string);
   }
 
   /** Connects, negotiates, sets up every pair's rings and posts receive buffers. */

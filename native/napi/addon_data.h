@@ -23,6 +23,7 @@ void InitOs(Napi::Env env, Napi::Object exports);
 void InitDevice(Napi::Env env, Napi::Object exports);
 void InitCapture(Napi::Env env, Napi::Object exports);
 void InitSwitch(Napi::Env env, Napi::Object exports);
+void InitVhostKernel(Napi::Env env, Napi::Object exports);
 
 class NetDevice;
 // The native device of a JS NetDevice (device_wrap.cc), or null when `v` is not one.

@@ -127,14 +127,15 @@ Napi::Value MemoryFence(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// new Mapping(fd, size): a shared mapping of the fd, as `buffer`; unmap() releases it at once
+// new Mapping(fd, size): a shared mapping of the fd, as `buffer` (at `address`); unmap() releases it at once
 // (the buffer is detached first so that JS cannot touch unmapped memory). The garbage collector
 // unmaps it otherwise.
 class Mapping : public Napi::ObjectWrap<Mapping> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Mapping",
-                       {InstanceMethod<&Mapping::Unmap>("unmap"), InstanceAccessor<&Mapping::Buffer>("buffer")});
+                       {InstanceMethod<&Mapping::Unmap>("unmap"), InstanceAccessor<&Mapping::Buffer>("buffer"),
+                        InstanceAccessor<&Mapping::Address>("address")});
   }
 
   explicit Mapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mapping>(info) {
@@ -169,6 +170,11 @@ class Mapping : public Napi::ObjectWrap<Mapping> {
   Napi::Value Buffer(const Napi::CallbackInfo& info) {
     if (buffer_.IsEmpty()) return info.Env().Undefined();
     return buffer_.Value();
+  }
+
+  // Where the mapping lies in this process: the kernel's vhost reads guest memory at these addresses.
+  Napi::Value Address(const Napi::CallbackInfo& info) {
+    return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(state_->addr)));
   }
 
   Napi::Value Unmap(const Napi::CallbackInfo& info) {

@@ -11,8 +11,11 @@ import { definePort } from './port';
 /** Linux interface names: IFNAMSIZ (16) with its terminating NUL. */
 const MAX_IFNAME = 15;
 
-/** Checksum and TCP segmentation both ways: the tap takes them as the guest wrote them. */
-const TAP_OFFLOADS =
+/**
+ * Checksum and TCP segmentation both ways: the tap takes them as the guest wrote them. The kernel
+ * vhost-net front-end (lib/frontend/vhost_kernel_transport.ts) offers the same over its tap.
+ */
+export const TAP_OFFLOADS =
   bit(VirtioNetFeature.CSUM) |
   bit(VirtioNetFeature.GUEST_CSUM) |
   bit(VirtioNetFeature.HOST_TSO4) |

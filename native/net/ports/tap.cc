@@ -76,20 +76,24 @@ TapPort::~TapPort() {
   if (fd_ >= 0) close(fd_);
 }
 
-int TapPort::OnFeatures(uint64_t features, const NetSettings& settings, std::string* err) {
-  int hdr = static_cast<int>(settings.hdr_len);
+int TapPort::ConfigureQueue(int fd, const std::string& ifname, uint64_t features, int hdr_len, std::string* err) {
   unsigned offload = 0;
   for (const auto& o : kGuestOffloads)
     if ((features >> o.feature) & 1) offload |= o.tun_flag;
   // The kernel only segments or leaves checksums partial for a guest that takes partial checksums.
   if (!(offload & TUN_F_CSUM)) offload = 0;
-  if (ioctl(fd_, TUNSETVNETHDRSZ, &hdr) != 0 || ioctl(fd_, TUNSETOFFLOAD, offload) != 0) {
+  if (ioctl(fd, TUNSETVNETHDRSZ, &hdr_len) != 0 || ioctl(fd, TUNSETOFFLOAD, offload) != 0) {
     int e = errno;
-    *err = "tap " + ifname_ + ": setting header size/offloads: " + strerror(e);
+    *err = "tap " + ifname + ": setting header size/offloads: " + strerror(e);
     return e;
   }
-  hdr_len_ = settings.hdr_len;
   return 0;
+}
+
+int TapPort::OnFeatures(uint64_t features, const NetSettings& settings, std::string* err) {
+  int rc = ConfigureQueue(fd_, ifname_, features, static_cast<int>(settings.hdr_len), err);
+  if (rc == 0) hdr_len_ = settings.hdr_len;
+  return rc;
 }
 
 // Written as the guest's own frames are: a zeroed virtio-net header (no offload), then the frame.

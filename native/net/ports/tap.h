@@ -27,6 +27,10 @@ class TapPort : public Port {
   // virtio-net header each way, no offloads yet. Returns the fd, or -1 with *err_no and *err set.
   // The switch's tap uplink (net/switch/tap_uplink.h) opens its tap with this too.
   static int OpenQueue(const std::string& ifname, int hdr_len, int* err_no, std::string* err);
+  // Tells a tap queue the virtio-net header length and the offloads the negotiated `features` let it
+  // hand to the guest (TUNSETVNETHDRSZ, TUNSETOFFLOAD). Returns 0, or errno with *err set. The
+  // kernel vhost-net front-end (napi/vhost_kernel_wrap.cc) configures its tap with this too.
+  static int ConfigureQueue(int fd, const std::string& ifname, uint64_t features, int hdr_len, std::string* err);
   ~TapPort() override;
 
   const char* name() const override { return "tap"; }

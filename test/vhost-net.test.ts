@@ -1,0 +1,84 @@
+/**
+ * The driver over the kernel's vhost-net where the kernel cannot serve it: no /dev/vhost-net (this
+ * machine), a device this user may not open, a file that is no vhost device. Each fails start()
+ * with one line that names the fix, and leaves no fd open. The traffic over a real vhost-net runs
+ * inside a QEMU guest (test/e2e/vhost-net.e2e.test.ts).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { GuestMemory } from '../lib/frontend/guest_memory';
+import { VirtioNetDriver, type NetDriverOptions } from '../lib/frontend/net_driver';
+import { VHOST_NET_DEVICE } from '../lib/frontend/vhost_kernel_transport';
+import { hasTun, isRoot, missing, skipUnless } from './helpers/peers';
+
+const TAP = `vhnt${process.pid % 100000}`;
+const openFds = () => fs.readdirSync('/proc/self/fd').length;
+
+describe('VirtioNetDriver over vhost-net, refused', () => {
+  let memory: GuestMemory;
+  let dir: string;
+  beforeAll(() => {
+    memory = new GuestMemory();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vhost-net-'));
+  });
+  afterAll(() => {
+    memory.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const start = (vhostNet: NetDriverOptions['vhostNet']) => VirtioNetDriver.start({ vhostNet, memory, onFrames: () => {} });
+
+  it('without the device, says to load vhost_net (a missing path given)', async () => {
+    const device = path.join(dir, 'vhost-net');
+    const before = openFds();
+    await expect(start({ tap: TAP, device })).rejects.toThrow(
+      `no ${device}: the kernel's vhost-net is not loaded (run \`modprobe vhost_net\` as root)`,
+    );
+    expect(openFds()).toBe(before);
+  });
+
+  it.skipIf(fs.existsSync(VHOST_NET_DEVICE))('without /dev/vhost-net on this machine, says to load vhost_net', async () => {
+    const err = await start({ tap: TAP }).catch((e: Error) => e);
+    expect(err).toMatchObject({ code: 'ENOENT' });
+    expect((err as Error).message).toBe("no /dev/vhost-net: the kernel's vhost-net is not loaded (run `modprobe vhost_net` as root)");
+  });
+
+  it('a device this user may not open: permission denied, and what to do', async () => {
+    // Root passes file modes, but not sysfs's: a read-only attribute refuses O_RDWR to root too.
+    let device = '/sys/kernel/notes';
+    if (!isRoot()) {
+      device = path.join(dir, 'locked');
+      fs.writeFileSync(device, '');
+      fs.chmodSync(device, 0);
+    }
+    await expect(start({ tap: TAP, device })).rejects.toThrow(
+      `permission denied opening ${device}: run as root, or give this user read-write access to it`,
+    );
+  });
+
+  it('neither or both of socketPath and vhostNet: refused before anything opens', async () => {
+    await expect(VirtioNetDriver.start({ memory })).rejects.toThrow(/either socketPath \(vhost-user\) or vhostNet/);
+    await expect(VirtioNetDriver.start({ memory, socketPath: path.join(dir, 's'), vhostNet: { tap: TAP } })).rejects.toThrow(
+      /not both or neither/,
+    );
+  });
+
+  const noTap = skipUnless(
+    missing([
+      [isRoot(), 'root (to create a tap)'],
+      [hasTun(), '/dev/net/tun'],
+    ]),
+    'vhost-net with a tap',
+  );
+  it.skipIf(noTap)('a device that is no vhost device: the ioctl named, tap and device closed', async () => {
+    const before = openFds();
+    const err = await start({ tap: TAP, device: '/dev/null' }).catch((e: Error) => e);
+    expect((err as Error).message).toMatch(/^the kernel's vhost-net refused VHOST_GET_FEATURES: .*Inappropriate ioctl/);
+    expect(err).toMatchObject({ code: 'ENOTTY', op: 'VHOST_GET_FEATURES' });
+    expect(openFds()).toBe(before);
+    // The tap was ours alone and not persistent: it went with its last queue.
+    expect(fs.existsSync(`/sys/class/net/${TAP}`)).toBe(false);
+  });
+});
