@@ -5,8 +5,11 @@
 #   vhu.run=link,probe,ping,tcp-tx,tcp-rx,ping-loop   scenarios, run in order (default: link)
 #           dhcp,tcp-serve,udp,dns,tcp-banner        (the user port's suite, qemu-user.test.ts)
 #           tcp-sink                                 (vhost-user bench --user-net)
+#           node                                     runs vhu.node with Node (an initramfs from node_initramfs.ts)
 #   vhu.ip=10.0.2.15/24  vhu.host=10.0.2.1  vhu.iface=eth0
 #                        vhu.ip=none: no static address (the dhcp scenario asks udhcpc for one)
+#                        vhu.iface=none: no NIC to wait for (the node scenario brings its own taps)
+#   vhu.node=PATH        node: the program Node runs, from /pkg (this package inside the guest)
 #   vhu.serve_port=N     tcp-serve: listens on N and sends vhu.mb MiB to the first connection
 #   vhu.sink_port=N      tcp-sink: listens on N and reads the first connection to its end (the benchmark)
 #   vhu.udp_port=N       udp: reads file vhu-udp from a TFTP server at host:N, reports its first line
@@ -54,7 +57,7 @@ die() {
 
 # Parameters: vhu.KEY=VALUE -> P_KEY (KEY restricted to [a-z0-9_] before it reaches eval).
 P_run=link P_ip=10.0.2.15/24 P_host=10.0.2.1 P_iface=eth0 P_mb=50 P_port=5001 P_count=20 P_interval=1 P_timeout=120
-P_tx_cpu= P_rx_cpu= P_rx_wait=0
+P_tx_cpu= P_rx_cpu= P_rx_wait=0 P_node=
 P_serve_port=5080 P_sink_port=5081 P_udp_port=5003 P_dns=10.0.2.3 P_name=vhu-test.example P_banner_port=5004
 for w in $(cat /proc/cmdline); do
 	case "$w" in
@@ -79,23 +82,27 @@ while read -r m; do
 	insmod "/lib/modules/$m.ko" || die "insmod $m failed"
 done </lib/modules/order
 
-i=0
-while [ ! -e "/sys/class/net/$P_iface" ]; do
-	i=$((i + 1))
-	[ $i -le 100 ] || die "no $P_iface after 10 s: $(ls /sys/class/net | tr '\n' ' ')"
-	sleep 0.1
-done
-ip link set lo up
-[ "$P_ip" = none ] || ip addr add "$P_ip" dev "$P_iface" || die "ip addr add $P_ip dev $P_iface failed"
-ip link set "$P_iface" up || die "ip link set $P_iface up failed"
-# Carrier comes with the device's link status (VIRTIO_NET_F_STATUS, read by a work item after probe).
-# operstate only turns "up" up to 1 s later (linkwatch's rate limit); IPv4 traffic does not wait for it.
-i=0
-while [ "$(cat /sys/class/net/$P_iface/carrier 2>/dev/null)" != 1 ]; do
-	i=$((i + 1))
-	[ $i -le 100 ] || die "no carrier on $P_iface after 10 s"
-	sleep 0.1
-done
+# The NIC: its link up and addressed, once its driver made it (vhu.iface=none: there is none).
+setup_nic() {
+	i=0
+	while [ ! -e "/sys/class/net/$P_iface" ]; do
+		i=$((i + 1))
+		[ $i -le 100 ] || die "no $P_iface after 10 s: $(ls /sys/class/net | tr '\n' ' ')"
+		sleep 0.1
+	done
+	ip link set lo up
+	[ "$P_ip" = none ] || ip addr add "$P_ip" dev "$P_iface" || die "ip addr add $P_ip dev $P_iface failed"
+	ip link set "$P_iface" up || die "ip link set $P_iface up failed"
+	# Carrier comes with the device's link status (VIRTIO_NET_F_STATUS, read by a work item after probe).
+	# operstate only turns "up" up to 1 s later (linkwatch's rate limit); IPv4 traffic does not wait for it.
+	i=0
+	while [ "$(cat /sys/class/net/$P_iface/carrier 2>/dev/null)" != 1 ]; do
+		i=$((i + 1))
+		[ $i -le 100 ] || die "no carrier on $P_iface after 10 s"
+		sleep 0.1
+	done
+}
+[ "$P_iface" = none ] || setup_nic
 echo "VHU-UP uptime=$(uptime_s)"
 
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
@@ -274,6 +281,14 @@ sc_tcp_banner() {
 	echo "VHU-RESULT tcp-banner got=${got:-none}"
 }
 
+# The program prints its own VHU-INFO and VHU-RESULT lines; the addon is the one built for this package.
+sc_node() {
+	[ -n "$P_node" ] || die "node: no vhu.node"
+	VHOST_USER_ADDON=/pkg/build/Release/vhost_user.node node "$P_node"
+	rc=$?
+	[ "$rc" -eq 0 ] || echo "VHU-RESULT node rc=$rc"
+}
+
 for s in $(echo "$P_run" | tr ',' ' '); do
 	case "$s" in
 	link) sc_link ;;
@@ -288,6 +303,7 @@ for s in $(echo "$P_run" | tr ',' ' '); do
 	udp) sc_udp ;;
 	dns) sc_dns ;;
 	tcp-banner) sc_tcp_banner ;;
+	node) sc_node ;;
 	*) echo "VHU-RESULT $s error=unknown-scenario" ;;
 	esac
 done

@@ -86,19 +86,19 @@ async function moduleBytes(file: string): Promise<Buffer> {
   return runOk(exe, ['-dc', file]);
 }
 
-/** The initramfs's path in `cacheDir`, named by a hash of everything that goes into it. */
-function initrdPath(cacheDir: string, init: Buffer, inputs: readonly string[]): string {
+/** The initramfs's path in `cacheDir`, named `<prefix>-<hash>` by a hash of everything that goes into it. */
+export function initrdPath(cacheDir: string, init: Buffer, inputs: readonly string[], prefix = 'initrd'): string {
   const hash = crypto.createHash('sha256');
   hash.update(`${CACHE_FORMAT}\n`).update(init);
   for (const f of inputs) {
     const st = fs.statSync(f);
     hash.update(`\n${f} ${st.size} ${st.mtimeMs}`);
   }
-  return path.join(cacheDir, `initrd-${hash.digest('hex').slice(0, 16)}.cpio.gz`);
+  return path.join(cacheDir, `${prefix}-${hash.digest('hex').slice(0, 16)}.cpio.gz`);
 }
 
 /** Lays out the guest's root in `stage`: busybox and its applet links, /init, the modules and their load order. */
-async function stageRoot(stage: string, busybox: string, modules: readonly Module[]): Promise<void> {
+export async function stageRoot(stage: string, busybox: string, modules: readonly Module[]): Promise<void> {
   for (const dir of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'proc', 'sys', 'dev', 'tmp', 'root', 'etc', 'lib/modules']) {
     fs.mkdirSync(path.join(stage, dir), { recursive: true });
   }
@@ -121,7 +121,7 @@ async function stageRoot(stage: string, busybox: string, modules: readonly Modul
 }
 
 /** `stage` as a newc cpio archive owned by root, its entries sorted so that the same tree packs the same. */
-async function packCpio(cpio: string, stage: string): Promise<Buffer> {
+export async function packCpio(cpio: string, stage: string): Promise<Buffer> {
   const files = await runOk('find', ['.', '-mindepth', '1'], { cwd: stage });
   const list0 = Buffer.from(
     files
@@ -135,10 +135,10 @@ async function packCpio(cpio: string, stage: string): Promise<Buffer> {
   return runOk(cpio, ['--null', '-o', '-H', 'newc', '-R', '0:0', '--quiet'], { cwd: stage, input: list0 });
 }
 
-/** Removes the initramfs images in `cacheDir` other than `keep`. */
-function removeStaleInitrds(cacheDir: string, keep: string): void {
+/** Removes the initramfs images `<prefix>-<hash>` in `cacheDir` other than `keep`. */
+export function removeStaleInitrds(cacheDir: string, keep: string, prefix = 'initrd'): void {
   for (const f of fs.readdirSync(cacheDir)) {
-    if (/^initrd-[0-9a-f]+\.cpio\.gz$/.test(f) && path.join(cacheDir, f) !== keep) {
+    if (f.startsWith(`${prefix}-`) && /-[0-9a-f]+\.cpio\.gz$/.test(f) && path.join(cacheDir, f) !== keep) {
       fs.rmSync(path.join(cacheDir, f), { force: true });
     }
   }

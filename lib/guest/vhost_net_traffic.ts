@@ -1,0 +1,180 @@
+/**
+ * A program run by Node inside the test guest (init.sh's `node` scenario; test/e2e/vhost-net.e2e.test.ts):
+ * our VirtioNetDriver with a tap behind it, once over the kernel's /dev/vhost-net and once over our own
+ * vhost-user back-end (the tap port), the same way both times. The driver's tap is bridged to a second
+ * tap this program reads and writes itself, so every frame is checked byte for byte at the far side:
+ * frames the driver sends must come out of the reader tap, frames written into it must reach the
+ * driver's RX ring. Prints one `VHU-RESULT vhost-net-<kernel|user> ...` line per run (scenarios.ts).
+ *
+ * Parameters (kernel command line): vhu.frames=N frames each way (default 10000).
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { VhostUserBackend } from '../backend';
+import { native } from '../binding';
+import { GuestMemory } from '../frontend/guest_memory';
+import { VirtioNetDriver } from '../frontend/net_driver';
+import { VhostKernelTransport } from '../frontend/vhost_kernel_transport';
+import type { VhostUserError } from '../errors';
+import { VirtioFeature, bit } from '../protocol/constants';
+import { VIRTIO_NET_FEATURE_NAMES } from './scenarios';
+
+const HDR = 12; // the virtio-net header on the reader tap (VERSION_1)
+const DRIVER_MAC = Buffer.from([0x02, 0, 0, 0, 0, 0x01]);
+const READER_MAC = Buffer.from([0x02, 0, 0, 0, 0, 0x02]);
+const ETHERTYPE = 0x88b5; // IEEE local experimental: nothing else in the guest sends it
+/** Frames in flight at most: below the tap's queue (500) and the driver's RX ring (256). */
+const WINDOW = 128;
+
+const param = (key: string, dflt: string): string =>
+  fs
+    .readFileSync('/proc/cmdline', 'utf8')
+    .split(/\s+/)
+    .find((w) => w.startsWith(`vhu.${key}=`))
+    ?.slice(key.length + 5) ?? dflt;
+
+const ip = (...args: string[]): void => void execFileSync('ip', args, { stdio: 'inherit' });
+
+/** Frame `seq` from `src` to `dst`: 60..1514 bytes, its length and bytes derived from seq. */
+function frame(seq: number, dst: Buffer, src: Buffer): Buffer {
+  const len = 60 + ((seq * 7919) % 1455);
+  const f = Buffer.alloc(len);
+  dst.copy(f, 0);
+  src.copy(f, 6);
+  f.writeUInt16BE(ETHERTYPE, 12);
+  f.writeUInt32BE(seq, 14);
+  for (let i = 18; i < len; i++) f[i] = (seq + i * 31) & 0xff;
+  return f;
+}
+
+const seqOf = (f: Buffer): number => (f.length >= 18 && f.readUInt16BE(12) === ETHERTYPE ? f.readUInt32BE(14) : -1);
+
+/** Counts each sequence number's first arrival, and whether every frame so far was byte-identical. */
+class Tally {
+  seen = new Set<number>();
+  bad = 0;
+  constructor(
+    private readonly dst: Buffer,
+    private readonly src: Buffer,
+  ) {}
+  take(f: Buffer): void {
+    const seq = seqOf(f);
+    if (seq < 0) return; // not ours
+    if (!f.equals(frame(seq, this.dst, this.src)) || this.seen.has(seq)) this.bad++;
+    this.seen.add(seq);
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs `send(seq)` for 0..n-1, never more than WINDOW ahead of `tally`; gives up after 5 s without progress. */
+async function pump(n: number, tally: Tally, send: (seq: number) => boolean, flush: () => void): Promise<void> {
+  let next = 0;
+  let last = 0;
+  let idle = 0;
+  while (tally.seen.size < n && idle < 500) {
+    while (next < n && next - tally.seen.size < WINDOW && send(next)) next++;
+    flush();
+    await sleep(tally.seen.size === last ? 10 : 0);
+    idle = tally.seen.size === last ? idle + 1 : 0;
+    last = tally.seen.size;
+  }
+}
+
+async function run(kind: 'kernel' | 'user', n: number): Promise<void> {
+  const tap = kind === 'kernel' ? 'vhn0' : 'vhn1';
+  const reader = kind === 'kernel' ? 'vhr0' : 'vhr1';
+  const bridge = kind === 'kernel' ? 'br0' : 'br1';
+  const memory = new GuestMemory();
+  const toReader = new Tally(READER_MAC, DRIVER_MAC);
+  const toDriver = new Tally(DRIVER_MAC, READER_MAC);
+  let backend: VhostUserBackend | null = null;
+  const onFrames = (frames: Buffer[]) => frames.forEach((f) => toDriver.take(f));
+  let driver: VirtioNetDriver;
+  if (kind === 'kernel') {
+    driver = await VirtioNetDriver.start({ vhostNet: { tap }, memory, onFrames });
+  } else {
+    backend = new VhostUserBackend({ socketPath: '/tmp/vhu.sock', device: { port: 'tap', tap }, log: () => {} });
+    backend.start();
+    driver = await VirtioNetDriver.start({ socketPath: '/tmp/vhu.sock', memory, onFrames });
+  }
+  const readerFd = native.vhostKernel.tapOpenQueue(reader, HDR);
+  ip('link', 'add', bridge, 'type', 'bridge');
+  for (const dev of [tap, reader]) ip('link', 'set', dev, 'master', bridge);
+  for (const dev of [bridge, tap, reader]) ip('link', 'set', dev, 'up');
+  const poller = new native.Poller(readerFd, () => {
+    for (let f = native.readFd(readerFd, 65536); f && f.length; f = native.readFd(readerFd, 65536)) toReader.take(f.subarray(HDR));
+  });
+  const features = names(driver.features);
+  const transport = driver.transport;
+  const kernel = transport instanceof VhostKernelTransport ? ` kernel_offered=0x${transport.kernelOffered.toString(16)}` : '';
+  const kernelAcked = transport instanceof VhostKernelTransport ? ` kernel_acked=0x${transport.kernelAcked.toString(16)}` : '';
+  console.log(`VHU-INFO vhost-net-${kind} features=0x${driver.features.toString(16)} names=${features}${kernel}${kernelAcked}`);
+
+  const t0 = Date.now();
+  await pump(
+    n,
+    toReader,
+    (seq) => driver.send(frame(seq, READER_MAC, DRIVER_MAC)),
+    () => driver.flush(),
+  );
+  const t1 = Date.now();
+  const zeroHeader = Buffer.alloc(HDR);
+  await pump(
+    n,
+    toDriver,
+    (seq) => native.writeFd(readerFd, Buffer.concat([zeroHeader, frame(seq, DRIVER_MAC, READER_MAC)]), 0) > 0,
+    () => {},
+  );
+  const t2 = Date.now();
+  console.log(
+    `VHU-RESULT vhost-net-${kind} tx=${n} tx_seen=${toReader.seen.size} tx_bad=${toReader.bad} rx=${n}` +
+      ` rx_seen=${toDriver.seen.size} rx_bad=${toDriver.bad} tx_ms=${t1 - t0} rx_ms=${t2 - t1} features=${features}`,
+  );
+  poller.stop();
+  driver.close();
+  backend?.close();
+  native.close(readerFd);
+  ip('link', 'del', bridge);
+  memory.close();
+}
+
+const names = (features: bigint): string =>
+  Object.entries(VIRTIO_NET_FEATURE_NAMES)
+    .filter(([bit]) => (features >> BigInt(bit)) & 1n)
+    .map(([, name]) => name)
+    .join(',');
+
+/** A feature the kernel does not offer (the packed ring, which vhost-net lacks), asked for all the same. */
+async function refusal(): Promise<void> {
+  const transport = new VhostKernelTransport({ tap: 'vhn2' }, 1);
+  try {
+    const offered = await transport.getFeatures();
+    await transport.setOwner();
+    await transport.setFeatures(offered | bit(VirtioFeature.RING_PACKED));
+    console.log('VHU-RESULT vhost-net-refusal error=none');
+  } catch (err) {
+    console.log(`VHU-RESULT vhost-net-refusal code=${(err as VhostUserError).code} message=${(err as Error).message.replace(/\s+/g, '_')}`);
+  } finally {
+    transport.close();
+  }
+}
+
+async function main(): Promise<void> {
+  // No IPv6: the bridge and the taps would send router solicitations and MLD reports of their own.
+  for (const conf of ['all', 'default']) {
+    const knob = `/proc/sys/net/ipv6/conf/${conf}/disable_ipv6`;
+    if (fs.existsSync(knob)) fs.writeFileSync(knob, '1');
+  }
+  const n = Number(param('frames', '10000'));
+  for (const kind of ['kernel', 'user'] as const) {
+    try {
+      await run(kind, n);
+    } catch (err) {
+      console.log(`VHU-RESULT vhost-net-${kind} error=${String((err as Error).message).replace(/\s+/g, '_')}`);
+    }
+  }
+  await refusal();
+}
+
+void main();
