@@ -12,6 +12,7 @@ export type { Logger, LogLevel } from './protocol/session';
 export type { VhostUserDevice, VringAddresses } from './protocol/device';
 export { GuestMemory, type GuestMemoryOptions } from './frontend/guest_memory';
 export { VhostUserFrontend } from './frontend/frontend';
-export { VirtioNetDriver, type NetDriverOptions, type TxLayout } from './frontend/net_driver';
+export { VirtioNetDriver, type NetDriverOptions, type TxLayout, type VhostNetOptions } from './frontend/net_driver';
+export type { VhostTransport, RingAddresses, DeviceOffer } from './frontend/transport';
 export * as protocol from './protocol/constants';
 export { VirtioNetFeature } from './net/features';
