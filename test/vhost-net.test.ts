@@ -65,6 +65,16 @@ describe('VirtioNetDriver over vhost-net, refused', () => {
     );
   });
 
+  it('a bad tap name or busy-poll time: refused before anything opens', async () => {
+    const before = openFds();
+    await expect(start({ tap: 'a-name-too-long-for-linux' })).rejects.toThrow(
+      'vhostNet.tap "a-name-too-long-for-linux": must be 1..15 characters of [A-Za-z0-9_.-]',
+    );
+    await expect(start({ tap: 'vhn/0' })).rejects.toThrow(/vhostNet.tap "vhn\/0": must be/);
+    await expect(start({ tap: TAP, busyloopUs: -1 })).rejects.toThrow('vhostNet.busyloopUs must be an integer of 0..1000000');
+    expect(openFds()).toBe(before);
+  });
+
   const noTap = skipUnless(
     missing([
       [isRoot(), 'root (to create a tap)'],

@@ -11,7 +11,7 @@
 import { native } from '../binding';
 import { VhostUserError } from '../errors';
 import { VirtioNetFeature } from '../net/features';
-import { TAP_OFFLOADS } from '../net/ports/tap';
+import { TAP_OFFLOADS, tapNameProblem } from '../net/ports/tap';
 import { VirtioFeature, bit, hasBit } from '../protocol/constants';
 import type { GuestMemory } from './guest_memory';
 import type { DeviceOffer, RingAddresses, VhostTransport } from './transport';
@@ -62,6 +62,11 @@ export class VhostKernelTransport implements VhostTransport {
     queuePairs: number,
   ) {
     const device = opts.device ?? VHOST_NET_DEVICE;
+    const problem = tapNameProblem(opts.tap);
+    if (problem) throw new VhostUserError('EINVAL', `vhostNet.tap ${JSON.stringify(opts.tap)}: ${problem}`);
+    const busyloop = opts.busyloopUs;
+    if (busyloop !== undefined && !(Number.isInteger(busyloop) && busyloop >= 0 && busyloop <= 1_000_000))
+      throw new VhostUserError('EINVAL', `vhostNet.busyloopUs must be an integer of 0..1000000 microseconds, got ${busyloop}`);
     try {
       for (let p = 0; p < queuePairs; p++) {
         try {

@@ -4,7 +4,8 @@
  * vhost-user back-end (the tap port), the same way both times. The driver's tap is bridged to a second
  * tap this program reads and writes itself, so every frame is checked byte for byte at the far side:
  * frames the driver sends must come out of the reader tap, frames written into it must reach the
- * driver's RX ring. Prints one `VHU-RESULT vhost-net-<kernel|user> ...` line per run (scenarios.ts).
+ * driver's RX ring; the kernel once more on two queue pairs. Prints one `VHU-RESULT vhost-net-<run> ...`
+ * line per run (scenarios.ts).
  *
  * Parameters (kernel command line): vhu.frames=N frames each way (default 10000).
  */
@@ -81,23 +82,56 @@ async function pump(n: number, tally: Tally, send: (seq: number) => boolean, flu
   }
 }
 
-async function run(kind: 'kernel' | 'user', n: number): Promise<void> {
-  const tap = kind === 'kernel' ? 'vhn0' : 'vhn1';
-  const reader = kind === 'kernel' ? 'vhr0' : 'vhr1';
-  const bridge = kind === 'kernel' ? 'br0' : 'br1';
+/** One run: which back-end serves the driver, on how many queue pairs; `index` keeps its interfaces apart. */
+interface RunSpec {
+  name: string;
+  back: 'kernel' | 'user';
+  pairs: number;
+  index: number;
+  /** The kernel's busy-poll time per ring (VHOST_SET_VRING_BUSYLOOP_TIMEOUT). */
+  busyloopUs?: number;
+}
+
+/** The driver on the tap `tap`: over /dev/vhost-net, or over our back-end's tap port through a socket. */
+async function startDriver(
+  spec: RunSpec,
+  tap: string,
+  memory: GuestMemory,
+  onFrames: (frames: Buffer[], pair: number) => void,
+): Promise<{ driver: VirtioNetDriver; backend: VhostUserBackend | null }> {
+  const queuePairs = spec.pairs;
+  if (spec.back === 'kernel') {
+    const vhostNet = { tap, busyloopUs: spec.busyloopUs };
+    return { driver: await VirtioNetDriver.start({ vhostNet, memory, onFrames, queuePairs }), backend: null };
+  }
+  const socketPath = `/tmp/vhu-${spec.index}.sock`;
+  const backend = new VhostUserBackend({ socketPath, device: { port: 'tap', tap, queuePairs }, log: () => {} });
+  backend.start();
+  return { driver: await VirtioNetDriver.start({ socketPath, memory, onFrames, queuePairs }), backend };
+}
+
+/** What the driver negotiated, and with the kernel what it offered and was given, as a VHU-INFO line. */
+function logFeatures(name: string, driver: VirtioNetDriver): string {
+  const features = names(driver.features);
+  const t = driver.transport;
+  const kernel =
+    t instanceof VhostKernelTransport
+      ? ` kernel_offered=0x${t.kernelOffered.toString(16)} kernel_acked=0x${t.kernelAcked.toString(16)}`
+      : '';
+  console.log(`VHU-INFO ${name} features=0x${driver.features.toString(16)} names=${features}${kernel}`);
+  return features;
+}
+
+async function run(spec: RunSpec, n: number): Promise<void> {
+  const [tap, reader, bridge] = [`vhn${spec.index}`, `vhr${spec.index}`, `br${spec.index}`];
   const memory = new GuestMemory();
   const toReader = new Tally(READER_MAC, DRIVER_MAC);
   const toDriver = new Tally(DRIVER_MAC, READER_MAC);
-  let backend: VhostUserBackend | null = null;
-  const onFrames = (frames: Buffer[]) => frames.forEach((f) => toDriver.take(f));
-  let driver: VirtioNetDriver;
-  if (kind === 'kernel') {
-    driver = await VirtioNetDriver.start({ vhostNet: { tap }, memory, onFrames });
-  } else {
-    backend = new VhostUserBackend({ socketPath: '/tmp/vhu.sock', device: { port: 'tap', tap }, log: () => {} });
-    backend.start();
-    driver = await VirtioNetDriver.start({ socketPath: '/tmp/vhu.sock', memory, onFrames });
-  }
+  const rxPerPair = new Array<number>(spec.pairs).fill(0);
+  const { driver, backend } = await startDriver(spec, tap, memory, (frames, pair) => {
+    rxPerPair[pair] += frames.length;
+    frames.forEach((f) => toDriver.take(f));
+  });
   const readerFd = native.vhostKernel.tapOpenQueue(reader, HDR);
   ip('link', 'add', bridge, 'type', 'bridge');
   for (const dev of [tap, reader]) ip('link', 'set', dev, 'master', bridge);
@@ -105,12 +139,9 @@ async function run(kind: 'kernel' | 'user', n: number): Promise<void> {
   const poller = new native.Poller(readerFd, () => {
     for (let f = native.readFd(readerFd, 65536); f && f.length; f = native.readFd(readerFd, 65536)) toReader.take(f.subarray(HDR));
   });
-  const features = names(driver.features);
-  const transport = driver.transport;
-  const kernel = transport instanceof VhostKernelTransport ? ` kernel_offered=0x${transport.kernelOffered.toString(16)}` : '';
-  const kernelAcked = transport instanceof VhostKernelTransport ? ` kernel_acked=0x${transport.kernelAcked.toString(16)}` : '';
-  console.log(`VHU-INFO vhost-net-${kind} features=0x${driver.features.toString(16)} names=${features}${kernel}${kernelAcked}`);
+  const features = logFeatures(spec.name, driver);
 
+  // send() spreads frames over the pairs in turn: every frame seen means every pair's device moved its share.
   const t0 = Date.now();
   await pump(
     n,
@@ -128,8 +159,9 @@ async function run(kind: 'kernel' | 'user', n: number): Promise<void> {
   );
   const t2 = Date.now();
   console.log(
-    `VHU-RESULT vhost-net-${kind} tx=${n} tx_seen=${toReader.seen.size} tx_bad=${toReader.bad} rx=${n}` +
-      ` rx_seen=${toDriver.seen.size} rx_bad=${toDriver.bad} tx_ms=${t1 - t0} rx_ms=${t2 - t1} features=${features}`,
+    `VHU-RESULT ${spec.name} tx=${n} tx_seen=${toReader.seen.size} tx_bad=${toReader.bad} rx=${n}` +
+      ` rx_seen=${toDriver.seen.size} rx_bad=${toDriver.bad} rx_per_pair=${rxPerPair.join(',')}` +
+      ` tx_ms=${t1 - t0} rx_ms=${t2 - t1} features=${features}`,
   );
   poller.stop();
   driver.close();
@@ -147,7 +179,7 @@ const names = (features: bigint): string =>
 
 /** A feature the kernel does not offer (the packed ring, which vhost-net lacks), asked for all the same. */
 async function refusal(): Promise<void> {
-  const transport = new VhostKernelTransport({ tap: 'vhn2' }, 1);
+  const transport = new VhostKernelTransport({ tap: 'vhn9' }, 1);
   try {
     const offered = await transport.getFeatures();
     await transport.setOwner();
@@ -167,11 +199,17 @@ async function main(): Promise<void> {
     if (fs.existsSync(knob)) fs.writeFileSync(knob, '1');
   }
   const n = Number(param('frames', '10000'));
-  for (const kind of ['kernel', 'user'] as const) {
+  const runs: RunSpec[] = [
+    { name: 'vhost-net-kernel', back: 'kernel', pairs: 1, index: 0 },
+    { name: 'vhost-net-user', back: 'user', pairs: 1, index: 1 },
+    // One /dev/vhost-net per pair on two queues of one tap, the kernel busy-polling each ring 50 us.
+    { name: 'vhost-net-kernel-2pairs', back: 'kernel', pairs: 2, index: 2, busyloopUs: 50 },
+  ];
+  for (const spec of runs) {
     try {
-      await run(kind, n);
+      await run(spec, n);
     } catch (err) {
-      console.log(`VHU-RESULT vhost-net-${kind} error=${String((err as Error).message).replace(/\s+/g, '_')}`);
+      console.log(`VHU-RESULT ${spec.name} error=${String((err as Error).message).replace(/\s+/g, '_')}`);
     }
   }
   await refusal();

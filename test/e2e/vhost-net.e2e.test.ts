@@ -3,7 +3,7 @@
  * this package in its initramfs (lib/guest/node_initramfs.ts) and the vhost_net module loaded, and runs
  * lib/guest/vhost_net_traffic.ts: the driver over /dev/vhost-net with a tap, bridged to a tap the
  * program reads and writes itself; then the same with our vhost-user back-end (the tap port) in place
- * of the kernel. Each way, every frame must arrive once and byte-identical. Last, the kernel is asked
+ * of the kernel; then the kernel again on two queue pairs (one /dev/vhost-net each). Each way, every frame must arrive once and byte-identical. Last, the kernel is asked
  * for a feature it lacks and must refuse it with a one-line error.
  *
  * Skipped when QEMU, busybox, cpio or a kernel is missing, except in CI (CI=true), where that fails.
@@ -29,7 +29,7 @@ describe.skipIf(!available)('our driver over the kernel vhost-net inside a QEMU 
     await guest?.kill();
   });
 
-  it(`moves ${FRAMES} frames each way, byte-identical, over the kernel and over our back-end`, async () => {
+  it(`moves ${FRAMES} frames each way, byte-identical, over the kernel (1 and 2 pairs) and over our back-end`, async () => {
     guest = await startGuest({
       boot,
       netdev: 'hubport,id=n0,hubid=0', // the guest needs no NIC of QEMU's: the taps are its own
@@ -43,7 +43,7 @@ describe.skipIf(!available)('our driver over the kernel vhost-net inside a QEMU 
     });
     console.log(`negotiated with the kernel's vhost-net: ${info[0]}`);
     expect(info[0]).toMatch(/names=\S*VERSION_1/);
-    for (const kind of ['kernel', 'user']) {
+    for (const kind of ['kernel', 'user', 'kernel-2pairs']) {
       const r = await guest.result(`vhost-net-${kind}`, 120_000);
       console.log(`vhost-net-${kind}: ${JSON.stringify(r)}`);
       expect(r.error, `${kind}: ${guest.output()}`).toBeUndefined();

@@ -11,6 +11,13 @@ import { definePort } from './port';
 /** Linux interface names: IFNAMSIZ (16) with its terminating NUL. */
 const MAX_IFNAME = 15;
 
+/** What is wrong with a tap interface name, or undefined (also the kernel vhost-net front-end's check). */
+export function tapNameProblem(name: unknown): string | undefined {
+  return String(name).length > MAX_IFNAME || !/^[A-Za-z0-9_.-]+$/.test(String(name))
+    ? `must be 1..${MAX_IFNAME} characters of [A-Za-z0-9_.-]`
+    : undefined;
+}
+
 /**
  * Checksum and TCP segmentation both ways: the tap takes them as the guest wrote them. The kernel
  * vhost-net front-end (lib/frontend/vhost_kernel_transport.ts) offers the same over its tap.
@@ -37,10 +44,7 @@ export const tap = definePort({
       metavar: 'NAME',
       required: true,
       selectsPort: true,
-      check: (name) =>
-        String(name).length > MAX_IFNAME || !/^[A-Za-z0-9_.-]+$/.test(String(name))
-          ? `must be 1..${MAX_IFNAME} characters of [A-Za-z0-9_.-]`
-          : undefined,
+      check: tapNameProblem,
       help:
         'connect the device to the Linux tap interface NAME (implies --port tap),\n' +
         'creating it if absent (needs root or CAP_NET_ADMIN). Checksum and TSO offloads\n' +
