@@ -24,7 +24,8 @@ driven by DPDK testpmd's virtio-user front-end (or, without DPDK, by our VirtioN
 ours,js,... also the js port with a MAC-swap echo in JavaScript, as a ratio to the native loopback.
 With --user-net: guest <-> host TCP through our user port, QEMU's -netdev user and passt instead
 (vhost-user bench --user-net --help). With --switch: VM to VM through our switch against testpmd's io engine
-between two vhost ports (vhost-user bench --switch --help).
+between two vhost ports (vhost-user bench --switch --help). With --vhost-net: the kernel's vhost-net against
+our back-end, the same driver and tap, inside a QEMU guest (vhost-user bench --vhost-net --help).
 
   --quick               smoke run: one size (64), one queue size (256), io and rxonly, split rings, 1 pair,
                         1 round

@@ -47,11 +47,19 @@ async function main(argv: string[]): Promise<number> {
   return errors.length ? 1 : 0;
 }
 
-/** `vhost-user bench ARGS`: runs the benchmark (--user-net: the user-mode network one; --switch: the switch's) and exits with its status. */
+/**
+ * `vhost-user bench ARGS`: runs the benchmark (--user-net: the user-mode network one; --switch: the switch's;
+ * --vhost-net: the kernel's vhost-net against ours) and exits with its status.
+ */
 export function benchMain(argv: string[]): void {
   if (argv.includes('--user-net')) {
     // Its own options and harness (a QEMU guest, not a DPDK front-end): lib/bench/usernet/.
     (require('./usernet/run') as typeof import('./usernet/run')).userNetMain(argv);
+    return;
+  }
+  if (argv.includes('--vhost-net')) {
+    // The kernel's vhost-net against our back-end, one driver, inside a QEMU guest: lib/bench/vhostnet/.
+    (require('./vhostnet/run') as typeof import('./vhostnet/run')).vhostNetBenchMain(argv);
     return;
   }
   if (argv.includes('--switch')) {

@@ -1,7 +1,7 @@
 /**
  * An initramfs that runs this package inside the guest: the usual root (busybox, /init from init.sh),
  * plus Node and the shared libraries it and the addon load, the package itself under /pkg (dist/, the
- * built addon, package.json, the production node_modules) and the kernel's vhost-net and bridge
+ * built addon, package.json, the production node_modules) and the kernel's vhost-net, bridge and pktgen
  * modules. For tests that need what this machine lacks, such as /dev/vhost-net (vhost-net.e2e.test.ts).
  * Cached like initramfs.ts's, under its own prefix; about 45 MB (gzip -1) and 1 GiB of guest RAM to boot.
  */
@@ -14,8 +14,8 @@ import { bootableKernel, findKernel } from './kernel';
 import { runOk } from './processes';
 import { toolOrThrow } from './tools';
 
-/** vhost_net pulls in vhost, vhost_iotlb, tap and tun; bridge pulls in stp and llc. */
-export const NODE_GUEST_MODULES = ['vhost_net', 'bridge'];
+/** vhost_net pulls in vhost, vhost_iotlb, tap and tun; bridge pulls in stp and llc; pktgen: the benchmark's RX source. */
+export const NODE_GUEST_MODULES = ['vhost_net', 'bridge', 'pktgen'];
 /** Where the package lies in the guest. */
 export const PACKAGE_IN_GUEST = '/pkg';
 const PREFIX = 'node-initrd';

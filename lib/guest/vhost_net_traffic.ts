@@ -27,7 +27,7 @@ const ETHERTYPE = 0x88b5; // IEEE local experimental: nothing else in the guest 
 /** Frames in flight at most: below the tap's queue (500) and the driver's RX ring (256). */
 const WINDOW = 128;
 
-const param = (key: string, dflt: string): string =>
+export const param = (key: string, dflt: string): string =>
   fs
     .readFileSync('/proc/cmdline', 'utf8')
     .split(/\s+/)
@@ -83,7 +83,7 @@ async function pump(n: number, tally: Tally, send: (seq: number) => boolean, flu
 }
 
 /** One run: which back-end serves the driver, on how many queue pairs; `index` keeps its interfaces apart. */
-interface RunSpec {
+export interface RunSpec {
   name: string;
   back: 'kernel' | 'user';
   pairs: number;
@@ -93,7 +93,7 @@ interface RunSpec {
 }
 
 /** The driver on the tap `tap`: over /dev/vhost-net, or over our back-end's tap port through a socket. */
-async function startDriver(
+export async function startDriver(
   spec: RunSpec,
   tap: string,
   memory: GuestMemory,
@@ -111,7 +111,7 @@ async function startDriver(
 }
 
 /** What the driver negotiated, and with the kernel what it offered and was given, as a VHU-INFO line. */
-function logFeatures(name: string, driver: VirtioNetDriver): string {
+export function logFeatures(name: string, driver: VirtioNetDriver): string {
   const features = names(driver.features);
   const t = driver.transport;
   const kernel =
@@ -192,12 +192,16 @@ async function refusal(): Promise<void> {
   }
 }
 
-async function main(): Promise<void> {
-  // No IPv6: the bridge and the taps would send router solicitations and MLD reports of their own.
+/** No IPv6: the bridges and taps would send router solicitations and MLD reports of their own. */
+export function quietIpv6(): void {
   for (const conf of ['all', 'default']) {
     const knob = `/proc/sys/net/ipv6/conf/${conf}/disable_ipv6`;
     if (fs.existsSync(knob)) fs.writeFileSync(knob, '1');
   }
+}
+
+async function main(): Promise<void> {
+  quietIpv6();
   const n = Number(param('frames', '10000'));
   const runs: RunSpec[] = [
     { name: 'vhost-net-kernel', back: 'kernel', pairs: 1, index: 0 },
@@ -215,4 +219,5 @@ async function main(): Promise<void> {
   await refusal();
 }
 
-void main();
+// Run by Node in the guest; vhost_net_bench.ts imports the helpers above without running it.
+if (require.main === module) void main();
