@@ -2,7 +2,7 @@
  * The driver over the kernel's vhost-net where the kernel cannot serve it: no /dev/vhost-net (this
  * machine), a device this user may not open, a file that is no vhost device. Each fails start()
  * with one line that names the fix, and leaves no fd open. The traffic over a real vhost-net runs
- * inside a QEMU guest (test/e2e/vhost-net.e2e.test.ts).
+ * inside a QEMU guest (test/e2e/qemu-vhost-net.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';

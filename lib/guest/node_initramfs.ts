@@ -2,7 +2,7 @@
  * An initramfs that runs this package inside the guest: the usual root (busybox, /init from init.sh),
  * plus Node and the shared libraries it and the addon load, the package itself under /pkg (dist/, the
  * built addon, package.json, the production node_modules) and the kernel's vhost-net, bridge and pktgen
- * modules. For tests that need what this machine lacks, such as /dev/vhost-net (vhost-net.e2e.test.ts).
+ * modules. For tests that need what this machine lacks, such as /dev/vhost-net (test/e2e/qemu-vhost-net.test.ts).
  * Cached like initramfs.ts's, under its own prefix; about 45 MB (gzip -1) and 1 GiB of guest RAM to boot.
  */
 import * as fs from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * A program run by Node inside the test guest (init.sh's `node` scenario; test/e2e/vhost-net.e2e.test.ts):
+ * A program run by Node inside the test guest (init.sh's `node` scenario; test/e2e/qemu-vhost-net.test.ts):
  * our VirtioNetDriver with a tap behind it, once over the kernel's /dev/vhost-net and once over our own
  * vhost-user back-end (the tap port), the same way both times. The driver's tap is bridged to a second
  * tap this program reads and writes itself, so every frame is checked byte for byte at the far side:
