@@ -83,6 +83,8 @@ export class VirtioNetDriver {
   /** The connection to the back-end; handOver() replaces it. */
   private fe: VhostTransport;
   private readonly closeListeners: ((reason?: Error) => void)[] = [];
+  /** Why the driver closed itself (a device that broke the rules), for the onClosed listeners. */
+  private failure: Error | undefined;
   private pairs: NetQueuePair[] = [];
   private readonly fds: PairFds[] = [];
   private nextTxPair = 0;
@@ -291,6 +293,7 @@ export class VirtioNetDriver {
         onTxSpace: () => {
           for (const w of this.txWaiters.splice(0)) w();
         },
+        onDeviceError: (err) => this.fail(err),
       });
       this.pairs.push(pair);
       await this.setUpRings(p, pair, queueSize);
@@ -344,8 +347,15 @@ export class VirtioNetDriver {
 
   private onClosedOf(fe: VhostTransport, listener: (reason?: Error) => void): void {
     fe.onClosed((reason) => {
-      if (fe === this.fe) listener(reason);
+      if (fe === this.fe) listener(reason ?? this.failure);
     });
+  }
+
+  /** The device broke the rules on a ring: close, and tell the onClosed listeners why. */
+  private fail(err: Error): void {
+    if (this.closed) return;
+    this.failure = err;
+    this.close();
   }
 
   /** `bases`: GET_VRING_BASE's per queue index (a handOver), else each ring's own starting point. */

@@ -45,6 +45,11 @@ export interface PairSettings {
   bufferRegions: { tx?: number; rx?: number };
   onFrames: (frames: Buffer[]) => void;
   onTxSpace: () => void;
+  /**
+   * The device broke the rules on a ring (a used id or length it was never given, num_buffers 0...):
+   * the pair has stopped; the driver closes with this reason instead of throwing from an event callback.
+   */
+  onDeviceError: (err: Error) => void;
 }
 
 export class NetQueuePair {
@@ -144,6 +149,17 @@ export class NetQueuePair {
 
   private onRxCall(): void {
     if (this.closed) return;
+    let frames: Buffer[];
+    try {
+      frames = this.takeFrames();
+    } catch (err) {
+      return this.deviceError(err as Error);
+    }
+    if (frames.length) this.s.onFrames(frames); // the user's callback: its exceptions stay the user's
+  }
+
+  /** What the device returned on the RX ring since the last call, as frames; its buffers posted again. */
+  private takeFrames(): Buffer[] {
     native.eventfdRead(this.rxCall);
     const frames: Buffer[] = [];
     do {
@@ -162,7 +178,12 @@ export class NetQueuePair {
       for (const { slot } of used) this.postRxBuffer(slot);
     } while (this.rx.armCall());
     if (this.rx.publish()) native.eventfdWrite(this.rxKick);
-    if (frames.length) this.s.onFrames(frames);
+    return frames;
+  }
+
+  private deviceError(err: Error): void {
+    this.close();
+    this.s.onDeviceError(err);
   }
 
   /** Turns one used receive buffer into a frame, or part of one (mergeable buffers). */
@@ -193,15 +214,19 @@ export class NetQueuePair {
 
   private onTxCall(): void {
     if (this.closed) return;
-    native.eventfdRead(this.txCall);
-    do {
-      for (const { id } of this.tx.takeUsed()) {
-        const slot = this.txSlotOfHead.get(id);
-        if (slot === undefined) continue; // a raw chain a hostile-guest test posted
-        this.txSlots.push(slot);
-        this.txSlotOfHead.delete(id);
-      }
-    } while (this.tx.armCall());
+    try {
+      native.eventfdRead(this.txCall);
+      do {
+        for (const { id } of this.tx.takeUsed()) {
+          const slot = this.txSlotOfHead.get(id);
+          if (slot === undefined) continue; // a raw chain a hostile-guest test posted
+          this.txSlots.push(slot);
+          this.txSlotOfHead.delete(id);
+        }
+      } while (this.tx.armCall());
+    } catch (err) {
+      return this.deviceError(err as Error);
+    }
     this.s.onTxSpace();
   }
 }
