@@ -27,10 +27,12 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 # without a guest (the tap and user ports, the VXLAN uplink: tap, user-port, switch-vxlan; restarts
 # change no native state) run once, in the plain run: each costs a TCG guest's time, and npm test
 # must stay under 20 minutes. So does the migration suite: the dirty log's native paths are
-# sanitized here by dirty-log.test.ts (logging toggled under traffic) and by the fuzzer. The vhost-net
-# guest suite runs its addon inside the guest, where this build is not loaded. QEMU against the switch
-# and the loopback stays sanitized, with DPDK's.
+# sanitized here by dirty-log.test.ts (logging toggled under traffic) and by the fuzzer; so does QEMU
+# on the switch, whose forwarder runs sanitized here under DPDK's virtio-user (dpdk-switch, 1 M frames)
+# and our own front-ends (switch*.test.ts). The vhost-net guest suite runs its addon inside the guest,
+# where this build is not loaded. QEMU on the loopback stays sanitized, with DPDK's other suites.
 exec npx vitest run --pool=forks --exclude 'test/fuzz/ring-fuzzer.test.ts' --exclude 'test/bench-smoke.test.ts' \
   --exclude 'test/e2e/bench-*.test.ts' --exclude 'test/e2e/qemu-tap*.test.ts' --exclude 'test/e2e/qemu-user.test.ts' \
   --exclude 'test/e2e/qemu-restart.test.ts' --exclude 'test/e2e/qemu-vxlan.test.ts' \
-  --exclude 'test/e2e/qemu-migrate*.test.ts' --exclude 'test/e2e/qemu-vhost-net.test.ts' "$@"
+  --exclude 'test/e2e/qemu-migrate*.test.ts' --exclude 'test/e2e/qemu-switch.test.ts' \
+  --exclude 'test/e2e/qemu-vhost-net.test.ts' "$@"
