@@ -192,7 +192,7 @@ export interface NativeVhostKernel {
   /** One queue of the multiqueue tap `name` with a `hdrLen`-byte vnet header (created if absent). */
   tapOpenQueue(name: string, hdrLen: number): number;
   /** The tap queue's header length and the offloads the virtio-net `features` let it hand over. */
-  tapConfigure(fd: number, name: string, features: bigint, hdrLen: number): void;
+  tapConfigure(fd: number, name: string, features: bigint): void;
 }
 
 export interface Binding {

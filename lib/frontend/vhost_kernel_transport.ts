@@ -12,7 +12,7 @@ import { native } from '../binding';
 import { VhostUserError } from '../errors';
 import { VirtioNetFeature } from '../net/features';
 import { TAP_OFFLOADS, tapNameProblem } from '../net/ports/tap';
-import { VirtioFeature, bit, hasBit } from '../protocol/constants';
+import { VirtioFeature, bit } from '../protocol/constants';
 import type { GuestMemory } from './guest_memory';
 import type { DeviceOffer, RingAddresses, VhostTransport } from './transport';
 
@@ -31,11 +31,6 @@ export interface VhostNetOptions {
 const NOT_THE_KERNELS = TAP_OFFLOADS | bit(VirtioNetFeature.MQ);
 /** Never taken from the kernel: ACCESS_PLATFORM needs an IOTLB this front-end does not run. */
 const REFUSED = bit(VirtioFeature.ACCESS_PLATFORM);
-
-/** The virtio-net header length the tap and the kernel agree on for `features`. */
-function headerLength(features: bigint): number {
-  return hasBit(features, VirtioFeature.VERSION_1) || hasBit(features, VirtioNetFeature.MRG_RXBUF) ? 12 : 10;
-}
 
 /** The one-line error for a failed open of the vhost device, naming the fix. */
 function openError(device: string, err: VhostUserError): VhostUserError {
@@ -117,8 +112,8 @@ export class VhostKernelTransport implements VhostTransport {
       }
     }
     this.kernelAcked = kernel;
-    const hdrLen = headerLength(features);
-    for (const fd of this.taps) native.vhostKernel.tapConfigure(fd, this.opts.tap, features, hdrLen);
+    // The tap's header length and offloads follow from the features, as for the tap port.
+    for (const fd of this.taps) native.vhostKernel.tapConfigure(fd, this.opts.tap, features);
   }
 
   async setMemTable(memory: GuestMemory): Promise<void> {

@@ -206,13 +206,13 @@ Napi::Value TapOpenQueue(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
-// tapConfigure(fd, name, features, hdrLen): the header length and the offloads the features allow.
+// tapConfigure(fd, name, features): the header length and the offloads the features decide.
 Napi::Value TapConfigure(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[1].IsString()) ThrowError(env, "EINVAL", "tap name must be a string");
   std::string err;
   int rc = TapPort::ConfigureQueue(IntArg(info, 0, "fd"), info[1].As<Napi::String>().Utf8Value(),
-                                   U64Arg(env, info[2], "features"), IntArg(info, 3, "hdrLen"), &err);
+                                   U64Arg(env, info[2], "features"), &err);
   if (rc != 0) {
     const char* code = strerrorname_np(rc);
     ThrowError(env, code ? code : "EUNKNOWN", err, rc, "tapConfigure");

@@ -76,7 +76,8 @@ TapPort::~TapPort() {
   if (fd_ >= 0) close(fd_);
 }
 
-int TapPort::ConfigureQueue(int fd, const std::string& ifname, uint64_t features, int hdr_len, std::string* err) {
+int TapPort::ConfigureQueue(int fd, const std::string& ifname, uint64_t features, std::string* err) {
+  int hdr_len = static_cast<int>(NetSettings::FromFeatures(features).hdr_len);
   unsigned offload = 0;
   for (const auto& o : kGuestOffloads)
     if ((features >> o.feature) & 1) offload |= o.tun_flag;
@@ -91,7 +92,7 @@ int TapPort::ConfigureQueue(int fd, const std::string& ifname, uint64_t features
 }
 
 int TapPort::OnFeatures(uint64_t features, const NetSettings& settings, std::string* err) {
-  int rc = ConfigureQueue(fd_, ifname_, features, static_cast<int>(settings.hdr_len), err);
+  int rc = ConfigureQueue(fd_, ifname_, features, err);
   if (rc == 0) hdr_len_ = settings.hdr_len;
   return rc;
 }

@@ -30,7 +30,7 @@ class TapPort : public Port {
   // Tells a tap queue the virtio-net header length and the offloads the negotiated `features` let it
   // hand to the guest (TUNSETVNETHDRSZ, TUNSETOFFLOAD). Returns 0, or errno with *err set. The
   // kernel vhost-net front-end (napi/vhost_kernel_wrap.cc) configures its tap with this too.
-  static int ConfigureQueue(int fd, const std::string& ifname, uint64_t features, int hdr_len, std::string* err);
+  static int ConfigureQueue(int fd, const std::string& ifname, uint64_t features, std::string* err);
   ~TapPort() override;
 
   const char* name() const override { return "tap"; }
