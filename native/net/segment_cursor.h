@@ -19,6 +19,8 @@ class SegmentCursor {
     return Move(const_cast<uint8_t*>(static_cast<const uint8_t*>(from)), len, false);
   }
   uint32_t Skip(uint32_t len) { return Move(nullptr, len, true); }
+  // Where the next len bytes are, if they are in one piece; else null.
+  uint8_t* Contiguous(uint32_t len) const { return !AtEnd() && Room() >= len ? Here() : nullptr; }
 
   // Copies len bytes from src to dst, piece by piece.
   static uint32_t Copy(SegmentCursor& src, SegmentCursor& dst, uint32_t len) {

@@ -10,13 +10,20 @@ namespace vhost {
 
 // The common case, a frame in one piece going into one buffer: plain copies. A hostile guest can
 // make the two overlap, so every byte needed is read before anything is written (memmove).
+// The MACs are swapped in registers: bytes staged on the stack would be read back across stores of
+// other sizes, which waits for every older store to reach the cache (FillNetHeader says more).
 void LoopbackPort::CopyWhole(const uint8_t* frame, uint8_t* to, uint32_t hdr_len, uint32_t frame_len) {
-  uint8_t macs[12];
-  memcpy(macs, frame, 12);
+  uint64_t head;  // frame bytes 0-7: the destination MAC, then the source MAC's first two
+  uint32_t rest;  // frame bytes 8-11: the source MAC's last four
+  memcpy(&head, frame, sizeof head);
+  memcpy(&rest, frame + sizeof head, sizeof rest);
   memmove(to + hdr_len + 12, frame + 12, frame_len - 12);
   FillNetHeader(to, hdr_len, 1, nullptr);
-  memcpy(to + hdr_len, macs + 6, 6);
-  memcpy(to + hdr_len + 6, macs, 6);
+  // Little-endian: out bytes 0-5 = frame bytes 6-11, out bytes 6-11 = frame bytes 0-5.
+  const uint64_t out_head = head >> 48 | uint64_t{rest} << 16 | head << 48;
+  const uint32_t out_rest = static_cast<uint32_t>(head >> 16);
+  memcpy(to + hdr_len, &out_head, sizeof out_head);
+  memcpy(to + hdr_len + sizeof out_head, &out_rest, sizeof out_rest);
 }
 
 void LoopbackPort::CopyPieces(uint32_t hdr_len, uint32_t frame_len, int tx_segs) {
