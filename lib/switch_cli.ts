@@ -30,8 +30,8 @@ import {
   Switch,
   VLAN_OPTION,
   checkSwitchOptions,
+  vxlanDropsTotal,
   type SwitchOptions,
-  type VxlanDrops,
 } from './net/switch';
 import { VXLAN_OVERHEAD_V4, VXLAN_PORT, checkVxlanOptions, parseEndpoint, type Endpoint, type VxlanOptions } from './net/vxlan';
 
@@ -293,12 +293,12 @@ function vxlanMtu(sw: Switch, vxlan: VxlanOptions, mtu: number | undefined): num
 const MAX_PRINTED_MACS = 64;
 
 function printStats(sw: Switch, pcap: PcapCapture | undefined): void {
-  let drops: VxlanDrops | undefined;
-  for (const p of sw.ports()) {
+  const ports = sw.ports();
+  for (const p of ports) {
     // A tap's queue 0 is what the switch wrote to it, queue 1 what it read from it.
     process.stdout.write(`statistics for ${portLabel(p)} (vlan ${p.vlan}):\n${formatStats(p.stats)}\n`);
-    drops = p.vxlanDrops ?? drops;
   }
+  const drops = vxlanDropsTotal(ports);
   if (drops)
     process.stdout.write(
       `vxlan: datagrams dropped: ${Object.entries(drops)

@@ -171,12 +171,21 @@ describe.skipIf(skip)('switch VXLAN uplink', () => {
     await until(() => remote(0).vxlanDrops?.tooLong === 2n && remote(0).vxlanDrops?.unknownSource === 1n, 5_000);
     expect(remote(0).vxlanDrops).toEqual(want);
     expect(remote(0).stats[1].errors).toBe(8n); // the remote's own: the eight from its address
+    // A second uplink (UDP port 4790) drops a short datagram of its own: the metric counts both uplinks.
+    const second = rig.sw.attachVxlan({ remotes: [`${HOSTS[0].there}:4790`], vni: VNI, local: LOCAL, port: 4790 });
+    const shortTo4790 = `const s=require('dgram').createSocket('udp4');s.send(Buffer.alloc(10),4790,'${LOCAL}',()=>s.close());`;
+    run('ip', ['netns', 'exec', HOSTS[0].ns, process.execPath, '-e', shortTo4790]);
+    const secondPort = () => rig.sw.ports().find((p) => p.port === second.ports[0]) as SwitchPort;
+    expect(await until(() => secondPort().vxlanDrops?.short === 1n, 5_000), 'the second uplink counted its datagram').toBe(true);
+    expect(remote(0).vxlanDrops).toEqual(want);
     const registry = new Registry();
     switchMetrics(rig.sw, []).register?.(registry);
     const text = await registry.metrics();
-    for (const [cause, n] of Object.entries(want)) expect(text).toContain(`vhost_user_switch_vxlan_dropped_total{cause="${cause}"} ${n}`);
-    expect(await until(() => logs.length >= 5, 3_000), `five warnings, got: ${logs.join(' | ')}`).toBe(true);
-    expect(logs.length).toBe(5);
+    for (const [cause, n] of Object.entries({ ...want, short: 3n }))
+      expect(text).toContain(`vhost_user_switch_vxlan_dropped_total{cause="${cause}"} ${n}`);
+    expect(rig.sw.detachVxlan(second.ports[0])).toBe(true);
+    expect(await until(() => logs.length >= 6, 3_000), `six warnings, got: ${logs.join(' | ')}`).toBe(true);
+    expect(logs.length).toBe(6); // each cause once per uplink: five on the first, one on the second
     for (const cause of ['no remote', 'shorter', 'I flag', 'another VNI', 'longer']) expect(logs.join('\n')).toContain(cause);
     // Still serving: a ping through remote 2.
     const mac2 = await resolve(HOSTS[1].overlay);

@@ -64,6 +64,8 @@ export interface SwitchPort {
   vxlan?: string;
   /** A VXLAN port's uplink: datagrams dropped by cause (over all of its remotes). */
   vxlanDrops?: VxlanDrops;
+  /** A VXLAN port's uplink, as the port of its first remote: the ports of one uplink share its drops. */
+  vxlanUplink?: number;
   /**
    * A device's own counters: per queue, RX (frames to its guest, drops when it had no buffers) then TX.
    * A tap port's in the same shape: RX what the switch wrote to the tap, TX what it read from it.
@@ -120,6 +122,28 @@ interface Attached {
   device?: NetDevice;
   tap?: string;
   vxlan?: string;
+  uplink?: number;
+}
+
+/** Datagrams dropped by every VXLAN uplink among `ports`, each uplink counted once; undefined with none. */
+export function vxlanDropsTotal(ports: readonly SwitchPort[]): VxlanDrops | undefined {
+  let total: VxlanDrops | undefined;
+  const seen = new Set<number>();
+  for (const p of ports) {
+    if (!p.vxlanDrops || p.vxlanUplink === undefined || seen.has(p.vxlanUplink)) continue;
+    seen.add(p.vxlanUplink);
+    const d = p.vxlanDrops;
+    total = total
+      ? {
+          unknownSource: total.unknownSource + d.unknownSource,
+          short: total.short + d.short,
+          noVni: total.noVni + d.noVni,
+          otherVni: total.otherVni + d.otherVni,
+          tooLong: total.tooLong + d.tooLong,
+        }
+      : { ...d };
+  }
+  return total;
 }
 
 /** Checks the switch's options once; throws VhostUserError EINVAL with one line in the given wording. */
@@ -205,7 +229,7 @@ export class Switch {
     const c = checkVxlanOptions(opts, LIBRARY_WORDING);
     const info = this.native.attachVxlan(c.local.address, c.local.port, c.remotes, c.vni, vlan);
     for (const p of this.native.ports()) {
-      if (info.ports.includes(p.port)) this.attached.set(p.port, { name: `vxlan:${p.vxlan}`, vlan, vxlan: p.vxlan });
+      if (info.ports.includes(p.port)) this.attached.set(p.port, { name: `vxlan:${p.vxlan}`, vlan, vxlan: p.vxlan, uplink: info.ports[0] });
     }
     this.watchEvents();
     return info;
@@ -269,7 +293,15 @@ export class Switch {
       if (vxlan !== undefined) {
         const v = this.native.vxlanStats(port);
         return [
-          { port, name: a.name, vlan, vxlan, stats: (v?.stats ?? []) as QueueStats[], vxlanDrops: v?.drops as VxlanDrops | undefined },
+          {
+            port,
+            name: a.name,
+            vlan,
+            vxlan,
+            stats: (v?.stats ?? []) as QueueStats[],
+            vxlanDrops: v?.drops as VxlanDrops | undefined,
+            vxlanUplink: a.uplink,
+          },
         ];
       }
       if (tap === undefined) return a.device ? [{ port, name: a.name, vlan, device: a.device, stats: a.device.stats() }] : [];

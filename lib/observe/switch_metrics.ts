@@ -7,7 +7,7 @@
  */
 import type { Counter as CounterT, Gauge as GaugeT, Registry } from 'prom-client';
 import type { VhostUserBackend } from '../backend';
-import type { Switch, SwitchCounters, SwitchPort } from '../net/switch';
+import { vxlanDropsTotal, type Switch, type SwitchCounters, type SwitchPort } from '../net/switch';
 import { countersOf, queueOf, readDevice, type DeviceReading, type MetricsSource } from './readings';
 
 /** The name a port is exported and printed under. */
@@ -84,12 +84,12 @@ function registerSwitchFamilies(sw: Switch, ports: () => SwitchPort[], registry:
   );
   const vxlanDrops: CounterT<'cause'> = new Counter({
     name: 'vhost_user_switch_vxlan_dropped_total',
-    help: 'Datagrams the VXLAN uplink dropped, by cause (from no remote, short, no I flag, another VNI, frame too long).',
+    help: 'Datagrams the VXLAN uplinks dropped, by cause (from no remote, short, no I flag, another VNI, frame too long).',
     labelNames: ['cause'],
     registers: [registry],
     collect: () => {
       vxlanDrops.reset();
-      const drops = ports().find((p) => p.vxlanDrops)?.vxlanDrops ?? {};
+      const drops = vxlanDropsTotal(ports()) ?? {};
       for (const [cause, n] of Object.entries(drops)) vxlanDrops.inc({ cause }, Number(n));
     },
   });
