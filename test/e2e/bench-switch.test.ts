@@ -41,9 +41,12 @@ describe.skipIf(!available)('vhost-user bench --switch', () => {
       expect(report.errors).toEqual([]);
       expect(report.pairRuns.map((x) => `${x.backend} ${x.size}`)).toEqual(['switch 64', 'testpmd 64']);
       for (const run of report.pairRuns) {
-        // A closed loop: each direction carries what the other does, give or take the frames in flight.
+        // Two closed loops (io sends out of P1 what P0 received, and the other way round), each with its
+        // own population of frames, so nothing makes their counts equal; served in turn by the same
+        // threads, they keep within a small fraction of each other.
         expect(run.forward.packets, run.backend).toBeGreaterThan(10_000);
-        expect(Math.abs(run.forward.packets - run.reverse.packets), run.backend).toBeLessThanOrEqual(2 * 256);
+        const skew = Math.abs(run.forward.packets - run.reverse.packets);
+        expect(skew, run.backend).toBeLessThanOrEqual(Math.max(2 * 256, 0.01 * run.forward.packets));
         expect(run.forward.bytes, run.backend).toBe(run.forward.packets * 64);
         expect(run.mpps, run.backend).toBeCloseTo(run.forward.mpps + run.reverse.mpps, 6);
       }
