@@ -159,6 +159,7 @@ export class VhostUserBackend extends EventEmitter {
 
   private drainDeviceEvents(): void {
     for (const e of this.device.takeEvents()) this.log('warn', `data path: ${e}`);
+    for (const n of this.device.takeNotices()) this.log('info', n);
   }
 }
 

@@ -265,9 +265,14 @@ export class NetDevice implements VhostUserDevice {
     return pcap;
   }
 
-  /** What the data path logged since the last call (queues broken, chains dropped, memory faults; waiting forwards). */
+  /** What went wrong in the data path since the last call (queues broken, chains dropped, memory faults; waiting forwards given up). */
   takeEvents(): string[] {
     return [...this.waiting.takeEvents(), ...this.native.takeEvents()];
+  }
+
+  /** What went well since the last call, worth a line in the log: waiting forwards opened. */
+  takeNotices(): string[] {
+    return this.waiting.takeNotices();
   }
 
   /** Stops the data path for good and releases the port (closes a tap); only reset() works afterwards. */

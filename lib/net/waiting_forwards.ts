@@ -2,7 +2,7 @@
  * Forwards a loaded device state asked for whose host port was taken (EADDRINUSE): on one host the
  * source back-end still listens there until it closes, so the destination tries again every second
  * until the port is free, the forward is removed or the device closes. What happens goes to the
- * device's events (the back-end logs them).
+ * device's events (given up: the back-end logs a warning) or notices (opened: logged as information).
  */
 export const FORWARD_RETRY_MS = 1000;
 
@@ -11,6 +11,7 @@ export class WaitingForwards {
   private readonly waiting = new Map<string, string>();
   private timer: NodeJS.Timeout | null = null;
   private readonly events: string[] = [];
+  private readonly notices: string[] = [];
 
   /** `open(native)` throws as device.native.forward does. */
   constructor(private readonly open: (nativeSpec: string) => void) {}
@@ -45,9 +46,14 @@ export class WaitingForwards {
     return false;
   }
 
-  /** What happened since the last call. */
+  /** What went wrong since the last call: forwards given up. */
   takeEvents(): string[] {
     return this.events.splice(0);
+  }
+
+  /** What went well since the last call: forwards opened once their port was free. */
+  takeNotices(): string[] {
+    return this.notices.splice(0);
   }
 
   stop(): void {
@@ -57,16 +63,14 @@ export class WaitingForwards {
 
   private retry(): void {
     for (const [nativeSpec, spec] of [...this.waiting]) {
-      let outcome: string;
       try {
         this.open(nativeSpec);
-        outcome = `forward ${spec} from the loaded device state is open: its host port was freed`;
+        this.notices.push(`forward ${spec} from the loaded device state is open: its host port was freed`);
       } catch (err) {
         if ((err as { code?: string }).code === 'EADDRINUSE') continue;
-        outcome = `forward ${spec} from the loaded device state given up: ${(err as Error).message}`;
+        this.events.push(`forward ${spec} from the loaded device state given up: ${(err as Error).message}`);
       }
       this.waiting.delete(nativeSpec);
-      this.events.push(outcome);
     }
     if (this.waiting.size === 0) this.stop();
   }
