@@ -31,7 +31,10 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 # on the switch, whose forwarder runs sanitized here under DPDK's virtio-user (dpdk-switch, 1 M frames)
 # and our own front-ends (switch*.test.ts). The vhost-net guest suite runs its addon inside the guest,
 # where this build is not loaded. QEMU on the loopback stays sanitized, with DPDK's other suites.
+# Nor the suites that never load the addon: the native unit checks (native-rings, which builds its
+# own sanitized binaries) and the import rules.
 exec npx vitest run --pool=forks --exclude 'test/fuzz/ring-fuzzer.test.ts' --exclude 'test/bench-smoke.test.ts' \
+  --exclude test/native-rings.test.ts --exclude test/import-rules.test.ts \
   --exclude 'test/e2e/bench-*.test.ts' --exclude 'test/e2e/qemu-tap*.test.ts' --exclude 'test/e2e/qemu-user.test.ts' \
   --exclude 'test/e2e/qemu-restart.test.ts' --exclude 'test/e2e/qemu-vxlan.test.ts' \
   --exclude 'test/e2e/qemu-migrate*.test.ts' --exclude 'test/e2e/qemu-switch.test.ts' \

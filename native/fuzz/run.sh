@@ -19,8 +19,13 @@ regressions=native/fuzz/regressions
 mkdir -p "$out"
 mapfile -t sources < <(node scripts/native-sources.js data-path)
 [ "${#sources[@]}" -gt 0 ] || { echo "scripts/native-sources.js listed no sources" >&2; exit 1; }
-clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -Inative native/fuzz/ring_fuzzer.cc "${sources[@]}" -o "$out/ring_fuzzer" -ldl
+# Built again only when a native source, the source list or this script is newer than the binary
+# (npm test replays, then fuzzes: one build of half a minute serves both).
+if [ ! -x "$out/ring_fuzzer" ] || [ -n "$(find native scripts/native-sources.js -newer "$out/ring_fuzzer" -print -quit)" ]; then
+  clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -Inative native/fuzz/ring_fuzzer.cc "${sources[@]}" -o "$out/ring_fuzzer.new" -ldl
+  mv "$out/ring_fuzzer.new" "$out/ring_fuzzer"
+fi
 
 if [ "$mode" = replay ]; then
   shopt -s nullglob
